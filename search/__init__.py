@@ -1,0 +1,1 @@
+"""imgcap search: reads the store, owns the FAISS cache and query ranking."""
