@@ -40,6 +40,8 @@ class Settings:
     include_hidden: bool = False
     offline: bool = False  # never touch the network; missing files fail fast
     cache_dir: Path | None = None  # Hugging Face cache override (None = huggingface_hub default)
+    # Checkpoints with no hub mirror (the ClipCap transformer release) are kept here.
+    models_dir: Path = field(default_factory=lambda: default_data_dir() / "models")
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -55,6 +57,8 @@ class Settings:
             env["offline"] = True
         if os.environ.get("IMGCAP_CACHE_DIR"):
             env["cache_dir"] = Path(os.environ["IMGCAP_CACHE_DIR"]).expanduser()
+        if os.environ.get("IMGCAP_MODELS_DIR"):
+            env["models_dir"] = Path(os.environ["IMGCAP_MODELS_DIR"]).expanduser()
         given = {k: v for k, v in overrides.items() if v is not None}
         if "db_path" in given:
             given["db_path"] = Path(given["db_path"]).expanduser()

@@ -1,0 +1,55 @@
+"""`imgcap caption FILE...`: caption image files in batches without touching the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from indexer.config import Settings
+from indexer.errors import BadImageError
+
+Emit = Callable[[Path, str | None, str | None], None]  # (path, caption, error)
+
+
+def default_batch_size(device) -> int:
+    """Images per model batch when the user didn't say: big on a GPU, moderate on a CPU."""
+    return 256 if device.type == "cuda" else 32
+
+
+def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None:
+    """Decode, encode and caption `paths`; call emit once per path, in input order. A file that
+    can't be read gets emit(path, None, reason) and never stops the others."""
+    import torch
+
+    from indexer.decode import decode_image
+    from indexer.models import load_model
+
+    paths = list(paths)
+    model = load_model(settings.model, settings)
+    enc = model.encoder
+    batch_size = settings.batch_size or default_batch_size(model.device)
+    pending: list[tuple[Path, torch.Tensor]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        pixels = torch.stack([t for _, t in pending])
+        feats = enc.encode_images(pixels)  # one CLIP pass; the features are the caption prefix
+        captions = model.captioner.caption(feats, beams=settings.beams, max_tokens=settings.max_tokens)
+        for (p, _), text in zip(pending, captions, strict=True):
+            emit(p, text, None)
+        pending.clear()
+
+    for path in paths:
+        try:
+            if path.is_dir():
+                raise BadImageError(str(path), "is a directory")
+            img = decode_image(path, min_side=enc.image_size).image
+            pending.append((path, enc.preprocess(img)))
+        except BadImageError as e:
+            flush()  # keep output in input order
+            emit(path, None, e.reason)
+            continue
+        if len(pending) >= batch_size:
+            flush()
+    flush()

@@ -1,0 +1,87 @@
+"""CLIP through open_clip: the image tower feeds both search and the caption prefix; the text
+tower embeds captions and queries.
+
+The published ClipCap MLP checkpoints were trained on OpenAI ViT-B/32, which uses QuickGELU.
+open_clip >= 2.29 builds a standard-GELU model for the plain `ViT-B-32` name and only warns, so
+the model spec always says `quick_gelu` explicitly and we force it here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+from indexer.errors import ModelFormatError
+
+
+class ClipEncoder:
+    def __init__(self, model, preprocess, tokenizer, device: torch.device, dtype: torch.dtype):
+        self.model = model
+        self._preprocess = preprocess  # open_clip's EVAL transform (never the train one)
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        size = model.visual.image_size
+        self.image_size: int = int(size[0] if isinstance(size, tuple | list) else size)
+        self.embed_dim: int = int(model.text_projection.shape[1]) if _has_text(model) else 0
+        cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+        self.mean = tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
+        self.std = tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+
+    def preprocess(self, image) -> torch.Tensor:
+        """PIL RGB image -> (3, S, S) float32: bicubic shortest-side resize, centre crop, normalise."""
+        return self._preprocess(image)
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, D) raw (not normalised) float32 features on the CPU."""
+        with self._autocast():
+            feats = self.model.encode_image(pixels.to(self.device, non_blocking=True))
+        return feats.float().cpu()
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """Texts -> (B, D) raw float32 features on the CPU (truncated at the context length)."""
+        if not texts:
+            return torch.empty(0, self.embed_dim)
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        with self._autocast():
+            feats = self.model.encode_text(tokens)
+        return feats.float().cpu()
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+def _has_text(model) -> bool:
+    return getattr(model, "text_projection", None) is not None
+
+
+def load_clip(
+    clip_dir: Path, quick_gelu: bool, device: torch.device, dtype: torch.dtype
+) -> ClipEncoder:
+    """Load open_clip from a directory in the hub layout: open_clip_config.json + weights file
+    (open_clip_model.safetensors, or open_clip_pytorch_model.bin read with weights_only)."""
+    import open_clip
+
+    clip_dir = Path(clip_dir)
+    if not (clip_dir / "open_clip_config.json").is_file():
+        raise ModelFormatError(f"{clip_dir}: missing open_clip_config.json")
+    weights = [p for p in clip_dir.iterdir() if p.suffix in (".safetensors", ".bin", ".pth")]
+    if not weights:
+        # open_clip would only warn and go on with random weights: refuse instead.
+        raise ModelFormatError(f"{clip_dir}: no CLIP weights file (open_clip_model.safetensors)")
+    ref = f"local-dir:{clip_dir}"
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            ref, force_quick_gelu=quick_gelu, device=device, weights_only=True
+        )
+        tokenizer = open_clip.get_tokenizer(ref)
+    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as e:
+        raise ModelFormatError(f"{clip_dir}: cannot load CLIP ({e})") from None
+    model.eval()
+    return ClipEncoder(model, preprocess, tokenizer, device, dtype)

@@ -1,0 +1,38 @@
+"""Shared fixtures. Tiny models are written once per session through the real writer and loaded
+through the real loader (indexer.models), exactly like the published models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the network, whatever the machine can reach.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random model directory (seed 0, name 'tiny-0')."""
+    from indexer.models import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny0") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir_b(tmp_path_factory) -> Path:
+    """A second tiny model (seed 1, name 'tiny-1'), for model-switch scenarios."""
+    from indexer.models import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny1") / "model", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """The tiny model loaded on the CPU (shared: don't mutate its weights)."""
+    from indexer.config import Settings
+    from indexer.models import load_model
+
+    return load_model(str(tiny_model_dir), Settings(device="cpu"))
