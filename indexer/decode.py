@@ -1,0 +1,277 @@
+"""One image: open → size check → draft/reduce → load → RGB → EXIF orientation, plus metadata.
+
+`decode_image` runs in the decode worker processes, so it is written to be fast on 12 MP phone
+photos and to turn every problem with one file into `BadImageError(path, reason)`; no other
+exception type escapes for a bad file.
+
+Decisions:
+- Size: the returned image is made small early, because the model only needs `min_side` pixels
+  on the short side and every pixel decoded, converted and sent back from a worker costs time.
+  JPEGs use DCT-domain scaling (`Image.draft`, 1/2, 1/4 or 1/8, several times faster than a full
+  decode); other formats and very large JPEGs get an integer box `Image.reduce`. Both keep the
+  short side >= `min_side`; `min_side <= 0` turns reduction off. `width`/`height` are always the
+  full-size dimensions after EXIF orientation.
+- Truncated files are rejected with the reason "truncated file". `ImageFile.LOAD_TRUNCATED_IMAGES`
+  is never set: a half-grey photo would get a wrong caption and vector that look valid, while a
+  clear failure tells the user which file to fix or re-export (`imgcap index --retry-failed`).
+- Decompression bombs: width × height from the header is checked against `max_pixels` before
+  any pixel is decoded. Pillow's own guard (2 × `Image.MAX_IMAGE_PIXELS`, ~179 MP) still applies
+  on top, so a cap above that has no effect; its warning between ~89 MP and the cap is silenced.
+- 16-bit greyscale (TIFF/PNG modes I;16*, I) is scaled to 8 bits by the bit depth (÷257), not
+  clipped and not contrast-stretched, so it looks like the 8-bit export of the same photo.
+- Transparency is composited on white (what a viewer shows for a logo or a screenshot).
+- HEIC/HEIF open through pillow-heif, registered lazily once per process. pillow-heif already
+  applies the HEIF rotation and resets the EXIF orientation to 1, so nothing is rotated twice.
+- Metadata is best effort: broken EXIF gives None fields, never a failed image.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
+
+from indexer.errors import BadImageError
+
+# EXIF tags (see the EXIF 2.32 spec, or PIL.ExifTags).
+_ORIENTATION = 0x0112
+_MAKE = 0x010F
+_MODEL = 0x0110
+_DATETIME = 0x0132
+_EXIF_IFD = 0x8769
+_GPS_IFD = 0x8825
+_DATETIME_ORIGINAL = 0x9003
+_OFFSET_TIME_ORIGINAL = 0x9011
+
+# Same table as PIL.ImageOps.exif_transpose; applied by hand because by then the image has been
+# converted and reduced, and we already hold the orientation.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = {5, 6, 7, 8}
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+_heif_registered = False
+
+
+@dataclass
+class DecodedImage:
+    image: Image.Image  # RGB, EXIF-oriented, reduced so that its short side is >= min_side
+    width: int  # full-size width after EXIF orientation
+    height: int  # full-size height after EXIF orientation
+    taken_at: str | None = None  # ISO 8601, with the UTC offset when the camera recorded one
+    camera_make: str | None = None
+    camera_model: str | None = None
+    gps_lat: float | None = None  # signed decimal degrees, north positive
+    gps_lon: float | None = None  # signed decimal degrees, east positive
+
+
+def decode_image(
+    path: str | os.PathLike[str], min_side: int = 224, max_pixels: int = 120_000_000
+) -> DecodedImage:
+    """Decode one image file to RGB with its metadata, or raise BadImageError(path, reason)."""
+    _register_heif()
+    path_str = os.fspath(path)
+    try:
+        # Warnings (bomb warning below our cap, "possibly corrupt EXIF", palette transparency)
+        # would only spam the worker's stderr; real problems raise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _decode(path_str, min_side, max_pixels)
+    except BadImageError:
+        raise
+    except FileNotFoundError:
+        reason = "dangling symlink" if os.path.islink(path_str) else "file not found"
+        raise BadImageError(path_str, reason) from None
+    except PermissionError:
+        raise BadImageError(path_str, "permission denied") from None
+    except IsADirectoryError:
+        raise BadImageError(path_str, "not a regular file") from None
+    except UnidentifiedImageError:
+        raise BadImageError(path_str, "not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:
+        # Pillow's own guard fired inside Image.open, before we could read the size ourselves.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        n = found.group(1) if found else "?"
+        raise BadImageError(path_str, f"image too large ({n} pixels > cap {max_pixels})") from None
+    except MemoryError:
+        raise BadImageError(path_str, "out of memory while decoding") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is one bad file, never a crash
+        reason = "truncated file" if _riff_truncated(path_str) else _decoder_reason(exc)
+        raise BadImageError(path_str, reason) from None
+
+
+def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise BadImageError(path, "empty file")
+        im = Image.open(f)
+        full_w, full_h = im.size
+        if full_w * full_h > max_pixels:
+            raise BadImageError(
+                path, f"image too large ({full_w * full_h} pixels > cap {max_pixels})"
+            )
+        meta = _metadata(im)
+        orientation = meta.pop("orientation")
+        # isinstance, not format == "JPEG": phone photos with a depth map or preview open as MPO.
+        if min_side > 0 and isinstance(im, JpegImageFile):
+            # draft() picks the largest 1/2^k scale with scaled w >= request w AND scaled h >=
+            # request h; a square request therefore keeps the short side >= min_side, and the
+            # short side stays the short side after a 90° EXIF rotation.
+            im.draft("RGB", (min_side, min_side))
+        im.load()  # inside the try: truncated and corrupt data fail here, not later
+    im = _to_rgb(im)
+    if min_side > 0:
+        factor = min(im.size) // min_side
+        if factor >= 2:
+            im = im.reduce(factor)  # box filter: antialiased, far cheaper than resize
+    if orientation in _TRANSPOSE:
+        im = im.transpose(_TRANSPOSE[orientation])
+    if orientation in _SWAPS_AXES:
+        full_w, full_h = full_h, full_w
+    return DecodedImage(image=im, width=full_w, height=full_h, **meta)
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit data: scale by the bit depth instead of letting convert() clip at 255.
+        arr = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) <= 65535 else arr.max()
+        grey = np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        scale = 255.0 if arr.max(initial=0) <= 1.0 else 1.0  # floats in 0..1 or 0..255
+        grey = np.clip(np.nan_to_num(arr) * scale + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode in _ALPHA_MODES or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")  # L, P, 1, CMYK, YCbCr, LAB, ...
+
+
+def _metadata(im: Image.Image) -> dict:
+    meta: dict = {"orientation": 1}
+    try:
+        exif = im.getexif()
+    except Exception:  # noqa: BLE001 - unreadable EXIF means no metadata, not a bad image
+        return meta
+    for key, read in (
+        ("orientation", lambda: int(exif.get(_ORIENTATION, 1))),
+        ("taken_at", lambda: _taken_at(exif)),
+        ("camera_make", lambda: _text(exif.get(_MAKE))),
+        ("camera_model", lambda: _text(exif.get(_MODEL))),
+    ):
+        try:
+            meta[key] = read()
+        except Exception:  # noqa: BLE001 - one broken tag must not hide the others
+            pass
+    try:
+        meta["gps_lat"], meta["gps_lon"] = _gps(exif.get_ifd(_GPS_IFD))
+    except Exception:  # noqa: BLE001
+        pass
+    return meta
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    # Cameras pad with NULs and spaces ("Canon\x00\x00", "NIKON CORPORATION   ").
+    value = value.replace("\x00", " ").strip()
+    return value or None
+
+
+def _taken_at(exif: Image.Exif) -> str | None:
+    sub = exif.get_ifd(_EXIF_IFD)
+    for raw, offset in (
+        (sub.get(_DATETIME_ORIGINAL), sub.get(_OFFSET_TIME_ORIGINAL)),
+        (exif.get(_DATETIME), None),
+    ):
+        text = _text(raw)
+        if not text:
+            continue
+        try:
+            when = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+        except ValueError:  # "0000:00:00 00:00:00" and other placeholders
+            continue
+        iso = when.isoformat()
+        offset = _text(offset)
+        if offset and re.fullmatch(r"[+-]\d\d:\d\d", offset):
+            iso += offset
+        return iso
+    return None
+
+
+def _gps(gps: dict) -> tuple[float | None, float | None]:
+    lat = _degrees(gps.get(2), gps.get(1), "S")
+    lon = _degrees(gps.get(4), gps.get(3), "W")
+    if lat is None or lon is None or abs(lat) > 90 or abs(lon) > 180:
+        return None, None
+    return lat, lon
+
+
+def _degrees(dms: object, ref: object, negative: str) -> float | None:
+    """(degrees, minutes, seconds) rationals + "N"/"S" or "E"/"W" → signed decimal degrees."""
+    if not isinstance(dms, tuple) or not dms:
+        return None
+    parts = [float(x) for x in dms[:3]]
+    value = sum(p / 60**i for i, p in enumerate(parts))
+    if value != value:  # NaN from a 0/0 rational
+        return None
+    return -value if _text(ref) == negative else value
+
+
+def _decoder_reason(exc: Exception) -> str:
+    message = str(exc)
+    lowered = message.lower()
+    if "truncat" in lowered:
+        return "truncated file"
+    if isinstance(exc, OSError) and exc.errno is not None:  # a real I/O error, e.g. EIO
+        return f"cannot read file ({exc.strerror or message})"
+    if "not available" in lowered or "unsupported" in lowered or "not supported" in lowered:
+        return f"unsupported image variant ({message[:120]})"
+    if isinstance(exc, (SyntaxError, ValueError, OSError)) and message:
+        # Pillow raises SyntaxError/OSError with messages such as "broken PNG file".
+        return f"corrupt image data ({message[:120]})"
+    return f"cannot decode ({type(exc).__name__}: {message[:120]})"
+
+
+def _riff_truncated(path: str) -> bool:
+    """WebP (RIFF) states its length up front; libwebp only says "could not create decoder"."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return False
+    return int.from_bytes(head[4:8], "little") + 8 > size
+
+
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF once per process; done lazily so importing this module stays cheap."""
+    global _heif_registered
+    if not _heif_registered:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        _heif_registered = True
