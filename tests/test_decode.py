@@ -234,3 +234,19 @@ def test_multi_picture_jpeg_uses_draft_and_first_picture(tmp_path):
     decoded = decode_image(path)
     assert decoded.image.size == (400, 300)  # DCT scale 1/4; reduce() alone would give 320×240
     assert near(pixel(decoded, 10, 10), (200, 0, 0), tol=10)
+
+
+def test_sample_photos_decode_and_are_all_documented():
+    samples = Path(__file__).resolve().parent.parent / "data" / "samples"
+    sources = (samples / "SOURCES.md").read_text(encoding="utf-8")
+    files = sorted(samples.glob("*.jpg"))
+    assert len(files) >= 4
+    for path in files:
+        assert f"`{path.name}`" in sources, f"{path.name} has no entry in SOURCES.md"
+        assert decode_image(path).image.mode == "RGB"
+    cat = decode_image(samples / "chelsea.jpg")
+    assert (cat.width, cat.height) == (451, 300)  # stored 300×451 with EXIF orientation 6
+    assert cat.taken_at == "2012-05-19T14:03:00+02:00" and cat.camera_make == "imgcap sample"
+    assert cat.gps_lat == pytest.approx(-33.925) and cat.gps_lon == pytest.approx(
+        18.42389, abs=1e-4
+    )
