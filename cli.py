@@ -184,6 +184,237 @@ def models_tiny(
     typer.echo(f"tiny model written to {out} (use --model {out})")
 
 
+# ------------------------------------------------------------------------- search, export, status
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="hybrid (image + caption + keyword, rank-fused), image, caption or keyword.",
+    ),
+]
+
+
+def _db_path(db: Path | None) -> Path:
+    return _settings(db_path=db).db_path
+
+
+def _file_filter(in_dir: Path | None, after: str | None, before: str | None, camera: str | None):
+    import os
+
+    from indexer.store import FileFilter
+    from search.query import parse_date
+
+    return FileFilter(
+        # abspath, not resolve: stored paths are absolute with symlinks kept, as the user typed.
+        folder=os.path.abspath(in_dir) if in_dir is not None else None,
+        after=parse_date(after, "--after"),
+        before=parse_date(before, "--before"),
+        camera=camera.strip() if camera and camera.strip() else None,
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[
+        str | None, typer.Argument(help="What to look for, in words.", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Number of photos.")] = 20,
+    mode: ModeOpt = "hybrid",
+    like: Annotated[
+        Path | None,
+        typer.Option("--like", exists=True, dir_okay=False, help="Find photos like this image."),
+    ] = None,
+    not_: Annotated[
+        str | None, typer.Option("--not", help="Push down photos that match this text.")
+    ] = None,
+    in_dir: Annotated[
+        Path | None, typer.Option("--in", file_okay=False, help="Only photos below this folder.")
+    ] = None,
+    after: Annotated[
+        str | None, typer.Option("--after", help="Taken on or after DATE (YYYY[-MM[-DD]]).")
+    ] = None,
+    before: Annotated[
+        str | None, typer.Option("--before", help="Taken before DATE (YYYY[-MM[-DD]]).")
+    ] = None,
+    camera: Annotated[
+        str | None, typer.Option("--camera", help="Camera make/model contains TEXT.")
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score",
+            help="Minimum CLIP similarity of the photo to the query (of its caption in caption"
+            " mode); about 0.2-0.3 is typical for a real match with ViT-B/32.",
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    db: DbOpt = None,
+    device: DeviceOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+    paths: Annotated[bool, typer.Option("--paths", help="Print only paths, one per line.")] = False,
+) -> None:
+    """Search indexed photos by meaning; every hit says why it matched.
+
+    Example: imgcap search "dog on a park bench" --after 2019 --before 2020 -n 20
+    """
+    from search.query import SearchRequest
+    from search.query import search as run_search
+
+    if json_out and paths:
+        _run(_raise_usage("--json and --paths cannot be combined"))
+    settings = _settings(db_path=db, device=device, offline=offline or None)
+    req = _run(
+        lambda: SearchRequest(
+            text=query,
+            like=like,
+            negative=not_,
+            limit=limit,
+            mode=mode,
+            filters=_file_filter(in_dir, after, before, camera),
+            min_score=min_score,
+            model=model,
+        )
+    )
+    hits = _run(lambda: run_search(settings.db_path, req, settings))
+    if json_out:
+        for hit in hits:
+            print(json.dumps(hit.to_dict(), ensure_ascii=False))
+    elif paths:
+        for hit in hits:
+            print(hit.path)
+    else:
+        _print_hits(hits, mode)
+    if not hits:
+        _err("No photos matched.")
+
+
+def _raise_usage(message: str) -> Callable[[], None]:
+    def fail() -> None:
+        from indexer.errors import UsageError
+
+        raise UsageError(message)
+
+    return fail
+
+
+_SIGNAL_LABEL = {"image": "img", "caption": "cap", "keyword": "kw"}
+
+
+def _why(hit) -> str:
+    parts = []
+    for name, sig in hit.signals.items():
+        label = _SIGNAL_LABEL[name]
+        if sig.score is None and sig.rank is None:
+            parts.append(f"{label} -")
+            continue
+        score = f"{sig.score:.2f}" if sig.score is not None else "-"
+        parts.append(f"{label} {score}" + (f" #{sig.rank}" if sig.rank else ""))
+    return " · ".join(parts)
+
+
+def _print_hits(hits, mode: str) -> None:
+    import re
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("#", "score", "why", "caption")
+    table.add_column("path", overflow="fold")  # never elide a path: it is what users act on
+    for hit in hits:
+        caption = Text(hit.caption)
+        for word in hit.matched:
+            caption.highlight_regex(rf"(?i)\b{re.escape(word)}\b", "bold yellow")
+        link = Path(hit.path).as_uri() if Path(hit.path).is_absolute() else None
+        path = Text(hit.path, style=f"link {link}" if link else "")
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", _why(hit), caption, path)
+    if hits:
+        Console(soft_wrap=False).print(table)
+
+
+@app.command()
+def export(
+    out: Annotated[str, typer.Argument(help="Output file (.csv or .jsonl), or - for stdout.")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or jsonl (default: from the extension).")
+    ] = None,
+    in_dir: Annotated[
+        Path | None, typer.Option("--in", file_okay=False, help="Only photos below this folder.")
+    ] = None,
+    model: ModelOpt = None,
+    db: DbOpt = None,
+    no_neutralise: Annotated[
+        bool,
+        typer.Option(
+            "--no-neutralise",
+            help="Write CSV cells starting with = + - @ as they are (by default they get a leading"
+            " ' so spreadsheets never run them as formulas).",
+        ),
+    ] = False,
+) -> None:
+    """Export captions, one row per photo: path, caption, model, width, height, taken_at,
+    camera, indexed_at (UTF-8)."""
+    from search.export import export as run_export
+
+    settings = _settings(db_path=db)
+    n = _run(
+        lambda: run_export(
+            settings.db_path,
+            out,
+            settings,
+            fmt=fmt,
+            model=model,
+            flt=_file_filter(in_dir, None, None, None),
+            neutralise_formulas=not no_neutralise,
+        )
+    )
+    if out != "-":
+        _err_plain(f"exported {n} photo{'s' if n != 1 else ''} to {out}")
+
+
+def _err_plain(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+def status(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Show the database: location and size, photos per model, failures, last run, vector index."""
+    from search.status import status as run_status
+
+    info = _run(lambda: run_status(_db_path(db)))
+    if json_out:
+        print(json.dumps(info, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"database  {info['db']}  ({_size(info['db_bytes'])})")
+    console.print(f"vectors   {info['index_dir']}  ({_size(info['index_bytes'])})")
+    console.print(f"photos    {info['files']}    failures {info['failures']}")
+    table = Table("model", "photos", "results", "vector index")
+    for name, m in info["models"].items():
+        idx = m["index"]
+        state = idx["state"] + (f" ({idx['type']}, {idx['vectors']})" if idx.get("type") else "")
+        table.add_row(name, str(m["photos"]), str(m["results"]), state)
+    console.print(table)
+    run = info["last_run"]
+    if run:
+        console.print(
+            f"last run  #{run['id']} {run['status']}  {run['model']}  started {run['started_at']}"
+            + (f", finished {run['finished_at']}" if run["finished_at"] else "")
+        )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
 def main() -> None:  # pragma: no cover - console entry point convenience
     app()
 

@@ -1,0 +1,381 @@
+"""Ranking: one query against three signals, fused, with an explanation on every hit.
+
+Signals (each a ranked list of results of one model):
+  image    cosine of the query's CLIP vector with the photo's image vector   (FAISS)
+  caption  cosine of the query's CLIP vector with the caption's text vector  (FAISS)
+  keyword  FTS5 BM25 of the query words over the captions                    (SQLite)
+
+Fusion is reciprocal-rank fusion (Cormack et al., 2009): score = sum over signals of
+1 / (RRF_K + rank). It needs no per-collection tuning because it ignores the raw score scales,
+which differ wildly (image-text cosines sit around 0.2-0.35, text-text cosines around 0.5-0.9,
+BM25 is unbounded and depends on caption length and collection size). The fused score shown is
+divided by its maximum (first in every signal), so 1.0 = "best by every signal".
+benchmarks/bench_fusion.py measures it against score-sum fusions.
+
+Filters restrict the candidates inside each signal (FAISS selector / exact subset search, SQL
+for keywords), and the candidate depth grows until `limit` hits survive the filters, the
+on-disk check and --min-score, or the signals run out. Hits are files: duplicates that share
+one result appear once each.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer import store
+from indexer.config import Settings
+from indexer.errors import StoreError, UsageError
+from indexer.store import FileFilter
+
+MODES = ("hybrid", "image", "caption", "keyword")
+RRF_K = 60  # the constant from the RRF paper; damps the difference between ranks 1 and 2
+NEGATIVE_WEIGHT = 1.0  # query vector = q - w * negative (as rclip does): both unit length
+MIN_CANDIDATES = 100  # first candidate depth per signal; grows x4 while hits are missing
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    text: str | None = None  # natural-language query
+    like: Path | None = None  # query by example: an image file (need not be indexed)
+    negative: str | None = None  # --not: photos matching this are pushed down
+    limit: int = 20
+    mode: str = "hybrid"
+    filters: FileFilter = field(default_factory=FileFilter)
+    min_score: float | None = None  # minimum cosine (image signal; caption signal in caption mode)
+    model: str | None = None  # None = the settings' model if indexed, else the largest one
+
+
+@dataclass
+class Signal:
+    score: float | None  # cosine for image/caption, BM25 for keyword (None: did not match)
+    rank: int | None  # 1-based rank in this signal's candidate list (None: not in it)
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float  # fused (hybrid) or the single signal's score
+    path: str
+    caption: str
+    model: str
+    signals: dict[str, Signal]
+    matched: list[str]  # query words that occur in the caption
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+    camera: str | None = None
+    indexed_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON; scores rounded to 4 places (float noise is not information)."""
+        d = asdict(self)
+        d["score"] = round(self.score, 4)
+        d["signals"] = {
+            k: {"score": None if v.score is None else round(v.score, 4), "rank": v.rank}
+            for k, v in self.signals.items()
+        }
+        return d
+
+
+class TextImageEncoder:
+    """What search needs from CLIP (indexer.encoder.ClipEncoder satisfies it)."""
+
+    image_size: int
+
+    def encode_texts(self, texts: list[str]): ...  # -> (B, D)
+    def encode_images(self, pixels): ...  # (B, 3, S, S) -> (B, D)
+    def preprocess(self, image): ...  # PIL -> (3, S, S)
+
+
+EncoderLoader = Callable[[str, Settings], TextImageEncoder]
+
+
+def load_encoder(model: str, settings: Settings) -> TextImageEncoder:
+    """CLIP only (never the captioner): a search needs nothing else from the model."""
+    from indexer.models import load_model
+
+    return load_model(model, settings, captioner=False).encoder
+
+
+# ----------------------------------------------------------------------------------- helpers
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def query_words(text: str | None) -> list[str]:
+    """Words of a query, casefolded, deduplicated, in order (what keyword search and the
+    explanation use; punctuation and FTS operators are not words here)."""
+    seen: dict[str, None] = {}
+    for w in _WORD.findall(text or ""):
+        seen.setdefault(w.casefold(), None)
+    return list(seen)
+
+
+def fts_query(words: list[str]) -> str | None:
+    """A safe FTS5 MATCH expression: every word quoted (so AND, NEAR, '*', ':' and '-' are plain
+    text, never syntax), any word may match; BM25 ranks captions with more of them higher."""
+    if not words:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def matched_words(caption: str, words: list[str]) -> list[str]:
+    caption_words = {w.casefold() for w in _WORD.findall(caption)}
+    return [w for w in words if w in caption_words]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32).reshape(-1)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Settings) -> str:
+    """The stored model name to search. An explicit name (or model directory) must have results;
+    without one, the settings' model if it has results, else the model with the most results."""
+    indexed = store.models_with_results(conn)
+    if not indexed:
+        raise StoreError("the index is empty: run `imgcap index PATH` first")
+    if requested is None:
+        return settings.model if settings.model in indexed else indexed[0]
+    if requested in indexed:
+        return requested
+    from indexer.models import is_model_dir, read_spec
+
+    if is_model_dir(requested):
+        name = read_spec(Path(requested).expanduser())["name"]
+        if name in indexed:
+            return name
+    raise UsageError(
+        f"no results for model {requested!r} in this index; indexed: {', '.join(indexed)}"
+    )
+
+
+def _validate(req: SearchRequest) -> None:
+    if req.mode not in MODES:
+        raise UsageError(f"unknown mode {req.mode!r} (one of {', '.join(MODES)})")
+    if req.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    text = (req.text or "").strip()
+    if not text and req.like is None:
+        raise UsageError("empty query: give some words to search for, or --like PHOTO")
+    if req.mode == "keyword":
+        if req.like is not None:
+            raise UsageError("--like needs an image or caption search, not --mode keyword")
+        if not query_words(text):
+            raise UsageError(f"no words to search for in {text!r}")
+        if req.min_score is not None:
+            raise UsageError("--min-score is a CLIP similarity; --mode keyword has none")
+
+
+def _query_vectors(
+    req: SearchRequest, model: str, settings: Settings, loader: EncoderLoader
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the query vector, the vector actually searched with): unit text and/or image vectors;
+    --not subtracts its text vector from the searched one (inner product is linear, so that is
+    the same as ranking by cos(q) - w * cos(neg))."""
+    encoder = loader(model, settings)
+    parts = []
+    if req.text and req.text.strip():
+        parts.append(_unit(np.asarray(encoder.encode_texts([req.text.strip()]))[0]))
+    if req.like is not None:
+        from indexer.decode import decode_image
+
+        decoded = decode_image(req.like, min_side=getattr(encoder, "image_size", 224))
+        pixels = encoder.preprocess(decoded.image)[None]  # (1, 3, S, S)
+        parts.append(_unit(np.asarray(encoder.encode_images(pixels))[0]))
+    q = _unit(np.sum(parts, axis=0))
+    searched = q
+    if req.negative and req.negative.strip():
+        neg = _unit(np.asarray(encoder.encode_texts([req.negative.strip()]))[0])
+        searched = q - NEGATIVE_WEIGHT * neg
+    return q, searched
+
+
+def _file_exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+# ------------------------------------------------------------------------------------ search
+def search(
+    db_path: Path,
+    req: SearchRequest,
+    settings: Settings,
+    encoder_loader: EncoderLoader | None = None,
+) -> list[Hit]:
+    """Run one search against the database at db_path (read-only; safe during an index run).
+
+    `encoder_loader(model, settings)` gives the CLIP encoder (default: `load_encoder`); it is only
+    called when a vector signal is needed, so keyword searches never import torch."""
+    _validate(req)
+    encoder_loader = encoder_loader or load_encoder
+    conn = store.connect_readonly(db_path)
+    try:
+        return _search(conn, Path(db_path), req, settings, encoder_loader)
+    finally:
+        conn.close()
+
+
+def _search(
+    conn: sqlite3.Connection,
+    db_path: Path,
+    req: SearchRequest,
+    settings: Settings,
+    encoder_loader: EncoderLoader,
+) -> list[Hit]:
+    model = resolve_model(conn, req.model, settings)
+    words = query_words(req.text)
+    signals = {
+        "hybrid": ["image", "caption", "keyword"] if words else ["image", "caption"],
+        "image": ["image"],
+        "caption": ["caption"],
+        "keyword": ["keyword"],
+    }[req.mode]
+    vector_signals = [s for s in signals if s != "keyword"]
+
+    allowed = store.filtered_result_ids(conn, model, req.filters) if req.filters.active else None
+    if allowed is not None and len(allowed) == 0:
+        return []
+
+    indexes: dict = {}
+    q = searched = None
+    if vector_signals:
+        from search import vectors
+
+        indexes = vectors.load_model(db_path, conn, model)
+        q, searched = _query_vectors(req, model, settings, encoder_loader)
+        dim = indexes["image"].index.d
+        if len(q) != dim:
+            raise StoreError(
+                f"the index for {model!r} holds {dim}-d vectors but the model makes {len(q)}-d"
+                " ones; re-index with this model"
+            )
+    # The similarity --min-score is compared with (the positive query, never the --not one).
+    gate = "caption" if req.mode == "caption" else "image"
+    kw = fts_query(words)
+    neg_kw = fts_query(query_words(req.negative))
+
+    depth = max(MIN_CANDIDATES, 4 * req.limit)
+    while True:
+        lists: dict[str, list[tuple[int, float]]] = {}
+        exhausted = True
+        for s in signals:
+            if s == "keyword":
+                found = store.keyword_matches(conn, model, kw, depth, req.filters)
+                if neg_kw and found:
+                    bad = store.keyword_subset(conn, neg_kw, [i for i, _ in found])
+                    # Push down, not out: matches of --not go after every other keyword match.
+                    found = sorted(found, key=lambda x: x[0] in bad)  # stable sort
+            else:
+                ids, sims = indexes[s].search(searched, depth, allowed)
+                found = list(zip(ids.tolist(), sims.tolist(), strict=True))
+            exhausted &= len(found) < depth
+            lists[s] = found
+
+        relevance: dict[int, float] = {}
+        if req.min_score is not None:
+            cands = np.array(sorted({i for lst in lists.values() for i, _ in lst}), dtype=np.int64)
+            relevance = indexes[gate].scores(q, cands)
+            for s in lists:
+                lists[s] = [x for x in lists[s] if relevance.get(x[0], -1.0) >= req.min_score]
+            # The gate list is sorted by that very cosine (unless --not reorders it): once it drops
+            # below the cutoff, deeper candidates cannot pass either.
+            if not req.negative and gate in lists and len(lists[gate]) < depth:
+                exhausted = True
+
+        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q)
+        if len(hits) >= req.limit or exhausted:
+            return hits[: req.limit]
+        depth *= 4
+
+
+def _fuse_and_expand(
+    conn: sqlite3.Connection,
+    lists: dict[str, list[tuple[int, float]]],
+    req: SearchRequest,
+    model: str,
+    words: list[str],
+    indexes: dict,
+    q: np.ndarray | None,
+) -> list[Hit]:
+    ranks = {s: {rid: r for r, (rid, _) in enumerate(lst, start=1)} for s, lst in lists.items()}
+    raw = {s: dict(lst) for s, lst in lists.items()}
+    fused: dict[int, float] = {}
+    for rs in ranks.values():
+        for rid, r in rs.items():
+            fused[rid] = fused.get(rid, 0.0) + 1.0 / (RRF_K + r)
+    if len(lists) == 1:
+        # One signal: its own score is the meaningful number (a cosine, or BM25).
+        (only,) = lists
+        fused = dict(raw[only])
+    else:
+        top = len(lists) / (RRF_K + 1)
+        fused = {rid: v / top for rid, v in fused.items()}
+    best_rank = {rid: min(rs.get(rid, math.inf) for rs in ranks.values()) for rid in fused}
+    if len(lists) == 1:
+        order = sorted(fused, key=lambda rid: best_rank[rid])  # the list's order (--not included)
+    else:
+        order = sorted(fused, key=lambda rid: (-fused[rid], best_rank[rid], rid))
+
+    # Cosines for every shown result in every vector signal, even where it was not a candidate.
+    exact: dict[str, dict[int, float]] = {}
+    if q is not None:
+        ids = np.array(order, dtype=np.int64)
+        exact = {s: indexes[s].scores(q, ids) for s in lists if s in indexes}
+
+    by_result: dict[int, list[dict[str, Any]]] = {}
+    for row in store.files_for_results(conn, order, req.filters):
+        by_result.setdefault(row["result_id"], []).append(row)
+
+    hits: list[Hit] = []
+    for rid in order:
+        for row in by_result.get(rid, []):
+            if not _file_exists(row["path"]):
+                continue  # deleted or moved since the last index run: never shown
+            sig = {}
+            for s in lists:
+                score = exact.get(s, {}).get(rid, raw[s].get(rid))
+                sig[s] = Signal(score=score, rank=ranks[s].get(rid))
+            camera = " ".join(x for x in (row["camera_make"], row["camera_model"]) if x) or None
+            hits.append(
+                Hit(
+                    rank=len(hits) + 1,
+                    score=float(fused[rid]),
+                    path=row["path"],
+                    caption=row["caption"],
+                    model=model,
+                    signals=sig,
+                    matched=matched_words(row["caption"], words),
+                    width=row["width"],
+                    height=row["height"],
+                    taken_at=row["taken_at"],
+                    camera=camera,
+                    indexed_at=row["indexed_at"],
+                )
+            )
+            if len(hits) >= req.limit:
+                return hits
+    return hits
+
+
+# ------------------------------------------------------------------------------- date options
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
+
+
+def parse_date(value: str | None, option: str) -> str | None:
+    """Validate a --after/--before value: YYYY, YYYY-MM, YYYY-MM-DD (or a longer ISO prefix).
+    It is compared as a prefix with the stored ISO 8601 `taken_at`."""
+    if value is None:
+        return None
+    v = value.strip()
+    if not _DATE.match(v):
+        raise UsageError(f"{option} {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
+    return v.replace(" ", "T")

@@ -1,0 +1,134 @@
+"""`imgcap search / export / status` through the CLI, against golden files (paths normalised).
+
+Regenerate the golden files after an intended output change with:
+    IMGCAP_UPDATE_GOLDEN=1 pytest tests/test_cli_search.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from search_fixtures import Photo, fake_loader, make_db
+from typer.testing import CliRunner
+
+import cli
+from search import query
+
+GOLDEN = Path(__file__).parent / "golden"
+
+PHOTOS = [
+    Photo("park/dog.png", "a dog on a park bench", taken_at="2019-05-01T10:00:00",
+          camera_make="Canon", camera_model="EOS 5D"),
+    Photo("park/dog ball.png", "a dog playing with a ball", taken_at="2019-07-01T10:00:00"),
+    Photo("street/car.png", "a red car on the street", taken_at="2020-01-02T10:00:00"),
+    Photo("party/cake.png", "a birthday cake with candles"),
+    Photo("Zürich/café.png", "café crème on a table", content="coffee cup table"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    db = make_db(tmp_path / "photos", PHOTOS, tmp_path / "photos.db")
+    monkeypatch.setattr(query, "load_encoder", fake_loader())
+    monkeypatch.setenv("IMGCAP_DB", str(db))
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps to the terminal width; fix it
+    return tmp_path
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli.app, list(args))
+    return result
+
+
+def normalise(text: str, root: Path) -> str:
+    text = text.replace(str(root), "<ROOT>").replace(root.as_uri(), "file://<ROOT>")
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00", "<TIME>", text)
+    # Table widths depend on the temp dir's length: squash padding and rules.
+    text = re.sub(r"([━─═]){2,}", r"\1", text)
+    text = re.sub(r" {2,}", " ", text)
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("IMGCAP_UPDATE_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs (see module docstring)"
+
+
+def test_search_table(env):
+    r = invoke("search", "dog on a bench", "-n", "3")
+    assert r.exit_code == 0, r.output
+    check_golden("search_table.txt", normalise(r.stdout, env))
+
+
+def test_search_paths(env):
+    r = invoke("search", "dog", "--paths", "-n", "2", "--mode", "keyword")
+    assert r.exit_code == 0, r.output
+    check_golden("search_paths.txt", normalise(r.stdout, env))
+
+
+def test_search_json(env):
+    r = invoke("search", "red car", "--json", "-n", "2", "--not", "bench")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert {"path", "caption", "score", "signals", "matched", "rank", "model"} <= set(rows[0])
+    check_golden("search_json.jsonl", normalise(r.stdout, env))
+
+
+def test_search_filters_and_unicode(env):
+    r = invoke("search", "café", "--paths", "--in", str(env / "photos" / "Zürich"))
+    assert r.exit_code == 0 and r.stdout.strip().endswith("Zürich/café.png")
+    r = invoke("search", "dog", "--paths", "--after", "2019", "--before", "2019-06")
+    assert [Path(p).name for p in r.stdout.split("\n") if p] == ["dog.png"]
+    r = invoke("search", "dog", "--paths", "--camera", "eos")
+    assert [Path(p).name for p in r.stdout.split("\n") if p] == ["dog.png"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["search", ""], 2, "empty query"),
+        (["search", "dog", "--after", "last week"], 2, "YYYY"),
+        (["search", "dog", "--model", "nope"], 2, "no results for model"),
+        (["search", "dog", "--json", "--paths"], 2, "cannot be combined"),
+        (["search", "dog", "--mode", "fuzzy"], 2, "unknown mode"),
+        (["export", "out.txt"], 2, "format"),
+    ],
+)
+def test_errors_are_one_line_and_exit_codes(env, args, code, message):
+    r = invoke(*args)
+    assert r.exit_code == code and message in r.output, r.output
+    assert "Traceback" not in r.output
+
+
+def test_no_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMGCAP_DB", str(tmp_path / "none.db"))
+    for args in (["search", "dog"], ["status"], ["export", "-"]):
+        r = invoke(*args)
+        assert r.exit_code == 4 and "no database" in r.output
+
+
+def test_hostile_query_through_the_cli(env):
+    r = invoke("search", '"dog" AND * -:^ NEAR(', "--mode", "keyword", "--paths")
+    assert r.exit_code == 0, r.output
+
+
+def test_export_and_status(env):
+    r = invoke("export", "-")
+    assert r.exit_code == 0, r.output
+    check_golden("export.csv", normalise(r.stdout, env))
+    out = env / "captions.jsonl"
+    r = invoke("export", str(out))
+    assert r.exit_code == 0 and out.is_file()
+    r = invoke("status", "--json")
+    info = json.loads(r.stdout)
+    assert info["files"] == len(PHOTOS)
+    assert info["models"]["fake-clip"]["photos"] == len(PHOTOS)
+    r = invoke("status")
+    assert r.exit_code == 0 and "fake-clip" in r.stdout
