@@ -53,7 +53,9 @@ BatchOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 DbOpt = Annotated[
     Path | None,
-    typer.Option("--db", help="Database file (default: user data dir, or $IMGCAP_DB).", dir_okay=False),
+    typer.Option(
+        "--db", help="Database file (default: user data dir, or $IMGCAP_DB).", dir_okay=False
+    ),
 ]
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Never use the network; fail fast if a file is missing.")
@@ -87,7 +89,9 @@ def _settings(**overrides) -> Settings:
 # --------------------------------------------------------------------------------------- caption
 @app.command()
 def caption(
-    images: Annotated[list[Path], typer.Argument(help="Image files to caption.", show_default=False)],
+    images: Annotated[
+        list[Path], typer.Argument(help="Image files to caption.", show_default=False)
+    ],
     model: ModelOpt = None,
     beams: BeamsOpt = 1,
     batch_size: BatchOpt = 0,

@@ -35,7 +35,9 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
             return
         pixels = torch.stack([t for _, t in pending])
         feats = enc.encode_images(pixels)  # one CLIP pass; the features are the caption prefix
-        captions = model.captioner.caption(feats, beams=settings.beams, max_tokens=settings.max_tokens)
+        captions = model.captioner.caption(
+            feats, beams=settings.beams, max_tokens=settings.max_tokens
+        )
         for (p, _), text in zip(pending, captions, strict=True):
             emit(p, text, None)
         pending.clear()

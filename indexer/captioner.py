@@ -69,12 +69,16 @@ class MLPMapper(nn.Module):
         super().__init__()
         out = cfg.n_embd * cfg.prefix_length
         # Indices 0 and 2 carry the weights (`clip_project.model.0.*`, `.2.*`); 1 is the Tanh.
-        self.model = nn.Sequential(nn.Linear(cfg.prefix_dim, out // 2), nn.Tanh(), nn.Linear(out // 2, out))
+        self.model = nn.Sequential(
+            nn.Linear(cfg.prefix_dim, out // 2), nn.Tanh(), nn.Linear(out // 2, out)
+        )
         self.prefix_length = cfg.prefix_length
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
-        return self.model(x).view(b, self.prefix_length, -1)  # (B, prefix_length, n_embd), row-major
+        return self.model(x).view(
+            b, self.prefix_length, -1
+        )  # (B, prefix_length, n_embd), row-major
 
 
 class MapperAttention(nn.Module):
@@ -126,7 +130,9 @@ class MapperLayer(nn.Module):
 class MapperTransformer(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_layers: int, mlp_ratio: float):
         super().__init__()
-        self.layers = nn.ModuleList(MapperLayer(dim, num_heads, mlp_ratio) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            MapperLayer(dim, num_heads, mlp_ratio) for _ in range(num_layers)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -160,7 +166,7 @@ class ClipCapModel(nn.Module):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         self.cfg = cfg
-        # ClipCap uses neither BOS nor EOS; GPT-2's default id 50256 is out of range for small vocabs.
+        # ClipCap uses no BOS/EOS; GPT-2's default id 50256 is out of range for small vocabularies.
         gcfg = GPT2Config(**{"bos_token_id": None, "eos_token_id": None, **cfg.gpt2})
         self.gpt = GPT2LMHeadModel(gcfg)
         self.clip_project = MLPMapper(cfg) if cfg.mapping == "mlp" else TransformerMapper(cfg)
@@ -201,7 +207,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise ModelFormatError(f"{path}: checkpoint file not found") from None
     except Exception as e:  # pickle refused by weights_only, truncated download, ...
-        raise ModelFormatError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        raise ModelFormatError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {e})"
+        ) from None
     if isinstance(sd, dict) and len(sd) == 1 and next(iter(sd)) in ("state_dict", "model"):
         sd = next(iter(sd.values()))  # tolerate one level of wrapping
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -236,9 +244,15 @@ def load_clipcap(path: Path, cfg: ClipCapConfig) -> ClipCapModel:
     ]
     if missing or unexpected or wrong_shape:
         parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", wrong_shape),
+        ):
             if keys:
-                shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
+                shown = ", ".join(keys[:8]) + (
+                    f", ... ({len(keys)} in all)" if len(keys) > 8 else ""
+                )
                 parts.append(f"{label} keys: {shown}")
         raise ModelFormatError(
             f"{path} does not match a ClipCap {cfg.mapping} model "
@@ -295,9 +309,15 @@ def greedy_decode(
             if keep.numel() == 0:
                 break
             # Finished captions leave the batch so later steps only pay for live ones.
-            rows, tokens, next_tok = rows[keep], tokens[keep.to(tokens.device)], next_tok[keep.to(tokens.device)]
+            rows, tokens, next_tok = (
+                rows[keep],
+                tokens[keep.to(tokens.device)],
+                next_tok[keep.to(tokens.device)],
+            )
             cache.batch_select_indices(keep.to(prefix.device))
-        out = gpt(input_ids=next_tok[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = gpt(
+            input_ids=next_tok[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1
+        )
     return [r if r is not None else [] for r in results]
 
 
@@ -347,7 +367,12 @@ def beam_decode(
                 break
             keep = (keep_img[:, None] * w + torch.arange(w, device=dev)).reshape(-1)
             images = images[keep_img.cpu()]
-            tokens, scores, lengths, stopped = tokens[keep], scores[keep], lengths[keep], stopped[keep]
+            tokens, scores, lengths, stopped = (
+                tokens[keep],
+                scores[keep],
+                lengths[keep],
+                stopped[keep],
+            )
             cache.batch_select_indices(keep)
         nb = tokens.shape[0] // w
         out = gpt(input_ids=tokens[:, -1:], past_key_values=cache, use_cache=True, logits_to_keep=1)
@@ -385,8 +410,13 @@ class Captioner:
         ids = tokenizer.encode(".")
         self.stop_token: int = ids[0]  # 13 for GPT-2's BPE
 
-    def decode_tokens(self, features: torch.Tensor, beams: int = 1, max_tokens: int = 67,
-                      stop_token: int | None | str = "default") -> list[list[int]]:
+    def decode_tokens(
+        self,
+        features: torch.Tensor,
+        beams: int = 1,
+        max_tokens: int = 67,
+        stop_token: int | None | str = "default",
+    ) -> list[list[int]]:
         """Token ids for a batch of raw CLIP features (B, D). stop_token=None: fixed length."""
         stop = self.stop_token if stop_token == "default" else stop_token
         with self._autocast():

@@ -31,7 +31,7 @@ class ClipEncoder:
         self.std = tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
 
     def preprocess(self, image) -> torch.Tensor:
-        """PIL RGB image -> (3, S, S) float32: bicubic shortest-side resize, centre crop, normalise."""
+        """PIL RGB image -> (3, S, S) float32: bicubic short-side resize, centre crop, normalise."""
         return self._preprocess(image)
 
     @torch.inference_mode()

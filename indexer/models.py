@@ -7,7 +7,7 @@ local directory, so air-gapped users and the tests load through exactly the same
 
     my-model/
       imgcap-model.json        spec: name, ClipCap config, file names (see MODEL_SPEC below)
-      clipcap.pt               ClipCap state dict in the published key layout (gpt.*, clip_project.*)
+      clipcap.pt               ClipCap state dict, published key layout (gpt.*, clip_project.*)
       clip/open_clip_config.json
       clip/open_clip_model.safetensors   (or open_clip_pytorch_model.bin)
       tokenizer/vocab.json, tokenizer/merges.txt   (GPT-2 BPE files)
@@ -57,7 +57,10 @@ _GPT2_REV = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
 
 
 def _clip(repo: str, rev: str) -> tuple[HubFile, ...]:
-    return (HubFile(repo, "open_clip_config.json", rev), HubFile(repo, "open_clip_model.safetensors", rev))
+    return (
+        HubFile(repo, "open_clip_config.json", rev),
+        HubFile(repo, "open_clip_model.safetensors", rev),
+    )
 
 
 _TOKENIZER = (HubFile(_GPT2, "vocab.json", _GPT2_REV), HubFile(_GPT2, "merges.txt", _GPT2_REV))
@@ -69,7 +72,9 @@ REGISTRY: dict[str, RegistryEntry] = {
             name="clipcap-coco",
             description="ClipCap MLP + fine-tuned GPT-2, COCO captions (published default)",
             clipcap={"mapping": "mlp", "prefix_dim": 512, "prefix_length": 10},
-            checkpoint=HubFile("akhaliq/CLIP-prefix-captioning-COCO-weights", "coco_weights.pt", "cecb9cd"),
+            checkpoint=HubFile(
+                "akhaliq/CLIP-prefix-captioning-COCO-weights", "coco_weights.pt", "cecb9cd"
+            ),
             clip_files=_clip(_VIT_B32, _VIT_B32_REV),
             quick_gelu=True,
             tokenizer_files=_TOKENIZER,
@@ -79,7 +84,9 @@ REGISTRY: dict[str, RegistryEntry] = {
             description="ClipCap MLP + fine-tuned GPT-2, Conceptual Captions",
             clipcap={"mapping": "mlp", "prefix_dim": 512, "prefix_length": 10},
             checkpoint=HubFile(
-                "akhaliq/CLIP-prefix-captioning-conceptual-weights", "conceptual_weights.pt", "7851f7b"
+                "akhaliq/CLIP-prefix-captioning-conceptual-weights",
+                "conceptual_weights.pt",
+                "7851f7b",
             ),
             clip_files=_clip(_VIT_B32, _VIT_B32_REV),
             quick_gelu=True,
@@ -132,7 +139,9 @@ def resolve_device(name: str = "auto"):
         raise UsageError(f"unknown device {name!r} (auto, cpu, cuda or mps)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available (try --device cpu)")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise UsageError("--device mps: MPS is not available (try --device cpu)")
     return torch.device(name)
 
@@ -170,7 +179,9 @@ def resolve_model_dir(name_or_dir: str, settings: Settings, download: bool = Tru
             f"{path}: not a model directory (no {SPEC_FILE}); see README 'Models offline' "
             "for the layout, or `imgcap models tiny DIR` for an example"
         )
-    raise UsageError(f"unknown model {name_or_dir!r}; known: {', '.join(REGISTRY)} (or a model directory)")
+    raise UsageError(
+        f"unknown model {name_or_dir!r}; known: {', '.join(REGISTRY)} (or a model directory)"
+    )
 
 
 def _materialise(entry: RegistryEntry, settings: Settings, download: bool) -> Path:
@@ -180,8 +191,9 @@ def _materialise(entry: RegistryEntry, settings: Settings, download: bool) -> Pa
         ckpt = settings.models_dir / entry.name / "clipcap.pt"
         if not ckpt.is_file():
             raise ModelNotAvailableError(
-                f"model {entry.name!r} has no hub mirror; its checkpoint comes from {entry.manual}.\n"
-                f"Download it in a browser, then run: imgcap models download {entry.name} --file PATH\n"
+                f"model {entry.name!r} has no hub mirror; its checkpoint comes from "
+                f"{entry.manual}.\nDownload it in a browser, then run: "
+                f"imgcap models download {entry.name} --file PATH\n"
                 f"(it is copied to {ckpt})."
             )
     else:
@@ -208,24 +220,57 @@ def _hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: bo
 
     cache = str(settings.cache_dir) if settings.cache_dir else None
     try:
-        return Path(hf_hub_download(f.repo, f.filename, revision=f.revision, cache_dir=cache, local_files_only=True))
+        return Path(
+            hf_hub_download(
+                f.repo, f.filename, revision=f.revision, cache_dir=cache, local_files_only=True
+            )
+        )
     except Exception:  # not cached: fall through to a download
         pass
     reason = "offline mode is on (--offline / IMGCAP_OFFLINE / HF_HUB_OFFLINE)"
     if download and not settings.offline:
-        try:
-            return Path(hf_hub_download(f.repo, f.filename, revision=f.revision, cache_dir=cache))
-        except Exception as e:  # network down, 404, 429, disk full: all become one clear message
-            reason = _short_reason(e)
+        reason = _hub_unreachable()
+        if reason is None:
+            try:
+                return Path(
+                    hf_hub_download(f.repo, f.filename, revision=f.revision, cache_dir=cache)
+                )
+            except Exception as e:  # 404, 429, disk full, ...: all become one clear message
+                reason = _short_reason(e)
     raise ModelNotAvailableError(
         f"model {entry.name!r} needs {f.filename} from the Hugging Face Hub "
         f"({f.repo} @ {f.revision}), which is not in the local cache and could not be "
         f"downloaded: {reason}.\n"
-        f"Fix: on a machine with internet run `imgcap models download {entry.name}` (files go to the "
-        "Hugging Face cache, ~/.cache/huggingface/hub by default; copy that folder over or point "
-        "HF_HOME / IMGCAP_CACHE_DIR at it), or pass --model DIR with a local model directory "
+        f"Fix: on a machine with internet run `imgcap models download {entry.name}` (files go to "
+        "the Hugging Face cache, ~/.cache/huggingface/hub by default; copy that folder over or "
+        "point HF_HOME / IMGCAP_CACHE_DIR at it), or pass --model DIR with a local model directory "
         "(layout in README, 'Models offline')."
     )
+
+
+_REACHABILITY: dict[str, str | None] = {}
+
+
+def _hub_unreachable(timeout: float = 5.0) -> str | None:
+    """None if the hub's host answers a TCP connect, else why not. Checked once per process so an
+    offline machine fails in milliseconds instead of after huggingface_hub's ~25 s of retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host, port = (
+        url.hostname or "huggingface.co",
+        url.port or (443 if url.scheme == "https" else 80),
+    )
+    if host not in _REACHABILITY:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                _REACHABILITY[host] = None
+        except OSError as e:
+            _REACHABILITY[host] = f"cannot reach {host}:{port} ({e.strerror or e})"
+    return _REACHABILITY[host]
 
 
 def _short_reason(e: Exception) -> str:
@@ -315,7 +360,9 @@ def list_models(settings: Settings) -> list[dict]:
                 "local": _is_local(e, settings),
                 "mapping": e.clipcap["mapping"],
                 "clip": e.clip_files[0].repo.split("/")[-1],
-                "source": e.checkpoint.repo if e.checkpoint else "manual (" + e.manual.split(" (")[0] + ")",
+                "source": e.checkpoint.repo
+                if e.checkpoint
+                else "manual (" + e.manual.split(" (")[0] + ")",
                 "description": e.description,
             }
         )
@@ -349,7 +396,9 @@ def download_model(name: str, settings: Settings, checkpoint_file: Path | None =
             raise UsageError(f"{name} is downloaded from the hub; --file is only for manual models")
         from indexer.captioner import ClipCapConfig, load_clipcap
 
-        load_clipcap(Path(checkpoint_file), ClipCapConfig(**entry.clipcap))  # validate before copying
+        load_clipcap(
+            Path(checkpoint_file), ClipCapConfig(**entry.clipcap)
+        )  # validate before copying
         dest = settings.models_dir / name / "clipcap.pt"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint_file, dest)
@@ -371,8 +420,16 @@ def published_state_dict(model) -> dict:
     return sd
 
 
-def write_model_dir(out: Path, name: str, clipcap_model, clip_model_cfg: dict, clip_state: dict,
-                    tokenizer_dir: Path, quick_gelu: bool, description: str = "") -> Path:
+def write_model_dir(
+    out: Path,
+    name: str,
+    clipcap_model,
+    clip_model_cfg: dict,
+    clip_state: dict,
+    tokenizer_dir: Path,
+    quick_gelu: bool,
+    description: str = "",
+) -> Path:
     """Write a complete local model directory (spec, checkpoint, CLIP, tokenizer)."""
     import torch
     from safetensors.torch import save_file
@@ -383,7 +440,10 @@ def write_model_dir(out: Path, name: str, clipcap_model, clip_model_cfg: dict, c
     (out / "clip" / "open_clip_config.json").write_text(
         json.dumps({"model_cfg": clip_model_cfg, "preprocess_cfg": _OPENAI_PREPROCESS}, indent=2)
     )
-    save_file({k: v.contiguous() for k, v in clip_state.items()}, str(out / "clip" / "open_clip_model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in clip_state.items()},
+        str(out / "clip" / "open_clip_model.safetensors"),
+    )
     if Path(tokenizer_dir).resolve() != (out / "tokenizer").resolve():
         shutil.copytree(tokenizer_dir, out / "tokenizer", dirs_exist_ok=True)
     cfg = asdict(clipcap_model.cfg)
@@ -445,7 +505,13 @@ def write_tiny_model(out: Path, seed: int = 0, name: str | None = None) -> Path:
     cfg = ClipCapConfig(mapping="mlp", prefix_dim=32, prefix_length=4, gpt2=dict(TINY_GPT2))
     net = ClipCapModel(cfg)
     return write_model_dir(
-        out, name or f"tiny-{seed}", net, TINY_CLIP_CFG, clip.state_dict(), tok_dir, True,
+        out,
+        name or f"tiny-{seed}",
+        net,
+        TINY_CLIP_CFG,
+        clip.state_dict(),
+        tok_dir,
+        True,
         "tiny random model for tests (captions are nonsense)",
     )
 
@@ -459,8 +525,10 @@ def write_random_model(out: Path, arch: str = "clipcap-coco", seed: int = 0) -> 
     from indexer.captioner import ClipCapConfig, ClipCapModel
 
     entry = REGISTRY[arch]
-    clip_name = {"timm/vit_base_patch32_clip_224.openai": "ViT-B-32-quickgelu",
-                 "timm/resnet50x4_clip.openai": "RN50x4"}[entry.clip_files[0].repo]
+    clip_name = {
+        "timm/vit_base_patch32_clip_224.openai": "ViT-B-32-quickgelu",
+        "timm/resnet50x4_clip.openai": "RN50x4",
+    }[entry.clip_files[0].repo]
     torch.manual_seed(seed)
     clip_cfg = open_clip.get_model_config(clip_name)
     clip = open_clip.create_model(clip_name, pretrained=None)
@@ -469,7 +537,13 @@ def write_random_model(out: Path, arch: str = "clipcap-coco", seed: int = 0) -> 
     tok_dir = Path(out) / "tokenizer"
     synthetic_bpe_tokenizer(tok_dir, cfg.gpt2["vocab_size"], seed=seed)
     return write_model_dir(
-        out, f"random-{arch}", net, clip_cfg, clip.state_dict(), tok_dir, entry.quick_gelu,
+        out,
+        f"random-{arch}",
+        net,
+        clip_cfg,
+        clip.state_dict(),
+        tok_dir,
+        entry.quick_gelu,
         f"{arch} architecture, random weights (benchmarks only)",
     )
 
@@ -514,7 +588,9 @@ def synthetic_bpe_tokenizer(out: Path, vocab_size: int, seed: int = 0) -> None:
 
 def _merges_of(tok) -> list[tuple[str, str]]:
     data = json.loads(tok.to_str())
-    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in data["model"]["merges"]]
+    return [
+        tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in data["model"]["merges"]
+    ]
 
 
 def _save_bpe(out: Path, vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
