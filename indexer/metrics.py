@@ -367,12 +367,14 @@ def meteor(
         raise MetricUnavailable(f"METEOR jar missing: {jar}")
     java_version(java)
     cmd = [java, "-jar", "-Xmx2G", jar.name, "-", "-", "-stdio", "-l", "en", "-norm"]
+    # stderr to a file, not a pipe: nobody reads it while we talk, and a full pipe would hang Java.
+    errors = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         cmd,
         cwd=jar.parent,  # the jar finds its paraphrase table relative to itself
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
     )
 
@@ -382,8 +384,9 @@ def meteor(
         proc.stdin.flush()
         answer = proc.stdout.readline()
         if not answer:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise MetricUnavailable(f"METEOR process ended early: {_last_line(err)}")
+            proc.wait()
+            errors.seek(0)
+            raise MetricUnavailable(f"METEOR process ended early: {_last_line(errors.read())}")
         return answer.strip()
 
     try:
@@ -402,6 +405,7 @@ def meteor(
             proc.stdin.close()
         proc.kill()
         proc.wait()
+        errors.close()
     return values[-1], values[:-1]
 
 

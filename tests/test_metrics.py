@@ -6,10 +6,12 @@ Bleu, Rouge, Cider, Meteor); the tests read them, so they run without Java or py
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,6 +178,24 @@ def test_score_captions_reports_unavailable_java_metrics_without_crashing():
     assert set(report.unavailable) == {"METEOR", "SPICE"}
     assert all(reason for reason in report.unavailable.values())
     assert report.available()["BLEU-1"] == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fake java is a shell script")
+def test_a_failing_java_metric_is_reported_not_raised(tmp_path):
+    fake = tmp_path / "java"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-version" ]; then echo \'openjdk version "17.0.1"\' >&2; exit 0; fi\n'
+        "echo boom >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    report = score_captions(
+        {"1": "a cat"}, {"1": ["a cat"]}, metrics=["METEOR", "ROUGE-L"], java=str(fake)
+    )
+    assert report.scores["METEOR"] is None and report.scores["ROUGE-L"] == pytest.approx(1.0)
+    reason = report.unavailable["METEOR"]
+    if importlib.util.find_spec("pycocoevalcap") is not None:  # else: "needs pycocoevalcap"
+        assert "boom" in reason or "Broken pipe" in reason
 
 
 def test_score_captions_rejects_candidates_without_references():
