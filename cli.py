@@ -168,11 +168,21 @@ def models_list(
 @models_app.command("download")
 def models_download(
     name: Annotated[str, typer.Argument(help="Registry name, e.g. clipcap-coco.")],
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            exists=True,
+            dir_okay=False,
+            help="Checkpoint you downloaded yourself, for models with no hub mirror "
+            "(clipcap-coco-transformer).",
+        ),
+    ] = None,
 ) -> None:
     """Fetch everything a model needs (checkpoint, CLIP weights, tokenizer) ahead of time."""
     from indexer.models import download_model
 
-    path = _run(lambda: download_model(name, _settings()))
+    path = _run(lambda: download_model(name, _settings(), checkpoint_file=file))
     typer.echo(f"{name}: ready ({path})")
 
 
@@ -417,6 +427,184 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+# ------------------------------------------------------------------------------ index, failures
+@app.command()
+def index(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Folders (or files) to index.", show_default=False)
+    ],
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    beams: BeamsOpt = 1,
+    batch_size: BatchOpt = 0,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="Decode processes (0 = one per CPU core).")
+    ] = 0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be done; read and write nothing.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Try again the files that failed before.")
+    ] = False,
+    include_hidden: Annotated[
+        bool, typer.Option("--include-hidden", help="Also index hidden files and folders.")
+    ] = False,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Caption and embed every photo under PATHS into the database, incrementally.
+
+    Unchanged files are skipped without being opened; moved, renamed and duplicated files reuse
+    their results; files gone from under PATHS leave the index. Bad files are reported (see
+    `imgcap failures`) and never stop the run. Exit status 0 when the run completed (even with
+    bad files), 130 when interrupted (what was committed stays), 4 when the database is busy.
+    """
+    from indexer.pipeline import index_paths
+
+    settings = _settings(
+        db_path=db,
+        model=model,
+        beams=beams,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        workers=workers,
+        include_hidden=include_hidden or None,
+        offline=offline or None,
+    )
+    with _IndexProgress(enabled=not dry_run) as show:
+        summary = _run(
+            lambda: index_paths(
+                paths, settings, dry_run=dry_run, retry_failed=retry_failed, on_progress=show
+            )
+        )
+    if not dry_run:
+        _sync_vectors(settings.db_path)
+    if json_out:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        _print_index_summary(summary)
+    if summary.interrupted:
+        _err("Interrupted: committed batches are kept; run the same command again to resume.")
+        raise typer.Exit(130)
+
+
+def _sync_vectors(db_path: Path) -> None:
+    """Bring the FAISS cache in line with what this run committed (searches rebuild it anyway)."""
+    try:
+        from search.vectors import sync_indexes
+    except ImportError:  # search/ not installed alongside: the cache is rebuilt on first search
+        return
+    _run(lambda: sync_indexes(db_path))
+
+
+class _IndexProgress:
+    """Rich progress on stderr (only on a terminal): found, done, skipped, failed, images/s, ETA."""
+
+    def __init__(self, enabled: bool):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal
+        self.bar = None
+
+    def __enter__(self) -> _IndexProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("scanning", total=None)
+        return self
+
+    def __call__(self, p) -> None:
+        if self.bar is None:
+            return
+        text = (
+            f"{p.phase}: found {p.found}  skipped {p.skipped}  failed {p.failed}"
+            f"  {p.images_per_s():.1f} img/s"
+        )
+        total = p.todo if p.phase != "scanning" else None
+        self.bar.update(self.task, description=text, total=total, completed=p.done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _print_index_summary(s) -> None:
+    if s.dry_run:
+        typer.echo(
+            f"Dry run ({s.model}): would process {len(s.would_process)} files "
+            f"({s.new} new, {s.updated} changed or missing this model's results), "
+            f"skip {s.unchanged} unchanged, remove {s.removed}; {s.failed} failed before."
+        )
+        for path in s.would_process:
+            typer.echo(f"  + {path}")
+        for path in s.would_remove:
+            typer.echo(f"  - {path}")
+        return
+    typer.echo(
+        f"{s.model}: {s.new} new, {s.updated} updated, {s.moved} moved, {s.unchanged} unchanged, "
+        f"{s.removed} removed, {s.failed} failed  ({s.captioned} captioned at "
+        f"{s.images_per_s:.1f} images/s, {s.reused} reused; {s.seconds:.1f} s)"
+    )
+    for reason, n in list(s.failed_reasons.items())[:5]:
+        typer.echo(f"  failed: {n} × {reason}")
+    if s.failed:
+        typer.echo("  (`imgcap failures` lists them; `imgcap index --retry-failed` retries)")
+
+
+@app.command()
+def failures(
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+) -> None:
+    """List every file that could not be indexed, with the reason."""
+    from indexer.store import Store
+
+    def read() -> list[dict]:
+        with Store.open(_db_path(db), create=False) as store:
+            return store.failures()
+
+    rows = _run(read)
+    if json_out:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    elif csv_out:
+        import csv
+
+        out = csv.DictWriter(sys.stdout, fieldnames=list(_FAILURE_COLUMNS), lineterminator="\n")
+        out.writeheader()
+        out.writerows(rows)
+    elif not rows:
+        typer.echo("No failures.")
+    else:
+        for row in rows:
+            typer.echo(f"{row['path']}\t{row['reason']}")
+
+
+_FAILURE_COLUMNS = ("path", "reason", "size", "mtime_ns", "failed_at", "model")
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience
