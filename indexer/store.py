@@ -323,7 +323,7 @@ class Store:
                     for r in results
                 ],
             )
-            old_hashes = self._hashes_of_paths([f.path for f in files])
+            old_hashes = set(self._hashes_of_paths([f.path for f in files]).values())
             self.db.conn.executemany(
                 "INSERT INTO files (path, folder, size, mtime_ns, content_hash, width, height,"
                 " taken_at, camera_make, camera_model, gps_lat, gps_lon, indexed_at)"
@@ -357,16 +357,16 @@ class Store:
             self.db.conn.executemany(
                 "DELETE FROM failures WHERE path = ?", [(f.path,) for f in files]
             )
-            # An edited file no longer references its old content: that may be garbage now.
+            # An edited file's old content may be unreferenced now: that is left to
+            # collect_garbage() at the end of the run, so that a file routed for reuse earlier in
+            # the run never points at a result deleted meanwhile.
             touched = {f.content_hash for f in files} | {r.content_hash for r in results}
-            gone = set(old_hashes.values()) - touched
-            models = {model} | self._models_of_hashes(touched | gone)
-            self._collect_garbage(gone)
-            self._bump(models)
+            self._bump({model} | self._models_of_hashes(touched | old_hashes))
 
     def record_failures(self, model: str | None, failures: Sequence[FailureRecord]) -> None:
         """Record failures (one transaction). A path that was indexed before leaves `files`:
-        its content changed into something unreadable, so its old caption is wrong."""
+        its content changed into something unreadable, so its old caption is wrong. Its results
+        stay until `collect_garbage`."""
         if not failures:
             return
         stamp = now_iso()
@@ -382,12 +382,32 @@ class Store:
             self._delete_files([f.path for f in failures])
 
     def remove_paths(self, paths: Sequence[str]) -> None:
-        """Forget files that disappeared (and their failure records); one transaction."""
+        """Forget files that disappeared (and their failure records); one transaction.
+        Their results stay until `collect_garbage`."""
         if not paths:
             return
         with self.db.atomic():
             self.db.conn.executemany("DELETE FROM failures WHERE path = ?", [(p,) for p in paths])
             self._delete_files(paths)
+
+    def collect_garbage(self) -> int:
+        """Delete results whose content no indexed file has any more (all models); one
+        transaction. Returns how many rows went."""
+        with self.db.atomic():
+            models = {
+                m
+                for (m,) in self.db.execute(
+                    "SELECT DISTINCT model FROM results"
+                    " WHERE content_hash NOT IN (SELECT content_hash FROM files)"
+                )
+            }
+            if not models:
+                return 0
+            cur = self.db.execute(
+                "DELETE FROM results WHERE content_hash NOT IN (SELECT content_hash FROM files)"
+            )
+            self._bump(models)
+        return cur.rowcount
 
     def start_run(self, model: str) -> int:
         """Record a new run. Runs still 'running' were killed (we hold the writer lock)."""
@@ -424,26 +444,12 @@ class Store:
         return models
 
     def _delete_files(self, paths: Sequence[str]) -> None:
-        """Delete file rows and results nobody references any more; caller holds a transaction."""
+        """Delete file rows (caller holds a transaction); bump the models whose files changed."""
         old = self._hashes_of_paths(paths)
         if not old:
             return
         self.db.conn.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in old])
-        hashes = set(old.values())
-        models = self._models_of_hashes(hashes)
-        self._collect_garbage(hashes)
-        self._bump(models)
-
-    def _collect_garbage(self, hashes: set[str]) -> None:
-        """Delete results of the given hashes that no file references any more."""
-        for chunk in _chunks(list(hashes)):
-            marks = ", ".join("?" * len(chunk))
-            self.db.execute(
-                f"DELETE FROM results WHERE content_hash IN ({marks})"
-                " AND content_hash NOT IN (SELECT content_hash FROM files"
-                f" WHERE content_hash IN ({marks}))",
-                chunk + chunk,
-            )
+        self._bump(self._models_of_hashes(set(old.values())))
 
     def _bump(self, models: set[str]) -> None:
         """New generation + current count for each model whose searchable data changed."""

@@ -95,11 +95,15 @@ def test_edit_and_remove_collect_garbage_and_bump_generations(store):
     gen = store.vector_state()
     # Editing a.jpg (new content h2, model m1): h1 is no longer referenced by any file.
     store.write_batch("m1", [_result("h2")], [_file("/p/a.jpg", "h2", mtime=2)])
+    # Garbage is kept until the end of the run, so reuse routed meanwhile stays valid.
+    assert store.result_hashes("m2") == {"h1"}
+    assert store.collect_garbage() == 2
     assert store.result_hashes("m1") == {"h2"}
-    assert store.result_hashes("m2") == set()  # m2's h1 result was garbage
+    assert store.result_hashes("m2") == set()
     state = store.vector_state()
-    assert state["m1"] == (gen["m1"][0] + 1, 1) and state["m2"] == (gen["m2"][0] + 1, 0)
+    assert state["m1"] == (gen["m1"][0] + 2, 1) and state["m2"] == (gen["m2"][0] + 2, 0)
     store.remove_paths(["/p/a.jpg"])
+    assert store.collect_garbage() == 1
     assert store.counts() == {"files": 0, "results": 0, "failures": 0}
     assert store.vector_state()["m1"][1] == 0
     assert store.db.execute("SELECT count(*) FROM results_fts").fetchone()[0] == 0
@@ -108,6 +112,7 @@ def test_edit_and_remove_collect_garbage_and_bump_generations(store):
 def test_failures_replace_an_indexed_file_and_clear_on_success(store):
     store.write_batch("m", [_result("h1")], [_file("/p/a.jpg", "h1")])
     store.record_failures("m", [FailureRecord("/p/a.jpg", "truncated JPEG", 5, 9)])
+    store.collect_garbage()
     assert store.counts() == {"files": 0, "results": 0, "failures": 1}
     assert store.failure_states() == {"/p/a.jpg": (5, 9, "truncated JPEG")}
     store.write_batch("m", [_result("h3")], [_file("/p/a.jpg", "h3")])
