@@ -100,10 +100,48 @@ EncoderLoader = Callable[[str, Settings], TextImageEncoder]
 
 
 def load_encoder(model: str, settings: Settings) -> TextImageEncoder:
-    """CLIP only (never the captioner): a search needs nothing else from the model."""
-    from indexer.models import load_model
+    """CLIP only (never the captioner): a search needs nothing else from the model.
 
-    return load_model(model, settings, captioner=False).encoder
+    Text goes through the NumPy text tower when it can reproduce the model exactly (no torch
+    import: the cold-start budget); images (--like) and other models load the torch encoder,
+    only when first used."""
+    return _QueryEncoder(model, settings)
+
+
+class _QueryEncoder:
+    def __init__(self, model: str, settings: Settings):
+        from indexer.models import read_spec, resolve_model_dir
+        from search.text_encoder import load_text_encoder
+
+        self.model, self.settings = model, settings
+        self._torch = None
+        model_dir = resolve_model_dir(model, settings)
+        clip = read_spec(model_dir)["clip"]
+        clip_dir = Path(clip["dir"]).expanduser()
+        clip_dir = clip_dir if clip_dir.is_absolute() else model_dir / clip_dir
+        self._text = load_text_encoder(clip_dir, bool(clip.get("quick_gelu", True)))
+
+    def _torch_encoder(self):
+        if self._torch is None:
+            from indexer.models import load_model
+
+            self._torch = load_model(self.model, self.settings, captioner=False).encoder
+        return self._torch
+
+    def encode_texts(self, texts: list[str]):
+        if self._text is not None:
+            return self._text.encode_texts(texts)
+        return self._torch_encoder().encode_texts(texts)
+
+    @property
+    def image_size(self) -> int:
+        return self._torch_encoder().image_size
+
+    def preprocess(self, image):
+        return self._torch_encoder().preprocess(image)
+
+    def encode_images(self, pixels):
+        return self._torch_encoder().encode_images(pixels)
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -182,7 +220,13 @@ def _query_vectors(
     """(the query vector, the vector actually searched with): unit text and/or image vectors;
     --not subtracts its text vector from the searched one (inner product is linear, so that is
     the same as ranking by cos(q) - w * cos(neg))."""
-    encoder = loader(model, settings)
+    try:
+        encoder = loader(model, settings)
+    except UsageError:
+        raise UsageError(
+            f"this index was made by model {model!r}, which is not a registry name: pass"
+            " --model DIR (its model directory) to search by meaning, or use --mode keyword"
+        ) from None
     parts = []
     if req.text and req.text.strip():
         parts.append(_unit(np.asarray(encoder.encode_texts([req.text.strip()]))[0]))
@@ -251,7 +295,8 @@ def _search(
         from search import vectors
 
         indexes = vectors.load_model(db_path, conn, model)
-        q, searched = _query_vectors(req, model, settings, encoder_loader)
+        # Load by what the user named (a model directory's stored name is not a path).
+        q, searched = _query_vectors(req, req.model or model, settings, encoder_loader)
         dim = indexes["image"].index.d
         if len(q) != dim:
             raise StoreError(
