@@ -302,9 +302,9 @@ def _load_files(db_path: Path, pointer: dict) -> dict[str, VectorIndex] | None:
         out = {}
         for kind in KINDS:
             path = str(d / pointer["files"][kind])
-            # Flat indexes are memory-mapped: a cold search pages in only what it scans.
-            flags = faiss.IO_FLAG_MMAP_IFC if pointer["type"] == "flat" else 0
-            index = faiss.read_index(path, flags)
+            # Vector storage (flat, and HNSW's flat storage) is memory-mapped: opening costs no
+            # read of N x D floats, and HNSW then pages in only the vectors its walk visits.
+            index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC)
             if index.ntotal != len(ids):
                 return None
             out[kind] = VectorIndex(pointer["model"], kind, index, ids)
