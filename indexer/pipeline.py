@@ -54,6 +54,7 @@ from indexer.walk import FileEntry, WalkProblem, content_hash, walk
 # ViT-B/32 + GPT-2 greedy decoding and halves itself on out-of-memory.
 DEFAULT_BATCH = {"cuda": 256, "mps": 64, "cpu": 32}
 HASH_THREADS = 4  # hashing is I/O + C code that releases the GIL; a few threads keep disks busy
+MAX_CRASHES_IN_A_ROW = 3  # decode worker deaths, each pinned on one file, before giving up
 REUSE_FLUSH = 512  # files reused without model work are written in transactions of this size
 
 
@@ -169,7 +170,9 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["indexer.decode"])
+        # "__main__" once in the server, or every worker re-runs the main script (pytest, typer:
+        # seconds per worker); indexer.decode brings Pillow along.
+        ctx.set_forkserver_preload(["__main__", "indexer.decode"])
     return ctx
 
 
@@ -360,6 +363,7 @@ class _Run:
         self.waiters: dict[str, list[_Item]] = {}  # content hash in flight -> later duplicates
         self.inflight: set[str] = set()
         self.last_report = 0.0
+        self.crashes = 0  # consecutive files a decode worker died on
 
     # ----------------------------------------------------------------------------- algorithm
     def execute(self) -> IndexSummary:
@@ -518,10 +522,19 @@ class _Run:
     def _isolated(self, item: _Item, size: int, workers: int) -> tuple:
         self._new_pool(workers)
         try:
-            return self._submit(item, size).result()
+            res = self._submit(item, size).result()
         except BrokenProcessPool:
+            self.crashes += 1
+            if self.crashes >= MAX_CRASHES_IN_A_ROW:
+                # Not one bad file but workers that cannot run at all (broken install, no memory).
+                raise ImgcapError(
+                    f"decode workers died on {self.crashes} files in a row (last: {item.path}); "
+                    "try --workers 1, and check memory and the Pillow installation"
+                ) from None
             self._new_pool(workers)
             return ("bad", "the decoder crashed on this file")
+        self.crashes = 0
+        return res
 
     def _hashed(self, todo: list[_Item]) -> Iterator[_Item]:
         """Items with their content hash, computed a few files ahead in threads."""
