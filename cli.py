@@ -607,6 +607,249 @@ def failures(
 _FAILURE_COLUMNS = ("path", "reason", "size", "mtime_ns", "failed_at", "model")
 
 
+# ------------------------------------------------------------------------------------ train, eval
+DataArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Captioned images: COCO captions JSON, Karpathy split JSON, CSV of path,caption, "
+        "or a folder of photos with .txt captions.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def train(
+    data: DataArg,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", file_okay=False, help="Run folder; becomes the model directory."
+        ),
+    ],
+    from_model: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Start from this model (registry name or directory): its GPT-2, mapper, CLIP "
+            "and tokenizer. Default: GPT-2 small from the hub and a new mapper.",
+        ),
+    ] = None,
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--mapping", help="mlp or transformer (default: the base model's; a change = new)."
+        ),
+    ] = None,
+    prefix_only: Annotated[
+        bool, typer.Option("--prefix-only", help="Freeze GPT-2; train only the mapping network.")
+    ] = False,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data.")] = 10,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Captions per optimiser step.")
+    ] = 40,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW).")] = 2e-5,
+    warmup: Annotated[
+        int | None,
+        typer.Option("--warmup", min=0, help="Warm-up steps (default: min(5000, 10% of steps))."),
+    ] = None,
+    val: Annotated[
+        Path | None,
+        typer.Option("--val", help="Validation data (default: DATA's val split, if any)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fine-tune a captioner on your captioned photos (ClipCap recipe), keeping the best epoch.
+
+    Running the same command again after an interruption resumes the run. The result loads
+    everywhere with --model OUT.
+    """
+    from indexer.train import TrainConfig
+    from indexer.train import train as run_train
+
+    settings = _settings(device=device, precision=precision, offline=offline or None)
+    cfg = _run(
+        lambda: TrainConfig(
+            data=data,
+            out=out,
+            base=from_model,
+            mapping=mapping,
+            prefix_only=prefix_only,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            warmup=warmup,
+            val=val,
+            seed=seed,
+        )
+    )
+    with _TrainProgress() as show:
+        result = _run(lambda: run_train(cfg, settings, show))
+    if json_out:
+        print(json.dumps(_train_summary(result), ensure_ascii=False))
+        return
+    for problem in result.problems[:10]:
+        _err(f"skipped: {problem}")
+    if len(result.problems) > 10:
+        _err(f"skipped: ... {len(result.problems)} problems in all")
+    if result.resumed_from:
+        typer.echo(f"resumed after epoch {result.resumed_from[0]}")
+    best = f"best epoch {result.best_epoch}" if result.best_epoch else "no epoch finished"
+    if result.best_val_loss is not None:
+        best += f" (val loss {result.best_val_loss:.4f})"
+    typer.echo(
+        f"{result.name}: {result.n_images} images, {result.n_captions} training captions, "
+        f"{len(result.problems)} skipped; {best}. Use it with --model {result.out}"
+    )
+
+
+def _train_summary(result) -> dict:
+    from dataclasses import asdict
+
+    return {
+        "out": str(result.out),
+        "name": result.name,
+        "images": result.n_images,
+        "captions": result.n_captions,
+        "val_captions": result.n_val_captions,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "resumed_from": result.resumed_from,
+        "history": [asdict(h) for h in result.history],
+        "problems": result.problems,
+    }
+
+
+class _TrainProgress:
+    """Rich progress on stderr: features, then per epoch steps with loss, lr and samples/s; one
+    line per finished epoch (printed also when stderr is not a terminal)."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> _TrainProgress:
+        if self.console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("starting", total=None)
+        return self
+
+    def __call__(self, p) -> None:
+        if p.phase == "epoch":
+            s = p.stats
+            val = f"  val loss {s.val_loss:.4f}" if s.val_loss is not None else ""
+            self.console.print(
+                f"epoch {s.epoch}/{p.epochs}: train loss {s.train_loss:.4f}{val}  "
+                f"{s.samples_per_s:.1f} captions/s  {s.seconds:.0f} s"
+                + ("  (best)" if s.best else "")
+            )
+            return
+        if self.bar is None:
+            return
+        if p.phase == "features":
+            text = f"CLIP features  {p.samples_per_s:.1f} img/s"
+        elif p.phase == "train":
+            text = (
+                f"epoch {p.epoch}/{p.epochs}  loss {p.loss:.4f}  lr {p.lr:.2e}  "
+                f"{p.samples_per_s:.1f} captions/s"
+            )
+        else:
+            text = f"epoch {p.epoch}/{p.epochs}  validating  loss {p.loss:.4f}"
+        self.bar.update(self.task, description=text, total=p.steps, completed=p.step)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command("eval")
+def eval_(
+    data: DataArg,
+    model: ModelOpt = None,
+    split: Annotated[
+        str, typer.Option("--split", help="Split to score (formats without splits: all).")
+    ] = "test",
+    beams: BeamsOpt = 1,
+    batch_size: BatchOpt = 0,
+    captions: Annotated[
+        Path | None,
+        typer.Option(
+            "--captions",
+            exists=True,
+            dir_okay=False,
+            help='Score these captions instead ([{"image_id": ..., "caption": ...}]).',
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", dir_okay=False, help="Write scores + per-image captions."),
+    ] = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score captions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and SPICE (coco-caption).
+
+    Captions the images of DATA's split with the model, or scores --captions made elsewhere.
+    METEOR and SPICE need Java; without it they are listed as unavailable.
+    """
+    from indexer.evaluate import evaluate, write_results
+
+    settings = _settings(
+        model=model,
+        beams=beams,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        offline=offline or None,
+    )
+    result = _run(lambda: evaluate(data, settings, split=split, captions_file=captions))
+    if out is not None:
+        _run(lambda: write_results(result, out))
+    if json_out:
+        summary = {k: v for k, v in result.to_dict().items() if k != "images"}
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    for problem in result.problems[:10]:
+        _err(f"skipped: {problem}")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("metric", "score", "x100 (papers)", title=f"{result.n_images} images")
+    for name, value in result.scores.items():
+        if value is None:
+            table.add_row(name, "-", result.unavailable.get(name, "not computed"))
+        else:
+            table.add_row(name, f"{value:.4f}", f"{value * 100:.2f}")
+    Console().print(table)
+    if out is not None:
+        typer.echo(f"results written to {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry point convenience
     app()
 
