@@ -410,7 +410,7 @@ class _Run:
             elif (
                 p in failed_before
                 and failed_before[p][:2] == (e.size, e.mtime_ns)
-                and not (self.retry_failed)
+                and not self.retry_failed
             ):
                 summary.failed += 1
                 reasons[failed_before[p][2]] += 1
@@ -442,10 +442,11 @@ class _Run:
         if not summary.interrupted:
             # Removing needs the full walk + every new path processed (moves!), so only after a
             # completed run; an interrupted run leaves the old rows for the next one.
+            problem_paths = set(blocked)  # recorded again above
             stale_failures = [
                 p
                 for p in failed_before
-                if _under(p, self.top) and p not in seen and p not in (set(blocked))
+                if _under(p, self.top) and p not in seen and p not in problem_paths
             ]
             self.store.remove_paths(gone + stale_failures)
             summary.removed = max(0, len(gone) - summary.moved)

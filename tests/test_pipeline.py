@@ -102,6 +102,26 @@ def rows(db_path: Path, root: Path) -> tuple[list, list]:
     return files, results
 
 
+def assert_faiss_agrees(db_path: Path) -> None:
+    """The FAISS cache, synced as `imgcap index` does at the end, holds exactly SQLite's results."""
+    from indexer.store import connect_readonly
+    from search.vectors import load_model, sync_indexes
+
+    sync_indexes(db_path)
+    conn = connect_readonly(db_path)
+    try:
+        by_model = dict(conn.execute("SELECT model, count(*) FROM results GROUP BY model"))
+        for model, n in by_model.items():
+            indexes = load_model(db_path, conn, model)
+            ids = {int(i) for i in indexes["image"].ids}
+            expected = {
+                i for (i,) in conn.execute("SELECT id FROM results WHERE model = ?", [model])
+            }
+            assert ids == expected and indexes["caption"].ntotal == n, model
+    finally:
+        conn.close()
+
+
 def test_photo_folder_good_indexed_bad_reported(photos, tmp_path, tiny_model):
     root, expected = photos
     settings = settings_for(tmp_path, "unused")
@@ -179,6 +199,7 @@ def test_moves_renames_duplicates_reuse_without_model_work(photos, tmp_path, tin
 
     assert model.captioner.calls == 0
     assert (s.moved, s.new, s.removed, s.captioned, s.reused) == (2, 1, 0, 0, 3)
+    assert_faiss_agrees(settings.db_path)
     after_files, after_results = rows(settings.db_path, root)
     assert after_results == before_results  # nothing recomputed, nothing lost
     with Store.open(settings.db_path) as store:
@@ -205,6 +226,7 @@ def test_deletes_edits_and_touches(photos, tmp_path, tiny_model):
 
     assert (s.removed, s.updated, s.captioned) == (2, 1, 1)
     assert model.captioner.images == 1  # only the edited file
+    assert_faiss_agrees(settings.db_path)
     with Store.open(settings.db_path) as store:
         assert store.counts()["results"] == UNIQUE_GOOD - 1  # -bmp, alpha replaced
         paths = {r["path"] for r in store.db["files"].rows}
@@ -233,6 +255,7 @@ def test_model_switch_adds_results_side_by_side(photos, tmp_path, tiny_model, ti
         )
         assert by_model == {tiny_model.name: UNIQUE_GOOD, other.name: UNIQUE_GOOD}
         assert set(store.vector_state()) == {tiny_model.name, other.name}
+    assert_faiss_agrees(settings.db_path)
     # Back to the first model: nothing to do, nothing lost.
     again = index_paths([root], settings, model=counting(tiny_model))
     assert again.unchanged == len(expected["good"]) and again.captioned == 0
@@ -395,6 +418,7 @@ def test_sigkill_mid_run_then_resume_equals_a_clean_run(photos, tmp_path, tiny_m
     index_paths([root], dataclasses.replace(settings, db_path=clean_db), model=model)
     killed_files, killed_results = rows(killed_db, root)
     clean_files, clean_results = rows(clean_db, root)
+    assert_faiss_agrees(killed_db)
     assert killed_files == clean_files
     assert [r[:4] for r in killed_results] == [r[:4] for r in clean_results]
     for a, b in zip(killed_results, clean_results, strict=True):
