@@ -272,6 +272,12 @@ def search(
 
     Example: imgcap search "dog on a park bench" --after 2019 --before 2020 -n 20
     """
+    import os
+
+    # One query is a few tiny matmuls: BLAS worker threads only spin, and on a busy 2-core
+    # machine they tripled the cold search (3.2 s -> 1.1 s wall, bench_search.py cold). Must be
+    # set before numpy loads; an explicit user setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from search.query import SearchRequest
     from search.query import search as run_search
 

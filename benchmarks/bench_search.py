@@ -150,7 +150,8 @@ def make_db(workdir: Path, n: int, model: str, seed: int) -> Path:
 
 
 STAGES = r"""
-import json, sys, time
+import json, os, sys, time
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `imgcap search` does
 t0 = time.perf_counter(); marks = {}
 def mark(name):
     marks[name] = round(time.perf_counter() - t0, 3)
