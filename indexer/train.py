@@ -538,9 +538,10 @@ class _Run:
         loss_sum, loss_n = 0.0, 0
         state = self._read_state(self.fingerprint)
         if state is not None:
-            missing = [k for k in net.state_dict() if self._is_trainable(k)]
+            expected = {k for k in net.state_dict() if self._is_trainable(k)}
+            if set(state["model"]) != expected:
+                raise UsageError(f"{self.work / 'state.pt'}: weights do not match the model")
             net.load_state_dict({**net.state_dict(), **state["model"]})
-            assert set(state["model"]) == set(missing), "state.pt weights do not match the model"
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
