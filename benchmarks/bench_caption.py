@@ -53,6 +53,54 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def best(results: dict, prec: str, stage_prefix: str) -> float:
+    return max(v for (s, p, _, _), v in results.items() if p == prec and s.startswith(stage_prefix))
+
+
+def bench_precision(model_dir: Path, prec: str, args, results: dict) -> None:
+    """Time every stage at one precision; rows printed as they finish, rates into results."""
+    model = load_model(str(model_dir), Settings(device=args.device, precision=prec))
+    enc, cap = model.encoder, model.captioner
+    dim = enc.embed_dim
+
+    def row(stage: str, bs: int, beams, secs: float) -> None:
+        rate = bs / secs
+        results[(stage, prec, bs, beams)] = rate
+        print(f"| {stage} | {prec} | {bs} | {beams} | {rate:.2f} | {secs:.3f} |", flush=True)
+
+    for bs in map(int, args.clip_batch_sizes.split(",")):
+        pixels = torch.randn(bs, 3, enc.image_size, enc.image_size)
+        row(
+            "CLIP image encode", bs, "-", timed(lambda p=pixels: enc.encode_images(p), args.repeats)
+        )
+    for bs in map(int, args.batch_sizes.split(",")):
+        feats = torch.randn(bs, dim)
+        secs = timed(
+            lambda f=feats: cap.decode_tokens(f, 1, args.tokens, stop_token=None), args.repeats
+        )
+        row("caption greedy (KV cache, batched)", bs, 1, secs)
+    for bs in map(int, args.beam_batch_sizes.split(",")):
+        feats = torch.randn(bs, dim)
+        secs = timed(
+            lambda f=feats: cap.decode_tokens(f, args.beams, args.tokens, stop_token=None),
+            args.repeats,
+        )
+        row("caption beam (KV cache, batched)", bs, args.beams, secs)
+    if args.no_reference:
+        return
+    with cap._autocast():
+        prefix = cap.model.prefix_embeddings(torch.randn(1, dim).to(cap.device))
+        secs = timed(
+            lambda: naive_greedy(cap.model, prefix, args.tokens, stop_token=None), args.repeats
+        )
+        row("caption greedy, reference way", 1, 1, secs)
+        secs = timed(
+            lambda: naive_beam(cap.model, prefix, args.beams, args.tokens, stop_token=None),
+            args.repeats,
+        )
+        row("caption beam, reference way", 1, args.beams, secs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
@@ -69,68 +117,36 @@ def main() -> None:
     if args.quick:
         args.batch_sizes, args.beam_batch_sizes, args.clip_batch_sizes = "1,8", "1,4", "8"
         args.repeats = 1
-    precisions = args.precisions.split(",") if args.precisions else (
-        ["fp32", "bf16"] if args.device != "cpu" or cpu_has_bf16() else ["fp32"]
+    precisions = (
+        args.precisions.split(",")
+        if args.precisions
+        else (["fp32", "bf16"] if args.device != "cpu" or cpu_has_bf16() else ["fp32"])
     )
     torch.manual_seed(0)
     tmp = Path(tempfile.mkdtemp(prefix="imgcap-bench-"))
     t = time.perf_counter()
     write_random_model(tmp / "model", "clipcap-coco")
     print(f"# random full-size model written in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, device {args.device}, {args.tokens} tokens/caption")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, device {args.device}, {args.tokens} tokens/caption"
+    )
     print("| stage | precision | batch | beams | captions/s (or images/s) | s/batch |")
     print("|---|---|---:|---:|---:|---:|")
     results: dict[tuple, float] = {}
     for prec in precisions:
-        model = load_model(str(tmp / "model"), Settings(device=args.device, precision=prec))
-        enc, cap = model.encoder, model.captioner
-        dim = enc.embed_dim
-
-        def row(stage, bs, beams, secs, prec=prec):
-            rate = bs / secs
-            results[(stage, prec, bs, beams)] = rate
-            print(f"| {stage} | {prec} | {bs} | {beams} | {rate:.2f} | {secs:.3f} |", flush=True)
-
-        for bs in map(int, args.clip_batch_sizes.split(",")):
-            pixels = torch.randn(bs, 3, enc.image_size, enc.image_size)
-            row("CLIP image encode", bs, "-", timed(lambda p=pixels: enc.encode_images(p), args.repeats))
-        for bs in map(int, args.batch_sizes.split(",")):
-            feats = torch.randn(bs, dim)
-            secs = timed(
-                lambda f=feats: cap.decode_tokens(f, 1, args.tokens, stop_token=None), args.repeats
-            )
-            row("caption greedy (KV cache, batched)", bs, 1, secs)
-        for bs in map(int, args.beam_batch_sizes.split(",")):
-            feats = torch.randn(bs, dim)
-            secs = timed(
-                lambda f=feats: cap.decode_tokens(f, args.beams, args.tokens, stop_token=None),
-                args.repeats,
-            )
-            row("caption beam (KV cache, batched)", bs, args.beams, secs)
-        if not args.no_reference:
-            feats = torch.randn(1, dim)
-            with cap._autocast():
-                prefix = cap.model.prefix_embeddings(feats.to(cap.device))
-                secs = timed(
-                    lambda: naive_greedy(cap.model, prefix, args.tokens, stop_token=None), args.repeats
-                )
-                row("caption greedy, reference way", 1, 1, secs)
-                secs = timed(
-                    lambda: naive_beam(cap.model, prefix, args.beams, args.tokens, stop_token=None),
-                    args.repeats,
-                )
-                row("caption beam, reference way", 1, args.beams, secs)
-        del model, enc, cap
+        bench_precision(tmp / "model", prec, args, results)
     if not args.no_reference:
         print()
         for prec in precisions:
-            best_g = max(v for (s, p, _, b), v in results.items() if p == prec and s.startswith("caption greedy (KV"))
-            best_b = max(v for (s, p, _, b), v in results.items() if p == prec and s.startswith("caption beam (KV"))
+            best_g = best(results, prec, "caption greedy (KV")
+            best_b = best(results, prec, "caption beam (KV")
             ref_g = results[("caption greedy, reference way", prec, 1, 1)]
             ref_b = results[("caption beam, reference way", prec, 1, args.beams)]
-            print(f"speed-up {prec}: greedy {best_g / ref_g:.1f}x, beam {best_b / ref_b:.1f}x "
-                  "(best batched vs reference way)")
+            print(
+                f"speed-up {prec}: greedy {best_g / ref_g:.1f}x, beam {best_b / ref_b:.1f}x "
+                "(best batched vs reference way)"
+            )
 
 
 if __name__ == "__main__":
