@@ -436,7 +436,17 @@ def _size(n: int) -> str:
 
 
 # ------------------------------------------------------------------------------ index, failures
-@app.command()
+_INDEX_HELP = (
+    "Caption and embed every photo under PATHS into the database, incrementally.\n\n"
+    "Unchanged files are skipped without being opened; moved, renamed and duplicated files "
+    "reuse their results; files gone from under PATHS leave the index. Bad files are reported "
+    "(see `imgcap failures`) and never stop the run.\n\n"
+    "Exit status: 0 when the run completed (even with bad files), 130 when interrupted "
+    "(committed batches stay; run again to resume), 4 when another run holds the database."
+)
+
+
+@app.command(help=_INDEX_HELP)
 def index(
     paths: Annotated[
         list[Path], typer.Argument(help="Folders (or files) to index.", show_default=False)
@@ -462,13 +472,6 @@ def index(
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Caption and embed every photo under PATHS into the database, incrementally.
-
-    Unchanged files are skipped without being opened; moved, renamed and duplicated files reuse
-    their results; files gone from under PATHS leave the index. Bad files are reported (see
-    `imgcap failures`) and never stop the run. Exit status 0 when the run completed (even with
-    bad files), 130 when interrupted (what was committed stays), 4 when the database is busy.
-    """
     from indexer.pipeline import index_paths
 
     settings = _settings(

@@ -188,13 +188,19 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 # ---------------------------------------------------------------------------------- the model
-def pixels_to_tensor(pixels: list[np.ndarray], mean, std):
-    """List of (S, S, 3) uint8 → (B, 3, S, S) float32 normalised: ToTensor + Normalize."""
+def pixels_to_tensor(pixels: list[np.ndarray], mean, std, device=None):
+    """List of (S, S, 3) uint8 → (B, 3, S, S) float32 normalised: ToTensor + Normalize.
+
+    The uint8 batch moves to `device` first: 4× less to copy to a GPU than float32, and the
+    float work happens there."""
     import torch
 
-    x = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    x = torch.from_numpy(np.stack(pixels))  # (B, S, S, 3) uint8
+    if device is not None and torch.device(device).type != "cpu":
+        x = x.pin_memory().to(device, non_blocking=True)
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     return x.sub_(m).div_(s)
 
 
@@ -220,7 +226,7 @@ class _ModelRunner:
         """(B, S, S, 3) uint8 images → image vectors (B, D), captions, caption vectors (B, D)."""
         import torch
 
-        x = pixels_to_tensor(pixels, self.mean, self.std)
+        x = pixels_to_tensor(pixels, self.mean, self.std, getattr(self.model, "device", None))
         out_img, out_cap, out_txt = [], [], []
         i = 0
         while i < len(pixels):
