@@ -38,6 +38,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Before torch loads OpenMP: spinning threads at every barrier make the model 5-7× slower when any
+# other process wants a core (measured on the shared 2-core machine). `--omp-active` to compare.
+if "--omp-active" not in sys.argv:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from indexer.config import Settings  # noqa: E402
 from indexer.pipeline import decode_for_model, index_paths  # noqa: E402
@@ -58,10 +62,11 @@ def make_phone_photos(folder: Path, n: int, seed: int = 0) -> list[Path]:
     todo = [p for p in paths if not p.exists()]
     if not todo:
         return paths
-    rng = np.random.default_rng(seed)
     w, h = PHONE
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     for p in todo:
+        # Seeded per file, so photos made in later runs differ from the ones already cached.
+        rng = np.random.default_rng([seed, int(p.stem.split("_")[1])])
         cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(300, 1500)
         base = rng.uniform(40, 215, 3)
         blob = ((x - cx) ** 2 + (y - cy) ** 2 < r * r)[..., None] * rng.uniform(-60, 60, 3)
@@ -271,6 +276,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="decode processes (0 = CPU count)")
     ap.add_argument("--batch-size", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--omp-active", action="store_true", help="keep OpenMP's default waiting")
     ap.add_argument("--work", type=Path, default=Path("/tmp/imgcap-bench"))
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
@@ -296,6 +302,7 @@ def main() -> None:
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "device": args.device,
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         },
