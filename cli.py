@@ -561,6 +561,8 @@ class _IndexProgress:
 
 
 def _print_index_summary(s) -> None:
+    for warning in s.warnings:
+        _err(f"Warning: {warning}")
     if s.dry_run:
         typer.echo(
             f"Dry run ({s.model}): would process {len(s.would_process)} files "

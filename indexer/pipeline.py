@@ -102,6 +102,7 @@ class IndexSummary:
     timings: dict[str, float] = field(default_factory=dict)  # model, store, waiting for decode
     would_process: list[str] = field(default_factory=list)  # dry run: paths to hash/decode
     would_remove: list[str] = field(default_factory=list)  # dry run: paths to drop
+    warnings: list[str] = field(default_factory=list)  # e.g. a root that looks unmounted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -396,6 +397,18 @@ class _Run:
         failed_before = self.store.failure_states()
         seen = {str(e.path) for e in entries}
         blocked = [pr.path for pr in problems]  # unreadable folders: keep what is under them
+        # A root folder that is now completely empty while photos under it are indexed is far
+        # more likely an unmounted drive's mount point than a deliberate delete: keep its rows.
+        for root in self.top:
+            if os.path.isdir(root) and not os.listdir(root):
+                kept = sum(1 for p in known if _under(p, [root]))
+                if kept:
+                    blocked.append(root)
+                    summary.warnings.append(
+                        f"{root} is empty but {kept} indexed photos were under it (unmounted "
+                        "drive?): kept them. If they were deleted on purpose, index the parent "
+                        "folder to drop them."
+                    )
         gone = [
             p for p in known if _under(p, self.top) and p not in seen and not _under(p, blocked)
         ]

@@ -240,6 +240,27 @@ def test_deletes_edits_and_touches(photos, tmp_path, tiny_model):
         assert store.db.execute(orphans).fetchone()[0] == 0
 
 
+def test_empty_root_is_treated_as_unmounted_not_deleted(tmp_path, tiny_model):
+    drive = tmp_path / "drive"
+    (drive / "trip").mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (40, 30), (40 * i, 90, 200)).save(drive / "trip" / f"p{i}.png")
+    settings = settings_for(tmp_path, "unused")
+    index_paths([drive], settings, model=tiny_model)
+    for p in (drive / "trip").iterdir():  # the drive is "unmounted": its mount point is empty
+        p.unlink()
+    (drive / "trip").rmdir()
+
+    s = index_paths([drive], settings, model=tiny_model)
+    assert s.removed == 0 and "unmounted" in s.warnings[0] and str(drive) in s.warnings[0]
+    with Store.open(settings.db_path) as store:
+        assert store.counts()["files"] == 2
+
+    s = index_paths([tmp_path], settings, model=tiny_model)  # the parent: a deliberate delete
+    assert s.removed == 2 and not s.warnings
+    assert_faiss_agrees(settings.db_path)
+
+
 def test_model_switch_adds_results_side_by_side(photos, tmp_path, tiny_model, tiny_model_dir_b):
     from indexer.models import load_model
 
