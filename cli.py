@@ -511,6 +511,29 @@ def _sync_vectors(db_path: Path) -> None:
     _run(lambda: sync_indexes(db_path))
 
 
+def _progress_bar(console, spinner: bool = False):
+    """A started rich progress bar on `console` (stderr): description, bar, n/m, ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    bar = Progress(
+        *([SpinnerColumn()] if spinner else []),
+        *columns,
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    bar.start()
+    return bar
+
+
 class _IndexProgress:
     """Rich progress on stderr (only on a terminal): found, done, skipped, failed, images/s, ETA."""
 
@@ -523,25 +546,7 @@ class _IndexProgress:
 
     def __enter__(self) -> _IndexProgress:
         if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                SpinnerColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.bar.start()
+            self.bar = _progress_bar(self.console, spinner=True)
             self.task = self.bar.add_task("scanning", total=None)
         return self
 
@@ -748,23 +753,7 @@ class _TrainProgress:
 
     def __enter__(self) -> _TrainProgress:
         if self.console.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.bar.start()
+            self.bar = _progress_bar(self.console)
             self.task = self.bar.add_task("starting", total=None)
         return self
 

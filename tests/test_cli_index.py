@@ -17,18 +17,6 @@ runner = CliRunner()
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tiny model is fastest on one thread, and on a shared 2-core machine a second OpenMP
-    thread waits whole scheduler slices at every barrier (8 ms per tiny matmul measured)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def folder(tmp_path) -> Path:
     root = tmp_path / "photos"

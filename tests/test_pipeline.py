@@ -25,18 +25,6 @@ from indexer.store import Store, blob_to_vec, writer_lock
 UNIQUE_GOOD = 16  # photo_factory's good files minus the two byte-identical copies in dupes/
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tiny model is fastest on one thread, and on a shared 2-core machine a second OpenMP
-    thread waits whole scheduler slices at every barrier (8 ms per tiny matmul measured)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class CountingCaptioner:
     """Wraps the real captioner: counts images captioned and keeps the features it was given."""
 

@@ -27,15 +27,6 @@ from indexer.train import (
 CPU = Settings(device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models on a busy 2-core machine: one thread is much faster than two spin-waiting.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
     from indexer.synthetic import write_dataset
