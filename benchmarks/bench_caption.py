@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from naive_clipcap import naive_beam, naive_greedy  # noqa: E402
 
 from indexer.config import Settings  # noqa: E402
-from indexer.models import load_model, write_random_model  # noqa: E402
+from indexer.models import cpu_has_bf16, load_model, write_random_model  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:
@@ -43,14 +43,6 @@ def timed(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def best(results: dict, prec: str, stage_prefix: str) -> float:

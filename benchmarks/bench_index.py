@@ -44,6 +44,7 @@ if "--omp-active" not in sys.argv:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from indexer.config import Settings  # noqa: E402
+from indexer.models import cpu_has_bf16  # noqa: E402
 from indexer.pipeline import decode_for_model, index_paths  # noqa: E402
 from indexer.store import FileRecord, ResultRecord, Store  # noqa: E402
 from indexer.walk import content_hash  # noqa: E402
@@ -254,14 +255,6 @@ class MemorySampler:
             "largest_child_mb": round(others[0] / 1024) if others else 0,
             "sum_of_peaks_mb": round((main_kb + sum(others)) / 1024),
         }
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def main() -> None:

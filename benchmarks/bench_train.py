@@ -29,18 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from indexer.config import Settings  # noqa: E402
-from indexer.models import load_model, resolve_dtype, write_random_model  # noqa: E402
+from indexer.models import cpu_has_bf16, load_model, resolve_dtype, write_random_model  # noqa: E402
 from indexer.train import caption_loss, make_batch  # noqa: E402
 
 COCO_TRAIN_CAPTIONS = 566_747
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def train_steps(net, device, dtype, prefix_only: bool, args) -> float:

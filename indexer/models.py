@@ -146,6 +146,15 @@ def resolve_device(name: str = "auto"):
     return torch.device(name)
 
 
+def cpu_has_bf16() -> bool:
+    """True if this CPU has native bf16 matrix instructions (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: let torch decide at run time
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_dtype(precision: str, device):
     """auto: bf16 (fp16 without bf16) autocast on CUDA, fp32 elsewhere."""
     import torch
