@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from indexer.datasets import load_dataset
-from indexer.synthetic import BACKGROUNDS, COLOURS, PLURALS, SHAPES, generate_scenes, write_dataset
+from indexer.synthetic import (
+    BACKGROUNDS,
+    CENTRED_BACKGROUNDS,
+    COLOURS,
+    PLURALS,
+    SHAPES,
+    generate_scenes,
+    write_dataset,
+)
 
 COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
 
@@ -55,9 +63,33 @@ def test_two_kinds_of_shape():
         assert first.count + second.count <= 3
 
 
-def test_bad_size_is_refused():
+def test_centred_layout_one_big_shape_in_the_middle():
+    a = generate_scenes(40, seed=5, size=64, layout="centred")
+    assert [s.image.tobytes() for s in a[:6]] == [
+        s.image.tobytes() for s in generate_scenes(6, seed=5, size=64, layout="centred")
+    ]
+    assert {s.attributes["shape"] for s in a} == set(SHAPES)
+    for scene in a:
+        attrs = scene.attributes
+        assert attrs["count"] == 1 and len(attrs["groups"]) == 1
+        assert attrs["background"] in CENTRED_BACKGROUNDS
+        phrase = f"a {attrs['colour']} {attrs['shape']}"
+        assert scene.captions[0] == f"{phrase} on a {attrs['background']} background."
+        assert all(phrase in c and c.endswith(".") for c in scene.captions)
+        assert _close(scene.image.getpixel((32, 32)), COLOURS[attrs["colour"]])
+        for corner in ((0, 0), (63, 0), (0, 63), (63, 63)):
+            assert _close(scene.image.getpixel(corner), BACKGROUNDS[attrs["background"]])
+        # Big: even a triangle (1.3 r², the smallest shape) covers ~a tenth of the image.
+        fill = COLOURS[attrs["colour"]]
+        covered = sum(_close(p, fill) for p in scene.image.getdata()) / 64**2
+        assert covered > 0.08, (scene.id, covered)
+
+
+def test_bad_size_or_layout_is_refused():
     with pytest.raises(ValueError):
         generate_scenes(1, seed=0, size=16)
+    with pytest.raises(ValueError, match="layout"):
+        generate_scenes(1, seed=0, layout="spiral")
 
 
 @pytest.mark.parametrize("fmt", ["coco", "karpathy", "csv", "folder"])
