@@ -53,7 +53,9 @@ def time_queries(vi, queries: np.ndarray, k: int = 10) -> tuple[list[float], lis
     return ms, got
 
 
-def latency(sizes: list[int], n_queries: int, seed: int, ef_search: list[int]) -> list[dict]:
+def latency(
+    sizes: list[int], n_queries: int, seed: int, ef_search: list[int], hnsw_too: bool = True
+) -> list[dict]:
     import faiss
 
     from search import vectors
@@ -71,6 +73,8 @@ def latency(sizes: list[int], n_queries: int, seed: int, ef_search: list[int]) -
         rows.append({"n": n, "index": "exact", "p50_ms": p50, "p95_ms": p95, "recall@10": 1.0})
         print(json.dumps(rows[-1]), flush=True)
         del flat
+        if not hnsw_too:
+            continue
         t = time.perf_counter()
         hnsw_index = vectors._make_index(data, hnsw=True)
         build_s = time.perf_counter() - t
@@ -235,6 +239,7 @@ def main() -> None:
     a.add_argument("--queries", type=int, default=200)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--ef-search", type=int, nargs="*", default=[], help="HNSW efSearch values")
+    a.add_argument("--exact-only", action="store_true", help="skip building HNSW (minutes at 1M)")
     c = sub.add_parser("cold")
     c.add_argument("--photos", type=int, default=100_000)
     c.add_argument("--workdir", type=Path, default=Path("/tmp/imgcap-bench"))
@@ -242,7 +247,7 @@ def main() -> None:
     c.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.cmd == "latency":
-        latency(args.sizes, args.queries, args.seed, args.ef_search)
+        latency(args.sizes, args.queries, args.seed, args.ef_search, not args.exact_only)
     else:
         cold(args.photos, args.workdir, args.runs, args.seed)
 
