@@ -11,11 +11,6 @@ from indexer.errors import BadImageError
 Emit = Callable[[Path, str | None, str | None], None]  # (path, caption, error)
 
 
-def default_batch_size(device) -> int:
-    """Images per model batch when the user didn't say: big on a GPU, moderate on a CPU."""
-    return 256 if device.type == "cuda" else 32
-
-
 def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None:
     """Decode, encode and caption `paths`; call emit once per path, in input order. A file that
     can't be read gets emit(path, None, reason) and never stops the others."""
@@ -27,7 +22,7 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
     paths = list(paths)
     model = load_model(settings.model, settings)
     enc = model.encoder
-    batch_size = settings.batch_size or default_batch_size(model.device)
+    batch_size = settings.batch_size_for(model.device.type)
     pending: list[tuple[Path, torch.Tensor]] = []
 
     def flush() -> None:

@@ -18,6 +18,11 @@ DEFAULT_EXTENSIONS = (
 )  # fmt: skip
 
 
+# Images per model batch when --batch-size is 0. CPU: 64 measured best on 2 cores (greedy
+# captions/s 20.9 at 64 vs 16.6 at 32 in fp32; bf16 index 10.8 vs 7.6 images/s, BENCHMARKS.md).
+DEFAULT_BATCH = {"cuda": 256, "mps": 64, "cpu": 64}
+
+
 def default_data_dir() -> Path:
     """Where the database and FAISS cache live: XDG on Linux, platform conventions elsewhere."""
     from platformdirs import user_data_dir
@@ -42,6 +47,10 @@ class Settings:
     cache_dir: Path | None = None  # Hugging Face cache override (None = huggingface_hub default)
     # Checkpoints with no hub mirror (the ClipCap transformer release) are kept here.
     models_dir: Path = field(default_factory=lambda: default_data_dir() / "models")
+
+    def batch_size_for(self, device_type: str) -> int:
+        """The batch size to use on a device: the user's, or the device default."""
+        return self.batch_size or DEFAULT_BATCH.get(device_type, DEFAULT_BATCH["cpu"])
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

@@ -52,7 +52,6 @@ from indexer.walk import FileEntry, WalkProblem, content_hash, walk
 # Default images per model batch when Settings.batch_size is 0. CPU: large enough to amortise
 # per-call overhead, small enough that the first results land quickly; GPU: fills an H100 with
 # ViT-B/32 + GPT-2 greedy decoding and halves itself on out-of-memory.
-DEFAULT_BATCH = {"cuda": 256, "mps": 64, "cpu": 32}
 HASH_THREADS = 4  # hashing is I/O + C code that releases the GIL; a few threads keep disks busy
 WORKER_NICENESS = 10  # decode workers yield the CPU to the model (see _init_worker)
 MAX_CRASHES_IN_A_ROW = 3  # decode worker deaths, each pinned on one file, before giving up
@@ -250,12 +249,6 @@ class _ModelRunner:
             out_txt.append(txt.float().numpy())
             i += len(chunk)
         return np.concatenate(out_img), out_cap, np.concatenate(out_txt)
-
-
-def default_batch_size(settings: Settings, device_type: str) -> int:
-    if settings.batch_size > 0:
-        return settings.batch_size
-    return DEFAULT_BATCH.get(device_type, DEFAULT_BATCH["cpu"])
 
 
 # ------------------------------------------------------------------------------------- the run
@@ -713,9 +706,7 @@ class _Run:
         if model.name != self.summary.model:
             raise ImgcapError(f"model name changed while loading: {model.name}")
         device_type = getattr(getattr(model, "device", None), "type", "cpu")
-        self.runner = _ModelRunner(
-            model, self.settings, default_batch_size(self.settings, device_type)
-        )
+        self.runner = _ModelRunner(model, self.settings, self.settings.batch_size_for(device_type))
 
     def _shutdown(self) -> None:
         if self.pool is not None:
