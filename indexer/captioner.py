@@ -431,7 +431,10 @@ class Captioner:
 
     def detokenize(self, ids: list[int]) -> str:
         text = self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
-        return clean_up_spaces(text).strip()
+        # Trained models never emit control characters; an untrained or broken one can, and they
+        # would garble terminals and CSV cells. Everything printable is kept as decoded.
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
+        return " ".join(clean_up_spaces(text).split())
 
     def _autocast(self):
         if self.dtype == torch.float32:

@@ -513,6 +513,16 @@ def write_tiny_model(out: Path, seed: int = 0, name: str | None = None) -> Path:
     train_bpe_tokenizer(tok_dir, _TINY_CORPUS.split("\n") * 4, TINY_GPT2["vocab_size"])
     cfg = ClipCapConfig(mapping="mlp", prefix_dim=32, prefix_length=4, gpt2=dict(TINY_GPT2))
     net = ClipCapModel(cfg)
+    # Random weights love the 256 single-byte tokens, most of which decode to control characters
+    # or broken UTF-8; damp them (lm_head is tied to wte) so smoke runs print word-piece nonsense.
+    from transformers import GPT2TokenizerFast
+
+    tok = GPT2TokenizerFast.from_pretrained(str(tok_dir))
+    with torch.no_grad():
+        for i in range(len(tok)):
+            piece = tok.decode([i])
+            if not piece.strip() or not piece.isprintable():
+                net.gpt.transformer.wte.weight[i] *= 0.1
     return write_model_dir(
         out,
         name or f"tiny-{seed}",

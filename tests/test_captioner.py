@@ -307,7 +307,15 @@ def test_caption_text_keeps_the_stop_token_and_cleans_spaces(stoppy):
     for t, text in zip(toks, texts, strict=True):
         if t[-1] == STOP:
             assert text.endswith(".")
-        assert text == clean_up_spaces(stoppy.tokenizer.decode(t)).strip()
+        assert text == " ".join(clean_up_spaces(stoppy.tokenizer.decode(t)).split())
+
+
+def test_detokenize_drops_control_characters(tiny_model):
+    cap = tiny_model.captioner
+    tok = cap.tokenizer
+    ids = tok.encode("a dog") + tok.encode("\x10\x10") + tok.encode(" on a bench .")
+    assert "\x10" in tok.decode(ids)
+    assert cap.detokenize(ids) == "a dog on a bench."
 
 
 def test_clean_up_spaces_matches_transformers_4():
