@@ -1,0 +1,274 @@
+"""What the user sees: result tables, summaries and progress displays for the CLI.
+
+cli.py parses options and calls one library function; the functions here turn the result into
+text. Nothing heavy is imported at module level (rich loads inside the functions), so
+`imgcap --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def echo(message: str = "", err: bool = False) -> None:
+    typer.echo(message, err=err)
+
+
+def err(message: str) -> None:
+    """An error or warning line on stderr, in red on a terminal."""
+    typer.secho(message, fg=typer.colors.RED, err=True)
+
+
+SIGNAL_LABEL = {"image": "img", "caption": "cap", "keyword": "kw"}
+
+
+def why(hit) -> str:
+    parts = []
+    for name, sig in hit.signals.items():
+        label = SIGNAL_LABEL[name]
+        if sig.score is None and sig.rank is None:
+            parts.append(f"{label} -")
+            continue
+        score = f"{sig.score:.2f}" if sig.score is not None else "-"
+        parts.append(f"{label} {score}" + (f" #{sig.rank}" if sig.rank else ""))
+    return " · ".join(parts)
+
+
+def print_hits(hits, mode: str) -> None:
+    import re
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("#", "score", "why", "caption")
+    table.add_column("path", overflow="fold")  # never elide a path: it is what users act on
+    for hit in hits:
+        caption = Text(hit.caption)
+        for word in hit.matched:
+            caption.highlight_regex(rf"(?i)\b{re.escape(word)}\b", "bold yellow")
+        link = Path(hit.path).as_uri() if Path(hit.path).is_absolute() else None
+        path = Text(hit.path, style=f"link {link}" if link else "")
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", why(hit), caption, path)
+    if hits:
+        Console(soft_wrap=False).print(table)
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def progress_bar(console, spinner: bool = False):
+    """A started rich progress bar on `console` (stderr): description, bar, n/m, ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    bar = Progress(
+        *([SpinnerColumn()] if spinner else []),
+        *columns,
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    bar.start()
+    return bar
+
+
+class IndexProgress:
+    """Rich progress on stderr (only on a terminal): found, done, skipped, failed, images/s, ETA."""
+
+    def __init__(self, enabled: bool):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal
+        self.bar = None
+
+    def __enter__(self) -> IndexProgress:
+        if self.enabled:
+            self.bar = progress_bar(self.console, spinner=True)
+            self.task = self.bar.add_task("scanning", total=None)
+        return self
+
+    def __call__(self, p) -> None:
+        if self.bar is None:
+            return
+        text = (
+            f"{p.phase}: found {p.found}  skipped {p.skipped}  failed {p.failed}"
+            f"  {p.images_per_s():.1f} img/s"
+        )
+        total = p.todo if p.phase != "scanning" else None
+        self.bar.update(self.task, description=text, total=total, completed=p.done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def print_index_summary(s) -> None:
+    for warning in s.warnings:
+        err(f"Warning: {warning}")
+    if s.dry_run:
+        echo(
+            f"Dry run ({s.model}): would process {len(s.would_process)} files "
+            f"({s.new} new, {s.updated} changed or missing this model's results), "
+            f"skip {s.unchanged} unchanged, remove {s.removed}; {s.failed} failed before."
+        )
+        for path in s.would_process:
+            echo(f"  + {path}")
+        for path in s.would_remove:
+            echo(f"  - {path}")
+        return
+    echo(
+        f"{s.model}: {s.new} new, {s.updated} updated, {s.moved} moved, {s.unchanged} unchanged, "
+        f"{s.removed} removed, {s.failed} failed  ({s.captioned} captioned at "
+        f"{s.images_per_s:.1f} images/s, {s.reused} reused; {s.seconds:.1f} s)"
+    )
+    for reason, n in list(s.failed_reasons.items())[:5]:
+        echo(f"  failed: {n} × {reason}")
+    if s.failed:
+        echo("  (`imgcap failures` lists them; `imgcap index --retry-failed` retries)")
+
+
+def train_summary(result) -> dict:
+    from dataclasses import asdict
+
+    return {
+        "out": str(result.out),
+        "name": result.name,
+        "images": result.n_images,
+        "captions": result.n_captions,
+        "val_captions": result.n_val_captions,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "resumed_from": result.resumed_from,
+        "history": [asdict(h) for h in result.history],
+        "problems": result.problems,
+    }
+
+
+class TrainProgress:
+    """Rich progress on stderr: features, then per epoch steps with loss, lr and samples/s; one
+    line per finished epoch (printed also when stderr is not a terminal)."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> TrainProgress:
+        if self.console.is_terminal:
+            self.bar = progress_bar(self.console)
+            self.task = self.bar.add_task("starting", total=None)
+        return self
+
+    def __call__(self, p) -> None:
+        if p.phase == "epoch":
+            s = p.stats
+            val = f"  val loss {s.val_loss:.4f}" if s.val_loss is not None else ""
+            self.console.print(
+                f"epoch {s.epoch}/{p.epochs}: train loss {s.train_loss:.4f}{val}  "
+                f"{s.samples_per_s:.1f} captions/s  {s.seconds:.0f} s"
+                + ("  (best)" if s.best else "")
+            )
+            return
+        if self.bar is None:
+            return
+        if p.phase == "features":
+            text = f"CLIP features  {p.samples_per_s:.1f} img/s"
+        elif p.phase == "train":
+            text = (
+                f"epoch {p.epoch}/{p.epochs}  loss {p.loss:.4f}  lr {p.lr:.2e}  "
+                f"{p.samples_per_s:.1f} captions/s"
+            )
+        else:
+            text = f"epoch {p.epoch}/{p.epochs}  validating  loss {p.loss:.4f}"
+        self.bar.update(self.task, description=text, total=p.steps, completed=p.step)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def print_models(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "local", "mapping", "CLIP", "source")
+    for row in rows:
+        table.add_row(
+            row["name"] + (" (default)" if row["default"] else ""),
+            "yes" if row["local"] else "no",
+            row["mapping"],
+            row["clip"],
+            row["source"],
+        )
+    Console().print(table)
+
+
+def print_status(info: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"database  {info['db']}  ({size(info['db_bytes'])})")
+    console.print(f"vectors   {info['index_dir']}  ({size(info['index_bytes'])})")
+    console.print(f"photos    {info['files']}    failures {info['failures']}")
+    table = Table("model", "photos", "results", "vector index")
+    for name, m in info["models"].items():
+        idx = m["index"]
+        state = idx["state"] + (f" ({idx['type']}, {idx['vectors']})" if idx.get("type") else "")
+        table.add_row(name, str(m["photos"]), str(m["results"]), state)
+    console.print(table)
+    run = info["last_run"]
+    if run:
+        console.print(
+            f"last run  #{run['id']} {run['status']}  {run['model']}  started {run['started_at']}"
+            + (f", finished {run['finished_at']}" if run["finished_at"] else "")
+        )
+
+
+def print_train_summary(result) -> None:
+    for problem in result.problems[:10]:
+        err(f"skipped: {problem}")
+    if len(result.problems) > 10:
+        err(f"skipped: ... {len(result.problems)} problems in all")
+    if result.resumed_from:
+        echo(f"resumed after epoch {result.resumed_from[0]}")
+    best = f"best epoch {result.best_epoch}" if result.best_epoch else "no epoch finished"
+    if result.best_val_loss is not None:
+        best += f" (val loss {result.best_val_loss:.4f})"
+    echo(
+        f"{result.name}: {result.n_images} images, {result.n_captions} training captions, "
+        f"{len(result.problems)} skipped; {best}. Use it with --model {result.out}"
+    )
+
+
+def print_eval(result) -> None:
+    for problem in result.problems[:10]:
+        err(f"skipped: {problem}")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("metric", "score", "x100 (papers)", title=f"{result.n_images} images")
+    for name, value in result.scores.items():
+        if value is None:
+            table.add_row(name, "-", result.unavailable.get(name, "not computed"))
+        else:
+            table.add_row(name, f"{value:.4f}", f"{value * 100:.2f}")
+    Console().print(table)
