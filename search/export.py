@@ -3,30 +3,41 @@
 CSV cells a spreadsheet would run as a formula (starting with = + - @, or tab / carriage return,
 per OWASP's CSV-injection advice) get a leading apostrophe, which spreadsheets show as plain
 text. Cells that already start with an apostrophe get one too, so `read_export` can undo the
-escaping exactly: what is written and read back equals what the database holds. JSON lines are
-never escaped (nothing evaluates them).
+escaping exactly: what is written and read back equals what the database holds. The same holds
+after every line break inside a cell (`ok\r=1+1` is written `ok\r'=1+1`): some spreadsheets
+treat each line of a cell as a fresh start. JSON lines are never escaped (nothing evaluates them).
+
+`write_csv` is the one CSV writer (export and `imgcap failures --csv`). It quotes every cell that
+holds a comma, a quote, a CR or an LF. Python's csv module with "\n" line ends leaves a bare CR
+unquoted, and spreadsheets then split the row there.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
+import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from indexer import store
 from indexer.config import Settings
-from indexer.errors import UsageError
+from indexer.errors import ImgcapError, UsageError
 from indexer.store import FileFilter
 
 COLUMNS = ("path", "caption", "model", "width", "height", "taken_at", "camera", "indexed_at")
 FORMATS = ("csv", "jsonl")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INT_COLUMNS = ("width", "height")
+# A line break inside a cell followed by what would start a formula (or by the escape itself).
+_LINE_FORMULA = re.compile(r"([\r\n])(?=[=+\-@\t\r'])")
+_LINE_ESCAPED = re.compile(r"([\r\n])'")
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
 def format_for(out: str, fmt: str | None) -> str:
@@ -46,13 +57,55 @@ def format_for(out: str, fmt: str | None) -> str:
 
 
 def neutralise(cell: str) -> str:
+    """A leading ' on the cell and on each line of it that a spreadsheet could run."""
     if cell.startswith(_FORMULA_START) or cell.startswith("'"):
-        return "'" + cell
-    return cell
+        cell = "'" + cell
+    return _LINE_FORMULA.sub(r"\1'", cell)
 
 
 def unneutralise(cell: str) -> str:
-    return cell[1:] if cell.startswith("'") else cell
+    """Exactly undoes `neutralise`."""
+    cell = cell[1:] if cell.startswith("'") else cell
+    return _LINE_ESCAPED.sub(r"\1", cell)
+
+
+def csv_line(cells: Iterable[str]) -> str:
+    """One CSV record ending in "\n"; cells with , " CR or LF are quoted (RFC 4180)."""
+    quoted = ('"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells)
+    return ",".join(quoted) + "\n"
+
+
+def write_csv(
+    rows: Iterable[dict[str, Any]],
+    stream: TextIO,
+    columns: Sequence[str],
+    neutralise_formulas: bool = True,
+    plain_columns: Sequence[str] = (),
+) -> int:
+    """Header, then one record per row (None -> empty cell); returns the number of rows.
+
+    Cells of every column but `plain_columns` (numbers) are neutralised unless told otherwise.
+    Nothing is written before the first row is fetched, so an error raised while fetching it
+    leaves the stream empty, not a header followed by an error message."""
+    it = iter(rows)
+    first = next(it, _END)
+    stream.write(csv_line(columns))
+    if first is _END:
+        return 0
+    n = 0
+    for row in itertools.chain([first], it):
+        cells = []
+        for k in columns:
+            v = row[k]
+            text = "" if v is None else str(v)
+            escape = neutralise_formulas and k not in plain_columns
+            cells.append(neutralise(text) if escape else text)
+        stream.write(csv_line(cells))
+        n += 1
+    return n
+
+
+_END = object()
 
 
 def export_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -67,24 +120,13 @@ def write_rows(
     rows: Iterable[dict[str, Any]], stream: TextIO, fmt: str, neutralise_formulas: bool = True
 ) -> int:
     """Write exported rows to a text stream; returns how many were written."""
-    n = 0
     if fmt == "jsonl":
+        n = 0
         for row in rows:
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
         return n
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        cells = []
-        for k in COLUMNS:
-            v = row[k]
-            text = "" if v is None else str(v)
-            escape = neutralise_formulas and k not in _INT_COLUMNS
-            cells.append(neutralise(text) if escape else text)
-        writer.writerow(cells)
-        n += 1
-    return n
+    return write_csv(rows, stream, COLUMNS, neutralise_formulas, _INT_COLUMNS)
 
 
 def iter_export(db_path: Path, settings: Settings, model: str | None, flt: FileFilter) -> Iterator:
@@ -113,6 +155,8 @@ def export(
     A file is written to a temporary name and renamed, so a failed export never leaves half a
     file where the previous one was."""
     fmt = format_for(out, fmt)
+    if out != "-":
+        check_output(out)
     rows = iter_export(db_path, settings, model, flt or FileFilter())
     if out == "-":
         stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
@@ -127,9 +171,20 @@ def export(
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             n = write_rows(rows, f, fmt, neutralise_formulas)
         os.replace(tmp, path)
+    except OSError as e:  # permission denied, read-only media, disk full, ...
+        raise ImgcapError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return n
+
+
+def check_output(out: str) -> None:
+    """Refuse an output path that cannot be a file (exit 2) before any work is done."""
+    path = Path(out)
+    if path.is_dir():
+        raise UsageError(f"{out} is a folder: give a file name, e.g. {path / 'captions.csv'}")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {out}: the folder {path.parent} does not exist")
 
 
 def read_export(path: Path, neutralised: bool = True) -> list[dict[str, Any]]:
