@@ -1,28 +1,12 @@
 """`imgcap train`: fine-tune (or train from scratch) a ClipCap captioner on captioned photos.
 
-The recipe is the reference's (clipcap-reference.md §6): one sample per (image, caption) pair,
-GPT-2 input = mapped CLIP prefix + caption tokens (no BOS), cross-entropy of the logits at
-positions [K-1, K+T-1) against the T caption tokens, AdamW (lr 2e-5, betas 0.9/0.999, eps 1e-6,
-no weight decay: transformers.AdamW's defaults, which the reference used), linear warm-up then
-linear decay to 0, batch 40, 10 epochs, shuffled. Captions end with "." (`load_dataset` makes
-sure), so the trained model learns to stop.
+This module is the resumable run itself: read the data, cache CLIP features once per image
+(indexer/features.py, not once per caption as the reference did), then epochs of shuffled
+batches, validation, and publishing the best epoch. The pieces it runs live beside it:
 
-Deviations from the reference, on purpose:
-- Padding: the reference padded with token 0 and used ignore_index=0, so the real token "!" (id 0)
-  could never be learned. We pad labels with -100 (not a token id) and pass an attention mask
-  that covers the prefix and the real tokens; batches are padded to their own longest caption.
-- Warm-up: 5000 steps is ~3.5 % of a COCO run; on a small dataset it would be longer than the
-  whole run, so by default warm-up is min(5000, 10 % of all steps). An explicit --warmup is kept.
-- The last, smaller batch of an epoch is kept (the reference dropped it): on small datasets it
-  is a large share of the data.
-- CLIP features are computed once per image and cached (indexer/features.py), not per caption.
-
-A run lives in its output folder, which is also the finished model directory:
-
-    OUT/imgcap-model.json, clipcap.pt, clip/, tokenizer/   the best epoch so far (`--model OUT`)
-    OUT/training/state.pt          weights + optimiser + scheduler + position, for resuming
-    OUT/training/history.json      loss per epoch
-    OUT/training/features-*.safetensors   the CLIP feature cache
+    indexer/train_recipe.py   TrainConfig, the learning-rate schedule, batches, the caption loss
+    indexer/train_base.py     the model a run starts from (--from, or GPT-2 small + new mapper)
+    indexer/train_folder.py   the output folder: resume state, history, the model directory
 
 state.pt is written atomically after every epoch and every `checkpoint_every_s` seconds (and on
 Ctrl-C), so running the same command again after a kill continues where the last save was.
@@ -30,51 +14,51 @@ Ctrl-C), so running the same command again after a kill continues where the last
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from indexer.config import DEFAULT_MODEL, Settings
-from indexer.errors import ModelNotAvailableError, UsageError
+from indexer.config import Settings
+from indexer.errors import UsageError
+from indexer.train_base import GPT2_WEIGHTS, BaseModel, load_base, load_hub_gpt2, mapper_config
+from indexer.train_folder import STATE_FORMAT, RunFolder
+from indexer.train_recipe import (
+    DEFAULT_WARMUP,
+    IGNORE_INDEX,
+    TRAIN_SPLITS,
+    WARMUP_CAP,
+    TrainConfig,
+    caption_loss,
+    caption_token_cap,
+    lr_factor,
+    make_batch,
+    warmup_steps,
+)
 
-STATE_FORMAT = 1
-IGNORE_INDEX = -100  # label of padding positions: not a token id (the reference used 0 = "!")
-TRAIN_SPLITS = ("train", "restval", "")  # Karpathy trains on train + restval
-DEFAULT_WARMUP = 5000
-WARMUP_CAP = 0.1  # default warm-up is at most this share of all steps
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: Path  # dataset in any format `load_dataset` reads; its train (+restval) split is used
-    out: Path  # run folder = the resulting model directory
-    base: str | None = None  # --from: registry name or model dir; None = GPT-2 from the hub
-    mapping: str | None = None  # mlp | transformer; None = the base model's (mlp from scratch)
-    prefix_only: bool = False  # freeze GPT-2 (eval mode) and train only the mapper
-    epochs: int = 10
-    batch_size: int = 40  # captions per optimiser step
-    lr: float = 2e-5
-    warmup: int | None = None  # None = min(5000, 10 % of all steps)
-    val: Path | None = None  # validation dataset; None = DATA's "val" split if it has one
-    seed: int = 0
-    feature_batch_size: int = 64  # images per CLIP batch while caching features
-    checkpoint_every_s: float = 900.0  # mid-epoch resume point at least this often
-    name: str | None = None  # model name stored with results; None = the out folder's name
-
-    def __post_init__(self):
-        if self.mapping not in (None, "mlp", "transformer"):
-            raise UsageError(f"unknown mapping {self.mapping!r} (mlp or transformer)")
-        for field_name in ("epochs", "batch_size"):
-            if getattr(self, field_name) < 1:
-                raise UsageError(f"{field_name} must be at least 1")
-        if not self.lr > 0:
-            raise UsageError("the learning rate must be positive")
+__all__ = [  # the names callers imported from here before the split keep working
+    "DEFAULT_WARMUP",
+    "GPT2_WEIGHTS",
+    "IGNORE_INDEX",
+    "STATE_FORMAT",
+    "TRAIN_SPLITS",
+    "WARMUP_CAP",
+    "BaseModel",
+    "EpochStats",
+    "TrainConfig",
+    "TrainProgress",
+    "TrainResult",
+    "caption_loss",
+    "caption_token_cap",
+    "load_base",
+    "load_hub_gpt2",
+    "lr_factor",
+    "make_batch",
+    "mapper_config",
+    "train",
+    "warmup_steps",
+]
 
 
 @dataclass
@@ -116,187 +100,6 @@ class TrainResult:
     features_computed: int = 0
 
 
-# --------------------------------------------------------------------------------- schedule
-def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:
-    if cfg.warmup is not None:
-        return max(0, min(cfg.warmup, total_steps))
-    return min(DEFAULT_WARMUP, math.ceil(WARMUP_CAP * total_steps))
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """transformers' get_linear_schedule_with_warmup: 0 -> 1 over warmup, then 1 -> 0 at total."""
-    if step < warmup:
-        return step / max(1, warmup)
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
-# ----------------------------------------------------------------------------------- batching
-def caption_token_cap(lengths: list[int]) -> int:
-    """The reference's max caption length: min(mean + 10 std, longest); longer ones are cut."""
-    import statistics
-
-    if not lengths:
-        return 1
-    std = statistics.pstdev(lengths) if len(lengths) > 1 else 0.0
-    return max(1, min(int(statistics.fmean(lengths) + 10 * std), max(lengths)))
-
-
-def make_batch(token_lists: list[list[int]], prefix_length: int):
-    """Pad a batch to its longest caption.
-
-    Returns tokens (B, T) (pads are 0, any id would do: they are masked and never labels),
-    labels (B, T) with IGNORE_INDEX at pads, and the attention mask (B, K + T): ones over the
-    prefix and the real tokens, or None when nothing is padded (lets SDPA take its causal path).
-    """
-    import torch
-
-    t = max(len(ids) for ids in token_lists)
-    b = len(token_lists)
-    tokens = torch.zeros(b, t, dtype=torch.long)
-    labels = torch.full((b, t), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros(b, prefix_length + t, dtype=torch.long)
-    for i, ids in enumerate(token_lists):
-        tokens[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        labels[i, : len(ids)] = tokens[i, : len(ids)]
-        mask[i, : prefix_length + len(ids)] = 1
-    return tokens, labels, (None if bool(mask.all()) else mask)
-
-
-def caption_loss(model, tokens, labels, prefix, mask, reduction: str = "mean"):
-    """Cross-entropy of the caption tokens given the prefix; logits (B, K + T, V)."""
-    import torch.nn.functional as F
-
-    k = model.cfg.prefix_length
-    logits = model(tokens, prefix, mask)
-    # Position K-1+j (the last prefix slot, then each caption token) predicts caption token j.
-    pred = logits[:, k - 1 : -1, :]  # (B, T, V)
-    return F.cross_entropy(
-        pred.reshape(-1, pred.shape[-1]).float(),
-        labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction=reduction,
-    )
-
-
-# --------------------------------------------------------------------------------- base model
-@dataclass
-class _Base:
-    name: str
-    net: Any  # ClipCapModel, float32
-    encoder: Any  # ClipEncoder
-    tokenizer: Any
-    clip_dir: Path
-    tok_dir: Path
-    quick_gelu: bool
-
-
-def mapper_config(mapping: str, base_cfg):
-    """ClipCapConfig for a new mapper on top of base_cfg's GPT-2 and CLIP.
-
-    Transformer: the reference's training settings (prefix 40, clip length 40, 8 layers, on
-    L2-normalised features, as the published transformer release); on a GPT-2 narrower than
-    GPT-2 small (the tiny test model) the base prefix length is kept.
-    """
-    from indexer.captioner import ClipCapConfig
-
-    full = base_cfg.n_embd >= 768
-    if mapping == "mlp":
-        k = 10 if full else base_cfg.prefix_length
-        return ClipCapConfig("mlp", base_cfg.prefix_dim, k, gpt2=dict(base_cfg.gpt2))
-    k = 40 if full else base_cfg.prefix_length
-    return ClipCapConfig(
-        "transformer",
-        base_cfg.prefix_dim,
-        prefix_length=k,
-        clip_length=k,
-        num_layers=8,
-        normalize_prefix=True,
-        gpt2=dict(base_cfg.gpt2),
-    )
-
-
-def _load_base(cfg: TrainConfig, settings: Settings, device, dtype) -> _Base:
-    from indexer.encoder import load_clip
-    from indexer.models import _rel, load_model, load_tokenizer, read_spec, resolve_model_dir
-
-    if cfg.base is not None:
-        model_dir = resolve_model_dir(cfg.base, settings)
-        spec = read_spec(model_dir)
-        model = load_model(str(model_dir), settings)
-        net = model.captioner.model.float()
-        return _Base(
-            spec["name"],
-            net,
-            model.encoder,
-            model.captioner.tokenizer,
-            _rel(model_dir, spec["clip"]["dir"]),
-            _rel(model_dir, spec["tokenizer"]),
-            bool(spec["clip"].get("quick_gelu", True)),
-        )
-    # From scratch: CLIP + tokenizer of the default model, GPT-2 small from its hub weights.
-    from indexer.captioner import ClipCapConfig, ClipCapModel
-    from indexer.models import REGISTRY, _hub_file
-
-    entry = REGISTRY[DEFAULT_MODEL]
-    clip_paths = [_hub_file(entry, f, settings, True) for f in entry.clip_files]
-    tok_paths = [_hub_file(entry, f, settings, True) for f in entry.tokenizer_files]
-    clip_dir, tok_dir = clip_paths[0].parent, tok_paths[0].parent
-    encoder = load_clip(clip_dir, entry.quick_gelu, device, dtype)
-    net = ClipCapModel(ClipCapConfig(**entry.clipcap))
-    load_hub_gpt2(net, settings)
-    return _Base("gpt2", net, encoder, load_tokenizer(tok_dir), clip_dir, tok_dir, entry.quick_gelu)
-
-
-# GPT-2 small's weights, pinned to the revision the tokenizer files come from (indexer/models.py).
-GPT2_WEIGHTS = (
-    "openai-community/gpt2",
-    "model.safetensors",
-    "607a30d783dfa663caf39e06633721c8d4cfcd7e",
-)
-
-
-def load_hub_gpt2(net, settings: Settings) -> None:
-    """Copy GPT-2 small's hub weights into net.gpt (keys checked like load_clipcap does)."""
-    import torch
-    from huggingface_hub import hf_hub_download
-    from safetensors.torch import load_file
-
-    from indexer.models import _hub_unreachable, _short_reason
-
-    repo, filename, rev = GPT2_WEIGHTS
-    cache = str(settings.cache_dir) if settings.cache_dir else None
-    path = None
-    try:
-        path = hf_hub_download(repo, filename, revision=rev, cache_dir=cache, local_files_only=True)
-    except Exception:  # not cached yet
-        reason = "offline mode is on (--offline / IMGCAP_OFFLINE / HF_HUB_OFFLINE)"
-        if not settings.offline:
-            reason = _hub_unreachable()
-            if reason is None:
-                try:
-                    path = hf_hub_download(repo, filename, revision=rev, cache_dir=cache)
-                except Exception as e:  # 404, 429, disk full, ...
-                    reason = _short_reason(e)
-        if path is None:
-            raise ModelNotAvailableError(
-                f"training from scratch needs GPT-2's weights ({repo}/{filename} @ {rev[:7]}), "
-                f"which are not in the local cache and could not be downloaded: {reason}.\n"
-                "Fix: run once with internet access, or start from a local model with "
-                "--from DIR (e.g. `imgcap models tiny DIR` for a tiny offline model)."
-            ) from None
-    sd = {
-        "gpt.transformer." + k: v
-        for k, v in load_file(path).items()
-        if not k.endswith((".attn.bias", ".attn.masked_bias"))
-    }
-    expected = {k for k in net.state_dict() if k.startswith("gpt.")} - {"gpt.lm_head.weight"}
-    if set(sd) != expected:
-        raise ModelNotAvailableError(f"{path}: unexpected GPT-2 weight names")
-    with torch.no_grad():
-        net.load_state_dict(sd, strict=False)  # clip_project stays freshly initialised
-        net.gpt.tie_weights()
-
-
 # ---------------------------------------------------------------------------------- the run
 def train(
     cfg: TrainConfig,
@@ -315,6 +118,7 @@ class _Run:
         self.out = Path(cfg.out)
         self.work = self.out / "training"
         self.name = cfg.name or self.out.resolve().name
+        self.folder = RunFolder(self.out, self.name)
 
     # ---- data
     def _examples(self):
@@ -369,56 +173,14 @@ class _Run:
             "val_captions": n_val,
         }
 
-    def _read_state(self, fingerprint: dict) -> dict | None:
-        import torch
-
-        path = self.work / "state.pt"
-        if not path.is_file():
-            return None
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - say which file, never a traceback
-            raise UsageError(
-                f"{path}: cannot resume from it ({type(e).__name__}); delete it to start over"
-            ) from None
-        old = state.get("fingerprint", {})
-        diff = [k for k in fingerprint if old.get(k) != fingerprint[k]]
-        if diff:
-            shown = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint[k]!r}" for k in diff)
-            raise UsageError(
-                f"{self.out} holds a training run with other settings ({shown}). Use another "
-                f"--out, or delete {path} to start this one over."
-            )
-        return state
-
     def _save_state(self, pos: dict) -> None:
-        import torch
-
-        self.work.mkdir(parents=True, exist_ok=True)
         trainable = {k: v for k, v in self.net.state_dict().items() if self._is_trainable(k)}
-        state = {
-            "format": STATE_FORMAT,
-            "fingerprint": self.fingerprint,
-            "model": trainable,
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "rng": torch.get_rng_state(),
-            **pos,
-        }
-        tmp = self.work / "state.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.work / "state.pt")  # atomic: a kill leaves the old or the new one
+        self.folder.save_state(self.fingerprint, trainable, self.opt, self.sched, pos)
 
     def _is_trainable(self, key: str) -> bool:
         return not (self.cfg.prefix_only and key.startswith("gpt."))
 
-    # ---- publishing the model directory
     def _publish(self, epoch: int, val_loss: float | None, train_loss: float) -> None:
-        import torch
-
-        from indexer.models import SPEC_FILE, published_state_dict, write_model_dir
-
-        out = self.out
         trained = {
             "base": self.base.name,
             "data": str(Path(self.cfg.data).resolve()),
@@ -428,38 +190,7 @@ class _Run:
             "val_loss": val_loss,
             "prefix_only": self.cfg.prefix_only,
         }
-        if not (out / SPEC_FILE).is_file() or not (out / "clip").is_dir():
-            # First time: the whole directory is written aside and moved in, spec last.
-            tmp = self.work / "publish"
-            shutil.rmtree(tmp, ignore_errors=True)
-            enc = self.base.encoder.model
-            clip_cfg = json.loads((self.base.clip_dir / "open_clip_config.json").read_text())
-            write_model_dir(
-                tmp,
-                self.name,
-                self.net,
-                clip_cfg.get("model_cfg", clip_cfg),
-                {k: v.detach().cpu() for k, v in enc.state_dict().items()},
-                self.base.tok_dir,
-                self.base.quick_gelu,
-                f"trained by imgcap train from {self.base.name}",
-            )
-            for part in ("clip", "tokenizer"):
-                if (out / part).exists():
-                    shutil.rmtree(out / part)
-                os.replace(tmp / part, out / part)
-            os.replace(tmp / "clipcap.pt", out / "clipcap.pt")
-            spec = json.loads((tmp / SPEC_FILE).read_text())
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp_ckpt = out / "clipcap.pt.tmp"
-            torch.save(published_state_dict(self.net), tmp_ckpt)
-            os.replace(tmp_ckpt, out / "clipcap.pt")
-            spec = json.loads((out / SPEC_FILE).read_text())
-        spec["trained"] = trained
-        tmp_spec = out / (SPEC_FILE + ".tmp")
-        tmp_spec.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_spec, out / SPEC_FILE)
+        self.folder.publish(self.net, self.base, trained)
 
     # ---- main loop
     def execute(self) -> TrainResult:
@@ -474,7 +205,7 @@ class _Run:
         self.out.mkdir(parents=True, exist_ok=True)
         train_ex, val_ex, problems = self._examples()
         torch.manual_seed(cfg.seed)
-        self.base = base = _load_base(cfg, self.settings, device, dtype)
+        self.base = base = load_base(cfg, self.settings, device, dtype)
 
         # CLIP features, once per image (cached across runs and resumes).
         paths = list(dict.fromkeys([e.image_path for e in train_ex + val_ex]))
@@ -536,7 +267,7 @@ class _Run:
         best_epoch, best_val = None, None
         start_epoch, start_step, resumed = 0, 0, None
         loss_sum, loss_n = 0.0, 0
-        state = self._read_state(self.fingerprint)
+        state = self.folder.read_state(self.fingerprint)
         if state is not None:
             expected = {k for k in net.state_dict() if self._is_trainable(k)}
             if set(state["model"]) != expected:
@@ -647,7 +378,7 @@ class _Run:
                 history.append(stats)
                 loss_sum, loss_n = 0.0, 0
                 self._save_state(position(epoch + 1, 0))
-                self._write_history(history)
+                self.folder.write_history(history)
                 self.emit(TrainProgress("epoch", epoch + 1, cfg.epochs, stats=stats))
 
         return TrainResult(
@@ -687,8 +418,3 @@ class _Run:
                     )
                 )
         return total / max(1, count)
-
-    def _write_history(self, history: list[EpochStats]) -> None:
-        tmp = self.work / "history.json.tmp"
-        tmp.write_text(json.dumps([asdict(h) for h in history], indent=1) + "\n")
-        os.replace(tmp, self.work / "history.json")
