@@ -1,0 +1,175 @@
+"""Scan and change detection: walk the roots and compare every file with the store, opening
+nothing. Same path, size and mtime_ns and a result for this model → unchanged; the rest is the
+run's to-do list. Also the dry run, which stops after this comparison.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from indexer.config import Settings
+from indexer.errors import ImgcapError
+from indexer.store import FileState, Store
+from indexer.summary import IndexSummary, Progress
+from indexer.walk import FileEntry, WalkProblem, walk
+
+
+@dataclass(slots=True)
+class Item:
+    """One file on its way through the pipeline."""
+
+    entry: FileEntry
+    path: str
+    known: FileState | None  # the stored row for this path, if any
+    content_hash: str | None = None
+    kind: str = "new"  # new | updated | moved | unchanged: what the summary counts it as
+    need_model: bool = True  # False: results exist, only the metadata must be decoded
+
+
+@dataclass
+class Plan:
+    """The outcome of the comparison: what a run must do, and what it may drop at the end."""
+
+    entries: list[FileEntry]
+    problems: list[WalkProblem]  # unreadable folders and files: recorded as failures
+    known: dict[str, FileState]  # every indexed path in the store
+    failed_before: dict[str, tuple]  # path -> (size, mtime_ns, reason) from the failures table
+    seen: set[str]  # paths the walk found
+    blocked: list[str]  # folders whose indexed rows are kept (unreadable, or looks unmounted)
+    gone: list[str]  # indexed paths under the roots that the walk did not find
+    todo: list[Item] = field(default_factory=list)
+    unchanged: int = 0
+    standing: Counter = field(default_factory=Counter)  # reason -> failures not retried
+    warnings: list[str] = field(default_factory=list)
+
+
+def model_name(settings: Settings, model: Any) -> str:
+    """The name results are stored under, without loading weights when the registry can tell."""
+    if model is not None:
+        return model.name
+    from indexer import models
+
+    name = settings.model
+    if models.is_model_dir(name):
+        return models.read_spec(Path(name).expanduser())["name"]
+    if name in models.REGISTRY:
+        return name  # a registry model's spec carries its registry name
+    return models.load_model(name, settings).name  # raises the error that explains the name
+
+
+def under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def scan(top: list[str], settings: Settings, progress: Progress | None = None):
+    """Walk the roots: (entries, problems)."""
+    entries: list[FileEntry] = []
+    problems: list[WalkProblem] = []
+    for found in walk(top, extensions=settings.extensions, include_hidden=settings.include_hidden):
+        if isinstance(found, WalkProblem):
+            problems.append(found)
+        else:
+            entries.append(found)
+            if progress is not None:
+                progress.found += 1
+    return entries, problems
+
+
+def plan(
+    top: list[str],
+    settings: Settings,
+    store: Store,
+    have: set[str],
+    retry_failed: bool,
+    progress: Progress | None = None,
+) -> Plan:
+    """Walk `top` and compare with `store`, where `have` holds the content hashes that already
+    have this model's results."""
+    entries, problems = scan(top, settings, progress)
+    known = store.file_states()
+    failed_before = store.failure_states()
+    p = Plan(entries, problems, known, failed_before, {str(e.path) for e in entries}, [], [])
+    p.blocked = [pr.path for pr in problems]  # unreadable folders: keep what is under them
+    # A root folder that is now completely empty while photos under it are indexed is far
+    # more likely an unmounted drive's mount point than a deliberate delete: keep its rows.
+    for root in top:
+        if os.path.isdir(root) and not os.listdir(root):
+            kept = sum(1 for path in known if under(path, [root]))
+            if kept:
+                p.blocked.append(root)
+                p.warnings.append(
+                    f"{root} is empty but {kept} indexed photos were under it (unmounted "
+                    "drive?): kept them. If they were deleted on purpose, index the parent "
+                    "folder to drop them."
+                )
+    p.gone = [
+        path
+        for path in known
+        if under(path, top) and path not in p.seen and not under(path, p.blocked)
+    ]
+    for e in entries:
+        path = str(e.path)
+        k = known.get(path)
+        if k and (k.size, k.mtime_ns) == (e.size, e.mtime_ns):
+            if k.content_hash in have:
+                p.unchanged += 1
+                continue
+            # Same bytes, but this model has no result yet (a model switch): no hashing.
+            p.todo.append(Item(e, path, k, content_hash=k.content_hash, kind="updated"))
+        elif (
+            path in failed_before
+            and failed_before[path][:2] == (e.size, e.mtime_ns)
+            and not retry_failed
+        ):
+            p.standing[failed_before[path][2]] += 1
+        else:
+            p.todo.append(Item(e, path, k))
+    return p
+
+
+def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSummary:
+    """What a run would do, reading nothing but the walk and the database (no hashing, no
+    model): moved files show up as new + removed, since telling them apart needs their hash."""
+    entries, problems = scan(top, settings)
+    known: dict[str, FileState] = {}
+    failed: dict[str, tuple] = {}
+    have: set[str] = set()
+    name = settings.model
+    if settings.db_path.exists():
+        with Store.open(settings.db_path, create=False) as store:
+            known, failed = store.file_states(), store.failure_states()
+            try:
+                name = model_name(settings, None)
+            except ImgcapError:
+                name = settings.model  # model not available: count as if no results yet
+            have = store.result_hashes(name)
+    summary = IndexSummary(model=name, dry_run=True)
+    seen = set()
+    for e in entries:
+        p = str(e.path)
+        seen.add(p)
+        k = known.get(p)
+        if k and (k.size, k.mtime_ns) == (e.size, e.mtime_ns) and k.content_hash in have:
+            summary.unchanged += 1
+        elif p in failed and failed[p][:2] == (e.size, e.mtime_ns) and not retry_failed:
+            summary.failed += 1
+        else:
+            summary.would_process.append(p)
+            if k:
+                summary.updated += 1
+            else:
+                summary.new += 1
+    reasons = Counter(pr.reason for pr in problems)
+    reasons.update(failed[p][2] for p in failed if p in seen and failed[p][:2] != (None, None))
+    summary.failed += len(problems)
+    summary.failed_reasons = dict(reasons.most_common())
+    blocked = [pr.path for pr in problems]
+    summary.would_remove = sorted(
+        p for p in known if under(p, top) and p not in seen and not under(p, blocked)
+    )
+    summary.removed = len(summary.would_remove)
+    return summary

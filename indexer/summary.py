@@ -1,0 +1,57 @@
+"""What an index run reports: live `Progress` counters while it runs, an `IndexSummary` at the
+end (the `--json` output of `imgcap index`). The library only counts; the CLI renders."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Progress:
+    """Live counters for the progress display (the CLI renders them; the library only counts)."""
+
+    found: int = 0  # image files the walk found
+    todo: int = 0  # files that need hashing / decoding / model work
+    done: int = 0  # of todo: finished (indexed, reused or failed)
+    skipped: int = 0  # unchanged, or failed before with the same size and mtime
+    failed: int = 0
+    captioned: int = 0  # images that went through the model
+    started: float = field(default_factory=time.monotonic)
+    model_started: float | None = None  # first model batch began (for images/s)
+    phase: str = "scanning"  # scanning | indexing | finishing
+
+    def images_per_s(self) -> float:
+        if self.model_started is None or not self.captioned:
+            return 0.0
+        return self.captioned / max(time.monotonic() - self.model_started, 1e-9)
+
+
+@dataclass
+class IndexSummary:
+    """What a run did, by file: the `--json` output of `imgcap index`."""
+
+    model: str
+    new: int = 0  # paths not indexed before (including duplicates of indexed content)
+    updated: int = 0  # indexed paths whose content changed, or that lacked this model's results
+    moved: int = 0  # new paths whose content left an old path in this run (old path dropped)
+    unchanged: int = 0
+    removed: int = 0  # indexed paths that disappeared
+    failed: int = 0  # files that are not indexed because they failed (this run or before)
+    captioned: int = 0  # images that went through the model
+    reused: int = 0  # files that got stored results by content hash, with no model work
+    failed_reasons: dict[str, int] = field(default_factory=dict)  # reason -> count, top first
+    failures: list[dict[str, str]] = field(default_factory=list)  # [{path, reason}] of this run
+    interrupted: bool = False
+    dry_run: bool = False
+    seconds: float = 0.0
+    images_per_s: float = 0.0  # captioned images / model-phase seconds
+    batch_size: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # model, store, waiting for decode
+    would_process: list[str] = field(default_factory=list)  # dry run: paths to hash/decode
+    would_remove: list[str] = field(default_factory=list)  # dry run: paths to drop
+    warnings: list[str] = field(default_factory=list)  # e.g. a root that looks unmounted
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
