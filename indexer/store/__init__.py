@@ -1,0 +1,90 @@
+"""The database: every SQL statement imgcap runs lives in this package (habit 5).
+
+Layout (created by the numbered migrations in `schema`):
+
+- `files`: one row per indexed image path (absolute, not resolved) with what change detection
+  compares (size, mtime_ns), its content hash, and the metadata decode found.
+- `results`: one row per (content_hash, model): caption + raw float32 image and caption vectors.
+  Keyed by content, not path, so a moved, renamed or byte-identical file reuses its results with
+  no model work, and several models' results live side by side. Results whose hash no file
+  references any more are garbage and deleted when files go.
+- `results_fts`: FTS5 over results.caption, kept in step by triggers.
+- `failures`: files that could not be indexed, with the reason (listed by `imgcap failures`).
+- `runs`: one row per `imgcap index` run, with its JSON summary.
+- `vector_state`: per model, a generation number bumped in the same transaction as any change to
+  that model's results or to the files that reference them, plus the result count. The FAISS cache
+  beside the database compares both to know whether it is stale.
+- `models` (schema 2): per model name, the model directory or registry name it was loaded from.
+
+Modules, one noun each:
+
+- `schema`: migrations, the schema version in the file header, foreign and newer databases;
+- `connection`: read-only / immutable connections, sqlite3 errors -> StoreError naming the file;
+- `lock`: the one-writer lock (`writer_lock`), taken on the real file behind any symlink;
+- `records`: the row dataclasses and the float32 BLOB encoding;
+- `database`: `Store`, the pipeline's read-write handle (change detection, batches, runs);
+- `queries`: the read-only queries search/, export and status use.
+
+Writers hold an OS file lock beside the database, so a second `imgcap index` on the same database
+is refused with a clear message; readers never take it and keep working (WAL mode).
+"""
+
+from indexer.store.connection import connect_readonly, store_error
+from indexer.store.database import Store
+from indexer.store.lock import lock_path, writer_lock
+from indexer.store.queries import (
+    FileFilter,
+    export_rows,
+    files_for_results,
+    filtered_result_ids,
+    iter_result_vectors,
+    keyword_matches,
+    keyword_subset,
+    model_sources,
+    models_with_results,
+    result_vector_shape,
+    status_counts,
+    vector_state_for,
+)
+from indexer.store.records import (
+    META_COLUMNS,
+    FailureRecord,
+    FileRecord,
+    FileState,
+    ResultRecord,
+    blob_to_vec,
+    now_iso,
+    vec_to_blob,
+)
+from indexer.store.schema import SCHEMA_VERSION, m001_initial, migrations
+
+__all__ = [
+    "META_COLUMNS",
+    "SCHEMA_VERSION",
+    "FailureRecord",
+    "FileFilter",
+    "FileRecord",
+    "FileState",
+    "ResultRecord",
+    "Store",
+    "blob_to_vec",
+    "connect_readonly",
+    "export_rows",
+    "files_for_results",
+    "filtered_result_ids",
+    "iter_result_vectors",
+    "keyword_matches",
+    "keyword_subset",
+    "lock_path",
+    "m001_initial",
+    "migrations",
+    "model_sources",
+    "models_with_results",
+    "now_iso",
+    "result_vector_shape",
+    "status_counts",
+    "store_error",
+    "vec_to_blob",
+    "vector_state_for",
+    "writer_lock",
+]

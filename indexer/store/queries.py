@@ -1,0 +1,228 @@
+"""Reads for search/: plain functions over a read-only sqlite3 connection.
+
+Owned by the search side (search/vectors.py, query.py, export.py, `imgcap status`). A search
+never takes a write lock, so it keeps answering while an `imgcap index` run commits batches
+(WAL). sqlite3 errors leave as StoreErrors naming the file (`translated`); generators
+(`iter_result_vectors`, `export_rows`) translate inside, where the rows are fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from indexer.store.connection import conn_path, store_error, translated
+from indexer.store.records import chunks
+
+
+@dataclass(frozen=True, slots=True)
+class FileFilter:
+    """Which files a search or export may return. Dates are ISO 8601 prefixes ("2019", "2019-06",
+    "2019-06-01"); `after` is inclusive, `before` exclusive, so [2019, 2020) is "in 2019"."""
+
+    folder: str | None = None  # absolute folder; files anywhere below it match
+    after: str | None = None
+    before: str | None = None
+    camera: str | None = None  # case-insensitive substring of "make model"
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.folder, self.after, self.before, self.camera))
+
+
+@translated
+def models_with_results(conn: sqlite3.Connection) -> list[str]:
+    """Models with at least one result, most results first."""
+    rows = conn.execute(
+        "SELECT model FROM results GROUP BY model ORDER BY count(*) DESC, model"
+    ).fetchall()
+    return [m for (m,) in rows]
+
+
+@translated
+def vector_state_for(conn: sqlite3.Connection, model: str) -> tuple[int, int]:
+    """(generation, result count) for a model; (0, 0) when it has never been written."""
+    row = conn.execute(
+        "SELECT generation, count FROM vector_state WHERE model = ?", [model]
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+@translated
+def result_vector_shape(conn: sqlite3.Connection, model: str) -> tuple[int, int]:
+    """(number of results, vector dimension) for a model."""
+    n, dim = conn.execute(
+        "SELECT count(*), max(dim) FROM results WHERE model = ?", [model]
+    ).fetchone()
+    return int(n), int(dim or 0)
+
+
+def iter_result_vectors(
+    conn: sqlite3.Connection, model: str, chunk: int
+) -> Iterator[list[tuple[int, bytes, bytes]]]:
+    """(result id, image_vec, caption_vec) rows of a model by ascending id, `chunk` at a time."""
+    try:
+        cur = conn.execute(
+            "SELECT id, image_vec, caption_vec FROM results WHERE model = ? ORDER BY id", [model]
+        )
+        while rows := cur.fetchmany(chunk):
+            yield rows
+    except sqlite3.Error as e:
+        raise store_error(e, conn_path(conn)) from None
+
+
+def _file_where(flt: FileFilter, alias: str = "f") -> tuple[str, list[Any]]:
+    """SQL condition (and parameters) on the `files` row `alias` for a FileFilter."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if flt.folder is not None:
+        # A range on the indexed path column instead of LIKE: no wildcard escaping, uses the index.
+        # '0' is the character after '/', so [dir/, dir0) is exactly "below dir".
+        base = flt.folder.rstrip(os.sep) + os.sep
+        conds.append(f"{alias}.path >= ? AND {alias}.path < ?")
+        params += [base, base[:-1] + chr(ord(os.sep) + 1)]
+    if flt.after is not None:
+        conds.append(f"{alias}.taken_at >= ?")
+        params.append(flt.after)
+    if flt.before is not None:
+        conds.append(f"{alias}.taken_at < ?")
+        params.append(flt.before)
+    if flt.camera is not None:
+        escaped = flt.camera.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conds.append(
+            f"(coalesce({alias}.camera_make, '') || ' ' || coalesce({alias}.camera_model, ''))"
+            " LIKE ? ESCAPE '\\'"
+        )
+        params.append(f"%{escaped}%")
+    return (" AND ".join(conds) or "1"), params
+
+
+@translated
+def filtered_result_ids(conn: sqlite3.Connection, model: str, flt: FileFilter) -> np.ndarray:
+    """Ascending ids of the model's results that at least one file passing `flt` uses."""
+    where, params = _file_where(flt)
+    rows = conn.execute(
+        "SELECT r.id FROM results r WHERE r.model = ? AND r.content_hash IN"
+        f" (SELECT f.content_hash FROM files f WHERE {where}) ORDER BY r.id",
+        [model, *params],
+    ).fetchall()
+    return np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
+
+
+@translated
+def keyword_matches(
+    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
+) -> list[tuple[int, float]]:
+    """(result id, BM25) of captions matching an FTS5 query, best first (BM25: higher = better).
+
+    `fts_query` must already be sanitised (search/query.py quotes every term)."""
+    where, params = _file_where(flt)
+    restrict = (
+        f" AND r.content_hash IN (SELECT f.content_hash FROM files f WHERE {where})"
+        if flt.active
+        else ""
+    )
+    rows = conn.execute(
+        "SELECT r.id, bm25(results_fts) AS rank FROM results_fts"
+        " JOIN results r ON r.id = results_fts.rowid"
+        f" WHERE results_fts MATCH ? AND r.model = ?{restrict} ORDER BY rank LIMIT ?",
+        [fts_query, model, *params, limit],
+    ).fetchall()
+    return [(int(i), -float(s)) for i, s in rows]  # FTS5's bm25() is negated: flip it back
+
+
+@translated
+def keyword_subset(conn: sqlite3.Connection, fts_query: str, result_ids: Sequence[int]) -> set[int]:
+    """Which of `result_ids` have a caption matching the FTS5 query (for --not)."""
+    out: set[int] = set()
+    for chunk in chunks([int(i) for i in result_ids]):  # type: ignore[arg-type]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT rowid FROM results_fts WHERE results_fts MATCH ? AND rowid IN ({marks})",
+            [fts_query, *chunk],
+        )
+        out.update(int(r) for (r,) in rows)
+    return out
+
+
+_HIT_COLUMNS = (
+    "r.id, r.model, r.caption, f.path, f.width, f.height, f.taken_at, f.camera_make,"
+    " f.camera_model, f.gps_lat, f.gps_lon, f.indexed_at, f.content_hash"
+)
+_HIT_KEYS = (
+    "result_id", "model", "caption", "path", "width", "height", "taken_at", "camera_make",
+    "camera_model", "gps_lat", "gps_lon", "indexed_at", "content_hash",
+)  # fmt: skip
+
+
+@translated
+def files_for_results(
+    conn: sqlite3.Connection, result_ids: Sequence[int], flt: FileFilter
+) -> list[dict[str, Any]]:
+    """Every file (passing `flt`) that uses one of the given results, ordered by path."""
+    where, params = _file_where(flt)
+    out: list[dict[str, Any]] = []
+    for chunk in chunks([int(i) for i in result_ids]):  # type: ignore[arg-type]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT {_HIT_COLUMNS} FROM results r JOIN files f ON f.content_hash = r.content_hash"
+            f" WHERE r.id IN ({marks}) AND {where} ORDER BY f.path",
+            [*chunk, *params],
+        )
+        out += [dict(zip(_HIT_KEYS, row, strict=True)) for row in rows]
+    return out
+
+
+def export_rows(conn: sqlite3.Connection, model: str, flt: FileFilter) -> Iterator[dict[str, Any]]:
+    """One row per indexed file that has a result for `model`, ordered by path."""
+    where, params = _file_where(flt)
+    try:
+        cur = conn.execute(
+            f"SELECT {_HIT_COLUMNS} FROM files f JOIN results r ON r.content_hash = f.content_hash"
+            f" WHERE r.model = ? AND {where} ORDER BY f.path",
+            [model, *params],
+        )
+        for row in cur:
+            yield dict(zip(_HIT_KEYS, row, strict=True))
+    except sqlite3.Error as e:
+        raise store_error(e, conn_path(conn)) from None
+
+
+@translated
+def status_counts(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Counts for `imgcap status`: files, failures, per-model photos and results, last run."""
+    q = conn.execute
+    per_model = q(
+        "SELECT r.model, count(DISTINCT r.id), count(f.id) FROM results r"
+        " LEFT JOIN files f ON f.content_hash = r.content_hash GROUP BY r.model ORDER BY r.model"
+    ).fetchall()
+    run = q(
+        "SELECT id, model, started_at, finished_at, status, summary FROM runs"
+        " ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    last_run = None
+    if run is not None:
+        keys = ("id", "model", "started_at", "finished_at", "status")
+        last_run = dict(zip(keys, run[:5], strict=True))
+        last_run["summary"] = json.loads(run[5]) if run[5] else None
+    return {
+        "files": q("SELECT count(*) FROM files").fetchone()[0],
+        "failures": q("SELECT count(*) FROM failures").fetchone()[0],
+        "models": {m: {"results": nr, "photos": nf} for m, nr, nf in per_model},
+        "last_run": last_run,
+    }
+
+
+@translated
+def model_sources(conn: sqlite3.Connection) -> dict[str, str]:
+    """model name -> where it was loaded from when indexed (an absolute model directory or a
+    registry name). Empty for databases from before schema version 2 (no `models` table)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'models'").fetchone():
+        return {}
+    return dict(conn.execute("SELECT name, source FROM models").fetchall())

@@ -1,0 +1,170 @@
+"""The schema: numbered migrations, the schema version, and which files are imgcap databases.
+
+The version lives in the file header (`PRAGMA user_version`) and the file is marked as ours by
+`PRAGMA application_id`, both written in the same transaction as the migration they describe.
+Schema version N means MIGRATIONS[:N] have run. Databases made before versions were recorded
+(application_id 0, only `m001_initial` in sqlite-utils' `_sqlite_migrations`) are version 1.
+
+- older version: migrated forward by the writer (`imgcap index`); readers read it as it is;
+- newer version: refused by everyone, since its columns may mean something this imgcap does not
+  know;
+- not ours: refused, so imgcap never adds its tables to some other application's database;
+  an empty SQLite file (no tables) is fine and becomes an imgcap database.
+
+m001 is still recorded in `_sqlite_migrations` by sqlite-utils: imgcap releases before schema
+versions look there, and re-running m001 on an existing database would fail.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from indexer.errors import StoreError
+
+APPLICATION_ID = 0x696D6763  # "imgc": `file` and sqlite3 show it; 0 = an unmarked SQLite file
+
+migrations = Migrations("imgcap")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["files"].create(
+        {
+            "id": int,
+            "path": str,  # absolute, symlinks not resolved: the path the user would type
+            "folder": str,  # dirname(path), for folder filters and keyword search
+            "size": int,
+            "mtime_ns": int,
+            "content_hash": str,
+            "width": int,
+            "height": int,
+            "taken_at": str,  # ISO 8601 from EXIF, or NULL
+            "camera_make": str,
+            "camera_model": str,
+            "gps_lat": float,
+            "gps_lon": float,
+            "indexed_at": str,
+        },
+        pk="id",
+        not_null={"path", "size", "mtime_ns", "content_hash"},
+    )
+    db["files"].create_index(["path"], unique=True)
+    db["files"].create_index(["content_hash"])
+    db["files"].create_index(["folder"])
+
+    db["results"].create(
+        {
+            "id": int,
+            "content_hash": str,
+            "model": str,
+            "caption": str,
+            "image_vec": bytes,  # float32 little-endian, raw (not normalised), `dim` values
+            "caption_vec": bytes,
+            "dim": int,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"content_hash", "model", "caption", "image_vec", "caption_vec", "dim"},
+    )
+    db["results"].create_index(["content_hash", "model"], unique=True)
+    db["results"].create_index(["model"])
+    db["results"].enable_fts(["caption"], create_triggers=True)
+
+    db["failures"].create(
+        {
+            "path": str,
+            "reason": str,
+            "size": int,  # NULL for walk problems (dangling link, unreadable folder, ...)
+            "mtime_ns": int,
+            "failed_at": str,
+            "model": str,
+        },
+        pk="path",
+    )
+    db["runs"].create(
+        {
+            "id": int,
+            "model": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,  # running | completed | interrupted | failed | abandoned
+            "summary": str,  # JSON
+        },
+        pk="id",
+    )
+    db["vector_state"].create({"model": str, "generation": int, "count": int}, pk="model")
+
+
+def m002_models(db: Database) -> None:
+    # Where each stored model name was loaded from, so `imgcap search` can load the same query
+    # encoder without --model: an absolute model directory, or a registry name.
+    db["models"].create({"name": str, "source": str, "recorded_at": str}, pk="name")
+
+
+# Append only: a migration that shipped is never edited (databases in the wild ran it).
+MIGRATIONS = (m001_initial, m002_models)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The imgcap schema version of a database: 0 for an empty file, None if it is not ours."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app_id == APPLICATION_ID:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+    if not names and app_id == 0:
+        return 0
+    if app_id == 0 and {"_sqlite_migrations", "files", "results"} <= names:
+        rows = conn.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = 'imgcap'"
+        ).fetchall()
+        if ("m001_initial",) in rows:
+            return 1  # made by imgcap before schema versions were recorded
+    return None
+
+
+def check(conn: sqlite3.Connection, path: Path | str) -> int:
+    """The schema version, or StoreError for a foreign database or one from a newer imgcap."""
+    version = schema_version(conn)
+    if version is None:
+        tables = sorted(
+            n
+            for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not n.startswith("sqlite_")
+        )
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(
+            f"{path} is not an imgcap database (it holds other tables: {shown or 'none'});"
+            " imgcap leaves it untouched. Pass --db with a new file name"
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer imgcap (database schema version {version}; this"
+            f" imgcap reads versions up to {SCHEMA_VERSION}). Upgrade imgcap to use it"
+        )
+    return version
+
+
+def migrate(db: Database, path: Path | str) -> int:
+    """Bring the database to SCHEMA_VERSION (each step one transaction); returns the version
+    it had before."""
+    before = check(db.conn, path)
+    for version in range(before + 1, SCHEMA_VERSION + 1):
+        if version == 1:
+            migrations.apply(db)  # records m001 where older imgcap releases look for it
+            with db.atomic():
+                _stamp(db, 1)
+            continue
+        with db.atomic():
+            MIGRATIONS[version - 1](db)
+            _stamp(db, version)
+    return before
+
+
+def _stamp(db: Database, version: int) -> None:
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version = {int(version)}")
