@@ -20,12 +20,15 @@ GPU at every size instead (faster than CPU HNSW and exact).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import sqlite3
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,8 +267,9 @@ def _write_atomic(path: Path, write) -> None:
 def build_model(db_path: Path, conn: sqlite3.Connection, model: str) -> dict[str, VectorIndex]:
     """Rebuild one model's indexes from SQLite, write them beside the DB, return them loaded.
 
-    When the directory is not writable (a read-only photo library), the indexes are returned
-    in memory only and rebuilt on the next search.
+    When the directory is not writable (a read-only photo library) or the disk is full, the
+    indexes are returned in memory only (one warning per process) and rebuilt on the next
+    search.
     """
     import faiss
 
@@ -300,9 +304,34 @@ def build_model(db_path: Path, conn: sqlite3.Connection, model: str) -> dict[str
         }
         _write_atomic(_pointer_path(db_path, model), lambda t: t.write_text(json.dumps(pointer)))
         _remove_old_generations(d, slug, keep=set(files.values()))
-    except OSError:
-        pass  # read-only location: serve from memory
+    except (OSError, RuntimeError) as e:  # faiss.write_index raises RuntimeError (disk full)
+        _cache_not_saved(index_dir(db_path), e)  # serve from memory
     return built
+
+
+def _default_warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+# Where "the cache could not be saved" goes (one line on stderr unless a caller replaces it).
+warn: Callable[[str], None] = _default_warn
+_warned: set[str] = set()
+
+
+def _cache_not_saved(d: Path, e: Exception) -> None:
+    """Say once per process and folder why the cache stays in memory: it explains why every
+    search rebuilds it (slower), and a full disk is something the user wants to know about."""
+    if str(d) in _warned:
+        return
+    _warned.add(str(d))
+    no_space = getattr(e, "errno", None) == errno.ENOSPC or "no space" in str(e).lower()
+    if no_space:
+        why = "the disk is full"
+    elif getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = "its folder is read-only"
+    else:
+        why = str(getattr(e, "strerror", None) or e).strip().splitlines()[-1]
+    warn(f"search index cache not saved to {d} ({why}); searching from memory")
 
 
 def _remove_old_generations(d: Path, slug: str, keep: set[str]) -> None:
