@@ -18,53 +18,160 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from indexer.config import Settings
 from indexer.errors import ImgcapError
 from search import output
 from search.output import err as _err
 
+# The order people meet the commands in: the main job first, then what follows from it.
+_COMMAND_ORDER = (
+    "index", "search", "caption", "export", "status", "failures", "models", "train", "eval",
+)  # fmt: skip
+
+
+class _Commands(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(_COMMAND_ORDER)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+    def get_command(self, ctx, name: str):
+        cmd = super().get_command(ctx, name)
+        for param in getattr(cmd, "params", ()):
+            if param.param_type_name == "argument":
+                _plain_argument(param)
+            else:
+                _plain_option(param)
+        return cmd
+
+
+# typer's type placeholders, as the words click users know.
+_PLACEHOLDER = {
+    "int": "N", "int range": "N", "float": "X", "float range": "X", "str": "TEXT",
+    "file": "FILE", "dir": "DIR", "path": "PATH", "bool": None,
+}  # fmt: skip
+
+
+def _plain_option(param) -> None:
+    shown = param.display_type_rich
+
+    def display(ctx):
+        text = shown(ctx)
+        if not text or not text.startswith("<") or not text.endswith(">"):
+            return text
+        inner = text[1:-1]
+        return f"[{inner}]" if "|" in inner else _PLACEHOLDER.get(inner, inner.upper())
+
+    param.display_type_rich = display
+
+
+def _plain_argument(param) -> None:
+    """Show an argument as click does (`PATH...`), not typer's `{paths}... <list[Path]>`."""
+    name = param.metavar or param.name.upper()
+    dots = "..." if param.nargs != 1 else ""
+    param.display_type_rich = lambda ctx: None
+    param._rich_display_name = lambda: name + dots
+    param._usage_display_name = lambda: (name if param.required else f"[{name}]") + dots
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"imgcap {version('imgcap')}")
+        raise typer.Exit()
+
+
+# Plain click-style help (rich_markup_mode=None), as sqlite-utils and llm print it: choices as
+# [a|b], no <bool> or <list[Path]> type placeholders, paragraphs rewrapped to the terminal.
+_HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
+    cls=_Commands,
     help="Caption, embed and search your photos by meaning (ClipCap + CLIP + SQLite + FAISS).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=_HELP,
 )
-models_app = typer.Typer(help="List and download captioning models.", no_args_is_help=False)
+models_app = typer.Typer(
+    cls=_Commands,
+    help="List and download captioning models.",
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    context_settings=_HELP,
+)
 app.add_typer(models_app, name="models")
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Caption, embed and search your photos by meaning (ClipCap + CLIP + SQLite + FAISS)."""
+
 
 T = TypeVar("T")
 
-# Options shared by several commands.
+# Options shared by several commands. Choices are Literal types, so a bad value is refused by the
+# parser (exit 2) before anything heavy (torch) is imported.
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Registry name (see `imgcap models`) or a model directory."),
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="NAME|DIR",
+        help="Registry name (see `imgcap models`) or a model directory.",
+    ),
 ]
 DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="auto, cpu, cuda or mps (default: auto).")
+    Literal["auto", "cpu", "cuda", "mps"] | None,
+    typer.Option(
+        "--device", metavar="[auto|cpu|cuda|mps]", help="Where models run (default: auto)."
+    ),
 ]
 BeamsOpt = Annotated[
-    int, typer.Option("--beams", min=1, help="1 = greedy (published default); N>1 = beam search.")
+    int,
+    typer.Option(
+        "--beams", min=1, metavar="N", help="1 = greedy (published default); N>1 = beam search."
+    ),
 ]
 BatchOpt = Annotated[
-    int, typer.Option("--batch-size", min=0, help="Images per model batch (0 = pick for device).")
+    int,
+    typer.Option(
+        "--batch-size", min=0, metavar="N", help="Images per model batch (0 = pick for device)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 DbOpt = Annotated[
     Path | None,
     typer.Option(
-        "--db", help="Database file (default: user data dir, or $IMGCAP_DB).", dir_okay=False
+        "--db",
+        metavar="FILE",
+        help="Database file (default: user data dir, or $IMGCAP_DB).",
+        dir_okay=False,
     ),
 ]
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Never use the network; fail fast if a file is missing.")
 ]
 PrecisionOpt = Annotated[
-    str | None,
-    typer.Option("--precision", help="auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16."),
+    Literal["auto", "fp32", "bf16", "fp16"] | None,
+    typer.Option(
+        "--precision",
+        metavar="[auto|fp32|bf16|fp16]",
+        help="auto = bf16 on a GPU, fp32 on a CPU.",
+    ),
 ]
 
 
@@ -126,7 +233,7 @@ def caption(
         if json_out:
             print(json.dumps({"path": str(path), "caption": text}, ensure_ascii=False))
         else:
-            typer.echo(f"{path}\t{text}")
+            typer.echo(f"{output.printable(str(path))}\t{output.printable(text or '')}")
 
     _run(lambda: caption_files(images, settings, emit))
     raise typer.Exit(1 if failed else 0)
@@ -186,7 +293,7 @@ def models_tiny(
 
 # ------------------------------------------------------------------------- search, export, status
 ModeOpt = Annotated[
-    str,
+    Literal["hybrid", "image", "caption", "keyword"],
     typer.Option(
         "--mode",
         help="hybrid (image + caption + keyword, rank-fused), image, caption or keyword.",
@@ -202,23 +309,63 @@ def _file_filter(in_dir: Path | None, after: str | None, before: str | None, cam
     import os
 
     from indexer.store import FileFilter
-    from search.query import parse_date
+    from search.query import date_range_warning, parse_date
 
-    return FileFilter(
+    if in_dir is not None and not in_dir.is_dir():
+        _err(f"Warning: --in {output.printable(str(in_dir))}: no such folder")
+    flt = FileFilter(
         # abspath, not resolve: stored paths are absolute with symlinks kept, as the user typed.
         folder=os.path.abspath(in_dir) if in_dir is not None else None,
         after=parse_date(after, "--after"),
         before=parse_date(before, "--before"),
         camera=camera.strip() if camera and camera.strip() else None,
     )
+    warning = date_range_warning(flt.after, flt.before)
+    if warning:
+        _err(f"Warning: {warning}")
+    return flt
 
 
-@app.command()
+# Marks a word that starts with "-" but is no option of ours (`imgcap search -car`): click would
+# otherwise read it as the options -c -a -r. The mark never reaches the search.
+_TEXT_MARK = "\x00"
+
+
+class _QueryCommand(TyperCommand):
+    """A command whose free text may start with "-" (`imgcap search -car`, `--not -red`)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        params = self.get_params(ctx)  # with -h, which is not in self.params
+        shorts = {o for p in params for o in (*p.opts, *p.secondary_opts) if o[1:2] != "-"}
+        marked = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                marked.extend(args[i:])
+                break
+            option_like = arg[:2] in shorts and (len(arg) == 2 or arg[2:].isdigit())
+            if len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and not option_like:
+                arg = _TEXT_MARK + arg
+            marked.append(arg)
+        return super().parse_args(ctx, marked)
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else value.replace(_TEXT_MARK, "")
+
+
+@app.command(cls=_QueryCommand)
 def search(
     query: Annotated[
-        str | None, typer.Argument(help="What to look for, in words.", show_default=False)
+        list[str] | None,
+        typer.Argument(
+            metavar="QUERY",
+            help="What to look for, in words (quotes optional; a word may start with -).",
+            show_default=False,
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Number of photos.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="Number of photos (at most).")
+    ] = 20,
     mode: ModeOpt = "hybrid",
     like: Annotated[
         Path | None,
@@ -231,10 +378,12 @@ def search(
         Path | None, typer.Option("--in", file_okay=False, help="Only photos below this folder.")
     ] = None,
     after: Annotated[
-        str | None, typer.Option("--after", help="Taken on or after DATE (YYYY[-MM[-DD]]).")
+        str | None,
+        typer.Option("--after", metavar="DATE", help="Taken on or after DATE (YYYY[-MM[-DD]])."),
     ] = None,
     before: Annotated[
-        str | None, typer.Option("--before", help="Taken before DATE (YYYY[-MM[-DD]]).")
+        str | None,
+        typer.Option("--before", metavar="DATE", help="Taken before DATE (YYYY[-MM[-DD]])."),
     ] = None,
     camera: Annotated[
         str | None, typer.Option("--camera", help="Camera make/model contains TEXT.")
@@ -252,11 +401,26 @@ def search(
     device: DeviceOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
-    paths: Annotated[bool, typer.Option("--paths", help="Print only paths, one per line.")] = False,
+    paths: Annotated[
+        bool, typer.Option("--paths", help="Print only paths, one per line (for piping).")
+    ] = False,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "--null", "-0", help="With --paths: end each path with NUL, not a newline (xargs -0)."
+        ),
+    ] = False,
+    why: Annotated[
+        bool,
+        typer.Option("--why", help="Show each signal's score and rank (img, cap, kw) in full."),
+    ] = False,
 ) -> None:
     """Search indexed photos by meaning; every hit says why it matched.
 
-    Example: imgcap search "dog on a park bench" --after 2019 --before 2020 -n 20
+    Example: imgcap search dog on a park bench --after 2019 --before 2020 -n 20
+
+    Output: a table on a terminal, tab-separated lines when piped (rank, score, path, caption,
+    why), --paths for paths alone, --json for one JSON object per line.
     """
     import os
 
@@ -269,15 +433,18 @@ def search(
 
     if json_out and paths:
         _run(_raise_usage("--json and --paths cannot be combined"))
+    if null and not paths:
+        _run(_raise_usage("-0/--null goes with --paths"))
+    text = " ".join(_text(w) for w in query) if query else None
     settings = _settings(db_path=db, device=device, offline=offline or None)
     req = _run(
         lambda: SearchRequest(
-            text=query,
+            text=text,
             like=like,
-            negative=not_,
+            negative=_text(not_),
             limit=limit,
             mode=mode,
-            filters=_file_filter(in_dir, after, before, camera),
+            filters=_file_filter(in_dir, after, before, _text(camera)),
             min_score=min_score,
             model=model,
         )
@@ -287,10 +454,9 @@ def search(
         for hit in hits:
             print(json.dumps(hit.to_dict(), ensure_ascii=False))
     elif paths:
-        for hit in hits:
-            print(hit.path)
+        output.print_paths([hit.path for hit in hits], null=null)
     else:
-        output.print_hits(hits, mode)
+        output.print_hits(hits, mode, full_why=why)
     if not hits:
         _err("No photos matched.")
 
@@ -454,16 +620,14 @@ def failures(
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
     elif csv_out:
-        import csv
+        from search.export import write_csv  # the one CSV writer: quoting, formula escapes
 
-        out = csv.DictWriter(sys.stdout, fieldnames=list(_FAILURE_COLUMNS), lineterminator="\n")
-        out.writeheader()
-        out.writerows(rows)
+        write_csv(rows, sys.stdout, _FAILURE_COLUMNS, plain_columns=("size", "mtime_ns"))
     elif not rows:
         typer.echo("No failures.")
     else:
         for row in rows:
-            typer.echo(f"{row['path']}\t{row['reason']}")
+            typer.echo(output.printable(row["path"]) + "\t" + output.printable(row["reason"]))
 
 
 _FAILURE_COLUMNS = ("path", "reason", "size", "mtime_ns", "failed_at", "model")
@@ -520,6 +684,14 @@ def train(
         typer.Option("--val", help="Validation data (default: DATA's val split, if any)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace a model already in OUT (even --from's own), or start over a run there "
+            "with other settings.",
+        ),
+    ] = False,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     offline: OfflineOpt = False,
@@ -547,6 +719,7 @@ def train(
             warmup=warmup,
             val=val,
             seed=seed,
+            force=force,
         )
     )
     with output.TrainProgress() as show:

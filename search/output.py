@@ -7,6 +7,9 @@ text. Nothing heavy is imported at module level (rich loads inside the functions
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
 
 import typer
@@ -17,14 +20,17 @@ def echo(message: str = "", err: bool = False) -> None:
 
 
 def err(message: str) -> None:
-    """An error or warning line on stderr, in red on a terminal."""
-    typer.secho(message, fg=typer.colors.RED, err=True)
+    """An error or warning on stderr, in red on a terminal; control characters in it (from a file
+    name) are shown as escapes, line breaks kept."""
+    shown = "\n".join(printable(line) for line in message.split("\n"))
+    typer.secho(shown, fg=typer.colors.RED, err=True)
 
 
 SIGNAL_LABEL = {"image": "img", "caption": "cap", "keyword": "kw"}
 
 
 def why(hit) -> str:
+    """Each signal's score and rank: `img 0.31 #2 · cap 0.44 #1 · kw 1.20 #1`."""
     parts = []
     for name, sig in hit.signals.items():
         label = SIGNAL_LABEL[name]
@@ -36,24 +42,121 @@ def why(hit) -> str:
     return " · ".join(parts)
 
 
-def print_hits(hits, mode: str) -> None:
-    import re
+# C0 and C1 controls, DEL, and the bidirectional overrides that can make a name read backwards
+# ("Trojan source"); \udc80-\udcff are the bytes of a non-UTF-8 name (surrogateescape).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\udc80-\udcff]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    if c in _NAMED:
+        return _NAMED[c]
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control characters are shown as escapes (`\\x1b`,
+    `\\n`), so a file name can neither retitle the terminal nor split a line of output."""
+    return _CONTROL.sub(_escape, text)
+
+
+def print_paths(paths: list[str], null: bool = False) -> None:
+    """One path per line (control characters escaped, so every line is one path), or, with
+    null, the exact paths each ended by NUL (as `find -print0`), for `xargs -0`."""
+    if null:
+        out = sys.stdout.buffer
+        for p in paths:
+            out.write(os.fsencode(p) + b"\0")
+        out.flush()
+        return
+    escaped = 0
+    for p in paths:
+        shown = printable(p)
+        escaped += shown != p
+        print(shown)
+    if escaped:
+        err(f"Warning: {escaped} path(s) hold control characters, shown escaped; -0 gives exact")
+
+
+def short_path(path: str, root: str | None = None) -> str:
+    """`path` relative to root when below it, else with the home folder as ~."""
+    if root and path.startswith(root.rstrip(os.sep) + os.sep):
+        return path[len(root.rstrip(os.sep)) + 1 :]
+    home = os.path.expanduser("~")
+    if home not in ("", os.sep) and path.startswith(home + os.sep):
+        return "~" + path[len(home) :]
+    return path
+
+
+def common_root(paths: list[str]) -> str | None:
+    """The deepest folder holding every path (None when that is only / or they differ in kind)."""
+    folders = [os.path.dirname(p) for p in paths if os.path.isabs(p)]
+    if len(folders) != len(paths) or not folders:
+        return None
+    root = os.path.commonpath(folders)
+    return root if root not in ("", os.sep) else None
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def print_hits(hits, mode: str, full_why: bool = False, terminal: bool | None = None) -> None:
+    """Search results. On a terminal: a table sized to it, paths relative to the folder they
+    share, one rank column per signal (with --why: score and rank). Piped: one tab-separated
+    line per hit (rank, score, full path, caption, why), nothing boxed."""
+    if not hits:
+        return
+    if terminal is None:
+        terminal = stdout_is_terminal()
+    if not terminal:
+        for hit in hits:
+            fields = [
+                str(hit.rank),
+                f"{hit.score:.3f}",
+                hit.path,
+                hit.caption,
+                why(hit),
+            ]
+            print("\t".join(printable(f) for f in fields))
+        return
+    _hits_table(hits, mode, full_why)
+
+
+def _hits_table(hits, mode: str, full_why: bool) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table("#", "score", "why", "caption")
-    table.add_column("path", overflow="fold")  # never elide a path: it is what users act on
+    root = common_root([h.path for h in hits])
+    title = f"in {printable(short_path(root))}" if root else None
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    signals = list(hits[0].signals) if mode == "hybrid" or full_why else []
+    for name in signals:
+        table.add_column(SIGNAL_LABEL[name], justify="right", no_wrap=True)
+    table.add_column("caption", ratio=3, overflow="fold")
+    table.add_column("path", ratio=2, overflow="fold")  # never elide a path: users act on it
     for hit in hits:
-        caption = Text(hit.caption)
+        caption = Text(printable(hit.caption))
         for word in hit.matched:
             caption.highlight_regex(rf"(?i)\b{re.escape(word)}\b", "bold yellow")
         link = Path(hit.path).as_uri() if Path(hit.path).is_absolute() else None
-        path = Text(hit.path, style=f"link {link}" if link else "")
-        table.add_row(str(hit.rank), f"{hit.score:.3f}", why(hit), caption, path)
-    if hits:
-        Console(soft_wrap=False).print(table)
+        path = Text(printable(short_path(hit.path, root)), style=f"link {link}" if link else "")
+        cells = []
+        for name in signals:
+            sig = hit.signals[name]
+            rank = f"#{sig.rank}" if sig.rank else "-"
+            score = f"{sig.score:.2f} " if full_why and sig.score is not None else ""
+            cells.append(score + rank)
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", *cells, caption, path)
+    Console(soft_wrap=False).print(table)
 
 
 def size(n: int) -> str:
@@ -154,6 +257,7 @@ def train_summary(result) -> dict:
         "val_captions": result.n_val_captions,
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
+        "selected_by": result.selected_by,  # val_loss, or last_epoch without validation data
         "resumed_from": result.resumed_from,
         "history": [asdict(h) for h in result.history],
         "problems": result.problems,
@@ -250,9 +354,12 @@ def print_train_summary(result) -> None:
         err(f"skipped: ... {len(result.problems)} problems in all")
     if result.resumed_from:
         echo(f"resumed after epoch {result.resumed_from[0]}")
-    best = f"best epoch {result.best_epoch}" if result.best_epoch else "no epoch finished"
-    if result.best_val_loss is not None:
-        best += f" (val loss {result.best_val_loss:.4f})"
+    if not result.best_epoch:
+        best = "no epoch finished"
+    elif result.selected_by == "last_epoch":
+        best = f"kept the last epoch, {result.best_epoch} (no validation data to pick the best)"
+    else:
+        best = f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.4f})"
     echo(
         f"{result.name}: {result.n_images} images, {result.n_captions} training captions, "
         f"{len(result.problems)} skipped; {best}. Use it with --model {result.out}"

@@ -40,6 +40,7 @@ MODES = ("hybrid", "image", "caption", "keyword")
 RRF_K = 60  # the constant from the RRF paper; damps the difference between ranks 1 and 2
 NEGATIVE_WEIGHT = 1.0  # query vector = q - w * negative (as rclip does): both unit length
 MIN_CANDIDATES = 100  # first candidate depth per signal; grows x4 while hits are missing
+MAX_KEYWORD_DEPTH = 1 << 40  # SQLite LIMIT is a signed 64-bit integer; far above any library
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,10 @@ def _search(
     kw = fts_query(words)
     neg_kw = fts_query(query_words(req.negative))
 
-    depth = max(MIN_CANDIDATES, 4 * req.limit)
+    # More than the collection holds means "all of them": cap the candidate depth at the index
+    # size (+1, so a full list still reads as exhausted), or -n 9223372036854775807 overflows.
+    cap = max((ix.ntotal for ix in indexes.values()), default=MAX_KEYWORD_DEPTH) + 1
+    depth = min(max(MIN_CANDIDATES, 4 * min(req.limit, cap)), max(cap, MIN_CANDIDATES))
     while True:
         lists: dict[str, list[tuple[int, float]]] = {}
         exhausted = True
@@ -339,7 +343,7 @@ def _search(
         hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q)
         if len(hits) >= req.limit or exhausted:
             return hits[: req.limit]
-        depth *= 4
+        depth = min(depth * 4, max(cap, MIN_CANDIDATES))
 
 
 def _fuse_and_expand(
@@ -417,10 +421,32 @@ _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
 
 def parse_date(value: str | None, option: str) -> str | None:
     """Validate a --after/--before value: YYYY, YYYY-MM, YYYY-MM-DD (or a longer ISO prefix).
-    It is compared as a prefix with the stored ISO 8601 `taken_at`."""
+    It is compared as a prefix with the stored ISO 8601 `taken_at`, so it must be a real date:
+    `2019-13` or `2019-02-30` would silently match nothing (or the wrong year) as a string."""
     if value is None:
         return None
-    v = value.strip()
+    v = value.strip().replace(" ", "T")
     if not _DATE.match(v):
         raise UsageError(f"{option} {value!r}: use YYYY, YYYY-MM or YYYY-MM-DD")
-    return v.replace(" ", "T")
+    from datetime import datetime
+
+    # Complete the prefix with the earliest value of each missing part, then let datetime judge
+    # the month, the day of that month, the hour and the minute.
+    full = v + "0001-01-01T00:00:00"[len(v) :]
+    try:
+        datetime.fromisoformat(full)
+    except ValueError as e:
+        raise UsageError(f"{option} {value!r} is not a real date ({e})") from None
+    return v
+
+
+def date_range_warning(after: str | None, before: str | None) -> str | None:
+    """A warning when --after is not before --before: such a range can match nothing."""
+    if after is None or before is None:
+        return None
+    # Compare as instants, each prefix completed with its earliest moment.
+    a = after + "0001-01-01T00:00:00"[len(after) :]
+    b = before + "0001-01-01T00:00:00"[len(before) :]
+    if a >= b:
+        return f"--after {after} is not before --before {before}: no photo can match"
+    return None

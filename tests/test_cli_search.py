@@ -97,7 +97,7 @@ def test_search_filters_and_unicode(env):
         (["search", "dog", "--after", "last week"], 2, "YYYY"),
         (["search", "dog", "--model", "nope"], 2, "no results for model"),
         (["search", "dog", "--json", "--paths"], 2, "cannot be combined"),
-        (["search", "dog", "--mode", "fuzzy"], 2, "unknown mode"),
+        (["search", "dog", "--mode", "fuzzy"], 2, "is not one of"),
         (["export", "out.txt"], 2, "format"),
     ],
 )
