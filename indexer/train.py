@@ -81,7 +81,7 @@ class EpochStats:
     val_loss: float | None
     seconds: float
     samples_per_s: float
-    best: bool  # this epoch's weights are now the model in OUT
+    best: bool  # lowest validation loss so far (never without validation data)
 
 
 @dataclass
@@ -89,7 +89,7 @@ class TrainResult:
     out: Path
     name: str
     history: list[EpochStats]
-    best_epoch: int | None
+    best_epoch: int | None  # the epoch whose weights are in OUT (the last one without val data)
     best_val_loss: float | None
     resumed_from: tuple[int, int] | None  # (completed epochs, steps into the next) when resumed
     problems: list[str] = field(default_factory=list)  # skipped rows and unreadable images
@@ -98,6 +98,11 @@ class TrainResult:
     n_val_captions: int = 0
     feature_seconds: float = 0.0  # time spent computing (not loading) CLIP features
     features_computed: int = 0
+
+    @property
+    def selected_by(self) -> str:
+        """How the epoch in OUT was chosen: "val_loss", or "last_epoch" without val data."""
+        return "val_loss" if self.n_val_captions else "last_epoch"
 
 
 # ---------------------------------------------------------------------------------- the run
@@ -119,6 +124,7 @@ class _Run:
         self.work = self.out / "training"
         self.name = cfg.name or self.out.resolve().name
         self.folder = RunFolder(self.out, self.name)
+        self._published = False  # OUT's model directory was written by this run
 
     # ---- data
     def _examples(self):
@@ -190,7 +196,10 @@ class _Run:
             "val_loss": val_loss,
             "prefix_only": self.cfg.prefix_only,
         }
-        self.folder.publish(self.net, self.base, trained)
+        # A run that did not resume rewrites OUT whole the first time: what is there (a model
+        # replaced with --force, or one left by a deleted state) may differ in CLIP or mapper.
+        self.folder.publish(self.net, self.base, trained, whole=not self._published)
+        self._published = True
 
     # ---- main loop
     def execute(self) -> TrainResult:
@@ -202,6 +211,7 @@ class _Run:
         cfg = self.cfg
         device = resolve_device(self.settings.device)
         dtype = resolve_dtype(self.settings.precision, device)
+        self.folder.claim(cfg.base, cfg.force)
         self.out.mkdir(parents=True, exist_ok=True)
         train_ex, val_ex, problems = self._examples()
         torch.manual_seed(cfg.seed)
@@ -267,8 +277,9 @@ class _Run:
         best_epoch, best_val = None, None
         start_epoch, start_step, resumed = 0, 0, None
         loss_sum, loss_n = 0.0, 0
-        state = self.folder.read_state(self.fingerprint)
+        state = self.folder.read_state(self.fingerprint, start_over=cfg.force)
         if state is not None:
+            self._published = True  # the model in OUT, if any, is this run's
             expected = {k for k in net.state_dict() if self._is_trainable(k)}
             if set(state["model"]) != expected:
                 raise UsageError(f"{self.work / 'state.pt'}: weights do not match the model")
@@ -363,8 +374,10 @@ class _Run:
                 seconds = time.perf_counter() - t0
                 train_loss = loss_sum / max(1, loss_n)
                 val_loss = self._validate(net, val_rows, val_ids, run_batch, epoch)
-                better = val_loss is None or best_val is None or val_loss < best_val
-                if better:
+                # Without validation data every epoch is kept (the last one wins), and none
+                # is called best: there is nothing to compare.
+                better = val_loss is not None and (best_val is None or val_loss < best_val)
+                if better or val_loss is None:
                     best_epoch, best_val = epoch + 1, val_loss
                     self._publish(epoch + 1, val_loss, train_loss)
                 stats = EpochStats(

@@ -29,9 +29,45 @@ class RunFolder:
         self.work = self.out / "training"
         self.name = name  # model name written into the spec
 
+    # ---- what OUT may be
+    def claim(self, base: str | None, force: bool) -> None:
+        """Refuse (UsageError, exit 2) an OUT whose contents training would destroy.
+
+        Allowed without force: a new or empty folder, or a folder holding a training run
+        (OUT/training/: resumed, or refused later by `read_state` when its settings differ).
+        Refused without force: OUT is --from's model directory, any other model directory, or a
+        non-empty folder that is neither."""
+        from indexer.models import SPEC_FILE
+
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file, not a folder")
+        if force:
+            return
+        hint = "Use another --out, or add --force to replace it."
+        if base is not None and Path(base).expanduser().exists():
+            if Path(base).expanduser().resolve() == out.resolve():
+                raise UsageError(
+                    f"--out {out} is the model --from starts from: training would overwrite "
+                    f"it. {hint}"
+                )
+        if not out.is_dir() or self.work.is_dir() or not any(out.iterdir()):
+            return
+        if (out / SPEC_FILE).is_file():
+            raise UsageError(
+                f"--out {out} is already a model directory: training would overwrite it. {hint}"
+            )
+        raise UsageError(
+            f"--out {out} is a folder with other files and no training run in it; training "
+            "would write a model directory into it. Use a new or empty folder, or add --force."
+        )
+
     # ---- resume state
-    def read_state(self, fingerprint: dict) -> dict | None:
-        """The saved state of a run with these settings; None when there is none."""
+    def read_state(self, fingerprint: dict, start_over: bool = False) -> dict | None:
+        """The saved state of a run with these settings; None when there is none.
+
+        A state with other settings is refused, or with `start_over` ignored (it is replaced at
+        the first save)."""
         import torch
 
         path = self.work / "state.pt"
@@ -45,6 +81,8 @@ class RunFolder:
             ) from None
         old = state.get("fingerprint", {})
         diff = [k for k in fingerprint if old.get(k) != fingerprint[k]]
+        if diff and start_over:
+            return None
         if diff:
             shown = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint[k]!r}" for k in diff)
             raise UsageError(
@@ -77,17 +115,18 @@ class RunFolder:
         os.replace(tmp, self.work / "history.json")
 
     # ---- the model directory
-    def publish(self, net, base: Any, trained: dict) -> None:
+    def publish(self, net, base: Any, trained: dict, whole: bool = True) -> None:
         """Make OUT a model directory holding `net`, with `trained` recorded in its spec.
 
-        The first time, the whole directory (CLIP, tokenizer, checkpoint) is written aside and
-        moved in, the spec last; afterwards only the checkpoint and the spec change."""
+        `whole` (and whenever OUT is not a model directory yet): the whole directory (CLIP,
+        tokenizer, checkpoint) is written aside and moved in, the spec last. Otherwise only the
+        checkpoint and the spec change."""
         import torch
 
         from indexer.models import SPEC_FILE, published_state_dict, write_model_dir
 
         out = self.out
-        if not (out / SPEC_FILE).is_file() or not (out / "clip").is_dir():
+        if whole or not (out / SPEC_FILE).is_file() or not (out / "clip").is_dir():
             tmp = self.work / "publish"
             shutil.rmtree(tmp, ignore_errors=True)
             enc = base.encoder.model
@@ -102,6 +141,9 @@ class RunFolder:
                 base.quick_gelu,
                 f"trained by imgcap train from {base.name}",
             )
+            # Not a model directory while its parts are swapped: a kill here leaves no model
+            # rather than a spec pointing at half-replaced files.
+            (out / SPEC_FILE).unlink(missing_ok=True)
             for part in ("clip", "tokenizer"):
                 if (out / part).exists():
                     shutil.rmtree(out / part)

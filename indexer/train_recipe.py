@@ -47,6 +47,8 @@ class TrainConfig:
     feature_batch_size: int = 64  # images per CLIP batch while caching features
     checkpoint_every_s: float = 900.0  # mid-epoch resume point at least this often
     name: str | None = None  # model name stored with results; None = the out folder's name
+    force: bool = False  # replace a model already in OUT (even --from's own), or a run with
+    # other settings; without it both are refused. A resumable run of these settings is resumed.
 
     def __post_init__(self):
         if self.mapping not in (None, "mlp", "transformer"):
