@@ -24,11 +24,15 @@ loses at most the batch in flight: the next run skips everything committed.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,7 @@ from indexer.config import Settings
 from indexer.errors import ImgcapError, UsageError
 from indexer.runner import ModelRunner
 from indexer.runner import pixels_to_tensor as pixels_to_tensor
-from indexer.scan import Item, model_name, plan, under
+from indexer.scan import Item, Plan, model_name, plan, under
 from indexer.scan import dry_run as _dry_run
 from indexer.store import FailureRecord, FileRecord, ResultRecord, Store, writer_lock
 from indexer.summary import IndexSummary as IndexSummary
@@ -77,10 +81,36 @@ def index_paths(
     missing = [r for r in top if not os.path.exists(r)]
     if missing:
         raise UsageError(f"not found: {', '.join(missing)}")
-    if dry_run:
-        return _dry_run(top, settings, retry_failed)
-    with writer_lock(settings.db_path), Store.open(settings.db_path) as store:
-        return _Run(top, settings, store, retry_failed, on_progress, model).execute()
+    with _sigterm_as_ctrl_c():
+        if dry_run:
+            return _dry_run(top, settings, retry_failed)
+        with writer_lock(settings.db_path), Store.open(settings.db_path) as store:
+            return _Run(top, settings, store, retry_failed, on_progress, model).execute()
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`, a service manager stopping us) stops the run the way Ctrl-C
+    does: the batch in flight is abandoned, the rest recorded, the summary returned with
+    `interrupted=True`. Only the first one interrupts, so a repeated SIGTERM cannot break the
+    few writes that record the stop. Signal handlers belong to the main thread; elsewhere (a
+    library caller's thread) SIGTERM keeps its default."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def interrupt(signum, frame) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Run:
@@ -109,73 +139,83 @@ class _Run:
         name = model_name(self.settings, self.model)
         self.summary = summary = IndexSummary(model=name)
         run_id = self.store.start_run(name)
-        self._report(force=True)
-        self.have = self.store.result_hashes(name)
-
-        found = plan(
-            self.top, self.settings, self.store, self.have, self.retry_failed, self.progress
-        )
-        summary.warnings.extend(found.warnings)
-        summary.unchanged = found.unchanged
-        summary.failed = sum(found.standing.values())
-        reasons = Counter(found.standing)
-        blocked, gone, seen, failed_before = (
-            found.blocked,
-            found.gone,
-            found.seen,
-            found.failed_before,
-        )
-        # Content that left an old path: a new path with the same hash is a move, not new.
-        self.gone_hashes = Counter(found.known[path].content_hash for path in gone)
-        todo = found.todo
-        for pr in found.problems:
-            self.failures.append(FailureRecord(pr.path, pr.reason))
-        self.progress.skipped = summary.unchanged + summary.failed
-        self.progress.todo = len(todo)
-        self.progress.phase = "indexing"
-        self._report(force=True)
-
+        found: Plan | None = None
         status = "completed"
         try:
-            self._process(todo)
-        except KeyboardInterrupt:
+            self._report(force=True)
+            self.have = self.store.result_hashes(name)
+            found = self._plan()
+            self._process(found.todo)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _sigterm_as_ctrl_c)
             summary.interrupted = True
             status = "interrupted"
         except BaseException:
             self._shutdown()
             self.store.finish_run(run_id, "failed", summary.to_dict())
             raise
-        self._shutdown()
+        try:
+            self._shutdown()
+            self._finish(found)
+        except BaseException:
+            # A second Ctrl-C while finishing: what was committed is kept, and the run is
+            # marked for what it is, not left 'running'.
+            stopped = summary.interrupted or isinstance(sys.exc_info()[1], KeyboardInterrupt)
+            self.store.finish_run(run_id, "interrupted" if stopped else "failed", summary.to_dict())
+            raise
+        summary.seconds = round(time.monotonic() - t0, 3)
+        self.store.finish_run(run_id, status, summary.to_dict())
+        self._report(force=True)
+        return summary
 
+    def _plan(self) -> Plan:
+        """Walk and compare with the store; count what needs no work."""
+        summary = self.summary
+        found = plan(
+            self.top, self.settings, self.store, self.have, self.retry_failed, self.progress
+        )
+        summary.warnings.extend(found.warnings)
+        summary.unchanged = found.unchanged
+        summary.failed = sum(found.standing.values())
+        # Content that left an old path: a new path with the same hash is a move, not new.
+        self.gone_hashes = Counter(found.known[path].content_hash for path in found.gone)
+        for pr in found.problems:
+            self.failures.append(FailureRecord(pr.path, pr.reason))
+        self.progress.skipped = summary.unchanged + summary.failed
+        self.progress.todo = len(found.todo)
+        self.progress.phase = "indexing"
+        self._report(force=True)
+        return found
+
+    def _finish(self, found: Plan | None) -> None:
+        """Record what was learned; after a complete walk and run, drop what disappeared.
+        `found` is None when the run was stopped before the walk ended."""
+        summary = self.summary
         self.progress.phase = "finishing"
         self._report(force=True)
         self._flush_reuse()
-        self.store.record_failures(name, self.failures)
-        if not summary.interrupted:
+        self.store.record_failures(summary.model, self.failures)
+        if found is not None and not summary.interrupted:
             # Removing needs the full walk + every new path processed (moves!), so only after a
             # completed run; an interrupted run leaves the old rows for the next one.
-            problem_paths = set(blocked)  # recorded again above
+            problem_paths = set(found.blocked)  # recorded again above
             stale_failures = [
                 p
-                for p in failed_before
-                if under(p, self.top) and p not in seen and p not in problem_paths
+                for p in found.failed_before
+                if under(p, self.top) and p not in found.seen and p not in problem_paths
             ]
-            self.store.remove_paths(gone + stale_failures)
-            summary.removed = max(0, len(gone) - summary.moved)
+            self.store.remove_paths(found.gone + stale_failures)
+            summary.removed = max(0, len(found.gone) - summary.moved)
         self.store.collect_garbage()
 
+        reasons = Counter(found.standing if found is not None else {})
         reasons.update(f.reason for f in self.failures)
         summary.failed += len(self.failures)
         summary.failed_reasons = dict(reasons.most_common())
         summary.failures = [{"path": f.path, "reason": f.reason} for f in self.failures]
         summary.captioned = self.progress.captioned
-        summary.seconds = round(time.monotonic() - t0, 3)
         summary.images_per_s = round(self.progress.images_per_s(), 2)
         summary.batch_size = self.runner.batch_size if self.runner else 0
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
-        self.store.finish_run(run_id, status, summary.to_dict())
-        self._report(force=True)
-        return summary
 
     def _process(self, todo: list[Item]) -> None:
         """Hash → route → decode in workers → model batches → store."""

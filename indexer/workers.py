@@ -35,9 +35,11 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 def _init_worker(parent_pid: int | None = None) -> None:
     """Runs once in every worker. `parent_pid`: the index run's process, which the worker must
     not outlive (None: rely on the parent-death signal only, e.g. in benchmarks)."""
-    # Ctrl-C goes to the whole process group: the main process decides what happens, workers
-    # must not die with half-sent results.
+    # Ctrl-C goes to the whole process group, and a service manager's SIGTERM to the whole
+    # cgroup: the main process decides what happens (a clean stop), workers must not die with
+    # half-sent results. They still never outlive it (below).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     if parent_pid is not None:
         threading.Thread(
