@@ -773,6 +773,8 @@ def eval_(
         offline=offline or None,
     )
     result = _run(lambda: evaluate(data, settings, split=split, captions_file=captions))
+    for warning in result.warnings:  # also with --json: stderr never mixes into the document
+        _err(f"Warning: {warning}")
     if out is not None:
         _run(lambda: write_results(result, out))
     if json_out:

@@ -29,12 +29,18 @@ class EvalResult:
     images: list[dict]  # per image: image_id, path, caption, references, scores
     problems: list[str] = field(default_factory=list)  # skipped rows, unreadable images, ...
     n_images: int = 0
+    # Scored images whose dataset gives them no split (a CSV without a split column, a folder
+    # without train/val/test): they count in every split, which `warnings` says.
+    unsplit_images: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "model": self.model,
             "split": self.split,
             "n_images": self.n_images,
+            "unsplit_images": self.unsplit_images,
+            "warnings": self.warnings,
             "scores": self.scores,
             "unavailable": self.unavailable,
             "problems": self.problems,
@@ -55,6 +61,18 @@ def eval_examples(data: str | Path, split: str):
             + (f" (splits found: {', '.join(splits)})" if splits else "")
         )
     return examples, [str(p) for p in ds.problems]
+
+
+def split_warning(data: str | Path, split: str, scored, n_unsplit: int) -> str | None:
+    """The warning for scored images that have no split (they count in every split), or None."""
+    if not n_unsplit:
+        return None
+    if n_unsplit == len(scored):
+        return (
+            f"{data} has no splits (e.g. no split column), so all {n_unsplit} images are "
+            f"scored, not only split {split!r}"
+        )
+    return f"{n_unsplit} images of {data} have no split and are scored as part of {split!r}"
 
 
 def read_captions_file(path: str | Path) -> dict[str, str]:
@@ -87,6 +105,7 @@ def evaluate(
 
     examples, problems = eval_examples(data, split)
     by_id = {e.image_id: e for e in examples}
+    unsplit = {e.image_id for e in examples if not e.split}
     model_name: str | None = None
     if captions_file is not None:
         candidates = read_captions_file(captions_file)
@@ -110,6 +129,8 @@ def evaluate(
     report = score_captions(
         candidates, {i: by_id[i].captions for i in candidates}, metrics or ALL_METRICS
     )
+    n_unsplit = sum(1 for i in candidates if i in unsplit)
+    warning = split_warning(data, split, candidates, n_unsplit)
     images = [
         {
             "image_id": i,
@@ -128,6 +149,8 @@ def evaluate(
         images=images,
         problems=problems,
         n_images=report.n_images,
+        unsplit_images=n_unsplit,
+        warnings=[warning] if warning else [],
     )
 
 
