@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from indexer.config import Settings
-from indexer.errors import ImgcapError, UsageError
+from indexer.errors import ImgcapError, StoreError, UsageError
 from indexer.runner import ModelRunner
 from indexer.runner import pixels_to_tensor as pixels_to_tensor
 from indexer.scan import Item, Plan, model_name, plan, under
@@ -86,6 +85,16 @@ def index_paths(
             return _dry_run(top, settings, retry_failed)
         with writer_lock(settings.db_path), Store.open(settings.db_path) as store:
             return _Run(top, settings, store, retry_failed, on_progress, model).execute()
+
+
+def _model_source(settings: Settings, name: str) -> str | None:
+    """Where the model stored as `name` loads from (remembered in the database, so a search
+    needs no --model): the absolute model directory, or the registry name."""
+    from indexer.models import is_model_dir
+
+    if is_model_dir(settings.model):
+        return str(Path(settings.model).expanduser().resolve())
+    return settings.model if settings.model == name else None  # None: a model passed in
 
 
 @contextmanager
@@ -138,7 +147,7 @@ class _Run:
         t0 = time.monotonic()
         name = model_name(self.settings, self.model)
         self.summary = summary = IndexSummary(model=name)
-        run_id = self.store.start_run(name)
+        run_id = self.store.start_run(name, source=_model_source(self.settings, name))
         found: Plan | None = None
         status = "completed"
         try:
@@ -149,38 +158,56 @@ class _Run:
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _sigterm_as_ctrl_c)
             summary.interrupted = True
             status = "interrupted"
-        except BaseException:
+        except BaseException as e:
             self._shutdown()
-            self.store.finish_run(run_id, "failed", summary.to_dict())
+            self._stopped(run_id, "failed", e)
             raise
         try:
             self._shutdown()
             self._finish(found)
-        except BaseException:
+        except BaseException as e:
             # A second Ctrl-C while finishing: what was committed is kept, and the run is
             # marked for what it is, not left 'running'.
-            stopped = summary.interrupted or isinstance(sys.exc_info()[1], KeyboardInterrupt)
-            self.store.finish_run(run_id, "interrupted" if stopped else "failed", summary.to_dict())
+            stopped = summary.interrupted or isinstance(e, KeyboardInterrupt)
+            self._stopped(run_id, "interrupted" if stopped else "failed", e)
             raise
         summary.seconds = round(time.monotonic() - t0, 3)
         self.store.finish_run(run_id, status, summary.to_dict())
         self._report(force=True)
         return summary
 
+    def _stopped(self, run_id: int, status: str, error: BaseException) -> None:
+        """The run stops on `error`. Mark it, if the database still takes a write (a full disk
+        may not; the user then sees the first error, not this one). A StoreError carries the
+        summary of what was committed, so the CLI can print it before the message."""
+        self.summary.captioned = self.progress.captioned
+        try:
+            self.store.finish_run(run_id, status, self.summary.to_dict())
+        except StoreError:
+            pass
+        if isinstance(error, StoreError):
+            error.summary = self.summary
+
     def _plan(self) -> Plan:
         """Walk and compare with the store; count what needs no work."""
         summary = self.summary
         found = plan(
-            self.top, self.settings, self.store, self.have, self.retry_failed, self.progress
+            self.top,
+            self.settings,
+            self.store.file_states(),
+            self.store.failure_states(),
+            self.have,
+            self.retry_failed,
+            self.progress,
         )
         summary.warnings.extend(found.warnings)
         summary.unchanged = found.unchanged
-        summary.failed = sum(found.standing.values())
+        summary.failures_standing = sum(found.standing.values())
         # Content that left an old path: a new path with the same hash is a move, not new.
         self.gone_hashes = Counter(found.known[path].content_hash for path in found.gone)
         for pr in found.problems:
             self.failures.append(FailureRecord(pr.path, pr.reason))
-        self.progress.skipped = summary.unchanged + summary.failed
+        self.progress.skipped = summary.unchanged + summary.failures_standing
         self.progress.todo = len(found.todo)
         self.progress.phase = "indexing"
         self._report(force=True)
@@ -207,10 +234,10 @@ class _Run:
             summary.removed = max(0, len(found.gone) - summary.moved)
         self.store.collect_garbage()
 
-        reasons = Counter(found.standing if found is not None else {})
-        reasons.update(f.reason for f in self.failures)
-        summary.failed += len(self.failures)
-        summary.failed_reasons = dict(reasons.most_common())
+        # Failures standing from earlier runs are counted apart, never as this run's failures.
+        summary.failed_this_run = len(self.failures)
+        summary.failed = summary.failed_this_run + summary.failures_standing
+        summary.failed_reasons = dict(Counter(f.reason for f in self.failures).most_common())
         summary.failures = [{"path": f.path, "reason": f.reason} for f in self.failures]
         summary.captioned = self.progress.captioned
         summary.images_per_s = round(self.progress.images_per_s(), 2)

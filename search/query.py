@@ -33,7 +33,7 @@ import numpy as np
 
 from indexer import store
 from indexer.config import Settings
-from indexer.errors import StoreError, UsageError
+from indexer.errors import ModelNotAvailableError, StoreError, UsageError
 from indexer.store import FileFilter
 
 MODES = ("hybrid", "image", "caption", "keyword")
@@ -184,7 +184,8 @@ def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Set
     if not indexed:
         raise StoreError("the index is empty: run `imgcap index PATH` first")
     if requested is None:
-        return settings.model if settings.model in indexed else indexed[0]
+        wanted = _stored_name(settings.model)  # IMGCAP_MODEL may name a model directory
+        return wanted if wanted in indexed else indexed[0]
     if requested in indexed:
         return requested
     from indexer.models import is_model_dir, read_spec
@@ -196,6 +197,38 @@ def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Set
     raise UsageError(
         f"no results for model {requested!r} in this index; indexed: {', '.join(indexed)}"
     )
+
+
+def _stored_name(name_or_dir: str) -> str:
+    """The name results are stored under for a registry name or a model directory."""
+    from indexer.models import is_model_dir, read_spec
+
+    if is_model_dir(name_or_dir):
+        return read_spec(Path(name_or_dir).expanduser())["name"]
+    return name_or_dir
+
+
+def model_source(
+    conn: sqlite3.Connection, model: str, requested: str | None, settings: Settings
+) -> str:
+    """What to load the query encoder from for the stored model `model`: what the user named
+    (--model, or IMGCAP_MODEL when it names this model), else where `imgcap index` loaded it
+    from (remembered in the database), else the name itself (a registry name)."""
+    if requested is not None:
+        return requested
+    if settings.model != model and _stored_name(settings.model) == model:
+        return settings.model
+    source = store.model_sources(conn).get(model)
+    if source is None or not os.path.isabs(source):
+        return source or model
+    from indexer.models import is_model_dir
+
+    if not is_model_dir(source):
+        raise ModelNotAvailableError(
+            f"this index was made with model {model!r} from the directory {source}, which is"
+            " no longer there: pass --model DIR with its model directory (or use --mode keyword)"
+        )
+    return source
 
 
 def _validate(req: SearchRequest) -> None:
@@ -297,7 +330,8 @@ def _search(
 
         indexes = vectors.load_model(db_path, conn, model)
         # Load by what the user named (a model directory's stored name is not a path).
-        q, searched = _query_vectors(req, req.model or model, settings, encoder_loader)
+        source = model_source(conn, model, req.model, settings)
+        q, searched = _query_vectors(req, source, settings, encoder_loader)
         dim = indexes["image"].index.d
         if len(q) != dim:
             raise StoreError(
