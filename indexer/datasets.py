@@ -19,6 +19,7 @@ Captions are normalised for training: whitespace collapsed, ending with "." (Cli
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterable
@@ -255,11 +256,20 @@ def read_csv(csv_path: str | Path) -> Dataset:
     path = Path(csv_path)
     out = _Collector("csv")
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets write a BOM
+        # Bytes, then decode: read_text() would turn a CR inside a quoted cell into LF.
+        text = path.read_bytes().decode("utf-8-sig")  # -sig: spreadsheets write a BOM
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read CSV ({e})") from None
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
+    # csv.reader over the whole text, not str.splitlines(): a quoted cell may hold line breaks
+    # (our own export writes them), and splitlines() would also cut at U+2028, \x1c, \x85 ...
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, lines = [], []  # each record, and the line it starts on (1-based)
+    start_line = 1
+    for row in reader:
+        rows.append(row)
+        lines.append(start_line)
+        start_line = reader.line_num + 1
     if not rows:
         return out.dataset()
     header = [h.strip().lower() for h in rows[0]]
@@ -275,7 +285,7 @@ def read_csv(csv_path: str | Path) -> Dataset:
     else:
         col, start = {"path": 0, "caption": 1}, 0  # no header: path,caption
     width = max(col.values()) + 1
-    for line, row in enumerate(rows[start:], start=start + 1):
+    for line, row in zip(lines[start:], rows[start:], strict=True):
         if not any(cell.strip() for cell in row):
             continue  # blank line
         if len(row) < width:
