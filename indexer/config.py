@@ -12,10 +12,27 @@ from pathlib import Path
 
 DEFAULT_MODEL = "clipcap-coco"
 
+# RAW camera files: decoded through their embedded preview (indexer.raw; rawpy via the `raw`
+# extra, Pillow for TIFF-based previews).
+RAW_EXTENSIONS = ("cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "raf")
+
 # Extensions indexed by default (lower case, without the dot). HEIC/HEIF go through pillow-heif.
 DEFAULT_EXTENSIONS = (
-    "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif",
+    "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", *RAW_EXTENSIONS,
 )  # fmt: skip
+
+# Folders/files never walked, whatever --exclude adds (NAS thumbnails, VCS, JS deps, desktop
+# thumbnail caches, NAS and Windows recycle bins), as rclip does. Globs matched by name.
+DEFAULT_EXCLUDES = ("@eaDir", ".git", "node_modules", ".thumbnails", "#recycle", "$RECYCLE.BIN")
+
+# --max-megapixels default (0 = auto): half the available memory, shared by the decode
+# workers, at DECODE_BYTES_PER_PIXEL each, clamped to [MIN, MAX]. Measured peaks per pixel
+# (30 MP): PNG/TIFF 4-4.5 (Pillow keeps RGB/RGBA as 4 bytes; conversion goes by strips), HEIC 7,
+# WebP 15.5 (libwebp's animation decoder holds three canvases); JPEGs decode at 1/8 scale and
+# cost far less. 8 covers everything but a WebP near the cap.
+DECODE_BYTES_PER_PIXEL = 8
+MIN_AUTO_MEGAPIXELS = 24.0  # never below a 24 MP photo, even on a crowded small machine
+MAX_AUTO_MEGAPIXELS = 120.0  # the historical cap: larger is a decompression bomb, not a photo
 
 
 # Images per model batch when --batch-size is 0. CPU: 64 measured best on 2 cores (greedy
@@ -43,6 +60,8 @@ class Settings:
     workers: int = 0  # decode workers; 0 = one per CPU core
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     include_hidden: bool = False
+    exclude: tuple[str, ...] = ()  # --exclude globs, added to DEFAULT_EXCLUDES
+    max_megapixels: float = 0.0  # images larger than this are refused; 0 = auto (see above)
     offline: bool = False  # never touch the network; missing files fail fast
     cache_dir: Path | None = None  # Hugging Face cache override (None = huggingface_hub default)
     # Checkpoints with no hub mirror (the ClipCap transformer release) are kept here.
@@ -51,6 +70,17 @@ class Settings:
     def batch_size_for(self, device_type: str) -> int:
         """The batch size to use on a device: the user's, or the device default."""
         return self.batch_size or DEFAULT_BATCH.get(device_type, DEFAULT_BATCH["cpu"])
+
+    @property
+    def excludes(self) -> tuple[str, ...]:
+        """Every glob the walk skips: the defaults, then the user's --exclude globs."""
+        return DEFAULT_EXCLUDES + tuple(self.exclude)
+
+    def max_pixels_for(self, workers: int) -> int:
+        """The pixel cap for one decode: the user's --max-megapixels, or the memory rule."""
+        if self.max_megapixels > 0:
+            return int(self.max_megapixels * 1_000_000)
+        return auto_max_pixels(workers, available_memory())
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -72,6 +102,30 @@ class Settings:
         if "db_path" in given:
             given["db_path"] = Path(given["db_path"]).expanduser()
         return replace(cls(**env), **given)
+
+
+def auto_max_pixels(workers: int, available: int | None) -> int:
+    """Default pixel cap: half of `available` bytes shared by `workers` decodes at
+    DECODE_BYTES_PER_PIXEL each, clamped to [MIN_AUTO_MEGAPIXELS, MAX_AUTO_MEGAPIXELS]."""
+    if not available:
+        return int(MAX_AUTO_MEGAPIXELS * 1_000_000)
+    mp = available / 2 / max(1, workers) / DECODE_BYTES_PER_PIXEL / 1_000_000
+    return int(min(MAX_AUTO_MEGAPIXELS, max(MIN_AUTO_MEGAPIXELS, mp)) * 1_000_000)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # other Unixes: physical memory not in use
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _truthy(value: str | None) -> bool:

@@ -22,13 +22,23 @@ Decisions:
 - Transparency is composited on white (what a viewer shows for a logo or a screenshot).
 - HEIC/HEIF open through pillow-heif, registered lazily once per process. pillow-heif already
   applies the HEIF rotation and resets the EXIF orientation to 1, so nothing is rotated twice.
-- Metadata is best effort: broken EXIF gives None fields, never a failed image.
+- Metadata is best effort: broken EXIF gives None fields, never a failed image. Every EXIF string
+  has its control characters (and bidi overrides) replaced by spaces: a Make of "Canon\r=1+1"
+  must not split a CSV row or drive the terminal.
+- Only regular files are opened: the path is stat'ed first and the descriptor is opened
+  non-blocking and fstat'ed again, so a FIFO, socket or device never blocks or is read.
+- Memory: a non-JPEG cannot be decoded at a reduced size, so the full-size image is loaded once
+  in its own mode and then converted to RGB in horizontal strips, each reduced at once: the peak
+  is the loaded image plus a strip, not the 3-5 full-size RGBA copies of convert + composite.
+  `check_header` lets a caller refuse a file (not an image, over the cap) from its header alone.
+- RAW camera files (RAW_EXTENSIONS) are decoded through their embedded preview (indexer.raw).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +46,9 @@ from datetime import datetime
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from PIL.JpegImagePlugin import JpegImageFile
+from PIL.TiffImagePlugin import TiffImageFile
 
+from indexer.config import RAW_EXTENSIONS
 from indexer.errors import BadImageError
 
 # EXIF tags (see the EXIF 2.32 spec, or PIL.ExifTags).
@@ -62,8 +74,22 @@ _TRANSPOSE = {
 }
 _SWAPS_AXES = {5, 6, 7, 8}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_RAW_SUFFIXES = frozenset("." + ext for ext in RAW_EXTENSIONS)
+# Pixels converted to RGB at a time when a large non-RGB image is shrunk (see _shrink_to_rgb):
+# 1 MP is 4 MB of RGBA per strip, small next to the loaded image, large enough to be fast.
+_STRIP_PIXELS = 1_000_000
+# What a file that is not a regular file is called in its failure reason.
+_KINDS = (
+    (stat.S_ISDIR, "folder"),
+    (stat.S_ISFIFO, "named pipe"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
 
 _heif_registered = False
+# C0, DEL and C1 controls, plus the Unicode bidi embeddings/overrides/isolates and marks.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -82,14 +108,29 @@ def decode_image(
     path: str | os.PathLike[str], min_side: int = 224, max_pixels: int = 120_000_000
 ) -> DecodedImage:
     """Decode one image file to RGB with its metadata, or raise BadImageError(path, reason)."""
+    return _guarded(os.fspath(path), max_pixels, lambda p: _decode(p, min_side, max_pixels))
+
+
+def check_header(path: str | os.PathLike[str], max_pixels: int = 120_000_000) -> None:
+    """Refuse a file from its header alone, as decode_image would: not a regular file, empty,
+    not an image, or over the pixel cap. Reads a few KB, never the whole file, so an index run
+    calls it before hashing (a 20 GB sparse ".jpg" is refused in milliseconds, not 80 s)."""
+    _guarded(os.fspath(path), max_pixels, lambda p: _check_header(p, max_pixels))
+
+
+def _guarded(path_str: str, max_pixels: int, work):
+    """Run `work(path)` turning every failure into BadImageError(path, reason)."""
     _register_heif()
-    path_str = os.fspath(path)
+    if max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
+        # Pillow refuses images over 2 × MAX_IMAGE_PIXELS in Image.open; a cap the user raised
+        # must be the one that applies (Pillow's guard stays at twice the cap).
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         # Warnings (bomb warning below our cap, "possibly corrupt EXIF", palette transparency)
         # would only spam the worker's stderr; real problems raise.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _decode(path_str, min_side, max_pixels)
+            return work(path_str)
     except BadImageError:
         raise
     except FileNotFoundError:
@@ -98,7 +139,7 @@ def decode_image(
     except PermissionError:
         raise BadImageError(path_str, "permission denied") from None
     except IsADirectoryError:
-        raise BadImageError(path_str, "not a regular file") from None
+        raise BadImageError(path_str, "not a regular file (folder)") from None
     except UnidentifiedImageError:
         raise BadImageError(path_str, "not an image (unrecognised format)") from None
     except Image.DecompressionBombError as exc:
@@ -113,18 +154,76 @@ def decode_image(
         raise BadImageError(path_str, reason) from None
 
 
+def _open_regular(path: str):
+    """Open `path` for reading only if it is a regular file (binary file object, caller closes).
+
+    stat before open, so that a device is never opened (opening can have side effects), then
+    O_NONBLOCK so that a FIFO swapped in meanwhile cannot block, and fstat to close that race."""
+    _require_regular(path, os.stat(path).st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        _require_regular(path, st.st_mode)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    if st.st_size == 0:
+        f.close()
+        raise BadImageError(path, "empty file")
+    return f
+
+
+def _require_regular(path: str, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "special file")
+    raise BadImageError(path, f"not a regular file ({kind})")
+
+
+def is_raw(path: str | os.PathLike[str]) -> bool:
+    """A RAW camera file, by its extension (decoded through its embedded preview)."""
+    return os.path.splitext(os.fspath(path))[1].lower() in _RAW_SUFFIXES
+
+
+def _check_header(path: str, max_pixels: int) -> None:
+    with _open_regular(path) as f:
+        if is_raw(path):
+            from indexer.raw import looks_like_raw
+
+            if not looks_like_raw(f.read(64)):
+                raise BadImageError(path, "not an image (unrecognised format)")
+            return  # the preview's size is only known by opening it: decode checks the cap
+        with Image.open(f) as im:
+            _check_cap(path, im.size, max_pixels)
+
+
+def _check_cap(path: str, size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise BadImageError(path, f"image too large ({w * h} pixels > cap {max_pixels})")
+
+
 def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise BadImageError(path, "empty file")
-        im = Image.open(f)
+    with _open_regular(path) as f:
+        if is_raw(path):
+            from indexer.raw import open_preview
+
+            im, meta = open_preview(path, f, min_side, max_pixels)
+        else:
+            im = Image.open(f)
+            meta = _metadata(im)
         full_w, full_h = im.size
-        if full_w * full_h > max_pixels:
-            raise BadImageError(
-                path, f"image too large ({full_w * full_h} pixels > cap {max_pixels})"
-            )
-        meta = _metadata(im)
+        _check_cap(path, im.size, max_pixels)
         orientation = meta.pop("orientation")
+        if isinstance(im, TiffImageFile):
+            # Pillow's TIFF plugin reports the oriented size and turns the pixels itself in
+            # load(); turning them again would undo it.
+            orientation = 1
         # isinstance, not format == "JPEG": phone photos with a depth map or preview open as MPO.
         if min_side > 0 and isinstance(im, JpegImageFile):
             # draft() picks the largest 1/2^k scale with scaled w >= request w AND scaled h >=
@@ -132,16 +231,37 @@ def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
             # short side stays the short side after a 90° EXIF rotation.
             im.draft("RGB", (min_side, min_side))
         im.load()  # inside the try: truncated and corrupt data fail here, not later
-    im = _to_rgb(im)
-    if min_side > 0:
-        factor = min(im.size) // min_side
-        if factor >= 2:
-            im = im.reduce(factor)  # box filter: antialiased, far cheaper than resize
+    im = _shrink_to_rgb(im, min_side)
     if orientation in _TRANSPOSE:
         im = im.transpose(_TRANSPOSE[orientation])
     if orientation in _SWAPS_AXES:
         full_w, full_h = full_h, full_w
     return DecodedImage(image=im, width=full_w, height=full_h, **meta)
+
+
+def _shrink_to_rgb(im: Image.Image, min_side: int) -> Image.Image:
+    """RGB, box-reduced by the largest integer factor that keeps the short side >= min_side.
+
+    Same pixels as reduce(_to_rgb(im)), but a non-RGB image is converted strip by strip, each
+    strip reduced at once, so no full-size RGB/RGBA copy is ever made (a 30 MP RGBA PNG peaked
+    at 576 MB before, 150 MB now). Strips are a multiple of the factor high, so the box grid
+    is the one a whole-image reduce would use."""
+    factor = min(im.size) // min_side if min_side > 0 else 1
+    if factor < 2:
+        return _to_rgb(im)
+    if im.mode == "RGB":
+        return im.reduce(factor)  # box filter: antialiased, far cheaper than resize
+    if im.mode in ("I", "F"):
+        # _to_rgb scales these by the image's maximum: reduce first (native support) so that
+        # the maximum is taken over one image, not per strip.
+        return _to_rgb(im.reduce(factor))
+    w, h = im.size
+    out = Image.new("RGB", (-(-w // factor), -(-h // factor)))
+    rows = max(factor, _STRIP_PIXELS // max(w, 1) // factor * factor)
+    for top in range(0, h, rows):
+        strip = im.crop((0, top, w, min(h, top + rows)))
+        out.paste(_to_rgb(strip).reduce(factor), (0, top // factor))
+    return out
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -194,9 +314,16 @@ def _text(value: object) -> str | None:
         value = value.decode("latin-1")
     if not isinstance(value, str):
         return None
-    # Cameras pad with NULs and spaces ("Canon\x00\x00", "NIKON CORPORATION   ").
-    value = value.replace("\x00", " ").strip()
+    # Cameras pad with NULs and spaces ("Canon\x00\x00", "NIKON CORPORATION   "); a hostile
+    # file can carry \r, \n, ESC or a bidi override, which would split CSV rows, drive the
+    # terminal or reverse what is shown. Each run of them becomes one space.
+    value = " ".join(clean_text(value).split())
     return value or None
+
+
+def clean_text(value: str) -> str:
+    """`value` with every control character (C0, DEL, C1) and bidi control replaced by a space."""
+    return _CONTROL.sub(" ", value)
 
 
 def _taken_at(exif: Image.Exif) -> str | None:

@@ -1,0 +1,236 @@
+"""indexer.decode for hostile files: EXIF control characters, FIFOs and devices, header checks,
+the pixel cap and strip-wise conversion (memory)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from indexer import decode
+from indexer.config import Settings, auto_max_pixels
+from indexer.decode import check_header, decode_image
+from indexer.errors import BadImageError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------- EXIF control characters
+def test_exif_strings_lose_their_control_characters(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F] = "Canon\r=1+1"  # a CSV row split + formula, if kept
+    exif[0x0110] = "EOS\x1b]0;pwned\x07 5D\nGPJ"  # a terminal title escape, a line break
+    exif.get_ifd(0x8769).update({0x9003: "2020:01:02 03:04:05", 0x9011: "+01:00\r"})
+    path = tmp_path / "evil.jpg"
+    Image.new("RGB", (40, 30)).save(path, exif=exif.tobytes())
+
+    decoded = decode_image(path)
+
+    assert decoded.camera_make == "Canon =1+1"
+    assert decoded.camera_model == "EOS ]0;pwned 5D GPJ"
+    assert decoded.taken_at == "2020-01-02T03:04:05+01:00"
+    for text in (decoded.camera_make, decoded.camera_model, decoded.taken_at):
+        assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in text)
+
+
+def test_clean_text_keeps_ordinary_unicode():
+    assert decode.clean_text("Fujifilm X-T3 é 写真") == "Fujifilm X-T3 é 写真"
+    assert decode.clean_text("a\x00b\x85c\u2066d") == "a b c d"
+
+
+# ------------------------------------------------------------------------------ FIFOs, devices
+def _in_thread(fn, timeout: float = 5.0):
+    """Run fn() in a thread; fail instead of hanging the test run when it blocks."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    return t.is_alive(), box
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("call", [decode_image, check_header])
+def test_a_fifo_is_refused_at_once_not_read(tmp_path, call):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    try:
+        blocked, box = _in_thread(lambda: call(fifo))
+    finally:
+        # Unblock a reader stuck in open() (before the fix) so the thread can end.
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+        except OSError:
+            pass
+    assert not blocked, "decoding a FIFO blocked"
+    err = box.get("error")
+    assert isinstance(err, BadImageError)
+    assert err.reason == "not a regular file (named pipe)"
+    assert err.path == str(fifo)
+
+
+def test_devices_and_folders_are_refused_by_kind(tmp_path):
+    with pytest.raises(BadImageError, match=r"not a regular file \(character device\)"):
+        decode_image("/dev/zero")  # would never end if read
+    with pytest.raises(BadImageError, match=r"not a regular file \(folder\)"):
+        decode_image(tmp_path)
+    link = tmp_path / "dev.jpg"
+    link.symlink_to("/dev/zero")  # a link to a device is a device
+    with pytest.raises(BadImageError, match=r"not a regular file \(character device\)"):
+        check_header(link)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_caption_command_names_the_fifo_and_goes_on(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    good = tmp_path / "red.png"
+    Image.new("RGB", (64, 48), (220, 20, 20)).save(good)
+    env = {"IMGCAP_OFFLINE": "1", "IMGCAP_MODELS_DIR": str(tmp_path / "m")}
+    args = ["caption", str(fifo), str(good), "--model", str(tiny_model_dir), "--json"]
+    blocked, box = _in_thread(lambda: CliRunner().invoke(app, args, env=env), timeout=60)
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+    assert not blocked, "imgcap caption blocked on a FIFO"
+    out = box["value"].stdout
+    assert str(fifo) in out and "not a regular file (named pipe)" in out
+    assert str(good) in out
+
+
+# ------------------------------------------------------------------------------- header checks
+def test_a_huge_sparse_non_image_is_refused_from_its_header(tmp_path):
+    fake = tmp_path / "huge.jpg"
+    with open(fake, "wb") as f:
+        f.truncate(20 * 1024**3)  # 20 GB of holes: reading it all takes minutes
+    t = time.monotonic()
+    with pytest.raises(BadImageError, match=r"not an image \(unrecognised format\)"):
+        check_header(fake)
+    assert time.monotonic() - t < 2.0
+
+
+def test_header_check_refuses_over_the_cap_and_empty_files(tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("L", (2000, 1000)).save(big)
+    with pytest.raises(BadImageError, match=r"image too large \(2000000 pixels > cap 1999999\)"):
+        check_header(big, max_pixels=1_999_999)
+    check_header(big, max_pixels=2_000_000)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(BadImageError, match="empty file"):
+        check_header(empty)
+
+
+def test_a_cap_above_pillows_guard_is_the_one_that_applies(tmp_path, monkeypatch):
+    # Pillow refuses images over 2 × MAX_IMAGE_PIXELS by itself; a user's cap wins over it.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
+    path = tmp_path / "wide.png"
+    Image.new("L", (1000, 500)).save(path)  # 500,000 pixels: 5× Pillow's guard
+    decoded = decode_image(path, max_pixels=600_000)
+    assert (decoded.width, decoded.height) == (1000, 500)
+
+
+# ------------------------------------------------------------------------ the cap is a setting
+def test_max_megapixels_setting_and_the_memory_rule():
+    assert Settings(max_megapixels=50).max_pixels_for(workers=16) == 50_000_000
+    gib = 1024**3
+    # half of 16 GiB over 4 workers at 8 bytes a pixel = 268 MP → the 120 MP ceiling
+    assert auto_max_pixels(4, 16 * gib) == 120_000_000
+    # half of 4 GiB over 8 workers at 8 bytes a pixel = 33.5 MP
+    assert auto_max_pixels(8, 4 * gib) == int(4 * gib / 2 / 8 / 8 / 1e6 * 1e6)
+    # crowded: never below a 24 MP photo
+    assert auto_max_pixels(64, 2 * gib) == 24_000_000
+    assert auto_max_pixels(4, None) == 120_000_000  # unknown memory: the historical cap
+    auto = Settings().max_pixels_for(workers=2)
+    assert 24_000_000 <= auto <= 120_000_000
+
+
+# ------------------------------------------------------------------- strip-wise conversion
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "PA", "CMYK", "I;16", "L", "1", "YCbCr"])
+def test_strip_conversion_gives_the_pixels_of_a_whole_conversion(mode, monkeypatch):
+    rng = np.random.default_rng(3)
+    rgba = Image.fromarray(rng.integers(0, 256, (203, 157, 4), dtype=np.uint8), "RGBA")
+    if mode == "I;16":
+        data = rng.integers(0, 65536, (203, 157), dtype=np.uint16)
+        im = Image.frombytes("I;16", (157, 203), data.astype("<u2").tobytes())
+    elif mode == "P":
+        im = rgba.convert("RGB").quantize(64)
+        im.info["transparency"] = 3
+    elif mode == "PA":
+        im = rgba.convert("PA")
+    else:
+        im = rgba.convert(mode)
+    monkeypatch.setattr(decode, "_STRIP_PIXELS", 157 * 9)  # many strips, a partial last one
+    factor = min(im.size) // 50
+    whole = decode._to_rgb(im).reduce(factor)
+    strips = decode._shrink_to_rgb(im, 50)
+    assert strips.mode == "RGB" and strips.size == whole.size
+    assert np.array_equal(np.asarray(strips), np.asarray(whole))
+
+
+_PEAK = """
+import sys
+from PIL import Image
+sys.path.insert(0, {root!r})
+from indexer.decode import decode_image
+
+def hwm():  # peak resident KiB of this process image (ru_maxrss would include the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+# Warm up on a small image of the same kind (imports, decoder set-up), then measure: the
+# high-water mark only rises, so nothing large may be decoded before `base`.
+Image.new("RGBA", (300, 300)).save({small!r})
+decode_image({small!r})
+base = hwm()
+decoded = decode_image({path!r})
+print(hwm() - base, min(decoded.image.size))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_a_large_rgba_png_decodes_without_full_size_rgba_copies(tmp_path):
+    # 16 MP RGBA: Pillow's loaded image alone is 64 MB. Before strips, convert + composite on
+    # white made three more full-size copies (peak ~4.5× the loaded image).
+    w, h = 4000, 4000
+    path = tmp_path / "logo.png"
+    Image.new("RGBA", (w, h), (10, 200, 30, 128)).save(path)
+    code = _PEAK.format(root=str(ROOT), path=str(path), small=str(tmp_path / "small.png"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak_kib = int(out.stdout.split()[0])
+    loaded = w * h * 4
+    assert peak_kib * 1024 < 1.6 * loaded, f"peak {peak_kib // 1024} MB"
+    assert 224 <= int(out.stdout.split()[1]) < 448  # reduced, but not below the model input
+
+
+def test_an_oriented_tiff_is_turned_once(tmp_path):
+    # Pillow's TIFF plugin applies the orientation tag itself; decode must not turn it again.
+    im = Image.new("RGB", (400, 200), (255, 0, 0))
+    im.paste((0, 0, 255), (0, 0, 100, 100))  # blue stored top-left → shown top-right
+    path = tmp_path / "turned.tif"
+    im.save(path, tiffinfo={0x0112: 6})
+    decoded = decode_image(path, min_side=0)
+    assert (decoded.width, decoded.height) == (200, 400)
+    assert decoded.image.size == (200, 400)
+    assert decoded.image.getpixel((199, 0)) == (0, 0, 255)
+    assert decoded.image.getpixel((0, 0)) == (255, 0, 0)
