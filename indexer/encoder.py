@@ -13,6 +13,13 @@ from pathlib import Path
 
 import torch
 
+from indexer.checkpoint import (
+    assign_state_dict,
+    describe_load_error,
+    empty_parameters,
+    key_problems,
+    read_state_dict,
+)
 from indexer.errors import ModelFormatError
 
 
@@ -81,27 +88,113 @@ def _has_text(model) -> bool:
     return getattr(model, "text_projection", None) is not None
 
 
+# open_clip's preference when a folder holds several weight files.
+_WEIGHT_NAMES = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model.pth",
+    "model.pth",
+)
+
+
+def _weights_file(clip_dir: Path) -> Path | None:
+    found = [p for p in clip_dir.iterdir() if p.suffix in (".safetensors", ".bin", ".pth")]
+    for name in _WEIGHT_NAMES:
+        if clip_dir / name in found:
+            return clip_dir / name
+    found.sort(key=lambda p: (p.suffix != ".safetensors", p.name))
+    return found[0] if found else None
+
+
 def load_clip(
-    clip_dir: Path, quick_gelu: bool, device: torch.device, dtype: torch.dtype
+    clip_dir: Path, quick_gelu: bool, device: torch.device, dtype: torch.dtype, on_step=None
 ) -> ClipEncoder:
     """Load open_clip from a directory in the hub layout: open_clip_config.json + weights file
-    (open_clip_model.safetensors, or open_clip_pytorch_model.bin read with weights_only)."""
+    (open_clip_model.safetensors, or open_clip_pytorch_model.bin read with weights_only; a pickle
+    that would run code is refused). on_step(text) is told when building and loading start."""
+    import json
+
     import open_clip
 
+    step = on_step or (lambda _text: None)
     clip_dir = Path(clip_dir)
-    if not (clip_dir / "open_clip_config.json").is_file():
+    config = clip_dir / "open_clip_config.json"
+    if not config.is_file():
         raise ModelFormatError(f"{clip_dir}: missing open_clip_config.json")
-    weights = [p for p in clip_dir.iterdir() if p.suffix in (".safetensors", ".bin", ".pth")]
-    if not weights:
+    weights = _weights_file(clip_dir)
+    if weights is None:
         # open_clip would only warn and go on with random weights: refuse instead.
         raise ModelFormatError(f"{clip_dir}: no CLIP weights file (open_clip_model.safetensors)")
-    ref = f"local-dir:{clip_dir}"
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            ref, force_quick_gelu=quick_gelu, device=device, weights_only=True
-        )
-        tokenizer = open_clip.get_tokenizer(ref)
-    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as e:
-        raise ModelFormatError(f"{clip_dir}: cannot load CLIP ({e})") from None
-    model.eval()
+        cfg = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelFormatError(f"{config}: unreadable ({e})") from None
+    step("read CLIP weights")
+    sd = read_state_dict(weights)  # safe for any file: safetensors, or tensors-only pickles
+    model = preprocess = None
+    if _plain_clip(cfg):
+        step("build CLIP")
+        model, preprocess = _build_plain_clip(cfg, quick_gelu, sd, step)
+    if model is None:  # a layout open_clip converts on load (or another tower): its own loader
+        step("build CLIP (open_clip loader)")
+        ref = f"local-dir:{clip_dir}"
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                ref, force_quick_gelu=quick_gelu, weights_only=True
+            )
+        except Exception as e:  # unreadable weights, config open_clip rejects, ...
+            why = describe_load_error(e)
+            raise ModelFormatError(f"{clip_dir}: cannot load CLIP ({why})") from None
+    try:
+        tokenizer = open_clip.get_tokenizer(f"local-dir:{clip_dir}")
+    except Exception as e:
+        raise ModelFormatError(f"{clip_dir}: cannot load the CLIP tokenizer ({e})") from None
+    model = model.to(device).eval()
     return ClipEncoder(model, preprocess, tokenizer, device, dtype)
+
+
+def _plain_clip(cfg) -> bool:
+    """An open_clip CLIP built from its own towers (OpenAI ViT/ResNet layouts), which is what
+    every registry model uses; timm/HF towers and CoCa go through open_clip's loader."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
+        return False
+    m = cfg["model_cfg"]
+    return not (
+        m.get("custom_text")
+        or "multimodal_cfg" in m
+        or "timm_model_name" in (m.get("vision_cfg") or {})
+        or "hf_model_name" in (m.get("text_cfg") or {})
+    )
+
+
+def _build_plain_clip(cfg: dict, quick_gelu: bool, sd: dict, step):
+    """(model, eval transform), built without random init and loaded by assignment, or
+    (None, None) when sd needs open_clip's conversions (then its loader handles the file).
+
+    Mirrors open_clip's create_model_and_transforms for a local directory: same config overrides,
+    same preprocessing config (defaults <- file <- the model's image size)."""
+    from dataclasses import asdict
+
+    from open_clip.model import CLIP, set_model_preprocess_cfg
+    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+
+    model_cfg = dict(cfg["model_cfg"])
+    if quick_gelu:
+        model_cfg["quick_gelu"] = True
+    try:
+        with empty_parameters():
+            model = CLIP(**model_cfg)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelFormatError(f"bad CLIP model_cfg ({e})") from None
+    if key_problems(model, sd):
+        return None, None
+    step("assign CLIP weights")
+    assign_state_dict(model, sd)
+    pp = merge_preprocess_dict(asdict(PreprocessCfg()), cfg.get("preprocess_cfg") or {})
+    pp["size"] = model.visual.image_size
+    set_model_preprocess_cfg(model, pp)
+    return model, image_transform_v2(PreprocessCfg(**pp), is_train=False)
