@@ -576,21 +576,36 @@ def index(
         include_hidden=include_hidden or None,
         offline=offline or None,
     )
-    with output.IndexProgress(enabled=not dry_run) as show:
-        summary = _run(
-            lambda: index_paths(
+    stopped: list[ImgcapError] = []  # a run stopped by a full disk (say) still reports its work
+
+    def run():
+        try:
+            return index_paths(
                 paths, settings, dry_run=dry_run, retry_failed=retry_failed, on_progress=show
             )
-        )
-    if not dry_run:
+        except ImgcapError as e:
+            if getattr(e, "summary", None) is None:
+                raise
+            stopped.append(e)
+            return e.summary
+
+    with output.IndexProgress(enabled=not dry_run) as show:
+        summary = _run(run)
+    if not dry_run and not stopped:
         _sync_vectors(settings.db_path)
     if json_out:
         print(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
         output.print_index_summary(summary)
+    if stopped:
+        _run(lambda: _raise(stopped[0]))  # the error after the summary, with its exit code
     if summary.interrupted:
         _err("Interrupted: committed batches are kept; run the same command again to resume.")
         raise typer.Exit(130)
+
+
+def _raise(error: Exception) -> None:
+    raise error
 
 
 def _sync_vectors(db_path: Path) -> None:
