@@ -41,7 +41,7 @@ from indexer.config import Settings
 from indexer.errors import ImgcapError, StoreError, UsageError
 from indexer.runner import ModelRunner
 from indexer.runner import pixels_to_tensor as pixels_to_tensor
-from indexer.scan import Item, Plan, model_name, plan, under
+from indexer.scan import Item, Plan, classify, hash_error, model_name, plan, under
 from indexer.scan import dry_run as _dry_run
 from indexer.store import FailureRecord, FileRecord, ResultRecord, Store, writer_lock
 from indexer.summary import IndexSummary as IndexSummary
@@ -152,7 +152,8 @@ class _Run:
         status = "completed"
         try:
             self._report(force=True)
-            self.have = self.store.result_hashes(name)
+            self.have = self.store.result_hashes(name)  # grows as batches commit
+            self.had = frozenset(self.have)
             found = self._plan()
             self._process(found.todo)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _sigterm_as_ctrl_c)
@@ -320,12 +321,7 @@ class _Run:
                     try:
                         item.content_hash = fut.result()
                     except OSError as e:
-                        reason = (
-                            "vanished during the scan"
-                            if isinstance(e, FileNotFoundError)
-                            else (e.strerror or str(e)).lower()
-                        )
-                        self._failed(item, reason)
+                        self._failed(item, hash_error(e))
                         continue
                 yield item
 
@@ -335,14 +331,8 @@ class _Run:
         for item in items:
             h = item.content_hash
             assert h is not None
-            if item.known is None:
-                if self.gone_hashes[h] > 0:
-                    self.gone_hashes[h] -= 1
-                    item.kind = "moved"
-            elif item.known.content_hash == h and h in self.have:
-                item.kind = "unchanged"  # touched: new mtime, same bytes, results there
-            else:
-                item.kind = "updated"
+            # Against the results there were before this run, as the dry run predicts it.
+            item.kind = classify(item, self.gone_hashes, self.had)
             if h in self.inflight:
                 self.waiters.setdefault(h, []).append(item)
                 continue
@@ -422,6 +412,8 @@ class _Run:
     def _count(self, item: Item, reused: bool) -> None:
         s = self.summary
         setattr(s, item.kind, getattr(s, item.kind) + 1)
+        if item.kind in ("changed", "model_added"):
+            s.updated += 1
         if reused:
             s.reused += 1
         self.progress.done += 1

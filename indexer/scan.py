@@ -15,7 +15,7 @@ from indexer.config import Settings
 from indexer.errors import ImgcapError
 from indexer.store import FileState, Store
 from indexer.summary import IndexSummary, Progress
-from indexer.walk import FileEntry, WalkProblem, walk
+from indexer.walk import FileEntry, WalkProblem, content_hash, walk
 
 
 @dataclass(slots=True)
@@ -26,7 +26,7 @@ class Item:
     path: str
     known: FileState | None  # the stored row for this path, if any
     content_hash: str | None = None
-    kind: str = "new"  # new | updated | moved | unchanged: what the summary counts it as
+    kind: str = "new"  # new | changed | model_added | moved | unchanged (see classify)
     need_model: bool = True  # False: results exist, only the metadata must be decoded
 
 
@@ -82,16 +82,16 @@ def scan(top: list[str], settings: Settings, progress: Progress | None = None):
 def plan(
     top: list[str],
     settings: Settings,
-    store: Store,
+    known: dict[str, FileState],
+    failed_before: dict[str, tuple],
     have: set[str],
     retry_failed: bool,
     progress: Progress | None = None,
 ) -> Plan:
-    """Walk `top` and compare with `store`, where `have` holds the content hashes that already
-    have this model's results."""
+    """Walk `top` and compare with the store's `known` files and `failed_before` failures, where
+    `have` holds the content hashes that already have this model's results. The real run and
+    the dry run both start here, so they count alike."""
     entries, problems = scan(top, settings, progress)
-    known = store.file_states()
-    failed_before = store.failure_states()
     p = Plan(entries, problems, known, failed_before, {str(e.path) for e in entries}, [], [])
     p.blocked = [pr.path for pr in problems]  # unreadable folders: keep what is under them
     # A root folder that is now completely empty while photos under it are indexed is far
@@ -119,7 +119,7 @@ def plan(
                 p.unchanged += 1
                 continue
             # Same bytes, but this model has no result yet (a model switch): no hashing.
-            p.todo.append(Item(e, path, k, content_hash=k.content_hash, kind="updated"))
+            p.todo.append(Item(e, path, k, content_hash=k.content_hash, kind="model_added"))
         elif (
             path in failed_before
             and failed_before[path][:2] == (e.size, e.mtime_ns)
@@ -131,45 +131,84 @@ def plan(
     return p
 
 
+def classify(item: Item, gone_hashes: Counter, have: set[str]) -> str:
+    """What the summary counts a hashed file as. `gone_hashes`: content hashes of indexed paths
+    that disappeared, each usable once (a second copy of a moved file is new, not moved)."""
+    h = item.content_hash
+    if item.known is None:
+        if gone_hashes[h] > 0:
+            gone_hashes[h] -= 1
+            return "moved"
+        return "new"
+    if item.known.content_hash == h:
+        # Same bytes (touched: new mtime): unchanged, or a model switch.
+        return "unchanged" if h in have else "model_added"
+    return "changed"
+
+
 def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSummary:
-    """What a run would do, reading nothing but the walk and the database (no hashing, no
-    model): moved files show up as new + removed, since telling them apart needs their hash."""
-    entries, problems = scan(top, settings)
+    """What a run would do, counted the way the run counts it. Nothing is written, no image is
+    decoded and no model is loaded; the only files read are those the run would recognise by
+    content hash: new files the size of a file that disappeared (a move?) and indexed files
+    with a new mtime but the same size (touched?)."""
     known: dict[str, FileState] = {}
-    failed: dict[str, tuple] = {}
+    failed_before: dict[str, tuple] = {}
     have: set[str] = set()
     name = settings.model
     if settings.db_path.exists():
         with Store.open(settings.db_path, create=False) as store:
-            known, failed = store.file_states(), store.failure_states()
+            known, failed_before = store.file_states(), store.failure_states()
             try:
                 name = model_name(settings, None)
             except ImgcapError:
                 name = settings.model  # model not available: count as if no results yet
             have = store.result_hashes(name)
-    summary = IndexSummary(model=name, dry_run=True)
-    seen = set()
-    for e in entries:
-        p = str(e.path)
-        seen.add(p)
-        k = known.get(p)
-        if k and (k.size, k.mtime_ns) == (e.size, e.mtime_ns) and k.content_hash in have:
-            summary.unchanged += 1
-        elif p in failed and failed[p][:2] == (e.size, e.mtime_ns) and not retry_failed:
-            summary.failed += 1
+    found = plan(top, settings, known, failed_before, have, retry_failed)
+    summary = IndexSummary(model=name, dry_run=True, warnings=found.warnings)
+    summary.unchanged = found.unchanged
+    summary.failures_standing = sum(found.standing.values())
+    reasons = Counter(pr.reason for pr in found.problems)
+    summary.failed_this_run = len(found.problems)
+
+    gone_hashes = Counter(known[p].content_hash for p in found.gone)
+    gone_paths: dict[str, list[str]] = {}
+    for p in found.gone:
+        gone_paths.setdefault(known[p].content_hash, []).append(p)
+    gone_sizes = {known[p].size for p in found.gone}
+    moved_from: set[str] = set()
+    for item in found.todo:
+        size = item.entry.size
+        if item.content_hash is None and (
+            (item.known is None and size in gone_sizes)
+            or (item.known is not None and item.known.size == size)
+        ):
+            try:
+                item.content_hash = content_hash(item.path)
+            except OSError as e:
+                reasons[hash_error(e)] += 1
+                summary.failed_this_run += 1
+                continue
+        if item.content_hash is None:  # different size: cannot be a move or a touch
+            kind = "new" if item.known is None else "changed"
         else:
-            summary.would_process.append(p)
-            if k:
-                summary.updated += 1
-            else:
-                summary.new += 1
-    reasons = Counter(pr.reason for pr in problems)
-    reasons.update(failed[p][2] for p in failed if p in seen and failed[p][:2] != (None, None))
-    summary.failed += len(problems)
+            kind = classify(item, gone_hashes, have)
+        setattr(summary, kind, getattr(summary, kind) + 1)
+        if kind == "moved":
+            source = gone_paths[item.content_hash].pop(0)
+            moved_from.add(source)
+            summary.would_move.append({"from": source, "to": item.path})
+        elif kind != "unchanged":
+            summary.would_process.append(item.path)
+    summary.updated = summary.changed + summary.model_added
+    summary.failed = summary.failed_this_run + summary.failures_standing
     summary.failed_reasons = dict(reasons.most_common())
-    blocked = [pr.path for pr in problems]
-    summary.would_remove = sorted(
-        p for p in known if under(p, top) and p not in seen and not under(p, blocked)
-    )
+    summary.would_remove = sorted(p for p in found.gone if p not in moved_from)
     summary.removed = len(summary.would_remove)
     return summary
+
+
+def hash_error(e: OSError) -> str:
+    """The failure reason for a file that could not be read for hashing."""
+    if isinstance(e, FileNotFoundError):
+        return "vanished during the scan"
+    return (e.strerror or str(e)).lower()

@@ -33,15 +33,21 @@ class IndexSummary:
     """What a run did, by file: the `--json` output of `imgcap index`."""
 
     model: str
+    # Each file under the roots is counted once, in one of: new, changed, model_added, moved,
+    # unchanged, failed_this_run, failures_standing. The text summary prints these same words.
     new: int = 0  # paths not indexed before (including duplicates of indexed content)
-    updated: int = 0  # indexed paths whose content changed, or that lacked this model's results
+    changed: int = 0  # indexed paths whose content changed
+    model_added: int = 0  # indexed paths, content unchanged, captioned with this model first now
+    updated: int = 0  # changed + model_added (kept for scripts written before the split)
     moved: int = 0  # new paths whose content left an old path in this run (old path dropped)
     unchanged: int = 0
-    removed: int = 0  # indexed paths that disappeared
-    failed: int = 0  # files that are not indexed because they failed (this run or before)
-    captioned: int = 0  # images that went through the model
+    removed: int = 0  # indexed paths that disappeared (moves not included)
+    failed_this_run: int = 0  # files tried in this run that failed (`failures` lists them)
+    failures_standing: int = 0  # failed before and unchanged since: not tried again
+    failed: int = 0  # failed_this_run + failures_standing: files not indexed because they fail
+    captioned: int = 0  # images that went through the model (unique content, so <= files)
     reused: int = 0  # files that got stored results by content hash, with no model work
-    failed_reasons: dict[str, int] = field(default_factory=dict)  # reason -> count, top first
+    failed_reasons: dict[str, int] = field(default_factory=dict)  # this run's: reason -> count
     failures: list[dict[str, str]] = field(default_factory=list)  # [{path, reason}] of this run
     interrupted: bool = False
     dry_run: bool = False
@@ -49,7 +55,8 @@ class IndexSummary:
     images_per_s: float = 0.0  # captioned images / model-phase seconds
     batch_size: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # model, store, waiting for decode
-    would_process: list[str] = field(default_factory=list)  # dry run: paths to hash/decode
+    would_process: list[str] = field(default_factory=list)  # dry run: paths to decode/reuse
+    would_move: list[dict[str, str]] = field(default_factory=list)  # dry run: [{from, to}]
     would_remove: list[str] = field(default_factory=list)  # dry run: paths to drop
     warnings: list[str] = field(default_factory=list)  # e.g. a root that looks unmounted
 

@@ -222,28 +222,43 @@ class IndexProgress:
 
 
 def print_index_summary(s) -> None:
+    """The text form of IndexSummary: every number is one of its fields, named alike, so the
+    text and `--json` always agree."""
     for warning in s.warnings:
         err(f"Warning: {warning}")
+    counts = [f"{s.new} new", f"{s.changed} changed"]
+    if s.model_added:
+        counts.append(f"{s.model_added} captioned with {s.model}")
+    counts.append(f"{s.moved} moved")
     if s.dry_run:
         echo(
-            f"Dry run ({s.model}): would process {len(s.would_process)} files "
-            f"({s.new} new, {s.updated} changed or missing this model's results), "
-            f"skip {s.unchanged} unchanged, remove {s.removed}; {s.failed} failed before."
+            f"Dry run ({s.model}): would index {', '.join(counts)}; "
+            f"skip {s.unchanged} unchanged, remove {s.removed}"
+            + (f"; {s.failed_this_run} unreadable." if s.failed_this_run else ".")
         )
         for path in s.would_process:
-            echo(f"  + {path}")
+            echo(f"  + {printable(path)}")
+        for move in s.would_move:
+            echo(f"  > {printable(move['from'])} -> {printable(move['to'])}")
         for path in s.would_remove:
-            echo(f"  - {path}")
-        return
-    echo(
-        f"{s.model}: {s.new} new, {s.updated} updated, {s.moved} moved, {s.unchanged} unchanged, "
-        f"{s.removed} removed, {s.failed} failed  ({s.captioned} captioned at "
-        f"{s.images_per_s:.1f} images/s, {s.reused} reused; {s.seconds:.1f} s)"
-    )
+            echo(f"  - {printable(path)}")
+    else:
+        counts += [f"{s.unchanged} unchanged", f"{s.removed} removed"]
+        counts.append(f"{s.failed_this_run} failed")
+        echo(
+            f"{s.model}: {', '.join(counts)}  ({s.captioned} captioned at "
+            f"{s.images_per_s:.1f} images/s, {s.reused} reused; {s.seconds:.1f} s)"
+        )
     for reason, n in list(s.failed_reasons.items())[:5]:
-        echo(f"  failed: {n} × {reason}")
-    if s.failed:
+        echo(f"  failed: {n} × {printable(reason)}")
+    if s.failed_this_run and not s.dry_run:
         echo("  (`imgcap failures` lists them; `imgcap index --retry-failed` retries)")
+    if s.failures_standing:
+        echo(
+            f"  {s.failures_standing} failure{'' if s.failures_standing == 1 else 's'} standing "
+            "(unchanged since they failed), see "
+            "`imgcap failures`; `--retry-failed` tries them again"
+        )
 
 
 def train_summary(result) -> dict:
