@@ -356,9 +356,12 @@ def print_status(info: dict) -> None:
     console.print(table)
     run = info["last_run"]
     if run:
+        from search.status import duration, local_time
+
+        took = duration(run["started_at"], run["finished_at"])
         console.print(
-            f"last run  #{run['id']} {run['status']}  {run['model']}  started {run['started_at']}"
-            + (f", finished {run['finished_at']}" if run["finished_at"] else "")
+            f"last run  #{run['id']} {run['status']}  {run['model']}  "
+            f"started {local_time(run['started_at'])}" + (f", took {took}" if took else "")
         )
 
 

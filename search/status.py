@@ -1,7 +1,12 @@
-"""Database status: location, what it holds per model, failures, last run, FAISS cache state."""
+"""Database status: location, what it holds per model, failures, last run, FAISS cache state.
+
+Times are stored and reported by `--json` as ISO 8601 UTC; people read them in their own time
+zone, to the minute, with how long ago (`local_time`).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +45,50 @@ def status(db_path: Path) -> dict[str, Any]:
         "models": models,
         "last_run": counts["last_run"],
     }
+
+
+def local_time(iso: str | None, now: dt.datetime | None = None) -> str:
+    """ "2026-12-03 14:05 (3 min ago)": an ISO 8601 time in the local time zone, to the minute.
+
+    Times without an offset are taken as UTC (how the store writes them); a time in the future
+    (clock skew) or over a month old gets no "ago"."""
+    if not iso:
+        return "-"
+    try:
+        t = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
+    text = t.astimezone().strftime("%Y-%m-%d %H:%M")
+    ago = _ago((now - t).total_seconds())
+    return f"{text} ({ago})" if ago else text
+
+
+def _ago(seconds: float) -> str | None:
+    if seconds < 0 or seconds >= 31 * 86400:
+        return None
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
+    return None
+
+
+def duration(start_iso: str | None, end_iso: str | None) -> str | None:
+    """ "1 min 12 s" between two ISO times, or None when either is missing."""
+    try:
+        seconds = dt.datetime.fromisoformat(end_iso) - dt.datetime.fromisoformat(start_iso)
+    except (TypeError, ValueError):
+        return None
+    total = max(0, round(seconds.total_seconds()))
+    if total < 60:
+        return f"{total} s"
+    minutes, sec = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
