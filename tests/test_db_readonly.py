@@ -75,6 +75,16 @@ def test_read_only_database_is_searchable_from_memory(db, read_only_medium):
         assert store.counts()["files"] == 2
 
 
+def test_read_only_copy_with_a_pending_write_ahead_log_is_refused(db, read_only_medium):
+    with Store.open(db) as store:  # a copy taken while a writer had commits in its -wal
+        store.db.execute("PRAGMA wal_autocheckpoint = 0")
+        store.db.execute("UPDATE files SET width = 1")
+        store.db.conn.commit()
+        with pytest.raises(StoreError, match="write-ahead log photos.db-wal") as e:
+            connect_readonly(db)
+        assert "copy both files to a writable folder" in str(e.value)
+
+
 def test_index_into_a_read_only_folder_is_a_clear_error(db, read_only_medium):
     with pytest.raises(StoreError, match="not writable.*Read-only file system") as e:
         with writer_lock(db):

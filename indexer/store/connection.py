@@ -102,7 +102,8 @@ def connect_readwrite(path: Path) -> sqlite3.Connection:
 
 def connect_readonly_raw(path: Path) -> tuple[sqlite3.Connection, bool]:
     """(connection, immutable): read-only, falling back to immutable when SQLite cannot open
-    the file's -shm (read-only folder or media). Raises sqlite3.Error."""
+    the file's -shm (read-only folder or media). Raises sqlite3.Error, or StoreError when
+    the fallback would miss commits still in the -wal file."""
     uri = Path(path).resolve().as_uri()
     try:
         conn = _open_uri(f"{uri}?mode=ro")
@@ -111,6 +112,14 @@ def connect_readonly_raw(path: Path) -> tuple[sqlite3.Connection, bool]:
     except sqlite3.OperationalError as e:
         if _kind(e) not in ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR"):
             raise
+    wal = Path(f"{path}-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        # immutable=1 would silently ignore the commits in the log: stale results, or none.
+        raise StoreError(
+            f"{path} is read-only here, and its write-ahead log {wal.name} holds changes that"
+            " SQLite can only read where it may write: copy both files to a writable folder"
+            " (or copy the database again after `imgcap index` has finished)"
+        )
     conn = _open_uri(f"{uri}?immutable=1")
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn, True
