@@ -42,6 +42,7 @@ class Plan:
     blocked: list[str]  # folders whose indexed rows are kept (unreadable, or looks unmounted)
     gone: list[str]  # indexed paths under the roots that the walk did not find
     todo: list[Item] = field(default_factory=list)
+    unsupported: Counter = field(default_factory=Counter)  # not-image files: extension -> count
     unchanged: int = 0
     standing: Counter = field(default_factory=Counter)  # reason -> failures not retried
     warnings: list[str] = field(default_factory=list)
@@ -65,11 +66,23 @@ def under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def scan(top: list[str], settings: Settings, progress: Progress | None = None):
-    """Walk the roots: (entries, problems)."""
+def scan(
+    top: list[str],
+    settings: Settings,
+    progress: Progress | None = None,
+    unsupported: Counter | None = None,
+):
+    """Walk the roots: (entries, problems); files that are not images counted in `unsupported`
+    by extension."""
     entries: list[FileEntry] = []
     problems: list[WalkProblem] = []
-    for found in walk(top, extensions=settings.extensions, include_hidden=settings.include_hidden):
+    for found in walk(
+        top,
+        extensions=settings.extensions,
+        include_hidden=settings.include_hidden,
+        exclude=settings.excludes,
+        skipped=unsupported,
+    ):
         if isinstance(found, WalkProblem):
             problems.append(found)
         else:
@@ -91,8 +104,10 @@ def plan(
     """Walk `top` and compare with the store's `known` files and `failed_before` failures, where
     `have` holds the content hashes that already have this model's results. The real run and
     the dry run both start here, so they count alike."""
-    entries, problems = scan(top, settings, progress)
+    unsupported: Counter = Counter()
+    entries, problems = scan(top, settings, progress, unsupported)
     p = Plan(entries, problems, known, failed_before, {str(e.path) for e in entries}, [], [])
+    p.unsupported = unsupported
     p.blocked = [pr.path for pr in problems]  # unreadable folders: keep what is under them
     # A root folder that is now completely empty while photos under it are indexed is far
     # more likely an unmounted drive's mount point than a deliberate delete: keep its rows.
@@ -165,6 +180,7 @@ def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSumm
             have = store.result_hashes(name)
     found = plan(top, settings, known, failed_before, have, retry_failed)
     summary = IndexSummary(model=name, dry_run=True, warnings=found.warnings)
+    summary.unsupported = dict(found.unsupported.most_common())
     summary.unchanged = found.unchanged
     summary.failures_standing = sum(found.standing.values())
     reasons = Counter(pr.reason for pr in found.problems)

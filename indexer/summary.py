@@ -59,6 +59,8 @@ class IndexSummary:
     would_move: list[dict[str, str]] = field(default_factory=list)  # dry run: [{from, to}]
     would_remove: list[str] = field(default_factory=list)  # dry run: paths to drop
     warnings: list[str] = field(default_factory=list)  # e.g. a root that looks unmounted
+    # Files the walk skipped as not images (not hidden, not excluded): extension -> count.
+    unsupported: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

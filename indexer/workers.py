@@ -30,11 +30,18 @@ WORKER_NICENESS = 10  # decode workers yield the CPU to the model (see _init_wor
 MAX_CRASHES_IN_A_ROW = 3  # decode worker deaths, each pinned on one file, before giving up
 PARENT_POLL_S = 0.5  # where pidfd is missing: how often a worker checks that the run is alive
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# This worker's pixel cap (Settings.max_pixels_for), set by _init_worker: a module global, not a
+# task argument, so that test tasks keep their (path, size) signature.
+_max_pixels = 120_000_000
 
 
-def _init_worker(parent_pid: int | None = None) -> None:
+def _init_worker(parent_pid: int | None = None, max_pixels: int | None = None) -> None:
     """Runs once in every worker. `parent_pid`: the index run's process, which the worker must
-    not outlive (None: rely on the parent-death signal only, e.g. in benchmarks)."""
+    not outlive (None: rely on the parent-death signal only, e.g. in benchmarks). `max_pixels`:
+    the run's pixel cap (None: decode_image's default)."""
+    global _max_pixels
+    if max_pixels:
+        _max_pixels = max_pixels
     # Ctrl-C goes to the whole process group, and a service manager's SIGTERM to the whole
     # cgroup: the main process decides what happens (a clean stop), workers must not die with
     # half-sent results. They still never outlive it (below).
@@ -111,7 +118,7 @@ def decode_for_model(path: str, size: int) -> tuple:
     from indexer.decode import decode_image
 
     try:
-        decoded = decode_image(path, min_side=size)
+        decoded = decode_image(path, min_side=size, max_pixels=_max_pixels)
         pixels = clip_geometry(decoded.image, size)
     except BadImageError as e:
         return ("bad", e.reason)
@@ -155,9 +162,12 @@ class DecodePool:
     """`workers` decode processes running `task(path, size)`. A worker death (a decoder bug, the
     OOM killer) breaks the whole pool; `isolated` then pins it on one file."""
 
-    def __init__(self, workers: int, task: Callable[[str, int], tuple]):
+    def __init__(
+        self, workers: int, task: Callable[[str, int], tuple], max_pixels: int | None = None
+    ):
         self.workers = workers
         self.task = task
+        self.max_pixels = max_pixels
         self.crashes = 0  # consecutive files a decode worker died on
         self.pool: ProcessPoolExecutor | None = None
         self._new_pool()
@@ -169,7 +179,7 @@ class DecodePool:
             self.workers,
             mp_context=_pool_context(),
             initializer=_init_worker,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), self.max_pixels),
         )
 
     def submit(self, path: str, size: int) -> Future:

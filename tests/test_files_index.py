@@ -1,0 +1,119 @@
+"""Files on disk through a whole index run: header checked before hashing, the pixel cap as a
+setting (main process and decode workers), excludes, unsupported files and RAW counted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from indexer import pipeline
+from indexer.config import Settings
+from indexer.pipeline import index_paths
+from indexer.raw import RAW_NEEDS_EXTRA
+from indexer.workers import DecodePool, decode_for_model
+
+
+def _settings(tmp_path: Path, model_dir, **kw) -> Settings:
+    base = dict(
+        db_path=tmp_path / "db" / "imgcap.db",
+        model=str(model_dir),
+        device="cpu",
+        workers=1,
+        batch_size=4,
+        max_tokens=4,
+    )
+    return Settings(**{**base, **kw})
+
+
+def _photo(path: Path, size=(64, 48), colour=(200, 30, 30)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def test_a_huge_non_image_fails_from_its_header_and_is_never_hashed(
+    tmp_path, tiny_model, monkeypatch
+):
+    root = tmp_path / "photos"
+    good = _photo(root / "good.jpg")
+    huge = root / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(20 * 1024**3)  # sparse: 80 s to hash on the reporter's disk
+    hashed: list[str] = []
+    real = pipeline.content_hash
+    monkeypatch.setattr(pipeline, "content_hash", lambda p: hashed.append(p) or real(p))
+
+    t = time.monotonic()
+    s = index_paths([root], _settings(tmp_path, "unused"), model=tiny_model)
+
+    assert time.monotonic() - t < 60
+    assert hashed == [str(good)]
+    assert s.new == 1
+    assert s.failures == [{"path": str(huge), "reason": "not an image (unrecognised format)"}]
+
+
+def test_max_megapixels_is_applied_before_hashing_and_in_the_workers(
+    tmp_path, tiny_model, monkeypatch
+):
+    root = tmp_path / "photos"
+    _photo(root / "small.png", (30, 20))  # 600 pixels
+    big = _photo(root / "big.png", (50, 40))  # 2,000 pixels
+    hashed: list[str] = []
+    real = pipeline.content_hash
+    monkeypatch.setattr(pipeline, "content_hash", lambda p: hashed.append(p) or real(p))
+    settings = _settings(tmp_path, "unused", max_megapixels=0.001)  # 1,000 pixels
+    s = index_paths([root], settings, model=tiny_model)
+    assert s.new == 1
+    assert s.failures == [{"path": str(big), "reason": "image too large (2000 pixels > cap 1000)"}]
+    assert str(big) not in hashed
+
+    # Files whose hash is known skip the header check; the workers apply the same cap.
+    pool = DecodePool(1, decode_for_model, max_pixels=1000)
+    try:
+        assert pool.submit(str(big), 32).result() == (
+            "bad",
+            "image too large (2000 pixels > cap 1000)",
+        )
+        assert pool.submit(str(root / "small.png"), 32).result()[0] == "ok"
+    finally:
+        pool.shutdown()
+
+
+def test_excludes_unsupported_files_and_raw_without_the_extra(tmp_path, tiny_model, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rawpy", None)  # the `raw` extra is not installed
+    root = tmp_path / "photos"
+    _photo(root / "trip" / "beach.jpg")
+    _photo(root / "@eaDir" / "beach.jpg" / "SYNOPHOTO_THUMB_XL.jpg")  # NAS thumbnail: default
+    _photo(root / "trip" / "drafts" / "draft.jpg")  # user's --exclude
+    (root / "trip" / "notes.txt").write_text("hello")
+    (root / "trip" / "clip.MOV").write_bytes(b"\x00" * 64)
+    (root / "trip" / "clip2.mov").write_bytes(b"\x00" * 64)
+    cr3 = root / "trip" / "IMG_0001.CR3"
+    cr3.write_bytes(b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom" + b"\x00" * 200)
+
+    settings = _settings(tmp_path, "unused", exclude=("drafts",))
+    s = index_paths([root], settings, model=tiny_model)
+
+    assert s.new == 1
+    assert s.unsupported == {".mov": 2, ".txt": 1}
+    assert s.failed_reasons == {RAW_NEEDS_EXTRA: 1}
+    assert s.failures == [{"path": str(cr3), "reason": RAW_NEEDS_EXTRA}]
+
+    dry = index_paths([root], settings, dry_run=True)
+    assert dry.unsupported == {".mov": 2, ".txt": 1}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_run_uses_the_memory_rule_for_its_workers(tmp_path, tiny_model, monkeypatch, workers):
+    seen: list[int] = []
+    real = Settings.max_pixels_for
+    monkeypatch.setattr(Settings, "max_pixels_for", lambda self, w: seen.append(w) or real(self, w))
+    root = tmp_path / "photos"
+    _photo(root / "a.jpg")
+    index_paths([root], _settings(tmp_path, "unused", workers=workers), model=tiny_model)
+    assert seen == [workers]
