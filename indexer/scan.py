@@ -121,6 +121,18 @@ def plan(
                     "drive?): kept them. If they were deleted on purpose, index the parent "
                     "folder to drop them."
                 )
+    # A folder with nothing to index and nothing indexed under it is almost always the wrong
+    # folder; an empty result that exits 0 silently would look like success. Still exit 0
+    # (nothing failed, and scripts index folders that may be empty today), but say so. Where
+    # photos were indexed, the summary's "removed" already tells what happened.
+    for root in top:
+        if os.path.isdir(root) and root not in p.blocked:
+            if not any(under(str(e.path), [root]) for e in entries) and not any(
+                under(path, [root]) for path in known
+            ):
+                kinds = ", ".join("." + x for x in settings.extensions[:6])
+                more = ", ..." if len(settings.extensions) > 6 else ""
+                p.warnings.append(f"no images found in {root} (looked for {kinds}{more})")
     p.gone = [
         path
         for path in known
