@@ -45,3 +45,21 @@ class UsageError(ImgcapError):
     """Bad combination of options or arguments."""
 
     exit_code = 2
+
+
+class MetadataError(ImgcapError):
+    """One photo's metadata (a sidecar, an embedded XMP packet) could not be read or written.
+    Like BadImageError it is reported per file and never stops a run."""
+
+    exit_code = 1
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class ToolMissingError(ImgcapError):
+    """An external program a command needs (exiftool for `write-back --embed`) is not installed."""
+
+    exit_code = 1
