@@ -29,7 +29,8 @@ _ADVICE = re.compile(r"weights_only|safe_globals|trusted source|documentation", 
 
 def describe_load_error(e: BaseException) -> str:
     """One line on why torch.load refused a file, without torch's advice to disable the check."""
-    text = str(e)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # torch bolds its advice with ANSI escapes
+    text = "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in text)
     m = _UNSAFE_GLOBAL.search(text)
     if m:
         return (
