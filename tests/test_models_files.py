@@ -48,6 +48,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _caption(photo: Path, model_dir: Path, tmp_path: Path):
+    args = ["caption", str(photo), "--model", str(model_dir)]
+    return runner.invoke(app, args, env=_env(tmp_path))
+
+
 def _pickled_clip(model_dir: Path) -> Path:
     """Replace the CLIP safetensors by a pickle that would call print() when unpickled."""
     clip = model_dir / "clip"
@@ -59,7 +64,7 @@ def _pickled_clip(model_dir: Path) -> Path:
 
 def test_pickled_clip_bin_is_refused_with_exit_3(model_copy, photo, tmp_path, capfd):
     bad = _pickled_clip(model_copy)
-    res = runner.invoke(app, ["caption", str(photo), "--model", str(model_copy)], env=_env(tmp_path))
+    res = _caption(photo, model_copy, tmp_path)
     assert res.exit_code == 3, res.output
     assert "Traceback" not in res.output and "UnpicklingError" not in res.output
     assert str(bad) in res.stderr and "never runs code" in res.stderr
@@ -120,7 +125,7 @@ def test_spec_fields_are_type_and_size_checked(model_copy, change, field):
 
 def test_huge_spec_sizes_fail_before_anything_is_allocated(model_copy, photo, tmp_path):
     _edit_spec(model_copy, clipcap__gpt2__n_embd=1_000_000)
-    res = runner.invoke(app, ["caption", str(photo), "--model", str(model_copy)], env=_env(tmp_path))
+    res = _caption(photo, model_copy, tmp_path)
     assert res.exit_code == 3
     assert "clipcap.gpt2.n_embd" in res.stderr and "1000000" in res.stderr
 
