@@ -108,3 +108,19 @@ def test_cli_prints_the_summary_then_the_error(
     r = CliRunner().invoke(cli.app, args)
     assert r.exit_code == 4 and f"tiny-0: {BATCH} new" in r.stdout, r.output
     assert "is full" in r.stderr
+
+
+def test_no_space_for_the_lock_file(tmp_path, monkeypatch):
+    import errno
+
+    import filelock
+
+    from indexer.store import writer_lock
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", full)
+    with pytest.raises(StoreError, match="is full .No space left on device"):
+        with writer_lock(tmp_path / "imgcap.db"):
+            pass

@@ -10,7 +10,7 @@ from pathlib import Path
 from indexer.errors import StoreError
 
 # errno values that mean "this location cannot be written", as opposed to a bug.
-_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def lock_path(db_path: Path) -> Path:
@@ -52,6 +52,11 @@ def writer_lock(db_path: Path) -> Iterator[None]:
 
 def _not_writable(db_path: Path, path: Path, e: OSError) -> StoreError:
     why = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreError(
+            f"cannot index into {db_path}: the disk holding {path.parent} is full ({why});"
+            " free some space and run the same command again"
+        )
     if e.errno in _NOT_WRITABLE:
         return StoreError(
             f"cannot index into {db_path}: its folder {path.parent} is not writable ({why})."
