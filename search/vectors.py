@@ -310,7 +310,7 @@ def build_model(db_path: Path, conn: sqlite3.Connection, model: str) -> dict[str
 
 
 def _default_warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"Warning: {message}", file=sys.stderr)  # as the CLI prints its warnings
 
 
 # Where "the cache could not be saved" goes (one line on stderr unless a caller replaces it).

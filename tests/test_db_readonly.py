@@ -123,7 +123,7 @@ def test_full_disk_while_saving_the_cache_searches_from_memory(db, monkeypatch, 
         hits = query.search(db, SearchRequest(text="car"), settings, fake_loader())
         assert hits[0].path.endswith("car.png")
     err = capsys.readouterr().err
-    assert err.count("warning:") == 1 and "disk is full" in err and "from memory" in err
+    assert err.count("Warning:") == 1 and "disk is full" in err and "from memory" in err
     assert not any(p.suffix == ".tmp" for p in vectors.index_dir(db).glob("*"))
 
 
