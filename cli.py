@@ -153,6 +153,15 @@ BatchOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+MaxMpOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-megapixels",
+        min=0,
+        metavar="MP",
+        help="Skip images larger than this (0 = from free memory and workers, 24-120).",
+    ),
+]
 DbOpt = Annotated[
     Path | None,
     typer.Option(
@@ -203,6 +212,7 @@ def caption(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     offline: OfflineOpt = False,
+    max_megapixels: MaxMpOpt = 0.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Caption image files and print one caption per image (nothing is stored).
@@ -218,6 +228,7 @@ def caption(
         device=device,
         precision=precision,
         offline=offline or None,
+        max_megapixels=max_megapixels or None,
     )
     failed = 0
 
@@ -560,6 +571,17 @@ def index(
     include_hidden: Annotated[
         bool, typer.Option("--include-hidden", help="Also index hidden files and folders.")
     ] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="GLOB",
+            help="Skip files and folders matching GLOB (repeatable), besides @eaDir, .git, "
+            "node_modules, .thumbnails, #recycle and $RECYCLE.BIN.",
+            show_default=False,
+        ),
+    ] = None,
+    max_megapixels: MaxMpOpt = 0.0,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -574,6 +596,8 @@ def index(
         precision=precision,
         workers=workers,
         include_hidden=include_hidden or None,
+        exclude=tuple(exclude) if exclude else None,
+        max_megapixels=max_megapixels or None,
         offline=offline or None,
     )
     stopped: list[ImgcapError] = []  # a run stopped by a full disk (say) still reports its work

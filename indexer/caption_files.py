@@ -23,6 +23,7 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
     model = load_model(settings.model, settings)
     enc = model.encoder
     batch_size = settings.batch_size_for(model.device.type)
+    max_pixels = settings.max_pixels_for(workers=1)  # one decode at a time, in this process
     pending: list[tuple[Path, torch.Tensor]] = []
 
     def flush() -> None:
@@ -41,7 +42,7 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
         try:
             if path.is_dir():
                 raise BadImageError(str(path), "is a directory")
-            img = decode_image(path, min_side=enc.image_size).image
+            img = decode_image(path, min_side=enc.image_size, max_pixels=max_pixels).image
             pending.append((path, enc.preprocess(img)))
         except BadImageError as e:
             flush()  # keep output in input order

@@ -259,6 +259,11 @@ def print_index_summary(s) -> None:
             "(unchanged since they failed), see "
             "`imgcap failures`; `--retry-failed` tries them again"
         )
+    if s.unsupported:  # not silently ignored: a folder of .mov files must not look empty
+        n = sum(s.unsupported.values())
+        kinds = ", ".join(f"{ext} {k}" for ext, k in list(s.unsupported.items())[:5])
+        more = ", ..." if len(s.unsupported) > 5 else ""
+        echo(f"  {n} unsupported file{'' if n == 1 else 's'} skipped ({kinds}{more})")
 
 
 def train_summary(result) -> dict:
