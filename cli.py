@@ -563,7 +563,11 @@ def index(
         int, typer.Option("--workers", min=0, help="Decode processes (0 = one per CPU core).")
     ] = 0,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say what would be done; read and write nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Say what would be done, counted as a run counts it; write nothing.",
+        ),
     ] = False,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Try again the files that failed before.")
@@ -618,6 +622,8 @@ def index(
     if not dry_run and not stopped:
         _sync_vectors(settings.db_path)
     if json_out:
+        for warning in summary.warnings:  # stdout stays one JSON document; people see these
+            _err(f"Warning: {warning}")
         print(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
         output.print_index_summary(summary)
