@@ -44,3 +44,15 @@ def test_cli_warns_on_stderr_and_exits_0(tmp_path, tiny_model_dir):
     assert res.exit_code == 0, res.output
     assert f"Warning: no images found in {empty}" in res.stderr
     assert "0 new" in res.stdout
+
+
+def test_json_keeps_stdout_clean_and_still_warns_on_stderr(tmp_path, tiny_model_dir):
+    import json
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["index", str(empty), "--model", str(tiny_model_dir), "--db", str(tmp_path / "x.db")]
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["warnings"][0].startswith(f"no images found in {empty}")
+    assert f"Warning: no images found in {empty}" in res.stderr
