@@ -22,6 +22,7 @@ def status(db_path: Path) -> dict[str, Any]:
     try:
         counts = store.status_counts(conn)
         cache = vectors.cache_state(db_path, conn)
+        sources = store.model_sources(conn)
     finally:
         conn.close()
     size = sum(
@@ -32,7 +33,8 @@ def status(db_path: Path) -> dict[str, Any]:
     cache_dir = vectors.index_dir(db_path)
     cache_size = sum(p.stat().st_size for p in cache_dir.glob("*") if p.is_file())
     models = {
-        name: {**info, "index": cache.get(name, {"state": "missing"})}
+        # source: the model directory (or registry name) a search loads; None before schema 2
+        name: {**info, "index": cache.get(name, {"state": "missing"}), "source": sources.get(name)}
         for name, info in counts["models"].items()
     }
     return {

@@ -43,6 +43,9 @@ def test_search_after_index_with_a_model_directory_needs_no_model(photos, tiny_m
     conn = connect_readonly(settings.db_path)
     assert model_sources(conn) == {"tiny-0": str(tiny_model_dir.resolve())}
     conn.close()
+    from search.status import status
+
+    assert status(settings.db_path)["models"]["tiny-0"]["source"] == str(tiny_model_dir.resolve())
     plain = Settings(db_path=settings.db_path)  # no --model, no IMGCAP_MODEL
     hits = search(settings.db_path, SearchRequest(text="a red square", limit=3), plain)
     assert len(hits) == 3 and {h.model for h in hits} == {"tiny-0"}
