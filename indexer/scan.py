@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from indexer.config import Settings
-from indexer.errors import ImgcapError
+from indexer.decode import check_header
+from indexer.errors import BadImageError, ImgcapError
 from indexer.store import FileState, Store
 from indexer.summary import IndexSummary, Progress
 from indexer.walk import FileEntry, WalkProblem, content_hash, walk
@@ -204,6 +205,7 @@ def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSumm
         gone_paths.setdefault(known[p].content_hash, []).append(p)
     gone_sizes = {known[p].size for p in found.gone}
     moved_from: set[str] = set()
+    max_pixels = settings.max_pixels_for(settings.workers or os.cpu_count() or 1)
     for item in found.todo:
         size = item.entry.size
         if item.content_hash is None and (
@@ -211,7 +213,12 @@ def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSumm
             or (item.known is not None and item.known.size == size)
         ):
             try:
+                check_header(item.path, max_pixels)  # as the run does before hashing
                 item.content_hash = content_hash(item.path)
+            except BadImageError as e:
+                reasons[e.reason] += 1
+                summary.failed_this_run += 1
+                continue
             except OSError as e:
                 reasons[hash_error(e)] += 1
                 summary.failed_this_run += 1

@@ -54,14 +54,19 @@ def test_dry_run_predicts_moves_and_touches_as_the_run_counts_them(
     shutil.copy2(folder / "trip/p1.png", folder / "trip/p1 copy.png")  # a duplicate: new
     os.utime(folder / "trip/p2.png", ns=(1, 1))  # touched: same bytes, new mtime
     Image.new("RGB", (41, 30), (0, 0, 0)).save(folder / "trip/p1.png")  # edited
+    gone_size = (folder / "trip/p3.png").stat().st_size
+    os.remove(folder / "trip/p3.png")
+    (folder / "p3.jpg").write_bytes(b"x" * gone_size)  # a move candidate by size, not an image
     dry, real = _dry_then_real([folder], settings, tiny_model)
     assert _counts(dry) == _counts(real)
-    assert (real.moved, real.new, real.changed, real.removed) == (1, 1, 1, 0)
-    assert real.unchanged == 2 and real.failures_standing == 1
+    assert (real.moved, real.new, real.changed, real.removed) == (1, 1, 1, 1)
+    assert real.unchanged == 1 and real.failures_standing == 1
+    assert dry.failed_this_run == real.failed_this_run == 1
+    assert dry.failed_reasons == real.failed_reasons
     assert dry.would_move == [
         {"from": str(folder / "trip/p0.png"), "to": str(folder / "moved/p0.png")}
     ]
-    assert dry.would_remove == []
+    assert dry.would_remove == [str(folder / "trip/p3.png")]
     assert sorted(dry.would_process) == [
         str(folder / "trip/p1 copy.png"),
         str(folder / "trip/p1.png"),
