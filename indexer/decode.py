@@ -8,7 +8,9 @@ Decisions:
 - Size: the returned image is made small early, because the model only needs `min_side` pixels
   on the short side and every pixel decoded, converted and sent back from a worker costs time.
   JPEGs use DCT-domain scaling (`Image.draft`, 1/2, 1/4 or 1/8, several times faster than a full
-  decode); other formats and very large JPEGs get an integer box `Image.reduce`. Both keep the
+  decode); HEIC/HEIF decode an embedded thumbnail when one covers `min_side` (draft, through
+  pillow-heif); other formats (WebP, PNG, TIFF, ... have no reduced decode in Pillow) and very
+  large JPEGs get an integer box `Image.reduce`. All keep the
   short side >= `min_side`; `min_side <= 0` turns reduction off. `width`/`height` are always the
   full-size dimensions after EXIF orientation.
 - Truncated files are rejected with the reason "truncated file". `ImageFile.LOAD_TRUNCATED_IMAGES`
@@ -45,7 +47,6 @@ from datetime import datetime
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from PIL.JpegImagePlugin import JpegImageFile
 from PIL.TiffImagePlugin import TiffImageFile
 
 from indexer.config import RAW_EXTENSIONS
@@ -224,11 +225,13 @@ def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
             # Pillow's TIFF plugin reports the oriented size and turns the pixels itself in
             # load(); turning them again would undo it.
             orientation = 1
-        # isinstance, not format == "JPEG": phone photos with a depth map or preview open as MPO.
-        if min_side > 0 and isinstance(im, JpegImageFile):
-            # draft() picks the largest 1/2^k scale with scaled w >= request w AND scaled h >=
-            # request h; a square request therefore keeps the short side >= min_side, and the
-            # short side stays the short side after a 90° EXIF rotation.
+        if min_side > 0:
+            # Reduce on open wherever the format can. JPEG/MPO (phone photos with a depth map
+            # open as MPO): draft() picks the largest 1/2^k DCT scale with scaled w >= request w
+            # AND scaled h >= request h, so a square request keeps the short side >= min_side,
+            # and the short side stays the short side after a 90° EXIF rotation. HEIC/HEIF
+            # (pillow-heif): the smallest embedded thumbnail that is a scaled copy of the image
+            # and covers the request. Other formats: a no-op.
             im.draft("RGB", (min_side, min_side))
         im.load()  # inside the try: truncated and corrupt data fail here, not later
     im = _shrink_to_rgb(im, min_side)

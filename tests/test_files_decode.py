@@ -234,3 +234,15 @@ def test_an_oriented_tiff_is_turned_once(tmp_path):
     assert decoded.image.size == (200, 400)
     assert decoded.image.getpixel((199, 0)) == (0, 0, 255)
     assert decoded.image.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_heic_decodes_from_an_embedded_thumbnail_that_covers_the_model_input(tmp_path):
+    decode._register_heif()
+    path = tmp_path / "phone.heic"
+    Image.new("RGB", (2000, 1500), (10, 200, 30)).save(path, quality=50, thumbnails=[160, 320])
+    decoded = decode_image(path)
+    assert (decoded.width, decoded.height) == (2000, 1500)  # the photo's own size
+    assert decoded.image.size == (320, 240)  # the 160 thumbnail would be below 224
+    assert np.allclose(np.asarray(decoded.image).reshape(-1, 3).mean(0), (10, 200, 30), atol=6)
+    # Without a thumbnail that covers the model input, the full image is decoded and reduced.
+    assert decode_image(path, min_side=300).image.size == (400, 300)  # 1500 // 300 = 5
