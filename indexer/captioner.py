@@ -28,6 +28,7 @@ from torch import nn
 
 from indexer.checkpoint import assign_state_dict, empty_parameters, key_problems, read_state_dict
 from indexer.errors import ModelFormatError
+from indexer.quiet import quiet_third_party
 
 # GPT-2 small, the language model of every published ClipCap checkpoint.
 GPT2_SMALL = {
@@ -416,7 +417,7 @@ class Captioner:
     ) -> list[list[int]]:
         """Token ids for a batch of raw CLIP features (B, D). stop_token=None: fixed length."""
         stop = self.stop_token if stop_token == "default" else stop_token
-        with self._autocast():
+        with quiet_third_party(), self._autocast():
             prefix = self.model.prefix_embeddings(features.to(self.device))
             if beams <= 1:
                 return greedy_decode(self.model, prefix, max_tokens, stop)

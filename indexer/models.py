@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from indexer.model_dir import (
     write_model_dir,
     write_spec,
 )
+from indexer.quiet import quiet_third_party
 from indexer.random_models import (
     TINY_CLIP_CFG,
     TINY_GPT2,
@@ -188,19 +188,6 @@ def loading_steps(callback: Step) -> Iterator[None]:
         yield
     finally:
         _STEP.reset(token)
-
-
-# Third-party libraries warn about their own deprecations and our deliberate choices (open_clip on
-# QuickGELU, transformers on cache arguments); on a user's terminal that is noise that also breaks
-# the progress display. Our own warnings still show.
-_THIRD_PARTY = r"(torch|transformers|open_clip|timm|huggingface_hub|safetensors|tokenizers)(\.|$)"
-
-
-@contextlib.contextmanager
-def quiet_third_party() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", module=_THIRD_PARTY)
-        yield
 
 
 # --------------------------------------------------------------------------------------- load
