@@ -246,3 +246,25 @@ def test_heic_decodes_from_an_embedded_thumbnail_that_covers_the_model_input(tmp
     assert np.allclose(np.asarray(decoded.image).reshape(-1, 3).mean(0), (10, 200, 30), atol=6)
     # Without a thumbnail that covers the model input, the full image is decoded and reduced.
     assert decode_image(path, min_side=300).image.size == (400, 300)  # 1500 // 300 = 5
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_search_like_a_fifo_is_refused_not_waited_on(tmp_path):
+    # `search --like` goes through decode_image too (search.query).
+    from search_fixtures import Photo, fake_loader, make_db
+
+    from search.query import SearchRequest, search
+
+    db = make_db(tmp_path / "p", [Photo("a.png", "a red car")], tmp_path / "p.db")
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    blocked, box = _in_thread(
+        lambda: search(db, SearchRequest(like=fifo, limit=3), Settings(), fake_loader())
+    )
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+    assert not blocked, "search --like blocked on a FIFO"
+    assert isinstance(box.get("error"), BadImageError)
+    assert str(box["error"]) == f"{fifo}: not a regular file (named pipe)"
