@@ -234,7 +234,7 @@ def print_index_summary(s) -> None:
         echo(
             f"Dry run ({s.model}): would index {', '.join(counts)}; "
             f"skip {s.unchanged} unchanged, remove {s.removed}"
-            + (f"; {s.failed_this_run} unreadable." if s.failed_this_run else ".")
+            + (f"; {s.failed_this_run} would fail." if s.failed_this_run else ".")
         )
         for path in s.would_process:
             echo(f"  + {printable(path)}")
