@@ -17,8 +17,9 @@ Decisions:
   is never set: a half-grey photo would get a wrong caption and vector that look valid, while a
   clear failure tells the user which file to fix or re-export (`imgcap index --retry-failed`).
 - Decompression bombs: width × height from the header is checked against `max_pixels` before
-  any pixel is decoded. Pillow's own guard (2 × `Image.MAX_IMAGE_PIXELS`, ~179 MP) still applies
-  on top, so a cap above that has no effect; its warning between ~89 MP and the cap is silenced.
+  any pixel is decoded (the cap is a setting: `--max-megapixels`, Settings.max_pixels_for).
+  Pillow's own guard (2 × `Image.MAX_IMAGE_PIXELS`, ~179 MP) applies on top; a cap above its
+  default raises MAX_IMAGE_PIXELS to the cap. Its warning below our cap is silenced.
 - 16-bit greyscale (TIFF/PNG modes I;16*, I) is scaled to 8 bits by the bit depth (÷257), not
   clipped and not contrast-stretched, so it looks like the 8-bit export of the same photo.
 - Transparency is composited on white (what a viewer shows for a logo or a screenshot).
@@ -116,10 +117,12 @@ def check_header(path: str | os.PathLike[str], max_pixels: int = 120_000_000) ->
     """Refuse a file from its header alone, as decode_image would: not a regular file, empty,
     not an image, or over the pixel cap. Reads a few KB, never the whole file, so an index run
     calls it before hashing (a 20 GB sparse ".jpg" is refused in milliseconds, not 80 s)."""
-    _guarded(os.fspath(path), max_pixels, lambda p: _check_header(p, max_pixels))
+    # Not quiet: an index run calls this from several threads, and warnings.catch_warnings is
+    # not thread-safe (interleaved exits can leave every warning silenced, process-wide).
+    _guarded(os.fspath(path), max_pixels, lambda p: _check_header(p, max_pixels), quiet=False)
 
 
-def _guarded(path_str: str, max_pixels: int, work):
+def _guarded(path_str: str, max_pixels: int, work, quiet: bool = True):
     """Run `work(path)` turning every failure into BadImageError(path, reason)."""
     _register_heif()
     if max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
@@ -129,6 +132,8 @@ def _guarded(path_str: str, max_pixels: int, work):
     try:
         # Warnings (bomb warning below our cap, "possibly corrupt EXIF", palette transparency)
         # would only spam the worker's stderr; real problems raise.
+        if not quiet:
+            return work(path_str)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return work(path_str)

@@ -268,3 +268,17 @@ def test_search_like_a_fifo_is_refused_not_waited_on(tmp_path):
     assert not blocked, "search --like blocked on a FIFO"
     assert isinstance(box.get("error"), BadImageError)
     assert str(box["error"]) == f"{fifo}: not a regular file (named pipe)"
+
+
+def test_header_check_leaves_the_warning_filters_alone(tmp_path, monkeypatch):
+    # It runs in an index run's hashing threads; catch_warnings is not thread-safe and could
+    # leave every warning of the process silenced.
+    import warnings
+
+    def refuse(*a, **kw):
+        raise AssertionError("check_header used warnings.catch_warnings")
+
+    path = tmp_path / "ok.png"
+    Image.new("RGB", (30, 20)).save(path)
+    monkeypatch.setattr(warnings, "catch_warnings", refuse)
+    check_header(path)
