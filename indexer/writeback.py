@@ -1,0 +1,371 @@
+"""Write-back: captions out of imgcap.db into the places photo tools read them.
+
+- Sidecar (default): `photo.jpg.xmp` (darktable, digiKam) or, with naming="lightroom",
+  `photo.xmp` (Lightroom/Camera Raw, Bridge, Capture One). An existing sidecar is merged
+  (indexer.xmp): only dc:description's x-default entry and the imgcap: marks change.
+- Embedded (`--embed`): XMP dc:description (with the imgcap: marks), IPTC Caption-Abstract
+  (JPEG, TIFF: the formats IPTC lives in) and EXIF ImageDescription, through exiftool, into
+  JPEG, PNG, WebP, HEIC and TIFF. The photo is copied into a private folder beside it, exiftool
+  edits the copy, the copy's decoded pixels are compared with the original's, and only then is
+  it fsynced and renamed over the photo: a crash leaves the old photo or the new one, never half.
+
+A description that imgcap did not write (a person's, another tool's) is kept, reported as
+"kept", unless `force`. Each photo is one outcome; a read-only file or folder, an unknown
+format, a hostile sidecar or an exiftool error fails that photo only, with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from indexer import exiftool, xmp
+from indexer.errors import MetadataError, UsageError
+
+MODES = ("sidecar", "embed")
+NAMINGS = ("darktable", "lightroom")
+
+# Which fields each format can carry (by extension). BMP and GIF hold none of them; RAW files
+# are never rewritten: their sidecar is where every raw developer expects edits.
+EMBED_FIELDS = {
+    "jpg": ("xmp", "iptc", "exif"),
+    "jpeg": ("xmp", "iptc", "exif"),
+    "tif": ("xmp", "iptc", "exif"),
+    "tiff": ("xmp", "iptc", "exif"),
+    "png": ("xmp", "exif"),
+    "webp": ("xmp", "exif"),
+    "heic": ("xmp", "exif"),
+    "heif": ("xmp", "exif"),
+}
+IPTC_CAPTION_BYTES = 2000  # IPTC IIM's limit for Caption-Abstract (2:120)
+
+# What cameras write into EXIF ImageDescription by themselves: nobody's words, safe to replace.
+_CAMERA_PLACEHOLDERS = re.compile(
+    r"^(|.*digital camera|sony dsc|default|image|picture|camera|dcim.*|\s*)$", re.IGNORECASE
+)
+STATUSES = ("written", "unchanged", "kept", "failed")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One photo and the caption to write for it."""
+
+    path: str
+    caption: xmp.Caption
+
+
+@dataclass
+class Outcome:
+    """What happened to one photo. `status`: written (or would be, in a dry run), unchanged
+    (it already says this), kept (a description imgcap did not write; see --force), failed."""
+
+    path: str
+    status: str
+    target: str | None = None  # the sidecar, or the photo itself for --embed
+    reason: str | None = None
+    # --embed only: the photo as it is now, so the index can recognise it without re-captioning.
+    size: int | None = None
+    mtime_ns: int | None = None
+    content_hash: str | None = None
+
+
+@dataclass
+class WriteBackSummary:
+    mode: str
+    naming: str
+    dry_run: bool
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    def to_json(self) -> dict:
+        return {
+            "mode": self.mode,
+            "naming": self.naming if self.mode == "sidecar" else None,
+            "dry_run": self.dry_run,
+            **{s: self.count(s) for s in STATUSES},
+            "files": [{k: v for k, v in asdict(o).items() if v is not None} for o in self.outcomes],
+        }
+
+
+def write_back(
+    items: Iterable[Item],
+    *,
+    mode: str = "sidecar",
+    naming: str = "darktable",
+    force: bool = False,
+    dry_run: bool = False,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> WriteBackSummary:
+    """Write each item's caption; one Outcome per photo, never stopping at a bad one.
+
+    `on_outcome` sees each outcome as it happens (progress, recording embedded files' new state
+    as the run goes, so an interrupted run loses nothing it wrote)."""
+    if mode not in MODES:
+        raise UsageError(f"unknown write-back mode {mode!r} (one of {', '.join(MODES)})")
+    if naming not in NAMINGS:
+        raise UsageError(f"unknown sidecar naming {naming!r} (one of {', '.join(NAMINGS)})")
+    if mode == "embed":
+        exiftool.exiftool_path()  # missing: one clear error before any photo is touched
+    summary = WriteBackSummary(mode, naming, dry_run)
+    for item in items:
+        try:
+            if mode == "sidecar":
+                outcome = write_sidecar(item, naming=naming, force=force, dry_run=dry_run)
+            else:
+                outcome = write_embedded(item, force=force, dry_run=dry_run)
+        except MetadataError as e:
+            outcome = Outcome(item.path, "failed", reason=e.reason)
+        except OSError as e:
+            outcome = Outcome(item.path, "failed", reason=_os_reason(e))
+        summary.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return summary
+
+
+def sidecar_for(photo: Path, naming: str) -> Path:
+    """darktable/digiKam: photo.jpg.xmp; Lightroom: photo.xmp."""
+    photo = Path(photo)
+    if naming == "lightroom":
+        return photo.with_suffix(".xmp")
+    return photo.with_name(photo.name + ".xmp")
+
+
+def write_sidecar(item: Item, *, naming: str, force: bool, dry_run: bool) -> Outcome:
+    photo = Path(item.path)
+    sidecar = sidecar_for(photo, naming)
+    if not photo.is_file():
+        return Outcome(item.path, "failed", str(sidecar), "the photo is not there any more")
+    if naming == "lightroom":
+        twin = _stem_twin(photo)
+        if twin is not None:
+            return Outcome(
+                item.path,
+                "failed",
+                str(sidecar),
+                f"{sidecar.name} would also be the sidecar of {twin.name}; use --naming darktable",
+            )
+    existing = None
+    if sidecar.exists():
+        if not sidecar.is_file():
+            return Outcome(item.path, "failed", str(sidecar), "the sidecar is not a regular file")
+        with open(sidecar, "rb") as f:
+            existing = f.read(xmp.MAX_PACKET_BYTES + 1)
+    try:
+        merged = xmp.merge_caption(existing, item.caption, sidecar.name, force)
+    except xmp.PersonDescription as e:
+        return Outcome(item.path, "kept", str(sidecar), _kept_reason(e.description))
+    except MetadataError as e:
+        return Outcome(
+            item.path, "failed", str(sidecar), f"{e.reason}; the sidecar is left as it is"
+        )
+    if merged is None:
+        return Outcome(item.path, "unchanged", str(sidecar))
+    problem = _unwritable(sidecar if existing is not None else None, sidecar.parent)
+    if problem:
+        return Outcome(item.path, "failed", str(sidecar), problem)
+    if not dry_run:
+        _atomic_write(sidecar, merged)
+    return Outcome(item.path, "written", str(sidecar))
+
+
+def write_embedded(item: Item, *, force: bool, dry_run: bool) -> Outcome:
+    photo = Path(item.path)
+    ext = photo.suffix.lower().lstrip(".")
+    fields = EMBED_FIELDS.get(ext)
+    if fields is None:
+        kind = ext.upper() or "a file without an extension"
+        return Outcome(
+            item.path, "failed", str(photo), f"{kind} can't hold a description; use sidecars"
+        )
+    if not photo.is_file():
+        return Outcome(item.path, "failed", str(photo), "the photo is not there any more")
+    problem = _unwritable(photo, photo.parent)
+    if problem:
+        return Outcome(item.path, "failed", str(photo), problem)
+    current = exiftool.read_metadata(photo)
+    caption = item.caption
+    try:
+        packet = xmp.merge_caption(current["xmp"], caption, f"{photo.name} (XMP)", force)
+    except xmp.PersonDescription as e:
+        return Outcome(item.path, "kept", str(photo), _kept_reason(e.description))
+    except MetadataError as e:
+        return Outcome(item.path, "failed", str(photo), e.reason)
+    iptc_text = _iptc_caption(caption.text)
+    mine = {caption.text, iptc_text}
+    if current["xmp"]:
+        marked = xmp.read_fields(xmp.parse(current["xmp"], photo.name)).imgcap.get("caption")
+        if marked:
+            mine |= {marked, _iptc_caption(marked)}
+    legacy = {"iptc": current["iptc"], "exif": current["exif"]}
+    for key, value in legacy.items():
+        if key not in fields or value is None or value in mine:
+            continue
+        if key == "exif" and _CAMERA_PLACEHOLDERS.match(value.strip()):
+            continue
+        if not force:
+            return Outcome(item.path, "kept", str(photo), _kept_reason(value))
+    if (
+        packet is None
+        and ("iptc" not in fields or current["iptc"] == iptc_text)
+        and current["exif"] == caption.text
+    ):
+        return Outcome(item.path, "unchanged", str(photo))
+    if dry_run:
+        return Outcome(item.path, "written", str(photo))
+    return _embed(photo, fields, packet, caption.text, iptc_text)
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _embed(photo: Path, fields: tuple[str, ...], packet: bytes | None, text: str, iptc: str):
+    folder = Path(tempfile.mkdtemp(prefix=".imgcap-", dir=photo.parent))
+    try:
+        copy = folder / photo.name
+        shutil.copyfile(photo, copy)
+        args = []
+        if packet is not None:
+            packet_file = folder / "packet.xmp"
+            packet_file.write_bytes(packet)
+            args.append(f"-XMP<={packet_file}")
+        if "iptc" in fields:
+            # 1:90 says the IPTC strings are UTF-8; without it readers assume Latin-1.
+            args += ["-IPTC:CodedCharacterSet=UTF8", f"-IPTC:Caption-Abstract={iptc}"]
+        args.append(f"-EXIF:ImageDescription={text}")
+        exiftool.write_in_place(copy, args)
+        before, after = _pixels(photo), _pixels(copy)
+        if before != after:
+            raise MetadataError(
+                str(photo), "the rewritten file decodes differently; the original is kept"
+            )
+        shutil.copymode(photo, copy)
+        with open(copy, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(copy, photo)
+        _fsync_dir(photo.parent)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    from indexer.walk import content_hash
+
+    st = photo.stat()
+    return Outcome(
+        str(photo),
+        "written",
+        str(photo),
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        content_hash=content_hash(photo),
+    )
+
+
+def _pixels(path: Path) -> str:
+    """A digest of every frame's decoded pixels (mode, size, bytes): metadata edits must not
+    change it."""
+    from PIL import Image
+
+    if path.suffix.lower() in (".heic", ".heif"):
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with Image.open(path) as im:
+            for frame in range(getattr(im, "n_frames", 1)):
+                im.seek(frame)
+                digest.update(f"{im.mode} {im.size}".encode())
+                digest.update(im.tobytes())
+    except Exception as e:  # noqa: BLE001 - any decoder error means: don't replace the photo
+        raise MetadataError(str(path), f"could not decode it to check the pixels ({e})") from None
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            shutil.copymode(path, tmp)
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform/filesystem can fsync a directory
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _unwritable(file: Path | None, folder: Path) -> str | None:
+    """Why a file or its folder can't be written, checked before doing any work. Replacing by
+    rename would succeed on a read-only file in a writable folder: a read-only photo or sidecar
+    is the user saying 'don't touch', so it is refused."""
+    # Mode bits as well as access(): root may write anything, but a file or folder without
+    # write permission still says "leave me alone".
+    if file is not None and (not os.access(file, os.W_OK) or not file.stat().st_mode & 0o222):
+        return f"{file.name} is read-only"
+    if not os.access(folder, os.W_OK | os.X_OK) or not folder.stat().st_mode & 0o222:
+        return f"its folder {folder} is not writable"
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"its folder {folder} is on a read-only file system"
+    except (OSError, AttributeError):
+        pass
+    return None
+
+
+def _stem_twin(photo: Path) -> Path | None:
+    """Another photo in the folder with the same name before the extension (IMG_1.jpg and
+    IMG_1.png would share IMG_1.xmp)."""
+    from indexer.config import DEFAULT_EXTENSIONS
+
+    for ext in DEFAULT_EXTENSIONS:
+        for candidate in (photo.with_suffix("." + ext), photo.with_suffix("." + ext.upper())):
+            if candidate.name != photo.name and candidate.is_file():
+                if not os.path.samefile(candidate, photo):  # one file on a case-blind disk
+                    return candidate
+    return None
+
+
+def _iptc_caption(text: str) -> str:
+    """The caption cut (at a character boundary) to IPTC's 2000 bytes."""
+    data = text.encode("utf-8")
+    if len(data) <= IPTC_CAPTION_BYTES:
+        return text
+    return data[:IPTC_CAPTION_BYTES].decode("utf-8", "ignore")
+
+
+def _kept_reason(description: str) -> str:
+    shown = xmp.clean_text(description)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"has a description imgcap did not write ({shown!r}); --force replaces it"
+
+
+def _os_reason(e: OSError) -> str:
+    name = Path(e.filename).name if e.filename else ""
+    return f"{name + ': ' if name else ''}{e.strerror or e}"
