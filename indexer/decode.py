@@ -52,6 +52,7 @@ from PIL.TiffImagePlugin import TiffImageFile
 
 from indexer.config import RAW_EXTENSIONS
 from indexer.errors import BadImageError
+from indexer.walk import file_kind
 
 # EXIF tags (see the EXIF 2.32 spec, or PIL.ExifTags).
 _ORIENTATION = 0x0112
@@ -80,14 +81,6 @@ _RAW_SUFFIXES = frozenset("." + ext for ext in RAW_EXTENSIONS)
 # Pixels converted to RGB at a time when a large non-RGB image is shrunk (see _shrink_to_rgb):
 # 1 MP is 4 MB of RGBA per strip, small next to the loaded image, large enough to be fast.
 _STRIP_PIXELS = 1_000_000
-# What a file that is not a regular file is called in its failure reason.
-_KINDS = (
-    (stat.S_ISDIR, "folder"),
-    (stat.S_ISFIFO, "named pipe"),
-    (stat.S_ISCHR, "character device"),
-    (stat.S_ISBLK, "block device"),
-    (stat.S_ISSOCK, "socket"),
-)
 
 _heif_registered = False
 # C0, DEL and C1 controls, plus the Unicode bidi embeddings/overrides/isolates and marks.
@@ -187,8 +180,7 @@ def _open_regular(path: str):
 def _require_regular(path: str, mode: int) -> None:
     if stat.S_ISREG(mode):
         return
-    kind = next((name for test, name in _KINDS if test(mode)), "special file")
-    raise BadImageError(path, f"not a regular file ({kind})")
+    raise BadImageError(path, f"not a regular file ({file_kind(mode)})")
 
 
 def is_raw(path: str | os.PathLike[str]) -> bool:

@@ -24,6 +24,8 @@ Rules:
   anyway is then skipped, so files keep their real path, and a link back to an ancestor (a loop)
   is never followed.
 - Symlinked files count as files, under the link's path (the content hash spots the duplicate).
+- An image-named entry that is not a regular file (a FIFO, socket or device, or a link to one)
+  is reported as a problem, "not a regular file (named pipe)": it is never opened.
 - Order is deterministic: roots in the order given; inside a folder, files by name, then
   subfolders by name (depth first); symlinked folders last, in the order they were found.
 - Paths are absolute but not resolved, so the user sees the path they would type.
@@ -210,12 +212,28 @@ def _walk_tree(
                     if entry.is_file(follow_symlinks=False):  # d_type: no stat
                         rules.count_unsupported(name)
                     continue
-                if wanted and stat.S_ISREG(st.st_mode):
+                if stat.S_ISREG(st.st_mode):
                     yield FileEntry(Path(entry.path), st.st_size, st.st_mtime_ns)
+                else:  # a FIFO named like a photo would block the decoder: say what it is
+                    yield WalkProblem(entry.path, f"not a regular file ({file_kind(st.st_mode)})")
             except OSError as exc:
                 yield WalkProblem(entry.path, _os_reason(exc))
         # Reversed so the stack pops subfolders in name order.
         stack.extend(reversed(subfolders))
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words: "named pipe", "socket", ..."""
+    for test, name in (
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _os_reason(exc: OSError) -> str:

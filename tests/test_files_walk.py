@@ -105,3 +105,23 @@ def test_raw_files_are_walked_by_default(tmp_path):
     names = ["a.CR2", "b.cr3", "c.nef", "d.ARW", "e.dng", "f.orf", "g.rw2", "h.raf"]
     _tree(tmp_path, names)
     assert _found(walk([tmp_path]), tmp_path) == names
+
+
+def test_image_named_fifos_and_devices_are_reported_never_opened(tmp_path):
+    import os
+
+    from indexer.walk import WalkProblem
+
+    _tree(tmp_path, ["a.jpg"])
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "null.png").symlink_to("/dev/null")
+    os.mkfifo(tmp_path / "other-pipe")  # not image-named: neither reported nor counted
+    skipped: Counter[str] = Counter()
+    results = list(walk([tmp_path], skipped=skipped))
+    assert _found(results, tmp_path) == ["a.jpg"]
+    problems = {Path(r.path).name: r.reason for r in results if isinstance(r, WalkProblem)}
+    assert problems == {
+        "null.png": "not a regular file (character device)",
+        "pipe.jpg": "not a regular file (named pipe)",
+    }
+    assert not skipped
