@@ -216,9 +216,45 @@ class IndexProgress:
         total = p.todo if p.phase != "scanning" else None
         self.bar.update(self.task, description=text, total=total, completed=p.done)
 
+    def loading(self, step: str) -> None:
+        """A load_model step (`indexer.models.loading_steps`): the bar says what it waits for."""
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"loading model: {step}")
+
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+class ModelLoading:
+    """'loading model: <step>' with a spinner on stderr (only on a terminal) while a model loads,
+    for commands without a progress bar; call done() (or leave the block) once it is ready."""
+
+    def __init__(self):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = self.console.is_terminal
+        self.status = None
+
+    def __enter__(self) -> ModelLoading:
+        return self
+
+    def __call__(self, step: str) -> None:
+        if not self.enabled:
+            return
+        if self.status is None:
+            self.status = self.console.status("loading model")
+            self.status.start()
+        self.status.update(f"loading model: {step}")
+
+    def done(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+        self.enabled = False  # a later load (none today) stays quiet rather than flickering
+
+    def __exit__(self, *exc: object) -> None:
+        self.done()
 
 
 def print_index_summary(s) -> None:
