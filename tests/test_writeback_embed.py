@@ -1,0 +1,125 @@
+"""Write-back into the photo (`--embed`): XMP, IPTC and EXIF descriptions where the format holds
+them, pixels bit-identical, other metadata kept, atomic; exiftool reads it back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from writeback_fixtures import FORMATS, exif_read, exif_write, make_photo, needs_exiftool, pixels
+
+from indexer import writeback, xmp
+from indexer.errors import ToolMissingError
+from indexer.walk import content_hash
+from indexer.writeback import Item, write_back
+
+CAPTION = xmp.Caption("A red square, ünïcode 東京.", "tiny-0", "generated", "2026-12-03T04:00:00Z")
+
+pytestmark = needs_exiftool
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_embedded_fields_read_back_and_pixels_identical(tmp_path, ext):
+    photo = make_photo(tmp_path / f"photo.{ext}")
+    exif_write(photo, "-EXIF:Make=Canon", "-EXIF:Model=EOS R5", "-XMP-xmp:Rating=5")
+    before_pixels = pixels(photo)
+    summary = write_back([Item(str(photo), CAPTION)], mode="embed")
+    assert summary.count("written") == 1, summary.outcomes
+    got = exif_read(photo, "-XMP:all", "-IPTC:all", "-EXIF:all")
+    assert got["XMP-dc:Description"] == CAPTION.text
+    assert got["XMP-imgcap:Model"] == "tiny-0"
+    assert got["XMP-imgcap:Source"] == "generated"
+    assert got["IFD0:ImageDescription"] == CAPTION.text
+    if ext in ("jpg", "tif"):
+        assert got["IPTC:Caption-Abstract"] == CAPTION.text
+    # other metadata left alone
+    assert got["IFD0:Make"] == "Canon" and got["IFD0:Model"] == "EOS R5"
+    assert got["XMP-xmp:Rating"] == 5
+    assert pixels(photo) == before_pixels
+    # the outcome is the photo as it is now (what the index records to skip re-captioning)
+    out = summary.outcomes[0]
+    st = photo.stat()
+    assert (out.size, out.mtime_ns, out.content_hash) == (
+        st.st_size,
+        st.st_mtime_ns,
+        content_hash(photo),
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [photo.name]  # no temporaries
+    # again: nothing to do, the file is not rewritten
+    assert write_back([Item(str(photo), CAPTION)], mode="embed").count("unchanged") == 1
+    assert photo.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def test_a_persons_iptc_caption_is_kept_without_force(tmp_path):
+    photo = make_photo(tmp_path / "a.jpg")
+    exif_write(photo, "-IPTC:Caption-Abstract=Grandma's 80th birthday")
+    before = photo.read_bytes()
+    summary = write_back([Item(str(photo), CAPTION)], mode="embed")
+    assert summary.count("kept") == 1
+    assert "Grandma's 80th birthday" in summary.outcomes[0].reason
+    assert photo.read_bytes() == before
+    assert write_back([Item(str(photo), CAPTION)], mode="embed", force=True).count("written")
+    assert exif_read(photo, "-IPTC:Caption-Abstract")["IPTC:Caption-Abstract"] == CAPTION.text
+
+
+def test_a_camera_placeholder_description_is_not_a_persons(tmp_path):
+    photo = make_photo(tmp_path / "a.jpg")
+    exif_write(photo, "-EXIF:ImageDescription=OLYMPUS DIGITAL CAMERA")
+    assert write_back([Item(str(photo), CAPTION)], mode="embed").count("written") == 1
+
+
+def test_unknown_formats_and_read_only_files_fail_alone(tmp_path):
+    bmp = make_photo(tmp_path / "a.bmp")
+    ro = make_photo(tmp_path / "ro.jpg")
+    os.chmod(ro, 0o444)
+    raw = tmp_path / "b.cr2"
+    raw.write_bytes(b"II*\x00")
+    ok = make_photo(tmp_path / "ok.png")
+    summary = write_back([Item(str(p), CAPTION) for p in (bmp, ro, raw, ok)], mode="embed")
+    assert [o.status for o in summary.outcomes] == ["failed", "failed", "failed", "written"]
+    reasons = [o.reason for o in summary.outcomes]
+    assert reasons[0] == "BMP can't hold a description; use sidecars"
+    assert reasons[1] == "ro.jpg is read-only"
+    assert reasons[2] == "CR2 can't hold a description; use sidecars"
+
+
+def test_pixels_that_change_keep_the_original(tmp_path, monkeypatch):
+    photo = make_photo(tmp_path / "a.jpg")
+    before = photo.read_bytes()
+    digests = iter(["one", "two"])
+    monkeypatch.setattr(writeback, "_pixels", lambda path: next(digests))
+    summary = write_back([Item(str(photo), CAPTION)], mode="embed")
+    assert summary.count("failed") == 1
+    assert "decodes differently; the original is kept" in summary.outcomes[0].reason
+    assert photo.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.jpg"]
+
+
+def test_hostile_embedded_xmp_is_refused(tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "a.jpg"
+    evil = (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>'
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+        b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+    )
+    Image.new("RGB", (32, 32), "red").save(photo, xmp=evil)
+    before = photo.read_bytes()
+    ok = make_photo(tmp_path / "ok.jpg")
+    summary = write_back([Item(str(p), CAPTION) for p in (photo, ok)], mode="embed", force=True)
+    assert [o.status for o in summary.outcomes] == ["failed", "written"]
+    assert "DOCTYPE" in summary.outcomes[0].reason
+    assert photo.read_bytes() == before
+
+
+def test_missing_exiftool_is_one_clear_error_before_anything(tmp_path, monkeypatch):
+    photo = make_photo(tmp_path / "a.jpg")
+    before = photo.read_bytes()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ToolMissingError, match="libimage-exiftool-perl"):
+        write_back([Item(str(photo), CAPTION)], mode="embed")
+    assert photo.read_bytes() == before
+    # sidecars need no exiftool
+    assert write_back([Item(str(photo), CAPTION)]).count("written") == 1
