@@ -27,9 +27,10 @@ DEFAULT_EXCLUDES = ("@eaDir", ".git", "node_modules", ".thumbnails", "#recycle",
 
 # --max-megapixels default (0 = auto): half the available memory, shared by the decode
 # workers, at DECODE_BYTES_PER_PIXEL each, clamped to [MIN, MAX]. Measured peaks per pixel
-# (30 MP): PNG/TIFF 4-4.5 (Pillow keeps RGB/RGBA as 4 bytes; conversion goes by strips), HEIC 7,
-# WebP 15.5 (libwebp's animation decoder holds three canvases); JPEGs decode at 1/8 scale and
-# cost far less. 8 covers everything but a WebP near the cap.
+# (30 MP): PNG/TIFF 4-4.5 (Pillow keeps RGB/RGBA as 4 bytes; conversion goes by strips), HEIC 7
+# (without an embedded thumbnail that covers the model input), animated WebP 15.5 (Pillow's
+# decoder holds three canvases). JPEGs (1/8 DCT scale), HEICs with a thumbnail and still WebPs
+# (libwebp scales while decoding) cost well under 1. 8 covers all but a large animated WebP.
 DECODE_BYTES_PER_PIXEL = 8
 MIN_AUTO_MEGAPIXELS = 24.0  # never below a 24 MP photo, even on a crowded small machine
 MAX_AUTO_MEGAPIXELS = 120.0  # the historical cap: larger is a decompression bomb, not a photo

@@ -9,8 +9,9 @@ Decisions:
   on the short side and every pixel decoded, converted and sent back from a worker costs time.
   JPEGs use DCT-domain scaling (`Image.draft`, 1/2, 1/4 or 1/8, several times faster than a full
   decode); HEIC/HEIF decode an embedded thumbnail when one covers `min_side` (draft, through
-  pillow-heif); other formats (WebP, PNG, TIFF, ... have no reduced decode in Pillow) and very
-  large JPEGs get an integer box `Image.reduce`. All keep the
+  pillow-heif); still WebPs are scaled by libwebp while decoding (indexer.webp); other formats
+  (PNG, TIFF, ... have no reduced decode) and very large JPEGs get an integer box
+  `Image.reduce`. All keep the
   short side >= `min_side`; `min_side <= 0` turns reduction off. `width`/`height` are always the
   full-size dimensions after EXIF orientation.
 - Truncated files are rejected with the reason "truncated file". `ImageFile.LOAD_TRUNCATED_IMAGES`
@@ -230,6 +231,8 @@ def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
             # (pillow-heif): the smallest embedded thumbnail that is a scaled copy of the image
             # and covers the request. Other formats: a no-op.
             im.draft("RGB", (min_side, min_side))
+            if im.format == "WEBP" and not getattr(im, "is_animated", False):
+                im = _webp_scaled(im, f, min_side)
         im.load()  # inside the try: truncated and corrupt data fail here, not later
     im = _shrink_to_rgb(im, min_side)
     if orientation in _TRANSPOSE:
@@ -237,6 +240,22 @@ def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
     if orientation in _SWAPS_AXES:
         full_w, full_h = full_h, full_w
     return DecodedImage(image=im, width=full_w, height=full_h, **meta)
+
+
+def _webp_scaled(im: Image.Image, f, min_side: int) -> Image.Image:
+    """A large still WebP decoded by libwebp's scaler (indexer.webp), never at full size; the
+    Pillow image as it was when that cannot be done."""
+    factor = min(im.size) // min_side
+    if factor < 2:
+        return im
+    from indexer.webp import decode_scaled
+
+    f.seek(0)
+    scaled = decode_scaled(f.read(), factor)
+    if scaled is None:
+        return im
+    im.close()
+    return scaled
 
 
 def _shrink_to_rgb(im: Image.Image, min_side: int) -> Image.Image:

@@ -282,3 +282,69 @@ def test_header_check_leaves_the_warning_filters_alone(tmp_path, monkeypatch):
     Image.new("RGB", (30, 20)).save(path)
     monkeypatch.setattr(warnings, "catch_warnings", refuse)
     check_header(path)
+
+
+# ------------------------------------------------------------------- WebP: libwebp's scaler
+def _gradient(w: int, h: int, alpha: bool = False) -> Image.Image:
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = [x * 255 // (w - 1), y * 255 // (h - 1), np.full_like(x, 90)]
+    if alpha:
+        rgb.append(np.full_like(x, 160))
+    return Image.fromarray(np.stack(rgb, -1).astype(np.uint8), "RGBA" if alpha else "RGB")
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_a_large_webp_is_scaled_by_libwebp_like_a_reduce(tmp_path, monkeypatch, alpha):
+    from indexer import webp
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    exif[0x010F] = "Pixel\r"
+    path = tmp_path / "big.webp"
+    _gradient(1800, 1200, alpha).save(path, quality=95, exif=exif.tobytes())
+    calls = []
+    real = webp.decode_scaled
+    monkeypatch.setattr(webp, "decode_scaled", lambda d, f: calls.append(f) or real(d, f))
+    decoded = decode_image(path)
+    assert calls == [1200 // 224]  # = 5
+    assert (decoded.width, decoded.height) == (1200, 1800)
+    assert decoded.camera_make == "Pixel"
+    assert decoded.image.size == (240, 360)  # 1200/5 × 1800/5, turned
+    monkeypatch.setattr(webp, "_libwebp", lambda: None)  # Pillow's full decode + reduce
+    pillow = decode_image(path)
+    assert pillow.image.size == decoded.image.size
+    diff = np.abs(np.asarray(decoded.image, np.int16) - np.asarray(pillow.image, np.int16))
+    assert diff.mean() < 2.0, diff.mean()
+
+
+def test_webps_that_libwebp_scaling_does_not_cover_still_decode(tmp_path):
+    # animated: the first frame through Pillow
+    frames = [Image.new("RGB", (900, 600), c) for c in ((200, 0, 0), (0, 0, 200))]
+    anim = tmp_path / "anim.webp"
+    frames[0].save(anim, save_all=True, append_images=frames[1:], duration=100)
+    decoded = decode_image(anim)
+    assert decoded.image.size == (450, 300)  # 600 // 224 = 2: reduced by 2
+    assert np.asarray(decoded.image)[..., 0].mean() > 150
+    # truncated: libwebp gives up, Pillow words the reason
+    whole = tmp_path / "whole.webp"
+    _gradient(1200, 900).save(whole, quality=90)
+    cut = tmp_path / "cut.webp"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(BadImageError, match="truncated file"):
+        decode_image(cut)
+
+
+_WEBP_PEAK = _PEAK.replace('Image.new("RGBA", (300, 300))', 'Image.new("RGB", (900, 900))')
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_a_large_webp_decodes_without_a_full_size_canvas(tmp_path):
+    w, h = 5000, 4000  # 20 MP: Pillow's animation decoder peaked at ~310 MB for this
+    path = tmp_path / "big.webp"
+    Image.new("RGB", (w, h), (10, 200, 30)).save(path, quality=50)
+    small = tmp_path / "small.webp"
+    code = _WEBP_PEAK.format(root=str(ROOT), path=str(path), small=str(small))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak_kib = int(out.stdout.split()[0])
+    assert peak_kib * 1024 < w * h, f"peak {peak_kib // 1024} MB"  # < 1 byte a pixel
+    assert 224 <= int(out.stdout.split()[1]) < 448
