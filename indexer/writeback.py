@@ -82,6 +82,7 @@ class WriteBackSummary:
     naming: str
     dry_run: bool
     outcomes: list[Outcome] = field(default_factory=list)
+    model: str | None = None  # whose captions were written (run_write_back)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -89,6 +90,7 @@ class WriteBackSummary:
     def to_json(self) -> dict:
         return {
             "mode": self.mode,
+            "model": self.model,
             "naming": self.naming if self.mode == "sidecar" else None,
             "dry_run": self.dry_run,
             **{s: self.count(s) for s in STATUSES},
@@ -369,3 +371,101 @@ def _kept_reason(description: str) -> str:
 def _os_reason(e: OSError) -> str:
     name = Path(e.filename).name if e.filename else ""
     return f"{name + ': ' if name else ''}{e.strerror or e}"
+
+
+# ------------------------------------------------------------------------------ the run
+def run_write_back(
+    db_path: Path,
+    paths: list[str],
+    *,
+    model: str | None = None,
+    configured_model: str | None = None,
+    mode: str = "sidecar",
+    naming: str = "darktable",
+    force: bool = False,
+    dry_run: bool = False,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> WriteBackSummary:
+    """`imgcap write-back`: the caption of every indexed photo under `paths` (all of them when
+    empty) for `model` (default: `configured_model` if it has results, else the model with the
+    most) written to sidecars or into the photos. A person's edit (caption-set, the gallery)
+    wins over the generated caption. After an embedded write the store records the photo's new
+    size/mtime/hash, so the next `imgcap index` re-captions nothing."""
+    from indexer.errors import StoreError
+    from indexer.store import Store, models_with_results, writer_lock
+    from indexer.store import writeback as rows
+
+    db_path = Path(db_path)
+    if not db_path.exists():
+        raise StoreError(f"no index at {db_path}: run `imgcap index` first")
+    top = [os.path.abspath(os.path.expanduser(p)) for p in paths]
+    writes = mode == "embed" and not dry_run
+    with contextlib.ExitStack() as stack:
+        if writes:  # the file rows change: no index run may interleave
+            stack.enter_context(writer_lock(db_path))
+        store = stack.enter_context(Store.open(db_path, create=writes))
+        conn = store.db.conn
+        have = models_with_results(conn)
+        if model is not None and model not in have:
+            shown = ", ".join(have) or "none"
+            raise UsageError(f"no captions by model {model!r} in {db_path} (models: {shown})")
+        name = model or (configured_model if configured_model in have else None)
+        name = name or (have[0] if have else None)
+        summary = WriteBackSummary(mode, naming, dry_run)
+        if name is None:
+            return summary
+        empty = [p for p in top if not rows.indexed_paths(conn, [p])]
+        todo = rows.captions_to_write(conn, name, top) if not top or len(empty) < len(top) else []
+        known = {row["path"]: row for row in todo}
+        early = [
+            Outcome(p, "failed", reason="not in the index (run imgcap index on it first)")
+            for p in empty
+        ]
+        items = []
+        for row in todo:
+            stale = _stale(row)
+            if stale:
+                early.append(Outcome(row["path"], "failed", reason=stale))
+                continue
+            items.append(
+                Item(row["path"], xmp.Caption(row["caption"], name, row["source"], row["date"]))
+            )
+
+        def record(outcome: Outcome) -> None:
+            if writes and outcome.status == "written" and outcome.content_hash:
+                row = known[outcome.path]
+                rows.record_rewritten(
+                    store,
+                    outcome.path,
+                    row["content_hash"],
+                    outcome.size,
+                    outcome.mtime_ns,
+                    outcome.content_hash,
+                )
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+        for outcome in early:
+            summary.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+        done = write_back(
+            items, mode=mode, naming=naming, force=force, dry_run=dry_run, on_outcome=record
+        )
+        summary.outcomes.extend(done.outcomes)
+        summary.model = name
+    return summary
+
+
+def _stale(row: dict) -> str | None:
+    """Why a photo's stored caption may not describe the file any more (it changed or went
+    since it was indexed), or None."""
+    try:
+        st = os.stat(row["path"])
+    except FileNotFoundError:
+        return "the photo is not there any more"
+    except OSError as e:
+        return _os_reason(e)
+    if (st.st_size, st.st_mtime_ns) != (row["size"], row["mtime_ns"]):
+        return "changed since it was indexed (run imgcap index first)"
+    return None
