@@ -40,6 +40,7 @@ Decisions:
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -191,6 +192,7 @@ def is_raw(path: str | os.PathLike[str]) -> bool:
 
 def _check_header(path: str, max_pixels: int) -> None:
     with _open_regular(path) as f:
+        _refuse_oversized(path, f, max_pixels)
         if is_raw(path):
             from indexer.raw import looks_like_raw
 
@@ -201,6 +203,41 @@ def _check_header(path: str, max_pixels: int) -> None:
             _check_cap(path, im.size, max_pixels)
 
 
+def max_file_size(max_pixels: int) -> int:
+    """The largest file an image under the pixel cap can be: 8 bytes a pixel (16-bit RGBA,
+    uncompressed) plus 256 MiB of metadata, previews and further pages."""
+    return 8 * max_pixels + (256 << 20)
+
+
+def _refuse_oversized(path: str, f, max_pixels: int) -> None:
+    """Refuse a file larger than any image under the cap could be, before a decoder reads it:
+    Pillow's WebP and pillow-heif's HEIF openers read the whole file into memory."""
+    size = os.fstat(f.fileno()).st_size
+    limit = max_file_size(max_pixels)
+    if size <= limit:
+        return
+    head = f.read(1 << 16)
+    f.seek(0)
+    if not (is_raw(path) or _identified(head)):
+        raise BadImageError(path, "not an image (unrecognised format)")
+    raise BadImageError(
+        path,
+        f"file too large for an image under the pixel cap ({size / 1e9:.1f} GB > "
+        f"{limit / 1e9:.1f} GB)",
+    )
+
+
+def _identified(head: bytes) -> bool:
+    """Whether some image format recognises these first bytes (opened from the prefix only)."""
+    try:
+        Image.open(io.BytesIO(head)).close()
+    except UnidentifiedImageError:
+        return False
+    except Exception:  # noqa: BLE001 - recognised, but the prefix is not a whole image
+        return True
+    return True
+
+
 def _check_cap(path: str, size: tuple[int, int], max_pixels: int) -> None:
     w, h = size
     if w * h > max_pixels:
@@ -209,6 +246,7 @@ def _check_cap(path: str, size: tuple[int, int], max_pixels: int) -> None:
 
 def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
     with _open_regular(path) as f:
+        _refuse_oversized(path, f, max_pixels)
         if is_raw(path):
             from indexer.raw import open_preview
 

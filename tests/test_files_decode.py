@@ -3,6 +3,7 @@ the pixel cap and strip-wise conversion (memory)."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -348,3 +349,23 @@ def test_a_large_webp_decodes_without_a_full_size_canvas(tmp_path):
     peak_kib = int(out.stdout.split()[0])
     assert peak_kib * 1024 < w * h, f"peak {peak_kib // 1024} MB"  # < 1 byte a pixel
     assert 224 <= int(out.stdout.split()[1]) < 448
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_file_larger_than_any_image_under_the_cap_is_refused_unread(tmp_path, fmt):
+    # A real image header followed by 3 GB of holes: Pillow's WebP opener would read it all
+    # into memory. max_pixels 1 MP allows files up to 8 MB + 256 MiB.
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(buf, format=fmt)
+    path = tmp_path / f"huge.{fmt.lower()}"
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+        f.truncate(3 * 10**9)
+    for call in (check_header, decode_image):
+        t = time.monotonic()
+        with pytest.raises(BadImageError) as info:
+            call(path, max_pixels=1_000_000)
+        assert time.monotonic() - t < 2.0
+        assert info.value.reason == (
+            "file too large for an image under the pixel cap (3.0 GB > 0.3 GB)"
+        )
