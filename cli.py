@@ -159,7 +159,8 @@ MaxMpOpt = Annotated[
         "--max-megapixels",
         min=0,
         metavar="MP",
-        help="Skip images larger than this (0 = from free memory and workers, 24-120).",
+        help="Skip images larger than this (default: from free memory and workers, 24-120).",
+        show_default=False,
     ),
 ]
 DbOpt = Annotated[
