@@ -25,7 +25,7 @@ from PIL import Image, TiffImagePlugin
 
 from indexer.errors import BadImageError
 
-RAW_NEEDS_EXTRA = "RAW needs the raw extra: pip install 'imgcap[raw]' (then index --retry-failed)"
+RAW_NEEDS_EXTRA = "RAW needs the raw extra: pip install 'imgcap[raw]'"
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 _OTHER_MAGIC = (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00")  # ORF, ORF, ORF (big-endian), RW2
@@ -41,6 +41,15 @@ _SENSOR_PHOTOMETRIC = {32803, 34892}  # CFA, LinearRaw: sensor data, not a pictu
 _JPEG_COMPRESSION = {6, 7}  # old-style and new-style JPEG in a strip
 # rawpy's sizes.flip (LibRaw) → EXIF orientation
 _FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+
+
+def extra_installed() -> bool:
+    """Whether the `raw` extra (rawpy) can be imported."""
+    try:
+        import rawpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def looks_like_raw(head: bytes) -> bool:

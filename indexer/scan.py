@@ -139,6 +139,7 @@ def plan(
         for path in known
         if under(path, top) and path not in p.seen and not under(path, p.blocked)
     ]
+    cured = _cured_reasons()
     for e in entries:
         path = str(e.path)
         k = known.get(path)
@@ -152,11 +153,20 @@ def plan(
             path in failed_before
             and failed_before[path][:2] == (e.size, e.mtime_ns)
             and not retry_failed
+            and failed_before[path][2] not in cured
         ):
             p.standing[failed_before[path][2]] += 1
         else:
             p.todo.append(Item(e, path, k))
     return p
+
+
+def _cured_reasons() -> frozenset[str]:
+    """Failure reasons whose cause is gone, so those files are tried again without
+    --retry-failed: RAW files refused for want of the `raw` extra, once it is installed."""
+    from indexer.raw import RAW_NEEDS_EXTRA, extra_installed
+
+    return frozenset({RAW_NEEDS_EXTRA}) if extra_installed() else frozenset()
 
 
 def classify(item: Item, gone_hashes: Counter, have: set[str]) -> str:

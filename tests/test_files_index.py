@@ -117,3 +117,32 @@ def test_the_run_uses_the_memory_rule_for_its_workers(tmp_path, tiny_model, monk
     _photo(root / "a.jpg")
     index_paths([root], _settings(tmp_path, "unused", workers=workers), model=tiny_model)
     assert seen == [workers]
+
+
+def test_raw_failures_are_retried_once_the_extra_is_installed(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from indexer.scan import plan
+
+    root = tmp_path / "photos"
+    cr3 = root / "IMG_0001.CR3"
+    nef = root / "DSC_0002.NEF"
+    other = _photo(root / "broken.png")
+    for f in (cr3, nef):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"\x00" * 64)
+    failed_before = {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns, reason)
+        for p, reason in ((cr3, RAW_NEEDS_EXTRA), (nef, RAW_NEEDS_EXTRA), (other, "corrupt"))
+    }
+    settings = Settings(db_path=tmp_path / "x.db")
+
+    def todo_and_standing():
+        p = plan([str(root)], settings, {}, failed_before, set(), retry_failed=False)
+        return sorted(Path(i.path).name for i in p.todo), dict(p.standing)
+
+    monkeypatch.setitem(sys.modules, "rawpy", None)  # not installed: all three stand
+    assert todo_and_standing() == ([], {RAW_NEEDS_EXTRA: 2, "corrupt": 1})
+    monkeypatch.setitem(sys.modules, "rawpy", types.ModuleType("rawpy"))  # installed now
+    assert todo_and_standing() == (["DSC_0002.NEF", "IMG_0001.CR3"], {"corrupt": 1})
