@@ -164,3 +164,16 @@ def test_load_steps_are_reported(model_copy):
     with loading_steps(later.append):  # the CLI's way: no argument threaded through
         load_model(str(model_copy), CPU)
     assert "load ClipCap weights" in later and not any("safetensors" in s for s in later)
+
+
+def test_clip_files_open_clip_must_convert_still_load(model_copy):
+    """A CLIP pickle in another layout (DataParallel 'module.' prefixes) isn't ours to assign:
+    it goes through open_clip's own loader, read with weights_only, and gives the same model."""
+    clip = model_copy / "clip"
+    want = load_model(str(model_copy), CPU, captioner=False).encoder
+    sd = read_state_dict(clip / "open_clip_model.safetensors")
+    (clip / "open_clip_model.safetensors").unlink()
+    torch.save({f"module.{k}": v for k, v in sd.items()}, clip / "open_clip_pytorch_model.bin")
+    got = load_model(str(model_copy), CPU, captioner=False).encoder
+    pixels = torch.randn(1, 3, want.image_size, want.image_size)
+    assert torch.allclose(got.encode_images(pixels), want.encode_images(pixels), atol=1e-6)
