@@ -254,6 +254,11 @@ def _query_vectors(
     """(the query vector, the vector actually searched with): unit text and/or image vectors;
     --not subtracts its text vector from the searched one (inner product is linear, so that is
     the same as ranking by cos(q) - w * cos(neg))."""
+    if req.like is not None:
+        from indexer.decode import check_header
+
+        # Refuse a FIFO, a non-image or an over-cap photo from its header, before the model loads.
+        check_header(req.like, settings.max_pixels_for(1))
     try:
         encoder = loader(model, settings)
     except UsageError:
@@ -267,7 +272,11 @@ def _query_vectors(
     if req.like is not None:
         from indexer.decode import decode_image
 
-        decoded = decode_image(req.like, min_side=getattr(encoder, "image_size", 224))
+        decoded = decode_image(
+            req.like,
+            min_side=getattr(encoder, "image_size", 224),
+            max_pixels=settings.max_pixels_for(1),
+        )
         pixels = encoder.preprocess(decoded.image)[None]  # (1, 3, S, S)
         parts.append(_unit(np.asarray(encoder.encode_images(pixels))[0]))
     q = _unit(np.sum(parts, axis=0))

@@ -254,3 +254,19 @@ def test_short_path():
     assert output.short_path("/data/pp/a.jpg", "/data/p") == "/data/pp/a.jpg"
     assert output.common_root(["/d/p/a.jpg", "/d/p/x/b.jpg"]) == "/d/p"
     assert output.common_root(["/a.jpg", "/b/c.jpg"]) is None
+
+
+def test_like_is_checked_before_the_model_loads(env, tmp_path):
+    # A non-image (or FIFO, or over-cap photo) given to --like is refused from its header; the
+    # CLIP model (seconds to load) is never asked for.
+    from indexer.config import Settings
+    from indexer.errors import BadImageError
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+
+    def loader(model, settings):
+        raise AssertionError("the encoder was loaded for a file that is no image")
+
+    with pytest.raises(BadImageError, match="notes.jpg"):
+        query.search(env / "photos.db", query.SearchRequest(like=bad, limit=3), Settings(), loader)
