@@ -79,9 +79,17 @@ def sidecar_paths(photo: Path) -> list[Path]:
     return found
 
 
-def sidecar_signature(photo: Path) -> str:
+def sidecar_signature(photo: Path, names: set[str] | None = None) -> str:
     """A short string that changes when any of `photo`'s sidecars is added, edited or removed:
-    an index run compares it to notice new tags without re-captioning the photo."""
+    an index run compares it to notice new tags without re-captioning the photo. `names`: the
+    folder's entries, when the caller listed it once for many photos (saves four stats each)."""
+    photo = Path(photo)
+    if names is not None:
+        wanted = {photo.name + s for s in SIDECAR_SUFFIXES} | {
+            photo.stem + s for s in SIDECAR_SUFFIXES
+        }
+        if not wanted & names:
+            return ""
     parts = []
     for path in sidecar_paths(photo):
         try:
@@ -188,3 +196,54 @@ def _register_heif(photo: Path) -> None:
         from pillow_heif import register_heif_opener
 
         register_heif_opener()
+
+
+@dataclass
+class TagRefresh:
+    """What an index run's tag pass did (part of the index summary)."""
+
+    read: int = 0  # photos whose metadata was (re)read: new, changed, or a sidecar changed
+    tagged: int = 0  # of those, how many carry tags or a description
+    problems: list[str] = field(default_factory=list)  # "path: source: reason"
+
+
+def refresh_tags(store, roots: list[str], batch: int = 500) -> TagRefresh:
+    """Read the tags of every indexed photo under `roots` whose file or sidecars changed since
+    they were last read, and store them (one transaction per `batch` photos). Photos are
+    compared, never re-captioned: a sidecar edited in darktable only refreshes its tags."""
+    from indexer.scan import under
+    from indexer.store import photo_tags as rows
+
+    conn = store.db.conn
+    files = {p: st for p, st in rows.file_states(conn).items() if under(p, roots)}
+    known = rows.states(conn, list(files))
+    by_folder: dict[str, list[str]] = {}
+    for path in files:
+        by_folder.setdefault(os.path.dirname(path), []).append(path)
+    todo: list[tuple[str, str]] = []
+    for folder, paths in by_folder.items():
+        try:
+            names = set(os.listdir(folder))
+        except OSError:
+            continue  # the index run reports unreadable folders
+        for path in paths:
+            signature = sidecar_signature(Path(path), names)
+            size, mtime_ns = files[path]
+            if known.get(path) != (size, mtime_ns, signature):
+                todo.append((path, signature))
+    out = TagRefresh()
+    pending: list = []
+    for path, signature in todo:
+        got = read_photo_tags(Path(path))
+        size, mtime_ns = files[path]
+        pending.append(
+            rows.TagRow(path, got.tags, got.description, size, mtime_ns, signature, got.problems)
+        )
+        out.read += 1
+        out.tagged += bool(got.tags or got.description)
+        out.problems.extend(f"{path}: {p}" for p in got.problems)
+        if len(pending) >= batch:
+            rows.save(store.db, pending)
+            pending = []
+    rows.save(store.db, pending)
+    return out

@@ -87,6 +87,21 @@ class WriteBackSummary:
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
+    def headline(self) -> str:
+        """One line for people: where the captions went and the count of each outcome."""
+        if self.mode == "embed":
+            where = "into the photos"
+        else:
+            where = "photo.jpg.xmp" if self.naming == "darktable" else "photo.xmp"
+            where = f"to sidecars ({where})"
+        n = {s: self.count(s) for s in STATUSES}
+        parts = [f"{n['written']} {'would be written' if self.dry_run else 'written'}"]
+        parts += [f"{n['unchanged']} unchanged", f"{n['kept']} kept", f"{n['failed']} failed"]
+        by = f" by {self.model}" if self.model else ""
+        head = "Dry run: captions" if self.dry_run else "Captions"
+        tail = "; --force replaces descriptions imgcap did not write" if n["kept"] else ""
+        return f"{head}{by} {where}: {', '.join(parts)}{tail}"
+
     def to_json(self) -> dict:
         return {
             "mode": self.mode,

@@ -1,0 +1,185 @@
+"""The user's own tags and descriptions per photo (schema: `photo_tags`, `photo_tags_fts`).
+
+Per path, not per content hash: two copies of one photo can carry different tags. A row
+remembers the photo's size/mtime and its sidecars' signature when it was read, so an index run
+re-reads exactly the photos whose file or sidecar changed (a sidecar edit never re-captions).
+Rows go with their file (a trigger on `files`), whatever removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from indexer.store.connection import conn_path, store_error, translated
+from indexer.store.records import chunks, now_iso
+
+
+def create(db: Database) -> None:
+    """The tables, FTS index and clean-up trigger (called by the schema migration)."""
+    db["photo_tags"].create(
+        {
+            "path": str,  # files.path
+            "tags": str,  # JSON list, spelled as the user wrote them
+            "folded": str,  # JSON list, casefolded: what --tag compares
+            "description": str,  # the user's description (dc:description), or NULL
+            "words": str,  # tags and description: what the keyword signal searches
+            "size": int,  # the photo's size and mtime when read
+            "mtime_ns": int,
+            "sidecars": str,  # photo_tags.sidecar_signature() when read
+            "problems": str,  # JSON list of skipped sources, with reasons
+            "read_at": str,
+        },
+        pk="path",
+        not_null={"path", "tags", "folded", "words", "sidecars"},
+    )
+    db["photo_tags"].enable_fts(["words"], create_triggers=True)
+    db.execute(
+        "CREATE TRIGGER photo_tags_file_gone AFTER DELETE ON files"
+        " BEGIN DELETE FROM photo_tags WHERE path = old.path; END"
+    )
+
+
+def exists(conn: sqlite3.Connection) -> bool:
+    """Whether the database has the tag tables (readers accept older databases)."""
+    return bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'photo_tags'").fetchone())
+
+
+@dataclass(frozen=True, slots=True)
+class TagRow:
+    path: str
+    tags: list[str]
+    description: str | None
+    size: int
+    mtime_ns: int
+    sidecars: str
+    problems: list[str]
+
+
+@translated
+def states(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, tuple[int, int, str]]:
+    """path -> (size, mtime_ns, sidecars) as last read, for the given paths."""
+    out: dict[str, tuple[int, int, str]] = {}
+    for chunk in chunks(list(paths)):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT path, size, mtime_ns, sidecars FROM photo_tags WHERE path IN ({marks})", chunk
+        )
+        out.update((p, (s, m, c)) for p, s, m, c in rows)
+    return out
+
+
+@translated
+def file_states(conn: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of every indexed file."""
+    return {p: (s, m) for p, s, m in conn.execute("SELECT path, size, mtime_ns FROM files")}
+
+
+def save(db: Database, rows: Sequence[TagRow]) -> None:
+    """Store what was read, one transaction; rows of paths no longer indexed are skipped."""
+    if not rows:
+        return
+    try:
+        _save(db, rows)
+    except sqlite3.Error as e:
+        raise store_error(e, conn_path(db.conn)) from None
+
+
+def _save(db: Database, rows: Sequence[TagRow]) -> None:
+    stamp = now_iso()
+    with db.atomic():
+        db.conn.executemany(
+            "INSERT INTO photo_tags (path, tags, folded, description, words, size, mtime_ns,"
+            " sidecars, problems, read_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM files WHERE path = ?)"
+            " ON CONFLICT (path) DO UPDATE SET tags = excluded.tags, folded = excluded.folded,"
+            " description = excluded.description, words = excluded.words,"
+            " size = excluded.size, mtime_ns = excluded.mtime_ns, sidecars = excluded.sidecars,"
+            " problems = excluded.problems, read_at = excluded.read_at",
+            [
+                (
+                    r.path,
+                    json.dumps(r.tags, ensure_ascii=False),
+                    json.dumps([t.casefold() for t in r.tags], ensure_ascii=False),
+                    r.description,
+                    "\n".join([*r.tags, r.description or ""]).strip(),
+                    r.size,
+                    r.mtime_ns,
+                    r.sidecars,
+                    json.dumps(r.problems, ensure_ascii=False) if r.problems else None,
+                    stamp,
+                    r.path,
+                )
+                for r in rows
+            ],
+        )
+
+
+def tag_condition(tags: Sequence[str], alias: str = "f") -> tuple[str, list[Any]]:
+    """SQL condition on the `files` row `alias`: the photo carries every tag in `tags`
+    (case-insensitive, whole tags)."""
+    conds = [
+        "EXISTS (SELECT 1 FROM photo_tags t, json_each(t.folded) j"
+        f" WHERE t.path = {alias}.path AND j.value = ?)"
+        for _ in tags
+    ]
+    return " AND ".join(conds) or "1", [t.strip().casefold() for t in tags]
+
+
+@translated
+def keyword_matches(
+    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, where: str, params: list
+) -> list[tuple[int, float]]:
+    """(result id, BM25) of `model`'s results whose photo's tags or description match the FTS5
+    query, best first; `where`/`params` restrict the files (alias f)."""
+    if not exists(conn):
+        return []
+    rows = conn.execute(
+        # Materialised first: bm25() can't be evaluated inside the GROUP BY below.
+        "WITH m AS MATERIALIZED (SELECT rowid, bm25(photo_tags_fts) AS rank"
+        " FROM photo_tags_fts WHERE photo_tags_fts MATCH ?)"
+        " SELECT r.id, min(m.rank) AS best FROM m"
+        " JOIN photo_tags t ON t.rowid = m.rowid"
+        " JOIN files f ON f.path = t.path"
+        " JOIN results r ON r.content_hash = f.content_hash AND r.model = ?"
+        f" WHERE {where} GROUP BY r.id ORDER BY best LIMIT ?",
+        [fts_query, model, *params, limit],
+    ).fetchall()
+    return [(int(i), -float(s)) for i, s in rows]
+
+
+@translated
+def tags_for_paths(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, list[str]]:
+    """path -> its tags (paths without any are left out)."""
+    if not exists(conn):
+        return {}
+    out: dict[str, list[str]] = {}
+    for chunk in chunks(list(paths)):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT path, tags FROM photo_tags WHERE path IN ({marks}) AND tags != '[]'", chunk
+        )
+        out.update((p, json.loads(t)) for p, t in rows)
+    return out
+
+
+@translated
+def matching_paths(conn: sqlite3.Connection, fts_query: str, paths: Sequence[str]) -> set[str]:
+    """Which of `paths` have tags or a description matching the FTS5 query."""
+    if not exists(conn):
+        return set()
+    out: set[str] = set()
+    for chunk in chunks(list(paths)):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT t.path FROM photo_tags_fts JOIN photo_tags t ON t.rowid = photo_tags_fts.rowid"
+            f" WHERE photo_tags_fts MATCH ? AND t.path IN ({marks})",
+            [fts_query, *chunk],
+        )
+        out.update(p for (p,) in rows)
+    return out
