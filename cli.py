@@ -16,76 +16,37 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 
-from indexer.config import Settings
 from indexer.errors import ImgcapError
-from search import output
+from search import cli_training, output
+from search.cli_options import (
+    BatchOpt,
+    BeamsOpt,
+    DbOpt,
+    DeviceOpt,
+    JsonDocOpt,
+    JsonOpt,
+    MaxMpOpt,
+    ModelOpt,
+    ModeOpt,
+    OfflineOpt,
+    PrecisionOpt,
+    QueryCommand,
+    print_version,
+)
+from search.cli_options import Commands as _Commands
+from search.cli_options import db_path as _db_path
+from search.cli_options import file_filter as _file_filter
+from search.cli_options import make_settings as _settings
+from search.cli_options import query_text as _text
+from search.cli_options import raise_usage as _raise_usage
+from search.cli_options import reraise as _raise
+from search.cli_options import run as _run
 from search.output import err as _err
-
-# The order people meet the commands in: the main job first, then what follows from it.
-_COMMAND_ORDER = (
-    "index", "search", "caption", "export", "status", "failures", "models", "train", "eval",
-)  # fmt: skip
-
-
-class _Commands(TyperGroup):
-    def list_commands(self, ctx) -> list[str]:
-        names = super().list_commands(ctx)
-        rank = {name: i for i, name in enumerate(_COMMAND_ORDER)}
-        return sorted(names, key=lambda n: rank.get(n, len(rank)))
-
-    def get_command(self, ctx, name: str):
-        cmd = super().get_command(ctx, name)
-        for param in getattr(cmd, "params", ()):
-            if param.param_type_name == "argument":
-                _plain_argument(param)
-            else:
-                _plain_option(param)
-        return cmd
-
-
-# typer's type placeholders, as the words click users know.
-_PLACEHOLDER = {
-    "int": "N", "int range": "N", "float": "X", "float range": "X", "str": "TEXT",
-    "file": "FILE", "dir": "DIR", "path": "PATH", "bool": None,
-}  # fmt: skip
-
-
-def _plain_option(param) -> None:
-    shown = param.display_type_rich
-
-    def display(ctx):
-        text = shown(ctx)
-        if not text or not text.startswith("<") or not text.endswith(">"):
-            return text
-        inner = text[1:-1]
-        return f"[{inner}]" if "|" in inner else _PLACEHOLDER.get(inner, inner.upper())
-
-    param.display_type_rich = display
-
-
-def _plain_argument(param) -> None:
-    """Show an argument as click does (`PATH...`), not typer's `{paths}... <list[Path]>`."""
-    name = param.metavar or param.name.upper()
-    dots = "..." if param.nargs != 1 else ""
-    param.display_type_rich = lambda ctx: None
-    param._rich_display_name = lambda: name + dots
-    param._usage_display_name = lambda: (name if param.required else f"[{name}]") + dots
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        typer.echo(f"imgcap {version('imgcap')}")
-        raise typer.Exit()
-
 
 # Plain click-style help (rich_markup_mode=None), as sqlite-utils and llm print it: choices as
 # [a|b], no <bool> or <list[Path]> type placeholders, paragraphs rewrapped to the terminal.
@@ -114,91 +75,11 @@ def _main(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version", callback=print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
 ) -> None:
     """Caption, embed and search your photos by meaning (ClipCap + CLIP + SQLite + FAISS)."""
-
-
-T = TypeVar("T")
-
-# Options shared by several commands. Choices are Literal types, so a bad value is refused by the
-# parser (exit 2) before anything heavy (torch) is imported.
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        metavar="NAME|DIR",
-        help="Registry name (see `imgcap models`) or a model directory.",
-    ),
-]
-DeviceOpt = Annotated[
-    Literal["auto", "cpu", "cuda", "mps"] | None,
-    typer.Option(
-        "--device", metavar="[auto|cpu|cuda|mps]", help="Where models run (default: auto)."
-    ),
-]
-BeamsOpt = Annotated[
-    int,
-    typer.Option(
-        "--beams", min=1, metavar="N", help="1 = greedy (published default); N>1 = beam search."
-    ),
-]
-BatchOpt = Annotated[
-    int,
-    typer.Option(
-        "--batch-size", min=0, metavar="N", help="Images per model batch (0 = pick for device)."
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-MaxMpOpt = Annotated[
-    float,
-    typer.Option(
-        "--max-megapixels",
-        min=0,
-        metavar="MP",
-        help="Skip images larger than this (default: from free memory and workers, 24-120).",
-        show_default=False,
-    ),
-]
-DbOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--db",
-        metavar="FILE",
-        help="Database file (default: user data dir, or $IMGCAP_DB).",
-        dir_okay=False,
-    ),
-]
-OfflineOpt = Annotated[
-    bool, typer.Option("--offline", help="Never use the network; fail fast if a file is missing.")
-]
-PrecisionOpt = Annotated[
-    Literal["auto", "fp32", "bf16", "fp16"] | None,
-    typer.Option(
-        "--precision",
-        metavar="[auto|fp32|bf16|fp16]",
-        help="auto = bf16 on a GPU, fp32 on a CPU.",
-    ),
-]
-
-
-def _run(fn: Callable[[], T]) -> T:
-    """Call fn; turn expected errors into a message + exit code (the one place this happens)."""
-    try:
-        return fn()
-    except ImgcapError as e:
-        _err(f"Error: {e}")
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        _err("Interrupted.")
-        raise typer.Exit(130) from None
-
-
-def _settings(**overrides) -> Settings:
-    return Settings.from_env(**overrides)
 
 
 # --------------------------------------------------------------------------------------- caption
@@ -304,68 +185,7 @@ def models_tiny(
 
 
 # ------------------------------------------------------------------------- search, export, status
-ModeOpt = Annotated[
-    Literal["hybrid", "image", "caption", "keyword"],
-    typer.Option(
-        "--mode",
-        help="hybrid (image + caption + keyword, rank-fused), image, caption or keyword.",
-    ),
-]
-
-
-def _db_path(db: Path | None) -> Path:
-    return _settings(db_path=db).db_path
-
-
-def _file_filter(in_dir: Path | None, after: str | None, before: str | None, camera: str | None):
-    import os
-
-    from indexer.store import FileFilter
-    from search.query import date_range_warning, parse_date
-
-    if in_dir is not None and not in_dir.is_dir():
-        _err(f"Warning: --in {output.printable(str(in_dir))}: no such folder")
-    flt = FileFilter(
-        # abspath, not resolve: stored paths are absolute with symlinks kept, as the user typed.
-        folder=os.path.abspath(in_dir) if in_dir is not None else None,
-        after=parse_date(after, "--after"),
-        before=parse_date(before, "--before"),
-        camera=camera.strip() if camera and camera.strip() else None,
-    )
-    warning = date_range_warning(flt.after, flt.before)
-    if warning:
-        _err(f"Warning: {warning}")
-    return flt
-
-
-# Marks a word that starts with "-" but is no option of ours (`imgcap search -car`): click would
-# otherwise read it as the options -c -a -r. The mark never reaches the search.
-_TEXT_MARK = "\x00"
-
-
-class _QueryCommand(TyperCommand):
-    """A command whose free text may start with "-" (`imgcap search -car`, `--not -red`)."""
-
-    def parse_args(self, ctx, args: list[str]) -> list[str]:
-        params = self.get_params(ctx)  # with -h, which is not in self.params
-        shorts = {o for p in params for o in (*p.opts, *p.secondary_opts) if o[1:2] != "-"}
-        marked = []
-        for i, arg in enumerate(args):
-            if arg == "--":
-                marked.extend(args[i:])
-                break
-            option_like = arg[:2] in shorts and (len(arg) == 2 or arg[2:].isdigit())
-            if len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and not option_like:
-                arg = _TEXT_MARK + arg
-            marked.append(arg)
-        return super().parse_args(ctx, marked)
-
-
-def _text(value: str | None) -> str | None:
-    return None if value is None else value.replace(_TEXT_MARK, "")
-
-
-@app.command(cls=_QueryCommand)
+@app.command(cls=QueryCommand)
 def search(
     query: Annotated[
         list[str] | None,
@@ -473,15 +293,6 @@ def search(
         _err("No photos matched.")
 
 
-def _raise_usage(message: str) -> Callable[[], None]:
-    def fail() -> None:
-        from indexer.errors import UsageError
-
-        raise UsageError(message)
-
-    return fail
-
-
 @app.command()
 def export(
     out: Annotated[str, typer.Argument(help="Output file (.csv or .jsonl), or - for stdout.")],
@@ -527,7 +338,7 @@ def _err_plain(message: str) -> None:
 
 
 @app.command()
-def status(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+def status(db: DbOpt = None, json_out: JsonDocOpt = False) -> None:
     """Show the database: location and size, photos per model, failures, last run, vector index."""
     from search.status import status as run_status
 
@@ -588,7 +399,7 @@ def index(
     ] = None,
     max_megapixels: MaxMpOpt = 0.0,
     offline: OfflineOpt = False,
-    json_out: JsonOpt = False,
+    json_out: JsonDocOpt = False,
 ) -> None:
     from indexer.pipeline import index_paths
 
@@ -635,10 +446,6 @@ def index(
         raise typer.Exit(130)
 
 
-def _raise(error: Exception) -> None:
-    raise error
-
-
 def _sync_vectors(db_path: Path) -> None:
     """Bring the FAISS cache in line with what this run committed (searches rebuild it anyway)."""
     try:
@@ -679,157 +486,8 @@ def failures(
 _FAILURE_COLUMNS = ("path", "reason", "size", "mtime_ns", "failed_at", "model")
 
 
-# ------------------------------------------------------------------------------------ train, eval
-DataArg = Annotated[
-    Path,
-    typer.Argument(
-        help="Captioned images: COCO captions JSON, Karpathy split JSON, CSV of path,caption, "
-        "or a folder of photos with .txt captions.",
-        show_default=False,
-    ),
-]
-
-
-@app.command()
-def train(
-    data: DataArg,
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out", "-o", file_okay=False, help="Run folder; becomes the model directory."
-        ),
-    ],
-    from_model: Annotated[
-        str | None,
-        typer.Option(
-            "--from",
-            help="Start from this model (registry name or directory): its GPT-2, mapper, CLIP "
-            "and tokenizer. Default: GPT-2 small from the hub and a new mapper.",
-        ),
-    ] = None,
-    mapping: Annotated[
-        str | None,
-        typer.Option(
-            "--mapping", help="mlp or transformer (default: the base model's; a change = new)."
-        ),
-    ] = None,
-    prefix_only: Annotated[
-        bool, typer.Option("--prefix-only", help="Freeze GPT-2; train only the mapping network.")
-    ] = False,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data.")] = 10,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Captions per optimiser step.")
-    ] = 40,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW).")] = 2e-5,
-    warmup: Annotated[
-        int | None,
-        typer.Option("--warmup", min=0, help="Warm-up steps (default: min(5000, 10% of steps))."),
-    ] = None,
-    val: Annotated[
-        Path | None,
-        typer.Option("--val", help="Validation data (default: DATA's val split, if any)."),
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Replace a model already in OUT (even --from's own), or start over a run there "
-            "with other settings.",
-        ),
-    ] = False,
-    device: DeviceOpt = None,
-    precision: PrecisionOpt = None,
-    offline: OfflineOpt = False,
-    json_out: JsonOpt = False,
-) -> None:
-    """Fine-tune a captioner on your captioned photos (ClipCap recipe), keeping the best epoch.
-
-    Running the same command again after an interruption resumes the run. The result loads
-    everywhere with --model OUT.
-    """
-    from indexer.train import TrainConfig
-    from indexer.train import train as run_train
-
-    settings = _settings(device=device, precision=precision, offline=offline or None)
-    cfg = _run(
-        lambda: TrainConfig(
-            data=data,
-            out=out,
-            base=from_model,
-            mapping=mapping,
-            prefix_only=prefix_only,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            warmup=warmup,
-            val=val,
-            seed=seed,
-            force=force,
-        )
-    )
-    with output.TrainProgress() as show:
-        result = _run(lambda: run_train(cfg, settings, show))
-    if json_out:
-        print(json.dumps(output.train_summary(result), ensure_ascii=False))
-        return
-    output.print_train_summary(result)
-
-
-@app.command("eval")
-def eval_(
-    data: DataArg,
-    model: ModelOpt = None,
-    split: Annotated[
-        str, typer.Option("--split", help="Split to score (formats without splits: all).")
-    ] = "test",
-    beams: BeamsOpt = 1,
-    batch_size: BatchOpt = 0,
-    captions: Annotated[
-        Path | None,
-        typer.Option(
-            "--captions",
-            exists=True,
-            dir_okay=False,
-            help='Score these captions instead ([{"image_id": ..., "caption": ...}]).',
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", dir_okay=False, help="Write scores + per-image captions."),
-    ] = None,
-    device: DeviceOpt = None,
-    precision: PrecisionOpt = None,
-    offline: OfflineOpt = False,
-    json_out: JsonOpt = False,
-) -> None:
-    """Score captions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and SPICE (coco-caption).
-
-    Captions the images of DATA's split with the model, or scores --captions made elsewhere.
-    METEOR and SPICE need Java; without it they are listed as unavailable.
-    """
-    from indexer.evaluate import evaluate, write_results
-
-    settings = _settings(
-        model=model,
-        beams=beams,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-        offline=offline or None,
-    )
-    result = _run(lambda: evaluate(data, settings, split=split, captions_file=captions))
-    for warning in result.warnings:  # also with --json: stderr never mixes into the document
-        _err(f"Warning: {warning}")
-    if out is not None:
-        _run(lambda: write_results(result, out))
-    if json_out:
-        summary = {k: v for k, v in result.to_dict().items() if k != "images"}
-        print(json.dumps(summary, ensure_ascii=False))
-        return
-    output.print_eval(result)
-    if out is not None:
-        typer.echo(f"results written to {out}")
+app.command()(cli_training.train)
+app.command("eval")(cli_training.eval_)
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

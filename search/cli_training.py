@@ -1,0 +1,173 @@
+"""`imgcap train` and `imgcap eval`: fine-tune a captioner and score captions (cli.py registers
+them). Parse options, call one library function, print through search/output.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from search import output
+from search.cli_options import (
+    BatchOpt,
+    BeamsOpt,
+    DeviceOpt,
+    JsonDocOpt,
+    ModelOpt,
+    OfflineOpt,
+    PrecisionOpt,
+    make_settings,
+    run,
+)
+from search.output import err
+
+DataArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Captioned images: COCO captions JSON, Karpathy split JSON, CSV of path,caption, "
+        "or a folder of photos with .txt captions.",
+        show_default=False,
+    ),
+]
+
+
+def train(
+    data: DataArg,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", file_okay=False, help="Run folder; becomes the model directory."
+        ),
+    ],
+    from_model: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Start from this model (registry name or directory): its GPT-2, mapper, CLIP "
+            "and tokenizer. Default: GPT-2 small from the hub and a new mapper.",
+        ),
+    ] = None,
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--mapping", help="mlp or transformer (default: the base model's; a change = new)."
+        ),
+    ] = None,
+    prefix_only: Annotated[
+        bool, typer.Option("--prefix-only", help="Freeze GPT-2; train only the mapping network.")
+    ] = False,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data.")] = 10,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Captions per optimiser step.")
+    ] = 40,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW).")] = 2e-5,
+    warmup: Annotated[
+        int | None,
+        typer.Option("--warmup", min=0, help="Warm-up steps (default: min(5000, 10% of steps))."),
+    ] = None,
+    val: Annotated[
+        Path | None,
+        typer.Option("--val", help="Validation data (default: DATA's val split, if any)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace a model already in OUT (even --from's own), or start over a run there "
+            "with other settings.",
+        ),
+    ] = False,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonDocOpt = False,
+) -> None:
+    """Fine-tune a captioner on your captioned photos (ClipCap recipe), keeping the best epoch.
+
+    Running the same command again after an interruption resumes the run. The result loads
+    everywhere with --model OUT.
+    """
+    from indexer.train import TrainConfig
+    from indexer.train import train as run_train
+
+    settings = make_settings(device=device, precision=precision, offline=offline or None)
+    cfg = run(
+        lambda: TrainConfig(
+            data=data,
+            out=out,
+            base=from_model,
+            mapping=mapping,
+            prefix_only=prefix_only,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            warmup=warmup,
+            val=val,
+            seed=seed,
+            force=force,
+        )
+    )
+    with output.TrainProgress() as show:
+        result = run(lambda: run_train(cfg, settings, show))
+    if json_out:
+        print(json.dumps(output.train_summary(result), ensure_ascii=False))
+        return
+    output.print_train_summary(result)
+
+
+def eval_(
+    data: DataArg,
+    model: ModelOpt = None,
+    split: Annotated[
+        str, typer.Option("--split", help="Split to score (formats without splits: all).")
+    ] = "test",
+    beams: BeamsOpt = 1,
+    batch_size: BatchOpt = 0,
+    captions: Annotated[
+        Path | None,
+        typer.Option(
+            "--captions",
+            exists=True,
+            dir_okay=False,
+            help='Score these captions instead ([{"image_id": ..., "caption": ...}]).',
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", dir_okay=False, help="Write scores + per-image captions."),
+    ] = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonDocOpt = False,
+) -> None:
+    """Score captions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and SPICE (coco-caption).
+
+    Captions the images of DATA's split with the model, or scores --captions made elsewhere.
+    METEOR and SPICE need Java; without it they are listed as unavailable.
+    """
+    from indexer.evaluate import evaluate, write_results
+
+    settings = make_settings(
+        model=model,
+        beams=beams,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        offline=offline or None,
+    )
+    result = run(lambda: evaluate(data, settings, split=split, captions_file=captions))
+    for warning in result.warnings:  # also with --json: stderr never mixes into the document
+        err(f"Warning: {warning}")
+    if out is not None:
+        run(lambda: write_results(result, out))
+    if json_out:
+        summary = {k: v for k, v in result.to_dict().items() if k != "images"}
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    output.print_eval(result)
+    if out is not None:
+        typer.echo(f"results written to {out}")
