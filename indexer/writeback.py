@@ -421,6 +421,8 @@ def run_write_back(
         store = stack.enter_context(Store.open(db_path, create=writes))
         conn = store.db.conn
         have = models_with_results(conn)
+        model = _stored_name(model)
+        configured_model = _stored_name(configured_model)
         if model is not None and model not in have:
             shown = ", ".join(have) or "none"
             raise UsageError(f"no captions by model {model!r} in {db_path} (models: {shown})")
@@ -470,6 +472,15 @@ def run_write_back(
         summary.outcomes.extend(done.outcomes)
         summary.model = name
     return summary
+
+
+def _stored_name(name_or_dir: str | None) -> str | None:
+    """The name results are stored under: a model directory's spec names it."""
+    from indexer.model_dir import is_model_dir, read_spec
+
+    if name_or_dir is not None and is_model_dir(name_or_dir):
+        return read_spec(Path(name_or_dir).expanduser())["name"]
+    return name_or_dir
 
 
 def _stale(row: dict) -> str | None:
