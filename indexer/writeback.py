@@ -206,9 +206,15 @@ def write_embedded(item: Item, *, force: bool, dry_run: bool) -> Outcome:
         )
     if not photo.is_file():
         return Outcome(item.path, "failed", str(photo), "the photo is not there any more")
-    problem = _unwritable(photo, photo.parent)
+    # A symlinked photo is written where it really is; the link stays a link.
+    real = Path(os.path.realpath(photo))
+    problem = _unwritable(real, real.parent)
     if problem:
         return Outcome(item.path, "failed", str(photo), problem)
+    links = real.stat().st_nlink
+    if links > 1:
+        # Replacing the file by rename would leave the other names with the old bytes.
+        return Outcome(item.path, "failed", str(photo), f"it has {links} hard links; use sidecars")
     current = exiftool.read_metadata(photo)
     caption = item.caption
     try:
@@ -239,15 +245,17 @@ def write_embedded(item: Item, *, force: bool, dry_run: bool) -> Outcome:
         return Outcome(item.path, "unchanged", str(photo))
     if dry_run:
         return Outcome(item.path, "written", str(photo))
-    return _embed(photo, fields, packet, caption.text, iptc_text)
+    return _embed(photo, real, fields, packet, caption.text, iptc_text)
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _embed(photo: Path, fields: tuple[str, ...], packet: bytes | None, text: str, iptc: str):
-    folder = Path(tempfile.mkdtemp(prefix=".imgcap-", dir=photo.parent))
+def _embed(
+    photo: Path, real: Path, fields: tuple[str, ...], packet: bytes | None, text: str, iptc: str
+) -> Outcome:
+    folder = Path(tempfile.mkdtemp(prefix=".imgcap-", dir=real.parent))
     try:
-        copy = folder / photo.name
-        shutil.copyfile(photo, copy)
+        copy = folder / real.name
+        shutil.copyfile(real, copy)
         args = []
         if packet is not None:
             packet_file = folder / "packet.xmp"
@@ -258,16 +266,16 @@ def _embed(photo: Path, fields: tuple[str, ...], packet: bytes | None, text: str
             args += ["-IPTC:CodedCharacterSet=UTF8", f"-IPTC:Caption-Abstract={iptc}"]
         args.append(f"-EXIF:ImageDescription={text}")
         exiftool.write_in_place(copy, args)
-        before, after = _pixels(photo), _pixels(copy)
+        before, after = _pixels(real), _pixels(copy)
         if before != after:
             raise MetadataError(
                 str(photo), "the rewritten file decodes differently; the original is kept"
             )
-        shutil.copymode(photo, copy)
+        _same_owner_and_mode(real, copy)
         with open(copy, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(copy, photo)
-        _fsync_dir(photo.parent)
+        os.replace(copy, real)
+        _fsync_dir(real.parent)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     from indexer.walk import content_hash
@@ -304,7 +312,17 @@ def _pixels(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _same_owner_and_mode(original: Path, copy: Path) -> None:
+    shutil.copymode(original, copy)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root writing someone's photo: still theirs
+        st = original.stat()
+        with contextlib.suppress(OSError):
+            os.chown(copy, st.st_uid, st.st_gid)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    if path.is_symlink():  # a linked sidecar is updated where it lives; the link stays
+        path = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -312,7 +330,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         if path.exists():
-            shutil.copymode(path, tmp)
+            _same_owner_and_mode(path, Path(tmp))
         else:
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)

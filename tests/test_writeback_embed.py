@@ -123,3 +123,19 @@ def test_missing_exiftool_is_one_clear_error_before_anything(tmp_path, monkeypat
     assert photo.read_bytes() == before
     # sidecars need no exiftool
     assert write_back([Item(str(photo), CAPTION)]).count("written") == 1
+
+
+def test_a_symlinked_photo_is_written_through_and_hard_links_are_refused(tmp_path):
+    real = make_photo(tmp_path / "store" / "real.jpg")
+    link = tmp_path / "link.jpg"
+    link.symlink_to(real)
+    assert write_back([Item(str(link), CAPTION)], mode="embed").count("written") == 1
+    assert link.is_symlink()
+    assert exif_read(real, "-XMP-dc:Description")["XMP-dc:Description"] == CAPTION.text
+
+    a = make_photo(tmp_path / "a.jpg")
+    os.link(a, tmp_path / "b.jpg")
+    before = a.read_bytes()
+    summary = write_back([Item(str(a), CAPTION)], mode="embed")
+    assert summary.outcomes[0].reason == "it has 2 hard links; use sidecars"
+    assert a.read_bytes() == before

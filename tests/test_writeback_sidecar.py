@@ -222,3 +222,14 @@ def test_no_temporary_files_are_left(tmp_path):
     (tmp_path / "a.jpg.xmp").write_text(DARKTABLE_SIDECAR)
     write_back([_item(photo)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.jpg.xmp"]
+
+
+def test_a_symlinked_sidecar_is_updated_where_it_lives(tmp_path):
+    photo = make_photo(tmp_path / "a.jpg")
+    target = tmp_path / "shared" / "a.xmp"
+    target.parent.mkdir()
+    target.write_text(DARKTABLE_SIDECAR)
+    (tmp_path / "a.jpg.xmp").symlink_to(target)
+    assert write_back([_item(photo)]).count("written") == 1
+    assert (tmp_path / "a.jpg.xmp").is_symlink()
+    assert xmp.read_fields(xmp.parse(target.read_bytes(), "x")).description == CAPTION.text
