@@ -102,6 +102,7 @@ def caption(
     Exit status 0 when every image was captioned, 1 when some could not be read (each named).
     """
     from indexer.caption_files import caption_files
+    from indexer.models import loading_steps
 
     settings = _settings(
         model=model,
@@ -116,6 +117,7 @@ def caption(
 
     def emit(path: Path, text: str | None, error: str | None) -> None:
         nonlocal failed
+        loading.done()  # the model is ready once anything comes out
         if error is not None:
             failed += 1
             if json_out:
@@ -128,7 +130,8 @@ def caption(
         else:
             typer.echo(f"{output.printable(str(path))}\t{output.printable(text or '')}")
 
-    _run(lambda: caption_files(images, settings, emit))
+    with output.ModelLoading() as loading, loading_steps(loading):
+        _run(lambda: caption_files(images, settings, emit))
     raise typer.Exit(1 if failed else 0)
 
 
@@ -429,7 +432,9 @@ def index(
             stopped.append(e)
             return e.summary
 
-    with output.IndexProgress(enabled=not dry_run) as show:
+    from indexer.models import loading_steps
+
+    with output.IndexProgress(enabled=not dry_run) as show, loading_steps(show.loading):
         summary = _run(run)
     if not dry_run and not stopped:
         _sync_vectors(settings.db_path)
