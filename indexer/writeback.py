@@ -23,7 +23,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from indexer import exiftool, xmp
@@ -216,7 +216,8 @@ def write_embedded(item: Item, *, force: bool, dry_run: bool) -> Outcome:
         # Replacing the file by rename would leave the other names with the old bytes.
         return Outcome(item.path, "failed", str(photo), f"it has {links} hard links; use sidecars")
     current = exiftool.read_metadata(photo)
-    caption = item.caption
+    # As the XMP gets it: no control characters (a caption is text, not terminal commands).
+    caption = replace(item.caption, text=xmp.clean_text(item.caption.text))
     try:
         packet = xmp.merge_caption(current["xmp"], caption, f"{photo.name} (XMP)", force)
     except xmp.PersonDescription as e:

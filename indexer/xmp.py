@@ -188,6 +188,10 @@ def merge_caption(
     `force`; MetadataError when the existing packet is hostile or broken (never overwritten:
     it may hold a person's work that imgcap can't read).
     """
+    # Control characters are not allowed in XML 1.0 (and would drive a terminal elsewhere).
+    caption = Caption(
+        *(clean_text(v) for v in (caption.text, caption.model, caption.source)), caption.date
+    )
     packet = parse(existing if existing is not None else _NEW_PACKET, origin)
     fields = read_fields(packet, origin)
     current = _current_description(packet)
@@ -255,7 +259,10 @@ def _register(namespaces: dict[str, str]) -> None:
 
 
 def _descriptions(root: ET.Element) -> list[ET.Element]:
-    return list(root.iter(_DESCRIPTION))
+    """The top-level rdf:Description elements (not those inside structures, like a history
+    entry's)."""
+    rdf = root if root.tag == _RDF else root.find(f".//{_RDF}")
+    return [] if rdf is None else rdf.findall(_DESCRIPTION)
 
 
 def _properties(root: ET.Element, tag: str):
@@ -313,7 +320,7 @@ def _holder(root: ET.Element) -> ET.Element:
         return descs[0]
     rdf = root if root.tag == _RDF else root.find(f".//{_RDF}")
     assert rdf is not None  # parse() refused packets without one
-    return ET.SubElement(rdf, _DESCRIPTION, {f"{{{NS_RDF}}}about": ""})
+    return _append(rdf, _DESCRIPTION, {f"{{{NS_RDF}}}about": ""})
 
 
 def _set_description(root: ET.Element, holder: ET.Element, text: str) -> None:
@@ -351,10 +358,10 @@ def _set_imgcap(root: ET.Element, holder: ET.Element, caption: Caption) -> None:
         _append(holder, f"{{{NS_IMGCAP}}}{name}").text = value
 
 
-def _append(parent: ET.Element, tag: str) -> ET.Element:
+def _append(parent: ET.Element, tag: str, attrib: dict[str, str] | None = None) -> ET.Element:
     """A child element indented like its siblings (cosmetic: people read sidecars too)."""
     siblings = list(parent)
-    child = ET.SubElement(parent, tag)
+    child = ET.SubElement(parent, tag, attrib or {})
     if siblings and parent.text is not None and not parent.text.strip():
         child.tail = siblings[-1].tail
         siblings[-1].tail = parent.text

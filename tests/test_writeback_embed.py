@@ -139,3 +139,15 @@ def test_a_symlinked_photo_is_written_through_and_hard_links_are_refused(tmp_pat
     summary = write_back([Item(str(a), CAPTION)], mode="embed")
     assert summary.outcomes[0].reason == "it has 2 hard links; use sidecars"
     assert a.read_bytes() == before
+
+
+def test_control_characters_never_reach_the_file(tmp_path):
+    photo = make_photo(tmp_path / "a.jpg")
+    caption = xmp.Caption("A cat\x1b]0;owned\x07 on a mat\x0b.", "m", "user", "d")
+    assert write_back([Item(str(photo), caption)], mode="embed").count("written") == 1
+    got = exif_read(photo, "-XMP-dc:Description", "-IPTC:Caption-Abstract", "-EXIF:all")
+    clean = "A cat]0;owned on a mat."
+    assert got["XMP-dc:Description"] == clean
+    assert got["IPTC:Caption-Abstract"] == clean
+    assert got["IFD0:ImageDescription"] == clean
+    assert write_back([Item(str(photo), caption)], mode="embed").count("unchanged") == 1
