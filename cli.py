@@ -352,6 +352,27 @@ def status(db: DbOpt = None, json_out: JsonDocOpt = False) -> None:
     output.print_status(info)
 
 
+@app.command()
+def serve(
+    db: DbOpt = None,
+    host: Annotated[
+        str,
+        typer.Option("--host", metavar="HOST", help="Address to listen on (others get a warning)."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0 = any free port).")
+    ] = 8765,
+    open_: Annotated[bool, typer.Option("--open", help="Open the gallery in a browser.")] = False,
+    model: ModelOpt = None,
+) -> None:
+    """Browse and search the library in a web browser: thumbnails, why each photo matched,
+    similar photos, caption editing, and a JSON API under /api. Stop with Ctrl-C."""
+    from search.server import serve as run_server
+
+    settings = _settings(db_path=db)
+    _run(lambda: run_server(settings, host, port, open_, model, say=typer.echo, warn=_err))
+
+
 # ------------------------------------------------------------------------------ index, failures
 _INDEX_HELP = (
     "Caption and embed every photo under PATHS into the database, incrementally.\n\n"

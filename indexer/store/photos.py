@@ -1,0 +1,103 @@
+"""Reads by file id for `imgcap serve`: one photo, ids of search hits, stored vectors, failures.
+
+The web gallery names photos by their `files.id` only (never by a path from a URL), so every
+lookup here starts from an id the database handed out. Read-only connections, like queries.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from indexer.store.connection import translated
+from indexer.store.records import chunks
+
+_PHOTO_KEYS = (
+    "id", "path", "size", "mtime_ns", "content_hash", "width", "height", "taken_at",
+    "camera_make", "camera_model", "gps_lat", "gps_lon", "indexed_at",
+)  # fmt: skip
+
+
+def user_caption_columns(conn: sqlite3.Connection) -> bool:
+    """Whether the database has the user-caption columns (schema version 3 and later)."""
+    cols = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+    return "generated_caption" in cols
+
+
+@translated
+def photo(conn: sqlite3.Connection, file_id: int, model: str) -> dict[str, Any] | None:
+    """One indexed file and its result for `model` (caption fields None when it has none)."""
+    cols = ", ".join(f"f.{k}" for k in _PHOTO_KEYS)
+    row = conn.execute(f"SELECT {cols} FROM files f WHERE f.id = ?", [int(file_id)]).fetchone()
+    if row is None:
+        return None
+    out = dict(zip(_PHOTO_KEYS, row, strict=True))
+    extra = ", r.generated_caption" if user_caption_columns(conn) else ", NULL"
+    res = conn.execute(
+        f"SELECT r.id, r.caption{extra} FROM results r WHERE r.content_hash = ? AND r.model = ?",
+        [out["content_hash"], model],
+    ).fetchone()
+    out["model"] = model
+    out["result_id"] = res[0] if res else None
+    out["caption"] = res[1] if res else None
+    # An edited result keeps the model's own caption aside; NULL there means it was never edited.
+    out["generated_caption"] = (res[2] if res[2] is not None else res[1]) if res else None
+    out["caption_source"] = None if res is None else ("user" if res[2] is not None else "generated")
+    return out
+
+
+@translated
+def file_ids(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """path -> (file id, content hash) for the given indexed paths (missing ones are left out)."""
+    out: dict[str, tuple[int, str]] = {}
+    for chunk in chunks(list(paths)):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT path, id, content_hash FROM files WHERE path IN ({marks})", chunk
+        )
+        out.update((p, (int(i), h)) for p, i, h in rows)
+    return out
+
+
+@translated
+def caption_sources(conn: sqlite3.Connection, result_ids: Sequence[int]) -> dict[int, str]:
+    """result id -> "generated" | "user" (all "generated" before schema version 3)."""
+    if not user_caption_columns(conn):
+        return {int(i): "generated" for i in result_ids}
+    out: dict[int, str] = {}
+    for chunk in chunks([int(i) for i in result_ids]):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT id, generated_caption IS NOT NULL FROM results WHERE id IN ({marks})", chunk
+        )
+        out.update((int(i), "user" if edited else "generated") for i, edited in rows)
+    return out
+
+
+@translated
+def image_vector(conn: sqlite3.Connection, result_id: int) -> np.ndarray | None:
+    """The stored raw CLIP image vector (D,) of one result (for "more like this")."""
+    row = conn.execute("SELECT image_vec FROM results WHERE id = ?", [int(result_id)]).fetchone()
+    return None if row is None else np.frombuffer(row[0], dtype="<f4").copy()
+
+
+@translated
+def failures(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, Any]]:
+    """Recorded failures by path (at most `limit`), for the status page."""
+    keys = ("path", "reason", "size", "mtime_ns", "failed_at", "model")
+    rows = conn.execute(
+        f"SELECT {', '.join(keys)} FROM failures ORDER BY path LIMIT ?", [int(limit)]
+    ).fetchall()
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+@translated
+def running_since(conn: sqlite3.Connection) -> str | None:
+    """When the index run in progress started (None when no run is in progress)."""
+    row = conn.execute(
+        "SELECT started_at FROM runs WHERE status = 'running' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,176 @@
+"""`imgcap serve` pages and JSON API through Starlette's TestClient (fake CLIP, no torch)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from serve_fixtures import client, ids_by_name, make_gallery
+
+
+def test_search_page_shows_thumbnails_why_chips_and_highlights(tmp_path):
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    r = c.get("/", params={"q": "dog"})
+    assert r.status_code == 200
+    html = r.text
+    assert html.index("dog_beach") if "dog_beach" in html else True
+    assert 'src="/thumb/' in html and "?v=" in html
+    assert "a <mark>dog</mark> running on the beach" in html
+    assert '<span class="chip">img 0.30 #1</span>' in html
+    assert '<span class="chip">kw ' in html
+    assert 'value="dog"' in html  # the query stays in the box (the URL holds the search)
+
+
+def test_api_search_has_the_cli_json_fields_plus_ids(tmp_path):
+    _, db = make_gallery(tmp_path)
+    body = client(db).get("/api/search", params={"q": "dog"}).json()
+    hit = body["hits"][0]
+    cli_fields = {"rank", "score", "path", "caption", "model", "signals", "matched", "width",
+                  "height", "taken_at", "camera", "indexed_at"}  # fmt: skip
+    assert cli_fields | {"id", "content_hash", "caption_source"} <= set(hit)
+    assert Path(hit["path"]).name == "dog_beach.png"
+    assert hit["caption_source"] == "generated"
+    assert set(hit["signals"]) == {"image", "caption", "keyword"}
+
+
+def test_filters_and_modes_come_from_the_url(tmp_path):
+    root, db = make_gallery(tmp_path)
+    c = client(db)
+
+    def names(**params):
+        r = c.get("/api/search", params={"n": 50, **params})
+        assert r.status_code == 200, r.text
+        return {Path(h["path"]).name for h in r.json()["hits"]}
+
+    assert names(q="dog", **{"in": str(root / "trips")}) == {"dog_beach.png", "dog_park.png"}
+    assert names(q="dog", after="2019-07") == {"dog_park.png", "cat_sofa.png", "red_car.png"}
+    assert names(q="dog", before="2020") == {"dog_beach.png", "dog_park.png"}
+    assert names(q="dog", camera="iphone") == {"cat_sofa.png"}
+    assert names(q="dog", mode="keyword") == {"dog_beach.png", "dog_park.png"}
+    assert names(q="dog", mode="image", min_score="0.2") == {"dog_beach.png"}
+    # A bad value is a 400 with the CLI's message, on the page as on the API.
+    r = c.get("/api/search", params={"q": "dog", "after": "2019-13"})
+    assert r.status_code == 400 and "after" in r.json()["error"]
+    page = c.get("/", params={"q": "dog", "after": "2019-02-30"})
+    assert page.status_code == 200 and "not a real date" in page.text
+    assert c.get("/api/search", params={"q": "dog", "mode": "bogus"}).status_code == 400
+
+
+def test_paging_never_repeats_and_says_when_there_is_more(tmp_path):
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    seen, page = [], 1
+    while True:
+        body = c.get("/api/search", params={"q": "a photo", "n": 2, "page": page}).json()
+        seen += [h["id"] for h in body["hits"]]
+        if not body["has_more"]:
+            break
+        page += 1
+    assert page == 3 and sorted(seen) == [1, 2, 3, 4, 5]
+    # The page's "More photos" link carries every option and the next page number.
+    html = c.get("/", params={"q": "a photo", "mode": "image"}).text
+    assert 'id="more"' not in html  # 5 photos fit one 48-photo page
+    part = c.get("/", params={"q": "a photo", "page": "1", "partial": "1"})
+    assert part.headers["x-has-more"] == "0" and part.text.count('class="card"') == 5
+    assert "<html" not in part.text
+
+
+def test_photo_page_and_api(tmp_path):
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    ids = ids_by_name(c)
+    r = c.get(f"/photo/{ids['dog_beach.png']}")
+    assert r.status_code == 200
+    for text in ("a dog running on the beach", "Canon EOS 80D", "2019-06-01 10:00", "640 × 480",
+                 "dog_beach.png", "fake-clip", "More like this"):  # fmt: skip
+        assert text in r.text
+    body = c.get(f"/api/photo/{ids['cat_sofa.png']}").json()
+    assert body["caption"] == "a cat sleeping on a sofa" and body["caption_source"] == "generated"
+    assert body["camera"] == "Apple iPhone 11" and body["id"] == ids["cat_sofa.png"]
+    assert c.get("/photo/999").status_code == 404
+    assert c.get("/api/photo/999").json() == {"error": "No such photo."}
+
+
+def test_similar_uses_stored_vectors_and_never_the_encoder(tmp_path):
+    from search_fixtures import FakeEncoder, Photo
+
+    photos = [
+        Photo("dog_beach.png", "a dog running on the beach", content="dog beach sand"),
+        Photo("dog_park.png", "a dog sitting on a park bench", content="dog beach grass"),
+        Photo("cat_sofa.png", "a cat sleeping on a sofa", content="cat sofa"),
+        Photo("red_car.png", "a red car parked in the street", content="red car street"),
+    ]
+    _, db = make_gallery(tmp_path, photos)
+    enc = FakeEncoder()
+    c = client(db, encoder=enc)
+    ids = ids_by_name(c)
+    enc.calls.clear()
+    hits = c.get(f"/api/similar/{ids['dog_beach.png']}").json()["hits"]
+    names = [Path(h["path"]).name for h in hits]
+    assert "dog_beach.png" not in names  # not itself
+    assert names[0] == "dog_park.png"  # the other dog: nearest image vector
+    assert enc.calls == []  # no image decoded or encoded: the stored vector was used
+    grid = c.get("/", params={"like": ids["dog_beach.png"]}).text
+    assert "Photos like" in grid and grid.count('class="card"') == 3
+    assert grid.index(f'href="/photo/{ids["dog_park.png"]}"') < grid.index('class="card"', 0) + 200
+
+
+def test_status_page_lists_failures(tmp_path):
+    from indexer.store import FailureRecord, Store
+
+    _, db = make_gallery(tmp_path)
+    with Store.open(db) as s:
+        s.record_failures("fake-clip", [FailureRecord("/x/<b>broken</b>.jpg", "not an image")])
+    c = client(db)
+    r = c.get("/status")
+    assert r.status_code == 200
+    assert "&lt;b&gt;broken&lt;/b&gt;.jpg" in r.text and "not an image" in r.text
+    api = c.get("/api/status").json()
+    assert api["files"] == 5 and api["failures"] == 1
+    assert api["failure_list"][0]["reason"] == "not an image"
+
+
+def test_empty_states(tmp_path):
+    c = client(tmp_path / "missing.db")
+    r = c.get("/")
+    assert r.status_code == 200 and "No index yet" in r.text and "imgcap index" in r.text
+    assert c.get("/", params={"q": "dog"}).status_code == 200
+    assert c.get("/api/search", params={"q": "dog"}).status_code == 503
+    assert "No index yet" in c.get("/status").text
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    assert "Search your photos" in c.get("/").text  # no query yet
+    r = c.get("/", params={"q": "zebra", "mode": "keyword"})
+    assert "No photos matched" in r.text
+
+
+def test_index_in_progress_is_shown(tmp_path):
+    from indexer.store import Store
+
+    _, db = make_gallery(tmp_path)
+    with Store.open(db) as s:
+        s.start_run("fake-clip")
+    assert "An index run is in progress" in client(db).get("/").text
+
+
+def test_text_search_never_imports_torch(tmp_path):
+    import subprocess
+
+    _, db = make_gallery(tmp_path)
+    code = (
+        "import sys; sys.path.insert(0, 'tests');"
+        "from serve_fixtures import client; from pathlib import Path;"
+        f"c = client(Path({str(db)!r}));"
+        "assert c.get('/', params={'q': 'dog'}).status_code == 200;"
+        "assert c.get('/api/similar/1').status_code == 200;"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
