@@ -40,13 +40,12 @@ def captions_to_write(
     the caption was made) of every indexed file
     under `paths` (all files when empty) that has a result for `model`, by path."""
     where, params = path_condition(paths)
-    edited = (
-        "r.generated_caption IS NOT NULL"
-        if _has_column(conn, "results", "generated_caption")
-        else "0"
-    )
+    # Schema 3 (user captions) marks an edit by keeping the generated caption aside.
+    has_edits = _has_column(conn, "results", "generated_caption")
+    edited = "r.generated_caption IS NOT NULL" if has_edits else "0"
+    date = "coalesce(r.caption_edited_at, r.created_at)" if has_edits else "r.created_at"
     rows = conn.execute(
-        f"SELECT f.path, f.content_hash, f.size, f.mtime_ns, r.caption, {edited}, r.created_at"
+        f"SELECT f.path, f.content_hash, f.size, f.mtime_ns, r.caption, {edited}, {date}"
         " FROM files f"
         " JOIN results r ON r.content_hash = f.content_hash AND r.model = ?"
         f" WHERE {where} ORDER BY f.path",
