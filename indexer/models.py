@@ -198,10 +198,10 @@ def load_model(
 
     on_step(text) is called as each step starts (default: the `loading_steps` callback)."""
     step = on_step or _STEP.get() or (lambda _text: None)
-    step("find model files")
-    model_dir = resolve_model_dir(name_or_dir, settings)
-    spec = read_spec(model_dir)
-    with quiet_third_party():
+    with quiet_third_party():  # huggingface_hub warns too, while files are found
+        step("find model files")
+        model_dir = resolve_model_dir(name_or_dir, settings)
+        spec = read_spec(model_dir)
         import torch
 
         from indexer.captioner import Captioner, ClipCapConfig
