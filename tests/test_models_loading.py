@@ -177,3 +177,16 @@ def test_clip_files_open_clip_must_convert_still_load(model_copy):
     got = load_model(str(model_copy), CPU, captioner=False).encoder
     pixels = torch.randn(1, 3, want.image_size, want.image_size)
     assert torch.allclose(got.encode_images(pixels), want.encode_images(pixels), atol=1e-6)
+
+
+def test_weights_changed_in_memory_never_reach_the_files(model_copy):
+    """Memory-mapped weights are copy-on-write: fine-tuning a loaded model (imgcap train --from)
+    must not write into the model directory's files."""
+    load_model(str(model_copy), CPU)  # writes the twin; the next load maps it
+    files = [model_copy / "clipcap.safetensors", model_copy / "clip/open_clip_model.safetensors"]
+    before = [p.read_bytes() for p in files]
+    model = load_model(str(model_copy), CPU)
+    with torch.no_grad():
+        model.captioner.model.gpt.transformer.wte.weight.add_(1.0)
+        model.encoder.model.visual.conv1.weight.mul_(2.0)
+    assert [p.read_bytes() for p in files] == before
