@@ -133,19 +133,20 @@ def write_back(
     if mode == "embed":
         exiftool.exiftool_path()  # missing: one clear error before any photo is touched
     summary = WriteBackSummary(mode, naming, dry_run)
-    for item in items:
-        try:
-            if mode == "sidecar":
-                outcome = write_sidecar(item, naming=naming, force=force, dry_run=dry_run)
-            else:
-                outcome = write_embedded(item, force=force, dry_run=dry_run)
-        except MetadataError as e:
-            outcome = Outcome(item.path, "failed", reason=e.reason)
-        except OSError as e:
-            outcome = Outcome(item.path, "failed", reason=_os_reason(e))
-        summary.outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
+    with exiftool.Session() as session:  # started only if a photo needs it
+        for item in items:
+            try:
+                if mode == "sidecar":
+                    outcome = write_sidecar(item, naming=naming, force=force, dry_run=dry_run)
+                else:
+                    outcome = write_embedded(item, force=force, dry_run=dry_run, session=session)
+            except MetadataError as e:
+                outcome = Outcome(item.path, "failed", reason=e.reason)
+            except OSError as e:
+                outcome = Outcome(item.path, "failed", reason=_os_reason(e))
+            summary.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
     return summary
 
 
@@ -195,7 +196,9 @@ def write_sidecar(item: Item, *, naming: str, force: bool, dry_run: bool) -> Out
     return Outcome(item.path, "written", str(sidecar))
 
 
-def write_embedded(item: Item, *, force: bool, dry_run: bool) -> Outcome:
+def write_embedded(
+    item: Item, *, force: bool, dry_run: bool, session: exiftool.Session | None = None
+) -> Outcome:
     photo = Path(item.path)
     ext = photo.suffix.lower().lstrip(".")
     fields = EMBED_FIELDS.get(ext)
@@ -215,7 +218,7 @@ def write_embedded(item: Item, *, force: bool, dry_run: bool) -> Outcome:
     if links > 1:
         # Replacing the file by rename would leave the other names with the old bytes.
         return Outcome(item.path, "failed", str(photo), f"it has {links} hard links; use sidecars")
-    current = exiftool.read_metadata(photo)
+    current = exiftool.read_metadata(photo, session)
     # As the XMP gets it: no control characters (a caption is text, not terminal commands).
     caption = replace(item.caption, text=xmp.clean_text(item.caption.text))
     try:
@@ -246,12 +249,18 @@ def write_embedded(item: Item, *, force: bool, dry_run: bool) -> Outcome:
         return Outcome(item.path, "unchanged", str(photo))
     if dry_run:
         return Outcome(item.path, "written", str(photo))
-    return _embed(photo, real, fields, packet, caption.text, iptc_text)
+    return _embed(photo, real, fields, packet, caption.text, iptc_text, session)
 
 
 # ---------------------------------------------------------------------------------- helpers
 def _embed(
-    photo: Path, real: Path, fields: tuple[str, ...], packet: bytes | None, text: str, iptc: str
+    photo: Path,
+    real: Path,
+    fields: tuple[str, ...],
+    packet: bytes | None,
+    text: str,
+    iptc: str,
+    session: exiftool.Session | None,
 ) -> Outcome:
     folder = Path(tempfile.mkdtemp(prefix=".imgcap-", dir=real.parent))
     try:
@@ -266,7 +275,7 @@ def _embed(
             # 1:90 says the IPTC strings are UTF-8; without it readers assume Latin-1.
             args += ["-IPTC:CodedCharacterSet=UTF8", f"-IPTC:Caption-Abstract={iptc}"]
         args.append(f"-EXIF:ImageDescription={text}")
-        exiftool.write_in_place(copy, args)
+        exiftool.write_in_place(copy, args, session)
         before, after = _pixels(real), _pixels(copy)
         if before != after:
             raise MetadataError(

@@ -151,3 +151,25 @@ def test_control_characters_never_reach_the_file(tmp_path):
     assert got["IPTC:Caption-Abstract"] == clean
     assert got["IFD0:ImageDescription"] == clean
     assert write_back([Item(str(photo), caption)], mode="embed").count("unchanged") == 1
+
+
+def test_one_exiftool_serves_the_run_and_survives_a_bad_file(tmp_path, monkeypatch):
+    from indexer import exiftool
+
+    started = []
+    real_start = exiftool.Session._start
+    monkeypatch.setattr(
+        exiftool.Session, "_start", lambda self: started.append(1) or real_start(self)
+    )
+    good = [make_photo(tmp_path / f"{i}.jpg", colour=(i * 30, 9, 9)) for i in range(3)]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is no JPEG")
+    lines = xmp.Caption("A caption\nover two lines.", "m", "generated", "d")
+    items = [Item(str(good[0]), CAPTION), Item(str(bad), CAPTION), Item(str(good[1]), CAPTION)]
+    items.append(Item(str(good[2]), lines))  # a line break: exiftool run on its own for it
+    summary = write_back(items, mode="embed")
+    assert [o.status for o in summary.outcomes] == ["written", "failed", "written", "written"]
+    assert summary.outcomes[1].reason.startswith("exiftool: ")
+    assert started == [1]
+    got = exif_read(good[2], "-XMP-dc:Description")["XMP-dc:Description"]
+    assert got == "A caption\nover two lines."
