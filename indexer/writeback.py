@@ -83,6 +83,7 @@ class WriteBackSummary:
     dry_run: bool
     outcomes: list[Outcome] = field(default_factory=list)
     model: str | None = None  # whose captions were written (run_write_back)
+    interrupted: bool = False  # stopped by Ctrl-C: the outcomes so far
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -108,6 +109,7 @@ class WriteBackSummary:
             "model": self.model,
             "naming": self.naming if self.mode == "sidecar" else None,
             "dry_run": self.dry_run,
+            "interrupted": self.interrupted,
             **{s: self.count(s) for s in STATUSES},
             "files": [{k: v for k, v in asdict(o).items() if v is not None} for o in self.outcomes],
         }
@@ -134,19 +136,25 @@ def write_back(
         exiftool.exiftool_path()  # missing: one clear error before any photo is touched
     summary = WriteBackSummary(mode, naming, dry_run)
     with exiftool.Session() as session:  # started only if a photo needs it
-        for item in items:
-            try:
-                if mode == "sidecar":
-                    outcome = write_sidecar(item, naming=naming, force=force, dry_run=dry_run)
-                else:
-                    outcome = write_embedded(item, force=force, dry_run=dry_run, session=session)
-            except MetadataError as e:
-                outcome = Outcome(item.path, "failed", reason=e.reason)
-            except OSError as e:
-                outcome = Outcome(item.path, "failed", reason=_os_reason(e))
-            summary.outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
+        try:
+            for item in items:
+                try:
+                    if mode == "sidecar":
+                        outcome = write_sidecar(item, naming=naming, force=force, dry_run=dry_run)
+                    else:
+                        outcome = write_embedded(
+                            item, force=force, dry_run=dry_run, session=session
+                        )
+                except MetadataError as e:
+                    outcome = Outcome(item.path, "failed", reason=e.reason)
+                except OSError as e:
+                    outcome = Outcome(item.path, "failed", reason=_os_reason(e))
+                summary.outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        except KeyboardInterrupt:
+            # Every photo is written whole or not at all; what was done is reported.
+            summary.interrupted = True
     return summary
 
 
@@ -498,6 +506,7 @@ def run_write_back(
             items, mode=mode, naming=naming, force=force, dry_run=dry_run, on_outcome=record
         )
         summary.outcomes.extend(done.outcomes)
+        summary.interrupted = done.interrupted
         summary.model = name
     return summary
 

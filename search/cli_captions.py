@@ -129,7 +129,14 @@ def write_back(
     )
     if json_out:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
-        return
+    else:
+        _print_write_back(summary, dry_run)
+    if summary.interrupted:
+        err("Interrupted: each photo counted was written whole; run the same command to go on.")
+        raise typer.Exit(130)
+
+
+def _print_write_back(summary, dry_run: bool) -> None:
     for o in summary.outcomes:
         if o.status in ("failed", "kept"):
             typer.echo(

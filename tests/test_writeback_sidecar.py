@@ -233,3 +233,15 @@ def test_a_symlinked_sidecar_is_updated_where_it_lives(tmp_path):
     assert write_back([_item(photo)]).count("written") == 1
     assert (tmp_path / "a.jpg.xmp").is_symlink()
     assert xmp.read_fields(xmp.parse(target.read_bytes(), "x")).description == CAPTION.text
+
+
+def test_ctrl_c_stops_between_photos_and_reports_what_was_done(tmp_path):
+    photos = [make_photo(tmp_path / f"{i}.jpg") for i in range(3)]
+
+    def stop(outcome):
+        raise KeyboardInterrupt
+
+    summary = write_back([_item(p) for p in photos], on_outcome=stop)
+    assert summary.interrupted and summary.to_json()["interrupted"] is True
+    assert [o.status for o in summary.outcomes] == ["written"]
+    assert (tmp_path / "0.jpg.xmp").is_file() and not (tmp_path / "1.jpg.xmp").exists()
