@@ -183,13 +183,14 @@ def _build_plain_clip(cfg: dict, quick_gelu: bool, sd: dict, step):
     from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 
     model_cfg = dict(cfg["model_cfg"])
+    model_cfg.pop("custom_text", None)  # open_clip pops it too (False here: _plain_clip)
     if quick_gelu:
         model_cfg["quick_gelu"] = True
     try:
         with empty_parameters():
             model = CLIP(**model_cfg)
-    except (TypeError, ValueError, KeyError) as e:
-        raise ModelFormatError(f"bad CLIP model_cfg ({e})") from None
+    except (TypeError, ValueError, KeyError):  # a config only open_clip's factory understands
+        return None, None
     if key_problems(model, sd):
         return None, None
     step("assign CLIP weights")

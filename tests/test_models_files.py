@@ -138,3 +138,12 @@ def test_a_spec_that_is_not_an_object_is_refused(model_copy):
 
 def test_specs_the_writers_produce_pass(tiny_model_dir):
     assert read_spec(tiny_model_dir)["name"] == "tiny-0"
+
+
+def test_a_clip_config_nobody_understands_is_a_model_error(model_copy):
+    config = model_copy / "clip" / "open_clip_config.json"
+    data = json.loads(config.read_text())
+    data["model_cfg"]["vision_cfg"]["layers"] = "many"
+    config.write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError, match="clip"):
+        load_model(str(model_copy), CPU)

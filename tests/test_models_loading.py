@@ -190,3 +190,16 @@ def test_weights_changed_in_memory_never_reach_the_files(model_copy):
         model.captioner.model.gpt.transformer.wte.weight.add_(1.0)
         model.encoder.model.visual.conv1.weight.mul_(2.0)
     assert [p.read_bytes() for p in files] == before
+
+
+def test_clip_config_variants_open_clip_accepts_still_load(model_copy):
+    import json
+
+    want = load_model(str(model_copy), CPU, captioner=False).encoder
+    config = model_copy / "clip" / "open_clip_config.json"
+    data = json.loads(config.read_text())
+    data["model_cfg"]["custom_text"] = False  # open_clip's factory drops it
+    config.write_text(json.dumps(data))
+    got = load_model(str(model_copy), CPU, captioner=False).encoder
+    pixels = torch.randn(1, 3, want.image_size, want.image_size)
+    assert torch.allclose(got.encode_images(pixels), want.encode_images(pixels), atol=1e-6)
