@@ -436,6 +436,7 @@ def run_write_back(
     force: bool = False,
     dry_run: bool = False,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> WriteBackSummary:
     """`imgcap write-back`: the caption of every indexed photo under `paths` (all of them when
     empty) for `model` (default: `configured_model` if it has results, else the model with the
@@ -498,6 +499,8 @@ def run_write_back(
             if on_outcome is not None:
                 on_outcome(outcome)
 
+        if on_start is not None:
+            on_start(len(early) + len(items))  # for a progress bar
         for outcome in early:
             summary.outcomes.append(outcome)
             if on_outcome is not None:

@@ -115,18 +115,22 @@ def write_back(
         run(raise_usage("--sidecar and --embed: choose one"))
     targets = [os.fspath(p) for p in paths or []] + ([os.fspath(in_dir)] if in_dir else [])
     settings = make_settings(db_path=db)
-    summary = run(
-        lambda: run_write_back(
-            settings.db_path,
-            targets,
-            model=model,
-            configured_model=settings.model,
-            mode="embed" if embed else "sidecar",
-            naming=naming,
-            force=force,
-            dry_run=dry_run,
+    bar = _Progress("writing" if not dry_run else "checking")
+    with bar:
+        summary = run(
+            lambda: run_write_back(
+                settings.db_path,
+                targets,
+                model=model,
+                configured_model=settings.model,
+                mode="embed" if embed else "sidecar",
+                naming=naming,
+                force=force,
+                dry_run=dry_run,
+                on_start=bar.start,
+                on_outcome=bar.step,
+            )
         )
-    )
     if json_out:
         print(json.dumps(summary.to_json(), ensure_ascii=False))
     else:
@@ -147,3 +151,31 @@ def _print_write_back(summary, dry_run: bool) -> None:
     if summary.model is None:
         err("Warning: nothing to write: the index holds no captions yet")
     typer.echo(summary.headline())
+
+
+class _Progress:
+    """A progress bar on stderr when it is a terminal (photos done of all); nothing otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+        self.task = None
+
+    def start(self, total: int) -> None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if total and console.is_terminal:
+            self.bar = output.progress_bar(console)
+            self.task = self.bar.add_task(self.label, total=total)
+
+    def step(self, outcome) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
