@@ -29,6 +29,9 @@ from indexer import xmp
 from indexer.errors import MetadataError
 
 SIDECAR_SUFFIXES = (".xmp", ".XMP")
+# Formats whose embedded XMP/IPTC/EXIF Pillow reads. RAW files keep their words in sidecars
+# (every raw developer writes one), BMP and GIF have no such fields.
+EMBEDDED_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif")
 _XP_KEYWORDS = 0x9C9E  # EXIF IFD0, UCS-2 little-endian, NUL-terminated
 _IPTC_KEYWORDS = (2, 25)
 _IPTC_CHARSET = (1, 90)
@@ -109,7 +112,8 @@ def read_photo_tags(photo: Path, *, image=None) -> PhotoTags:
     photo = Path(photo)
     out = PhotoTags()
     try:
-        _read_embedded(photo, image, out)
+        if photo.suffix.lower() in EMBEDDED_SUFFIXES:
+            _read_embedded(photo, image, out)
     except Exception as e:  # noqa: BLE001 - a photo's metadata must never stop a run
         out.problems.append(f"{photo.name}: embedded metadata unreadable ({e})")
     for sidecar in sidecar_paths(photo):

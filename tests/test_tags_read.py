@@ -146,3 +146,12 @@ def test_sidecar_signature_changes_with_the_sidecar(tmp_path):
     assert sidecar_signature(photo) != first
     sidecar.unlink()
     assert sidecar_signature(photo) == ""
+
+
+def test_raw_files_are_read_from_their_sidecar_only(tmp_path):
+    raw = tmp_path / "IMG_1.CR2"
+    raw.write_bytes(b"II*\x00 not something Pillow opens")
+    (tmp_path / "IMG_1.xmp").write_text(DARKTABLE_SIDECAR)
+    got = read_photo_tags(raw)
+    assert got.tags == ["germany", "2019 trip", "People", "Grandma"]
+    assert got.problems == []  # no noise about the RAW file itself
