@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -434,12 +435,28 @@ def serve(
     url = url_for(host, sock.getsockname()[1])
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    say(f"Serving {settings.db_path} at {url} (Ctrl-C to stop)")
-    if open_browser:
-        import webbrowser
-
-        webbrowser.open(url)
+    # uvicorn finishes the requests in flight on SIGINT/SIGTERM, then re-raises the signal to
+    # the handler that was there before it: Ctrl-C is how a server is stopped, so both end in a
+    # clean exit 0 here instead of "Interrupted." (130) or a death by signal.
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        server.run(sockets=[sock])  # handles SIGINT/SIGTERM: finishes requests, then returns
+        say(f"Serving {settings.db_path} at {url} (Ctrl-C to stop)")
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+        server.run(sockets=[sock])
+    except (KeyboardInterrupt, _Stopped):
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
+    say("Stopped.")
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum, frame) -> None:
+    raise _Stopped
