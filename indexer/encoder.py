@@ -133,6 +133,9 @@ def load_clip(
         cfg = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ModelFormatError(f"{config}: unreadable ({e})") from None
+    problem = clip_config_problem(cfg)
+    if problem:
+        raise ModelFormatError(f"{config}: {problem}")
     step("read CLIP weights")
     sd = read_state_dict(weights)  # safe for any file: safetensors, or tensors-only pickles
     model = preprocess = None
@@ -155,6 +158,42 @@ def load_clip(
         raise ModelFormatError(f"{clip_dir}: cannot load the CLIP tokenizer ({e})") from None
     model = model.to(device).eval()
     return ClipEncoder(model, preprocess, tokenizer, device, dtype)
+
+
+# Bounds on the sizes a CLIP config may ask for, checked before anything is built: some buffers
+# are real even in a meta build (the text tower's causal mask is context_length squared). Every
+# open_clip model is far inside them (ViT-bigG: width 1664, 48 layers, 224 px, 77 tokens).
+_CLIP_LIMITS = {
+    "embed_dim": 16384,
+    "image_size": 4096,
+    "patch_size": 1024,
+    "width": 16384,
+    "head_width": 4096,
+    "layers": 256,
+    "heads": 512,
+    "context_length": 4096,
+    "vocab_size": 1_000_000,
+}
+
+
+def clip_config_problem(cfg) -> str | None:
+    """What is wrong with open_clip_config.json's sizes (naming the field), or None."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
+        return "field 'model_cfg' must be an object"
+    m = cfg["model_cfg"]
+    parts = [("model_cfg", m)] + [
+        (f"model_cfg.{k}", m[k]) for k in ("vision_cfg", "text_cfg") if isinstance(m.get(k), dict)
+    ]
+    for where, d in parts:
+        for key, hi in _CLIP_LIMITS.items():
+            v = d.get(key)
+            values = v if isinstance(v, list) else [v]  # ResNet layers, (h, w) image sizes
+            if v is None or all(
+                isinstance(x, int) and not isinstance(x, bool) and 0 < x <= hi for x in values
+            ):
+                continue
+            return f"field '{where}.{key}' must be an integer in 1..{hi} (got {v!r})"
+    return None
 
 
 def _plain_clip(cfg) -> bool:

@@ -147,3 +147,14 @@ def test_a_clip_config_nobody_understands_is_a_model_error(model_copy):
     config.write_text(json.dumps(data))
     with pytest.raises(ModelFormatError, match="clip"):
         load_model(str(model_copy), CPU)
+
+
+def test_clip_config_sizes_are_bounded_before_building(model_copy):
+    config = model_copy / "clip" / "open_clip_config.json"
+    data = json.loads(config.read_text())
+    data["model_cfg"]["text_cfg"]["context_length"] = 1_000_000  # a 4 TB causal mask
+    config.write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError) as err:
+        load_model(str(model_copy), CPU)
+    assert str(config) in str(err.value)
+    assert "model_cfg.text_cfg.context_length" in str(err.value)
