@@ -367,6 +367,11 @@ def serve(
 ) -> None:
     """Browse and search the library in a web browser: thumbnails, why each photo matched,
     similar photos, caption editing, and a JSON API under /api. Stop with Ctrl-C."""
+    import os
+
+    # As for `search`: one query is a few small matmuls, and idle BLAS threads spinning on a
+    # busy 2-core machine made some queries take a second. Must be set before numpy loads.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from search.server import serve as run_server
 
     settings = _settings(db_path=db)

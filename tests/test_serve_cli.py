@@ -64,6 +64,14 @@ def test_serve_starts_answers_and_stops_cleanly(tmp_path):
                      "/original/../../etc/passwd"):  # fmt: skip
             assert raw(url, path) in (400, 404), path
         assert raw(url, "/static/app.js") == 200
+        # Keep-alive requests are not held back by Nagle + delayed ACK (a 40 ms floor each).
+        times = []
+        for _ in range(15):
+            t = time.perf_counter()
+            conn.request("GET", "/static/style.css")
+            conn.getresponse().read()
+            times.append(time.perf_counter() - t)
+        assert sorted(times)[7] < 0.030, times
         assert raw(url, "/", host="rebind.attacker.example:80") == 400
     finally:
         proc.send_signal(signal.SIGINT)
