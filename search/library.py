@@ -13,6 +13,7 @@ plus `id`, `content_hash` and `caption_source`, so the JSON API has the CLI's `-
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -64,7 +65,7 @@ class Library:
         """The query encoder for a model source, loaded once (the warm part of a search)."""
         with self._lock:
             if source not in self._encoders:
-                self._encoders[source] = self._loader(source, settings)
+                self._encoders[source] = _RememberedTexts(self._loader(source, settings))
             return self._encoders[source]
 
     def _connect(self):
@@ -225,11 +226,11 @@ class Library:
         from indexer.store import user_captions
 
         if not text:
-            user_captions.clear_user_caption(self.db_path, row["content_hash"], model)
+            user_captions.clear_user_caption(self.db_path, int(file_id), model)
         else:
             encoder = self.encoder(source, self.settings)
             vec = np.asarray(encoder.encode_texts([text]), dtype=np.float32)[0]  # (D,) raw
-            user_captions.set_user_caption(self.db_path, row["content_hash"], model, text, vec)
+            user_captions.set_user_caption(self.db_path, int(file_id), model, text, vec)
         return self.photo(file_id)
 
     # -------------------------------------------------------------------------------- status
@@ -254,6 +255,35 @@ class Library:
             return photo_rows.running_since(conn)
         finally:
             conn.close()
+
+
+class _RememberedTexts:
+    """An encoder that remembers its last text vectors: the next page of a search, or the
+    same search again, skips the text tower (the largest part of a warm query)."""
+
+    SIZE = 256
+
+    def __init__(self, encoder: Any):
+        self._encoder = encoder
+        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            known = [self._texts.get(t) for t in texts]
+        if all(v is not None for v in known):
+            return np.stack(known)
+        vecs = np.asarray(self._encoder.encode_texts(texts), dtype=np.float32)
+        with self._lock:
+            for t, v in zip(texts, vecs, strict=True):
+                self._texts[t] = v
+                self._texts.move_to_end(t)
+            while len(self._texts) > self.SIZE:
+                self._texts.popitem(last=False)
+        return vecs
+
+    def __getattr__(self, name: str) -> Any:  # image_size, preprocess, encode_images
+        return getattr(self._encoder, name)
 
 
 def _page_number(page: int) -> int:

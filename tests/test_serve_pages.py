@@ -174,3 +174,44 @@ def test_text_search_never_imports_torch(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_next_pages_reuse_the_query_vector(tmp_path):
+    from search_fixtures import FakeEncoder
+
+    _, db = make_gallery(tmp_path)
+    enc = FakeEncoder()
+    c = client(db, encoder=enc)
+    for page in (1, 2, 3):
+        assert (
+            c.get("/api/search", params={"q": "a photo", "n": 2, "page": page}).status_code == 200
+        )
+    assert enc.calls == ["texts"]  # encoded once for three pages
+
+
+def test_new_results_show_up_without_a_restart(tmp_path):
+    from search_fixtures import Photo, make_db
+
+    root, db = make_gallery(tmp_path)
+    c = client(db)
+    assert "zebra.png" not in ids_by_name(c)
+    # What an `imgcap index` run does meanwhile: commit another batch to the same database.
+    make_db(root, [Photo("zebra.png", "a zebra on the savanna")], tmp_path / "other.db", seed=7)
+    from indexer.store import Store, connect_readonly
+
+    with connect_readonly(tmp_path / "other.db") as src, Store.open(db) as s:
+        from indexer.store import FileRecord, ResultRecord
+        from indexer.store.records import blob_to_vec
+
+        h, cap, iv, cv = src.execute(
+            "SELECT content_hash, caption, image_vec, caption_vec FROM results"
+        ).fetchone()
+        st = (root / "zebra.png").stat()
+        s.write_batch(
+            "fake-clip",
+            [ResultRecord(h, cap, blob_to_vec(iv), blob_to_vec(cv))],
+            [FileRecord(str(root / "zebra.png"), st.st_size, st.st_mtime_ns, h)],
+        )
+    hits = c.get("/api/search", params={"q": "zebra savanna"}).json()["hits"]
+    assert Path(hits[0]["path"]).name == "zebra.png"
+    assert "zebra.png" in ids_by_name(c)
