@@ -164,8 +164,7 @@ class Library:
         conn = self._connect()
         try:
             ids = photo_rows.file_ids(conn, [h.path for h in hits])
-            model = hits[0].model
-            rows = {h.path: photo_rows.photo(conn, ids[h.path][0], model) for h in hits}
+            sources = photo_rows.caption_sources(conn, [h for _, h in ids.values()], hits[0].model)
         finally:
             conn.close()
         out = []
@@ -174,7 +173,7 @@ class Library:
                 continue  # left the index between the search and this look-up
             d = h.to_dict()
             d["id"], d["content_hash"] = ids[h.path]
-            d["caption_source"] = (rows.get(h.path) or {}).get("caption_source") or "generated"
+            d["caption_source"] = sources.get(d["content_hash"], "generated")
             out.append(d)
         return out
 

@@ -63,17 +63,20 @@ def file_ids(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, tuple[
 
 
 @translated
-def caption_sources(conn: sqlite3.Connection, result_ids: Sequence[int]) -> dict[int, str]:
-    """result id -> "generated" | "user" (all "generated" before schema version 3)."""
+def caption_sources(conn: sqlite3.Connection, hashes: Sequence[str], model: str) -> dict[str, str]:
+    """content hash -> "generated" | "user" for the model's results of these contents (all
+    "generated" before schema version 3)."""
     if not user_caption_columns(conn):
-        return {int(i): "generated" for i in result_ids}
-    out: dict[int, str] = {}
-    for chunk in chunks([int(i) for i in result_ids]):
+        return {h: "generated" for h in hashes}
+    out: dict[str, str] = {}
+    for chunk in chunks(list(hashes)):
         marks = ", ".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT id, generated_caption IS NOT NULL FROM results WHERE id IN ({marks})", chunk
+            "SELECT content_hash, generated_caption IS NOT NULL FROM results"
+            f" WHERE model = ? AND content_hash IN ({marks})",
+            [model, *chunk],
         )
-        out.update((int(i), "user" if edited else "generated") for i, edited in rows)
+        out.update((h, "user" if edited else "generated") for h, edited in rows)
     return out
 
 
