@@ -105,8 +105,17 @@ def m002_models(db: Database) -> None:
     db["models"].create({"name": str, "source": str, "recorded_at": str}, pk="name")
 
 
+def m003_user_captions(db: Database) -> None:
+    # A person's caption (imgcap serve, caption-set) replaces `caption`/`caption_vec`, so search,
+    # FTS and export read one column; the model's own ones move here (NULL = never edited).
+    # indexer/store/user_captions.py writes them.
+    db["results"].add_column("generated_caption", str)
+    db["results"].add_column("generated_caption_vec", bytes)
+    db["results"].add_column("caption_edited_at", str)
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
-MIGRATIONS = (m001_initial, m002_models)
+MIGRATIONS = (m001_initial, m002_models, m003_user_captions)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
