@@ -28,9 +28,12 @@ from typing import Any, TextIO
 from indexer import store
 from indexer.config import Settings
 from indexer.errors import ImgcapError, UsageError
-from indexer.store import FileFilter
+from indexer.store import FileFilter, photos
 
-COLUMNS = ("path", "caption", "model", "width", "height", "taken_at", "camera", "indexed_at")
+# source: "user" when a person wrote the caption (imgcap serve, caption-set), else "generated".
+COLUMNS = (
+    "path", "caption", "model", "width", "height", "taken_at", "camera", "indexed_at", "source",
+)  # fmt: skip
 FORMATS = ("csv", "jsonl")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INT_COLUMNS = ("width", "height")
@@ -113,6 +116,7 @@ def export_row(row: dict[str, Any]) -> dict[str, Any]:
     camera = " ".join(x for x in (row.get("camera_make"), row.get("camera_model")) if x) or None
     out = {k: row.get(k) for k in COLUMNS}
     out["camera"] = camera
+    out["source"] = row.get("source") or "generated"
     return out
 
 
@@ -135,7 +139,9 @@ def iter_export(db_path: Path, settings: Settings, model: str | None, flt: FileF
     conn = store.connect_readonly(db_path)
     try:
         name = resolve_model(conn, model, settings)
+        edited = photos.edited_result_ids(conn, name)
         for row in store.export_rows(conn, name, flt):
+            row["source"] = "user" if row["result_id"] in edited else "generated"
             yield export_row(row)
     finally:
         conn.close()

@@ -148,3 +148,19 @@ def test_a_database_from_before_user_captions_is_read_then_migrated(tmp_path):
     assert c.get(f"/api/photo/{red}").json()["caption_source"] == "generated"
     assert _post(c, red, NEW).json()["caption_source"] == "user"  # migrated on the first edit
     assert Path(db).is_file()
+
+
+def test_export_marks_edited_captions(tmp_path):
+    from typer.testing import CliRunner
+
+    import cli
+    from search.export import read_export
+
+    root, db = make_gallery(tmp_path)
+    set_user_caption(db, str(root / "home/red_car.png"), MODEL, NEW, embed_text(NEW))
+    for out in (tmp_path / "out.csv", tmp_path / "out.jsonl"):
+        r = CliRunner().invoke(cli.app, ["export", str(out), "--db", str(db)])
+        assert r.exit_code == 0, r.output
+        rows = {Path(row["path"]).name: row for row in read_export(out)}
+        assert (rows["red_car.png"]["caption"], rows["red_car.png"]["source"]) == (NEW, "user")
+        assert {row["source"] for n, row in rows.items() if n != "red_car.png"} == {"generated"}

@@ -104,3 +104,14 @@ def running_since(conn: sqlite3.Connection) -> str | None:
         "SELECT started_at FROM runs WHERE status = 'running' ORDER BY id DESC LIMIT 1"
     ).fetchone()
     return row[0] if row else None
+
+
+@translated
+def edited_result_ids(conn: sqlite3.Connection, model: str) -> set[int]:
+    """Ids of the model's results whose caption a person wrote (export's `source` column)."""
+    if not user_caption_columns(conn):
+        return set()
+    rows = conn.execute(
+        "SELECT id FROM results WHERE model = ? AND generated_caption IS NOT NULL", [model]
+    )
+    return {int(i) for (i,) in rows}
