@@ -58,6 +58,11 @@ class Library:
         self._loader = encoder_loader or query.load_encoder
         self._encoders: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # One FAISS cache load/rebuild at a time: after an index batch or a caption edit, two
+        # requests would both rebuild the stale cache, and vectors.py names its temp files by
+        # process id, so two threads of one process must not write them at once. (Searches are
+        # CPU bound; on a few cores running them one by one costs little.)
+        self._searching = threading.Lock()
         self.thumbnails = ThumbnailCache(self.db_path, max_pixels=settings.max_pixels_for(1))
 
     # ------------------------------------------------------------------------------ encoders
@@ -85,7 +90,8 @@ class Library:
         know whether there is more), then sliced."""
         page = _page_number(page)
         req = replace(req, limit=page * per_page + 1, model=req.model or self.model)
-        hits = query.search(self.db_path, req, self.settings, encoder_loader=self.encoder)
+        with self._searching:
+            hits = query.search(self.db_path, req, self.settings, encoder_loader=self.encoder)
         shown = hits[(page - 1) * per_page : page * per_page]
         model = hits[0].model if hits else None
         return Page(self._decorate(shown), page, per_page, len(hits) > page * per_page, model)
@@ -110,7 +116,8 @@ class Library:
             if row["result_id"] is None:
                 return Page([], page, per_page, False, model)
             vec = _unit(photo_rows.image_vector(conn, row["result_id"]))
-            index = vectors.load_model(self.db_path, conn, model)["image"]
+            with self._searching:
+                index = vectors.load_model(self.db_path, conn, model)["image"]
             allowed = store.filtered_result_ids(conn, model, filters) if filters.active else None
             depth = max(SIMILAR_MIN_DEPTH, 4 * limit)
             while True:

@@ -215,3 +215,38 @@ def test_new_results_show_up_without_a_restart(tmp_path):
     hits = c.get("/api/search", params={"q": "zebra savanna"}).json()["hits"]
     assert Path(hits[0]["path"]).name == "zebra.png"
     assert "zebra.png" in ids_by_name(c)
+
+
+def test_concurrent_requests_rebuild_the_faiss_cache_one_at_a_time(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from search import vectors
+
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    real, active, peak = vectors.build_model, [0], [0]
+    lock = threading.Lock()
+
+    def build(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.1)  # long enough for every request to arrive while the cache is stale
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(vectors, "build_model", build)
+    urls = [("/api/search", {"q": "dog"})] * 3 + [("/api/similar/1", {})] * 2
+    results = []
+    threads = [threading.Thread(target=lambda u=u, p=p: results.append(c.get(u, params=p)))
+               for u, p in urls]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in results] == [200] * 5
+    assert peak[0] == 1
