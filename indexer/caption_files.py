@@ -14,13 +14,15 @@ Emit = Callable[[Path, str | None, str | None], None]  # (path, caption, error)
 def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None:
     """Decode, encode and caption `paths`; call emit once per path, in input order. A file that
     can't be read gets emit(path, None, reason) and never stops the others."""
-    import torch
-
     from indexer.decode import decode_image
     from indexer.models import load_model
 
     paths = list(paths)
+    # load_model checks the name or directory before it imports torch (~1-2 s): a mistyped
+    # --model is refused at once.
     model = load_model(settings.model, settings)
+    import torch
+
     enc = model.encoder
     batch_size = settings.batch_size_for(model.device.type)
     max_pixels = settings.max_pixels_for(workers=1)  # one decode at a time, in this process

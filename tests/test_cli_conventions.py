@@ -97,17 +97,29 @@ def test_index_comes_first():
     assert "..." not in commands  # every command's one-line help fits, nothing cut off
 
 
-def test_invalid_choices_refused_before_torch():
-    # A bad --device must be refused by the parser, before any model code imports torch.
-    code = (
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["caption", "x.jpg", "--device", "tpu"], "2"),  # refused by the parser
+        (["caption", "x.jpg", "--precision", "fp8"], "2"),
+        (["caption", "x.jpg", "--model", "no-such-model"], "2"),  # refused by the model lookup
+        (["caption", "x.jpg", "--model", "/no/such/dir"], "3"),
+    ],
+)
+def test_invalid_options_refused_before_torch(args, code):
+    # Importing torch costs 1-2 s: a typo must be answered before that.
+    script = (
         "import sys; from typer.testing import CliRunner; from cli import app;"
-        "r = CliRunner().invoke(app, ['caption', 'x.jpg', '--device', 'tpu']);"
+        f"r = CliRunner().invoke(app, {args!r});"
         "print(r.exit_code, 'torch' in sys.modules)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(cli.__file__).parent
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(cli.__file__).parent,
     )
-    assert out.stdout.split() == ["2", "False"], out.stdout + out.stderr
+    assert out.stdout.split() == [code, "False"], out.stdout + out.stderr
 
 
 def test_models_json_is_json_lines():
