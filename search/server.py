@@ -168,13 +168,16 @@ def create_app(
         ctx["indexing_since"] = lib.indexing_since()
         try:
             page_no = _int(p.get("page"), "page", 1)
+            # Photos per page (n): a page stays small however deep the library; more load on
+            # scroll (app.js) or through the "More photos" link.
+            per_page = min(max(_int(p.get("n"), "n", PER_PAGE), 1), 200)
             like = p.get("like")
             if like:
                 ctx["like"] = lib.photo(_int(like, "like", 0))
-                page = lib.similar(ctx["like"]["id"], page_no, PER_PAGE, file_filter(p))
+                page = lib.similar(ctx["like"]["id"], page_no, per_page, file_filter(p))
             else:
                 req = search_request(p)
-                page = lib.search(req, page_no, PER_PAGE) if req else None
+                page = lib.search(req, page_no, per_page) if req else None
                 if req is None and not partial:
                     lib.check()  # the landing page says when there is nothing to search yet
                 if req is not None:

@@ -142,6 +142,21 @@ def test_search_open_edit_and_find_in_a_real_browser(tmp_path, tiny_model_dir):
             expect(first.locator(".edited")).to_be_visible()
             page.wait_for_function(ALL_LOADED)
             page.screenshot(path=str(shots / "3-found-first.png"))
+
+            # 5. Pages of two photos: scrolling loads the rest (infinite scroll), no repeats.
+            page.goto(f"{url}?q=photo&mode=image&n=2")
+            served = page.request.get(f"{url}?q=photo&mode=image&n=2").text()
+            assert served.count('class="card"') == 2 and 'id="more"' in served
+            for _ in range(10):
+                page.mouse.wheel(0, 5000)
+                if page.locator(".card").count() == 5:
+                    break
+                page.wait_for_timeout(200)
+            expect(page.locator(".card")).to_have_count(5)
+            expect(page.locator("#more")).to_have_count(0)
+            hrefs = page.locator(".card > a").evaluate_all("as => as.map(a => a.pathname)")
+            assert sorted(hrefs) == sorted(f"/photo/{i}" for i in ids.values())
+            page.wait_for_function(ALL_LOADED)
             browser.close()
     finally:
         proc.terminate()

@@ -22,6 +22,9 @@ function moreResults() {
         next.searchParams.set("page", String(Number(next.searchParams.get("page")) + 1));
         more.href = next.toString();
         loading = false;
+        // Still in view (a tall screen, short pages)? Observing again reports it at once.
+        observer.unobserve(more);
+        observer.observe(more);
       } else {
         observer.disconnect();
         more.parentElement.remove();
