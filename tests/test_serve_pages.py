@@ -250,3 +250,19 @@ def test_concurrent_requests_rebuild_the_faiss_cache_one_at_a_time(tmp_path, mon
         t.join()
     assert [r.status_code for r in results] == [200] * 5
     assert peak[0] == 1
+
+
+def test_photo_page_shows_gps_and_a_copyable_path(tmp_path):
+    import sqlite3
+
+    _, db = make_gallery(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE files SET gps_lat = 52.37014, gps_lon = -4.89167 WHERE id = 1")
+    conn.commit()
+    conn.close()
+    c = client(db)
+    html = c.get("/photo/1").text
+    assert "52.37014, -4.89167" in html
+    path = c.get("/api/photo/1").json()["path"]
+    assert f'data-path="{path}"' in html and 'id="copy-path"' in html
+    assert "GPS" not in c.get("/photo/2").text  # only when present
