@@ -127,3 +127,20 @@ def test_concurrent_generation_is_capped(tmp_path):
         t.join()
     assert peak[0] == 2
     assert cache.generated == 12  # the same key asked twice was decoded once
+
+
+def test_a_cache_that_cannot_be_written_still_serves(tmp_path, monkeypatch):
+    import search.thumbnails as thumbnails
+
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    ids = ids_by_name(c)
+
+    def full_disk(target, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(thumbnails, "_write_atomic", full_disk)
+    r = c.get(f"/thumb/{ids['dog_park.png']}")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(r.content)).size[0] > 0
+    assert not cache_dir(db).exists()
