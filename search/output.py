@@ -281,10 +281,10 @@ def print_index_summary(s) -> None:
     else:
         counts += [f"{s.unchanged} unchanged", f"{s.removed} removed"]
         counts.append(f"{s.failed_this_run} failed")
-        echo(
-            f"{s.model}: {', '.join(counts)}  ({s.captioned} captioned at "
-            f"{s.images_per_s:.1f} images/s, {s.reused} reused; {s.seconds:.1f} s)"
-        )
+        # A run that captioned nothing has no rate to report ("0 captioned at 0.0 images/s").
+        work = f"{s.captioned} captioned at {s.images_per_s:.1f} images/s" if s.captioned else ""
+        work = ", ".join(x for x in (work, f"{s.reused} reused" if s.reused else "") if x)
+        echo(f"{s.model}: {', '.join(counts)}  ({work or 'nothing to caption'}; {s.seconds:.1f} s)")
     for reason, n in list(s.failed_reasons.items())[:5]:
         echo(f"  failed: {n} × {printable(reason)}")
     if s.failed_this_run and not s.dry_run:

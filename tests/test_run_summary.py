@@ -138,3 +138,19 @@ def test_text_and_json_summaries_agree(folder, tmp_path, tiny_model_dir, tiny_mo
         assert "updated" not in text
     # The last run (a second model over an indexed folder) says what happened.
     assert "4 captioned with tiny-1" in text and "1 failure standing" in text
+
+
+def test_a_run_with_nothing_to_caption_reports_no_rate(capsys):
+    # "0 captioned at 0.0 images/s" reads like a stall; an up-to-date library says so plainly.
+    from indexer.summary import IndexSummary
+    from search.output import print_index_summary
+
+    s = IndexSummary(model="m", dry_run=False)
+    s.unchanged, s.seconds = 5, 0.02
+    print_index_summary(s)
+    out = capsys.readouterr().out
+    assert "5 unchanged" in out and "nothing to caption" in out and "images/s" not in out
+    s.captioned, s.images_per_s, s.reused = 3, 12.5, 2
+    print_index_summary(s)
+    out = capsys.readouterr().out
+    assert "3 captioned at 12.5 images/s, 2 reused" in out
