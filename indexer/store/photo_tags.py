@@ -21,7 +21,10 @@ from indexer.store.records import chunks, now_iso
 
 
 def create(db: Database) -> None:
-    """The tables, FTS index and clean-up trigger (called by the schema migration)."""
+    """The tables, FTS index and clean-up trigger (called by the schema migration). Does
+    nothing where they exist (a database whose version stamp was lowered by hand)."""
+    if db["photo_tags"].exists():
+        return
     db["photo_tags"].create(
         {
             "path": str,  # files.path
@@ -40,7 +43,7 @@ def create(db: Database) -> None:
     )
     db["photo_tags"].enable_fts(["words"], create_triggers=True)
     db.execute(
-        "CREATE TRIGGER photo_tags_file_gone AFTER DELETE ON files"
+        "CREATE TRIGGER IF NOT EXISTS photo_tags_file_gone AFTER DELETE ON files"
         " BEGIN DELETE FROM photo_tags WHERE path = old.path; END"
     )
 
