@@ -122,6 +122,16 @@ def keyword_matches(
     """(result id, BM25) of captions matching an FTS5 query, best first (BM25: higher = better).
 
     `fts_query` must already be sanitised (search/query.py quotes every term)."""
+    if not flt.active and _only_model(conn) == model:
+        # Every caption is this model's: no join with `results` to check it. Common words ("a",
+        # "on") match nearly every caption, and the per-row join was most of the keyword
+        # signal's time (100k captions: 175 -> 65 ms; BENCHMARKS.md, imgcap serve).
+        rows = conn.execute(
+            "SELECT rowid, bm25(results_fts) AS rank FROM results_fts"
+            " WHERE results_fts MATCH ? ORDER BY rank LIMIT ?",
+            [fts_query, limit],
+        ).fetchall()
+        return [(int(i), -float(s)) for i, s in rows]
     where, params = _file_where(flt)
     restrict = (
         f" AND r.content_hash IN (SELECT f.content_hash FROM files f WHERE {where})"
@@ -135,6 +145,15 @@ def keyword_matches(
         [fts_query, model, *params, limit],
     ).fetchall()
     return [(int(i), -float(s)) for i, s in rows]  # FTS5's bm25() is negated: flip it back
+
+
+def _only_model(conn: sqlite3.Connection) -> str | None:
+    """The one model every result belongs to, or None when there are several (or none).
+    Two separate min/max subqueries: each is one index probe, a combined one scans the table."""
+    lo, hi = conn.execute(
+        "SELECT (SELECT min(model) FROM results), (SELECT max(model) FROM results)"
+    ).fetchone()
+    return lo if lo == hi else None
 
 
 @translated
