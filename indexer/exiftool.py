@@ -13,16 +13,19 @@ the package, raised before any photo is touched.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from indexer.errors import MetadataError, ToolMissingError
+from indexer.xmp import NS_IMGCAP
 
 INSTALL_HINT = (
     "install it (Debian/Ubuntu: apt install libimage-exiftool-perl; macOS: brew install"
@@ -30,6 +33,23 @@ INSTALL_HINT = (
 )
 # Per call: exiftool rewrites a 50 MB TIFF in well under a second; a hang must not stall a run.
 TIMEOUT_S = 60
+# imgcap's XMP namespace, so exiftool can write its properties (it reads unknown ones anyway).
+# Strings, not dates: the ISO 8601 date is stored exactly as given.
+CONFIG = """%Image::ExifTool::UserDefined = (
+    'Image::ExifTool::XMP::Main' => {
+        imgcap => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::imgcap' } },
+    },
+);
+%Image::ExifTool::UserDefined::imgcap = (
+    GROUPS => { 0 => 'XMP', 1 => 'XMP-imgcap', 2 => 'Image' },
+    NAMESPACE => { 'imgcap' => 'NAMESPACE_URI' },
+    WRITABLE => 'string',
+    caption => { }, model => { }, source => { }, date => { },
+);
+1;
+""".replace("NAMESPACE_URI", NS_IMGCAP)
+_config_file: str | None = None
+
 # Every call: errors only (-q -q drops warnings such as "minor errors ignored"), UTF-8 names.
 COMMON = ("-q", "-q", "-charset", "filename=UTF8")
 
@@ -106,7 +126,8 @@ class Session:
             proc.wait()
 
     def _start(self) -> None:
-        cmd = [exiftool_path(), "-stay_open", "True", "-@", "-", "-common_args", *COMMON]
+        cmd = [exiftool_path(), *_config(), "-stay_open", "True", "-@", "-", "-common_args"]
+        cmd += COMMON
         try:
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -182,7 +203,7 @@ def write_in_place(path: Path, args: list[str], session: Session | None = None) 
 
 
 def _run(args: list[str], path: Path) -> bytes:
-    cmd = [exiftool_path(), *COMMON, *args]
+    cmd = [exiftool_path(), *_config(), *COMMON, *args]
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -194,6 +215,19 @@ def _run(args: list[str], path: Path) -> bytes:
         reason = message[0] if message else f"exit status {done.returncode}"
         raise MetadataError(str(path), f"exiftool: {reason}")
     return done.stdout
+
+
+def _config() -> list[str]:
+    """`-config FILE` (it must come first) for imgcap's namespace; the file is written once per
+    process and removed at exit."""
+    global _config_file
+    if _config_file is None or not os.path.exists(_config_file):
+        fd, name = tempfile.mkstemp(prefix="imgcap-exiftool-", suffix=".config")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(CONFIG)
+        atexit.register(lambda: os.path.exists(name) and os.unlink(name))
+        _config_file = name
+    return ["-config", _config_file]
 
 
 def _abs(path: Path) -> str:

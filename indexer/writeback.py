@@ -139,7 +139,10 @@ def write_back(
         try:
             for item in items:
                 try:
-                    if mode == "sidecar":
+                    if not xmp.clean_text(item.caption.text):
+                        # Writing nothing would delete a description, not write one.
+                        outcome = Outcome(item.path, "failed", reason="the caption is empty")
+                    elif mode == "sidecar":
                         outcome = write_sidecar(item, naming=naming, force=force, dry_run=dry_run)
                     else:
                         outcome = write_embedded(
@@ -257,7 +260,7 @@ def write_embedded(
         return Outcome(item.path, "unchanged", str(photo))
     if dry_run:
         return Outcome(item.path, "written", str(photo))
-    return _embed(photo, real, fields, packet, caption.text, iptc_text, session)
+    return _embed(photo, real, fields, packet is not None, caption, iptc_text, session)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -265,8 +268,8 @@ def _embed(
     photo: Path,
     real: Path,
     fields: tuple[str, ...],
-    packet: bytes | None,
-    text: str,
+    xmp_changes: bool,
+    caption: xmp.Caption,
     iptc: str,
     session: exiftool.Session | None,
 ) -> Outcome:
@@ -274,11 +277,18 @@ def _embed(
     try:
         copy = folder / real.name
         shutil.copyfile(real, copy)
+        text = caption.text
         args = []
-        if packet is not None:
-            packet_file = folder / "packet.xmp"
-            packet_file.write_bytes(packet)
-            args.append(f"-XMP<={packet_file}")
+        if xmp_changes:
+            # Property by property, not the packet whole: exiftool then keeps everything else,
+            # including a JPEG's Extended XMP (over 64 KB) that `-XMP` reads never show.
+            args += [
+                f"-XMP-dc:Description-x-default={text}",  # other languages stay
+                f"-XMP-imgcap:Caption={text}",
+                f"-XMP-imgcap:Model={caption.model}",
+                f"-XMP-imgcap:Source={caption.source}",
+                f"-XMP-imgcap:Date={caption.date}",
+            ]
         if "iptc" in fields:
             # 1:90 says the IPTC strings are UTF-8; without it readers assume Latin-1.
             args += ["-IPTC:CodedCharacterSet=UTF8", f"-IPTC:Caption-Abstract={iptc}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 from writeback_fixtures import FORMATS, exif_read, exif_write, make_photo, needs_exiftool, pixels
@@ -173,3 +174,22 @@ def test_one_exiftool_serves_the_run_and_survives_a_bad_file(tmp_path, monkeypat
     assert started == [1]
     got = exif_read(good[2], "-XMP-dc:Description")["XMP-dc:Description"]
     assert got == "A caption\nover two lines."
+
+
+def test_extended_xmp_and_other_languages_survive(tmp_path):
+    """A JPEG's XMP over 64 KB lives in Extended XMP segments that a plain `-XMP` read never
+    shows; a person's German description is another language of the same property."""
+    photo = make_photo(tmp_path / "big.jpg")
+    rights = tmp_path / "rights.txt"
+    rights.write_text("r" * 100_000)
+    exif_write(photo, f"-XMP-dc:Rights<={rights}", "-XMP-dc:Description-de=Oma im Garten")
+    assert write_back([Item(str(photo), CAPTION)], mode="embed", force=True).count("written")
+    got = exif_read(photo, "-XMP:all")
+    assert got["XMP-dc:Rights"] == "r" * 100_000
+    assert got["XMP-dc:Description-de"] == "Oma im Garten"
+    assert got["XMP-dc:Description"] == CAPTION.text
+    # imgcap's own fields are stored exactly as given (the date is not reformatted)
+    packet = subprocess.run(
+        ["exiftool", "-b", "-XMP", str(photo)], capture_output=True, check=True
+    ).stdout
+    assert f"<imgcap:date>{CAPTION.date}</imgcap:date>".encode() in packet

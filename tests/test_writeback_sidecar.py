@@ -245,3 +245,13 @@ def test_ctrl_c_stops_between_photos_and_reports_what_was_done(tmp_path):
     assert summary.interrupted and summary.to_json()["interrupted"] is True
     assert [o.status for o in summary.outcomes] == ["written"]
     assert (tmp_path / "0.jpg.xmp").is_file() and not (tmp_path / "1.jpg.xmp").exists()
+
+
+def test_an_empty_caption_is_not_written(tmp_path):
+    photo = make_photo(tmp_path / "a.jpg")
+    summary = write_back([_item(photo, xmp.Caption(" \x07 ", "m", "generated", "d"))])
+    assert (summary.outcomes[0].status, summary.outcomes[0].reason) == (
+        "failed",
+        "the caption is empty",
+    )
+    assert not (tmp_path / "a.jpg.xmp").exists()
