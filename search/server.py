@@ -411,7 +411,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_for(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    # A wildcard bind is reached through loopback from this machine.
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
     shown = f"[{shown}]" if ":" in shown else shown
     return f"http://{shown}:{port}/"
 
@@ -434,10 +435,15 @@ def serve(
             f"Warning: serving on {host}: anyone who can reach this machine can see and edit"
             " your photo library (imgcap serve has no authentication)"
         )
+    app = create_app(settings, host=host, model=model)
     if not Path(settings.db_path).is_file():
         warn(f"Warning: no database at {settings.db_path} yet; the page says how to make one")
+    else:
+        try:
+            app.state.library.check()  # a --model this index lacks is an error now, not per page
+        except StoreError as e:
+            warn(f"Warning: {e}")
     sock = bind(host, port)
-    app = create_app(settings, host=host, model=model)
     url = url_for(host, sock.getsockname()[1])
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)

@@ -117,3 +117,23 @@ def test_startup_is_quick(tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=20)
     assert took < 10  # no model is loaded at startup (the first query loads the text tower)
+
+
+def test_open_model_check_and_startup_line(tmp_path, monkeypatch):
+    import uvicorn
+
+    from indexer.config import Settings
+    from indexer.errors import UsageError
+    from search import server
+
+    _, db = make_gallery(tmp_path)
+    opened, said = [], []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    server.serve(Settings(db_path=db), port=0, open_browser=True, say=said.append, warn=said.append)
+    assert said[0].startswith(f"Serving {db} at http://127.0.0.1:") and said[-1] == "Stopped."
+    assert opened == [said[0].split(" at ")[1].split(" ")[0]]
+    with pytest.raises(UsageError, match="no results for model 'nope'"):
+        server.serve(Settings(db_path=db), port=0, model="nope", say=said.append)
+    assert server.url_for("::", 8765) == "http://[::1]:8765/"
+    assert server.url_for("0.0.0.0", 80) == "http://127.0.0.1:80/"
