@@ -164,3 +164,17 @@ def test_export_marks_edited_captions(tmp_path):
         rows = {Path(row["path"]).name: row for row in read_export(out)}
         assert (rows["red_car.png"]["caption"], rows["red_car.png"]["source"]) == (NEW, "user")
         assert {row["source"] for n, row in rows.items() if n != "red_car.png"} == {"generated"}
+
+
+def test_edit_while_an_index_run_holds_the_database(tmp_path):
+    from indexer.store import writer_lock
+
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    red = ids_by_name(c)["red_car.png"]
+    with writer_lock(db), Store.open(db) as run:
+        run_id = run.start_run(MODEL)  # an index run in progress, between two batches
+        assert "in progress" in c.get("/").text
+        assert _post(c, red, NEW).json()["caption_source"] == "user"
+        run.finish_run(run_id, "completed", {})
+    assert c.get("/api/search", params={"q": "zebra"}).json()["hits"][0]["id"] == red
