@@ -223,6 +223,15 @@ def search(
     camera: Annotated[
         str | None, typer.Option("--camera", help="Camera make/model contains TEXT.")
     ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            metavar="WORD",
+            help="Only photos you tagged WORD (any case; repeatable: all of them).",
+            show_default=False,
+        ),
+    ] = None,
     min_score: Annotated[
         float | None,
         typer.Option(
@@ -279,7 +288,7 @@ def search(
             negative=_text(not_),
             limit=limit,
             mode=mode,
-            filters=_file_filter(in_dir, after, before, _text(camera)),
+            filters=_file_filter(in_dir, after, before, _text(camera), tag),
             min_score=min_score,
             model=model,
         )

@@ -60,6 +60,7 @@ REUSE_FLUSH = 512  # files reused without model work are written in transactions
 
 # The worker task; a module attribute so that fault-injection tests can swap in a crashing one.
 DECODE_TASK = decode_for_model
+TAG_WARNINGS = 20  # problems with photos' own tags named in the summary; the rest counted
 
 
 def index_paths(
@@ -240,6 +241,8 @@ class _Run:
             self.store.remove_paths(found.gone + stale_failures)
             summary.removed = max(0, len(found.gone) - summary.moved)
         self.store.collect_garbage()
+        if not summary.interrupted:
+            self._read_tags()
 
         # Failures standing from earlier runs are counted apart, never as this run's failures.
         summary.failed_this_run = len(self.failures)
@@ -250,6 +253,20 @@ class _Run:
         summary.images_per_s = round(self.progress.images_per_s(), 2)
         summary.batch_size = self.runner.batch_size if self.runner else 0
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
+
+    def _read_tags(self) -> None:
+        """The user's own tags of new, changed and re-tagged photos (a sidecar edited since
+        the last run counts); never re-captions. Unreadable sources become warnings."""
+        from indexer.photo_tags import refresh_tags
+
+        self.progress.phase = "reading tags"
+        self._report(force=True)
+        found = refresh_tags(self.store, self.top)
+        shown = found.problems[:TAG_WARNINGS]
+        self.summary.warnings.extend(f"tags not read: {p}" for p in shown)
+        if len(found.problems) > len(shown):
+            more = len(found.problems) - len(shown)
+            self.summary.warnings.append(f"tags not read from {more} more sources")
 
     def _process(self, todo: list[Item]) -> None:
         """Hash → route → decode in workers → model batches → store."""

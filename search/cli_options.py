@@ -193,7 +193,13 @@ def db_path(db: Path | None) -> Path:
     return make_settings(db_path=db).db_path
 
 
-def file_filter(in_dir: Path | None, after: str | None, before: str | None, camera: str | None):
+def file_filter(
+    in_dir: Path | None,
+    after: str | None,
+    before: str | None,
+    camera: str | None,
+    tags: list[str] | None = None,
+):
     import os
 
     from indexer.store import FileFilter
@@ -207,6 +213,7 @@ def file_filter(in_dir: Path | None, after: str | None, before: str | None, came
         after=parse_date(after, "--after"),
         before=parse_date(before, "--before"),
         camera=camera.strip() if camera and camera.strip() else None,
+        tags=tuple(t.strip() for t in tags or () if t.strip()),
     )
     warning = date_range_warning(flt.after, flt.before)
     if warning:

@@ -33,7 +33,10 @@ from indexer.store import FileFilter, photos
 # source: "user" when a person wrote the caption (imgcap serve, caption-set), else "generated".
 COLUMNS = (
     "path", "caption", "model", "width", "height", "taken_at", "camera", "indexed_at", "source",
+    "tags",
 )  # fmt: skip
+# tags: the photo's own tags (read at index time; per path, copies can differ), in one cell
+TAG_SEPARATOR = "; "  # not ",": commas occur inside tags ("Berlin, Germany")
 FORMATS = ("csv", "jsonl")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INT_COLUMNS = ("width", "height")
@@ -140,11 +143,27 @@ def iter_export(db_path: Path, settings: Settings, model: str | None, flt: FileF
     try:
         name = resolve_model(conn, model, settings)
         edited = photos.edited_result_ids(conn, name)
+        batch: list[dict[str, Any]] = []
         for row in store.export_rows(conn, name, flt):
             row["source"] = "user" if row["result_id"] in edited else "generated"
-            yield export_row(row)
+            batch.append(export_row(row))
+            if len(batch) >= 500:
+                yield from _tagged(conn, batch)
+                batch = []
+        yield from _tagged(conn, batch)
     finally:
         conn.close()
+
+
+def _tagged(conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with its photo's own tags."""
+    from indexer.store import photo_tags
+
+    tags = photo_tags.tags_for_paths(conn, [r["path"] for r in rows])
+    for row in rows:
+        found = tags.get(row["path"])
+        row["tags"] = TAG_SEPARATOR.join(found) if found else None
+    return rows
 
 
 def export(

@@ -39,6 +39,8 @@ def why(hit) -> str:
             continue
         score = f"{sig.score:.2f}" if sig.score is not None else "-"
         parts.append(f"{label} {score}" + (f" #{sig.rank}" if sig.rank else ""))
+    if getattr(hit, "tags", None):  # the photo's own tags that matched
+        parts.append("tag " + ", ".join(printable(t) for t in hit.tags))
     return " · ".join(parts)
 
 

@@ -25,7 +25,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import numpy as np
 from indexer import store
 from indexer.config import Settings
 from indexer.errors import ModelNotAvailableError, StoreError, UsageError
-from indexer.store import FileFilter
+from indexer.store import FileFilter, photo_tags
 
 MODES = ("hybrid", "image", "caption", "keyword")
 RRF_K = 60  # the constant from the RRF paper; damps the difference between ranks 1 and 2
@@ -75,6 +75,7 @@ class Hit:
     taken_at: str | None = None
     camera: str | None = None
     indexed_at: str | None = None
+    tags: list[str] = field(default_factory=list)  # the photo's own tags the query matched
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; scores rounded to 4 places (float noise is not information)."""
@@ -84,6 +85,8 @@ class Hit:
             k: {"score": None if v.score is None else round(v.score, 4), "rank": v.rank}
             for k, v in self.signals.items()
         }
+        if not d["tags"]:
+            del d["tags"]  # only photos with matching tags say so
         return d
 
 
@@ -302,6 +305,9 @@ def search(
 
     `encoder_loader(model, settings)` gives the CLIP encoder (default: `load_encoder`); it is only
     called when a vector signal is needed, so keyword searches never import torch."""
+    if not (req.text or "").strip() and req.like is None and req.filters.tags:
+        # `imgcap search --tag grandma`: the photos tagged so, ranked by the tag's words.
+        req = replace(req, text=" ".join(req.filters.tags))
     _validate(req)
     encoder_loader = encoder_loader or load_encoder
     conn = store.connect_readonly(db_path)
@@ -328,6 +334,8 @@ def _search(
     }[req.mode]
     vector_signals = [s for s in signals if s != "keyword"]
 
+    if req.filters.tags and not photo_tags.exists(conn):
+        return []  # indexed before tags were read: no photo has any yet
     allowed = store.filtered_result_ids(conn, model, req.filters) if req.filters.active else None
     if allowed is not None and len(allowed) == 0:
         return []
@@ -426,12 +434,25 @@ def _fuse_and_expand(
     by_result: dict[int, list[dict[str, Any]]] = {}
     for row in store.files_for_results(conn, order, req.filters):
         by_result.setdefault(row["result_id"], []).append(row)
+    # Tags are per photo, results per content: in a keyword search a copy whose caption
+    # doesn't match is shown only if its own tags or description do.
+    tags_only: set[int] = set()
+    own_match: set[str] = set()
+    if "keyword" in lists and words:
+        kw = fts_query(words)
+        paths = [r["path"] for rows in by_result.values() for r in rows]
+        own_match = photo_tags.matching_paths(conn, kw, paths)
+        if req.mode == "keyword":
+            tags_only = set(order) - store.keyword_subset(conn, kw, order)
 
     hits: list[Hit] = []
     for rid in order:
-        for row in by_result.get(rid, []):
+        # copies whose own tags matched first
+        for row in sorted(by_result.get(rid, []), key=lambda r: r["path"] not in own_match):
             if not _file_exists(row["path"]):
                 continue  # deleted or moved since the last index run: never shown
+            if rid in tags_only and row["path"] not in own_match:
+                continue  # found through another copy's tags, not this photo's
             sig = {}
             for s in lists:
                 score = exact.get(s, {}).get(rid, raw[s].get(rid))
@@ -454,7 +475,18 @@ def _fuse_and_expand(
                 )
             )
             if len(hits) >= req.limit:
-                return hits
+                return _with_tags(conn, hits, words)
+    return _with_tags(conn, hits, words)
+
+
+def _with_tags(conn: sqlite3.Connection, hits: list[Hit], words: list[str]) -> list[Hit]:
+    """Mark each hit with its own tags that the query words occur in (the `tag` marker of
+    "why it matched")."""
+    if not words:
+        return hits
+    tags = photo_tags.tags_for_paths(conn, [h.path for h in hits])
+    for hit in hits:
+        hit.tags = [t for t in tags.get(hit.path, []) if matched_words(t, words)]
     return hits
 
 

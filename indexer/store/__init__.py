@@ -15,6 +15,8 @@ Layout (created by the numbered migrations in `schema`):
   that model's results or to the files that reference them, plus the result count. The FAISS cache
   beside the database compares both to know whether it is stale.
 - `models` (schema 2): per model name, the model directory or registry name it was loaded from.
+- `photo_tags`, `photo_tags_fts` (schema 4): the user's own tags and description per photo
+  path (not content: copies can differ), with what was read when; rows go with their file.
 
 Modules, one noun each:
 
@@ -23,7 +25,9 @@ Modules, one noun each:
 - `lock`: the one-writer lock (`writer_lock`), taken on the real file behind any symlink;
 - `records`: the row dataclasses and the float32 BLOB encoding;
 - `database`: `Store`, the pipeline's read-write handle (change detection, batches, runs);
-- `queries`: the read-only queries search/, export and status use.
+- `queries`: the read-only queries search/, export and status use;
+- `photo_tags`: the user's own tags (keyword matches, `--tag`); `writeback`: write-back's
+  rows and the embedded rewrite's new content hash.
 
 Writers hold an OS file lock beside the database, so a second `imgcap index` on the same database
 is refused with a clear message; readers never take it and keep working (WAL mode).

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.store import photo_tags
 from indexer.store.connection import conn_path, store_error, translated
 from indexer.store.records import chunks
 
@@ -30,10 +31,12 @@ class FileFilter:
     after: str | None = None
     before: str | None = None
     camera: str | None = None  # case-insensitive substring of "make model"
+    tags: tuple[str, ...] = ()  # the photo carries every one of these tags (any case)
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.folder, self.after, self.before, self.camera))
+        values = (self.folder, self.after, self.before, self.camera)
+        return any(v is not None for v in values) or bool(self.tags)
 
 
 @translated
@@ -100,6 +103,10 @@ def _file_where(flt: FileFilter, alias: str = "f") -> tuple[str, list[Any]]:
             " LIKE ? ESCAPE '\\'"
         )
         params.append(f"%{escaped}%")
+    if flt.tags:
+        cond, tag_params = photo_tags.tag_condition(flt.tags, alias)
+        conds.append(cond)
+        params += tag_params
     return (" AND ".join(conds) or "1"), params
 
 
@@ -117,6 +124,25 @@ def filtered_result_ids(conn: sqlite3.Connection, model: str, flt: FileFilter) -
 
 @translated
 def keyword_matches(
+    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
+) -> list[tuple[int, float]]:
+    """(result id, BM25) of results whose caption, or whose photo's own tags and description,
+    match an FTS5 query, best first (BM25 of both added; higher = better).
+
+    `fts_query` must already be sanitised (search/query.py quotes every term)."""
+    found = _caption_matches(conn, model, fts_query, limit, flt)
+    where, params = _file_where(flt)
+    tagged = photo_tags.keyword_matches(conn, model, fts_query, limit, where, params)
+    if not tagged:
+        return found
+    scores = dict(found)
+    for rid, score in tagged:
+        scores[rid] = scores.get(rid, 0.0) + score
+    return sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:limit]
+
+
+@translated
+def _caption_matches(
     conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
 ) -> list[tuple[int, float]]:
     """(result id, BM25) of captions matching an FTS5 query, best first (BM25: higher = better).

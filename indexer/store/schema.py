@@ -114,8 +114,16 @@ def m003_user_captions(db: Database) -> None:
     db["results"].add_column("caption_edited_at", str)
 
 
+def m004_photo_tags(db: Database) -> None:
+    # The user's own tags and descriptions per photo (not per content: two copies can
+    # carry different tags), read at index time; see indexer/store/photo_tags.py.
+    from indexer.store import photo_tags
+
+    photo_tags.create(db)
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
-MIGRATIONS = (m001_initial, m002_models, m003_user_captions)
+MIGRATIONS = (m001_initial, m002_models, m003_user_captions, m004_photo_tags)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
