@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from indexer.errors import ImgcapError
-from search import cli_training, output
+from search import cli_captions, cli_training, output
 from search.cli_options import (
     BatchOpt,
     BeamsOpt,
@@ -528,6 +528,12 @@ _FAILURE_COLUMNS = ("path", "reason", "size", "mtime_ns", "failed_at", "model")
 
 app.command()(cli_training.train)
 app.command("eval")(cli_training.eval_)
+app.command("caption-set", short_help="Set your own caption for a photo (or --clear it).")(
+    cli_captions.caption_set
+)
+app.command("write-back", short_help="Write captions into XMP sidecars or the photos.")(
+    cli_captions.write_back
+)
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

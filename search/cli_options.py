@@ -29,6 +29,7 @@ COMMAND_ORDER = (
 # One line each in `imgcap --help` (click cuts a longer first sentence with "...").
 SHORT_HELP = {
     "index": "Caption and embed every photo under PATHS, incrementally.",
+    "search": "Search photos by meaning; every hit says why it matched.",
     "caption": "Caption image files and print the captions (nothing is stored).",
     "export": "Export captions as CSV or JSON lines.",
     "status": "Show the database: size, photos per model, failures, last run.",
