@@ -108,6 +108,9 @@ def plan(
     unsupported: Counter = Counter()
     entries, problems = scan(top, settings, progress, unsupported)
     p = Plan(entries, problems, known, failed_before, {str(e.path) for e in entries}, [], [])
+    # XMP sidecars belong to photos (their tags are read, `imgcap write-back` writes them): not
+    # files the index failed to support.
+    unsupported.pop(".xmp", None)
     p.unsupported = unsupported
     p.blocked = [pr.path for pr in problems]  # unreadable folders: keep what is under them
     # A root folder that is now completely empty while photos under it are indexed is far

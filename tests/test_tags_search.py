@@ -136,3 +136,17 @@ def test_index_reads_tags_and_a_sidecar_edit_recaptions_nothing(tmp_path, tiny_m
     assert [h.path for h in _search(settings.db_path, "grandpa", mode="keyword")] == [
         str(root / "a.jpg")
     ]
+
+
+def test_sidecars_are_not_counted_as_unsupported_files(tmp_path, tiny_model):
+    from indexer.pipeline import index_paths
+
+    root = tmp_path / "photos"
+    make_photo(root / "a.jpg")
+    (root / "a.jpg.xmp").write_text(DARKTABLE_SIDECAR)
+    (root / "notes.txt").write_text("x")
+    settings = Settings(
+        db_path=tmp_path / "imgcap.db", model="unused", device="cpu", workers=1, max_tokens=8
+    )
+    assert index_paths([root], settings, model=tiny_model).unsupported == {".txt": 1}
+    assert index_paths([root], settings, dry_run=True).unsupported == {".txt": 1}
