@@ -22,8 +22,9 @@ from typing import Annotated
 import typer
 
 from indexer.errors import ImgcapError
-from search import cli_captions, cli_training, output
+from search import cli_captions, cli_models, cli_training, output
 from search.cli_options import (
+    HELP_SETTINGS,
     BatchOpt,
     BeamsOpt,
     DbOpt,
@@ -50,7 +51,6 @@ from search.output import err as _err
 
 # Plain click-style help (rich_markup_mode=None), as sqlite-utils and llm print it: choices as
 # [a|b], no <bool> or <list[Path]> type placeholders, paragraphs rewrapped to the terminal.
-_HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     cls=_Commands,
     help="Caption, embed and search your photos by meaning (ClipCap + CLIP + SQLite + FAISS).",
@@ -58,16 +58,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    context_settings=_HELP,
+    context_settings=HELP_SETTINGS,
 )
-models_app = typer.Typer(
-    cls=_Commands,
-    help="List and download captioning models.",
-    no_args_is_help=False,
-    rich_markup_mode=None,
-    context_settings=_HELP,
-)
-app.add_typer(models_app, name="models")
+app.add_typer(cli_models.models_app, name="models")
 
 
 @app.callback()
@@ -133,58 +126,6 @@ def caption(
     with output.ModelLoading() as loading, loading_steps(loading):
         _run(lambda: caption_files(images, settings, emit))
     raise typer.Exit(1 if failed else 0)
-
-
-# ---------------------------------------------------------------------------------------- models
-@models_app.callback(invoke_without_command=True)
-def models_list(
-    ctx: typer.Context,
-    json_out: JsonOpt = False,
-) -> None:
-    """List the captioning models and whether each is available locally."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from indexer.models import list_models
-
-    rows = _run(lambda: list_models(_settings()))
-    if json_out:
-        for row in rows:
-            print(json.dumps(row))
-        return
-    output.print_models(rows)
-
-
-@models_app.command("download")
-def models_download(
-    name: Annotated[str, typer.Argument(help="Registry name, e.g. clipcap-coco.")],
-    file: Annotated[
-        Path | None,
-        typer.Option(
-            "--file",
-            exists=True,
-            dir_okay=False,
-            help="Checkpoint you downloaded yourself, for models with no hub mirror "
-            "(clipcap-coco-transformer).",
-        ),
-    ] = None,
-) -> None:
-    """Fetch everything a model needs (checkpoint, CLIP weights, tokenizer) ahead of time."""
-    from indexer.models import download_model
-
-    path = _run(lambda: download_model(name, _settings(), checkpoint_file=file))
-    typer.echo(f"{name}: ready ({path})")
-
-
-@models_app.command("tiny")
-def models_tiny(
-    out: Annotated[Path, typer.Argument(help="Directory to write the tiny model into.")],
-    seed: Annotated[int, typer.Option(help="Random seed for the weights.")] = 0,
-) -> None:
-    """Write a tiny random-weight model (for tests and smoke runs; its captions are nonsense)."""
-    from indexer.models import write_tiny_model
-
-    _run(lambda: write_tiny_model(out, seed=seed))
-    typer.echo(f"tiny model written to {out} (use --model {out})")
 
 
 # ------------------------------------------------------------------------- search, export, status

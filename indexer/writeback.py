@@ -28,6 +28,10 @@ from pathlib import Path
 
 from indexer import exiftool, xmp
 from indexer.errors import MetadataError, UsageError
+from indexer.safe_files import atomic_write as _atomic_write
+from indexer.safe_files import fsync_dir as _fsync_dir
+from indexer.safe_files import same_owner_and_mode as _same_owner_and_mode
+from indexer.safe_files import unwritable as _unwritable
 
 MODES = ("sidecar", "embed")
 NAMINGS = ("darktable", "lightroom")
@@ -338,68 +342,6 @@ def _pixels(path: Path) -> str:
     except Exception as e:  # noqa: BLE001 - any decoder error means: don't replace the photo
         raise MetadataError(str(path), f"could not decode it to check the pixels ({e})") from None
     return digest.hexdigest()
-
-
-def _same_owner_and_mode(original: Path, copy: Path) -> None:
-    shutil.copymode(original, copy)
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root writing someone's photo: still theirs
-        st = original.stat()
-        with contextlib.suppress(OSError):
-            os.chown(copy, st.st_uid, st.st_gid)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    if path.is_symlink():  # a linked sidecar is updated where it lives; the link stays
-        path = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            _same_owner_and_mode(path, Path(tmp))
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/filesystem can fsync a directory
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _unwritable(file: Path | None, folder: Path) -> str | None:
-    """Why a file or its folder can't be written, checked before doing any work. Replacing by
-    rename would succeed on a read-only file in a writable folder: a read-only photo or sidecar
-    is the user saying 'don't touch', so it is refused."""
-    # Mode bits as well as access(): root may write anything, but a file or folder without
-    # write permission still says "leave me alone".
-    if file is not None and (not os.access(file, os.W_OK) or not file.stat().st_mode & 0o222):
-        return f"{file.name} is read-only"
-    if not os.access(folder, os.W_OK | os.X_OK) or not folder.stat().st_mode & 0o222:
-        return f"its folder {folder} is not writable"
-    try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
-            return f"its folder {folder} is on a read-only file system"
-    except (OSError, AttributeError):
-        pass
-    return None
 
 
 def _stem_twin(photo: Path) -> Path | None:

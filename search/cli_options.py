@@ -26,6 +26,9 @@ COMMAND_ORDER = (
     "failures", "models", "train", "eval",
 )  # fmt: skip
 
+# -h as well as --help, on every command.
+HELP_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
 # One line each in `imgcap --help` (click cuts a longer first sentence with "...").
 SHORT_HELP = {
     "index": "Caption and embed every photo under PATHS, incrementally.",
@@ -36,6 +39,8 @@ SHORT_HELP = {
     "serve": "Browse and search the library in a web browser.",
     "train": "Fine-tune a captioner on your captioned photos.",
     "eval": "Score captions: BLEU, METEOR, ROUGE-L, CIDEr-D, SPICE.",
+    "download": "Fetch a model's files ahead of time (for offline use).",
+    "tiny": "Write a tiny random-weight model (tests, smoke runs).",
 }
 
 
@@ -204,7 +209,7 @@ def file_filter(
     import os
 
     from indexer.store import FileFilter
-    from search.query import date_range_warning, parse_date
+    from search.dates import date_range_warning, parse_date
 
     if in_dir is not None and not in_dir.is_dir():
         err(f"Warning: --in {output.printable(str(in_dir))}: no such folder")

@@ -34,8 +34,9 @@ from indexer.config import Settings
 from indexer.errors import ImgcapError, StoreError, UsageError
 from indexer.store import FileFilter
 from search import web
+from search.dates import date_range_warning, parse_date
 from search.library import Library
-from search.query import MODES, SearchRequest, date_range_warning, parse_date
+from search.query import MODES, SearchRequest
 from search.thumbnails import PLACEHOLDER_SVG, PREVIEW_SIZE, THUMB_SIZE
 
 log = logging.getLogger("imgcap.serve")

@@ -95,6 +95,8 @@ def test_index_comes_first():
     listed = re.findall(r"^  ([\w-]+)\s", commands, flags=re.M)
     assert listed[:2] == ["index", "search"], listed
     assert "..." not in commands  # every command's one-line help fits, nothing cut off
+    models = invoke("models", "--help").stdout.split("Commands:")[1]
+    assert "..." not in models
 
 
 @pytest.mark.parametrize(
