@@ -76,6 +76,15 @@ class Library:
     def _connect(self):
         return store.connect_readonly(self.db_path)
 
+    def _photo_row(self, conn, file_id: int) -> tuple[str, dict[str, Any]]:
+        """(the model served, the photo's row for it); LookupError when no indexed file has
+        this id."""
+        model = query.resolve_model(conn, self.model, self.settings)
+        row = photo_rows.photo(conn, file_id, model)
+        if row is None:
+            raise LookupError(file_id)
+        return model, row
+
     def check(self) -> str:
         """The model this library serves; StoreError when there is no index to serve yet."""
         conn = self._connect()
@@ -109,10 +118,7 @@ class Library:
         limit = page * per_page + 1
         conn = self._connect()
         try:
-            model = query.resolve_model(conn, self.model, self.settings)
-            row = photo_rows.photo(conn, file_id, model)
-            if row is None:
-                raise LookupError(file_id)
+            model, row = self._photo_row(conn, file_id)
             if row["result_id"] is None:
                 return Page([], page, per_page, False, model)
             vec = _unit(photo_rows.image_vector(conn, row["result_id"]))
@@ -189,12 +195,9 @@ class Library:
         """Everything the photo page shows; LookupError when no indexed file has this id."""
         conn = self._connect()
         try:
-            model = query.resolve_model(conn, self.model, self.settings)
-            row = photo_rows.photo(conn, file_id, model)
+            _, row = self._photo_row(conn, file_id)
         finally:
             conn.close()
-        if row is None:
-            raise LookupError(file_id)
         row["camera"] = " ".join(x for x in (row["camera_make"], row["camera_model"]) if x) or None
         return row
 
@@ -220,10 +223,7 @@ class Library:
             raise UsageError("a caption holds at most 2000 characters")
         conn = self._connect()
         try:
-            model = query.resolve_model(conn, self.model, self.settings)
-            row = photo_rows.photo(conn, file_id, model)
-            if row is None:
-                raise LookupError(file_id)
+            model, row = self._photo_row(conn, file_id)
             if row["result_id"] is None:
                 raise StoreError(f"photo {file_id} has no result for model {model!r} to edit")
             source = query.model_source(conn, model, self.model, self.settings)
