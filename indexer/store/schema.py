@@ -122,8 +122,34 @@ def m004_photo_tags(db: Database) -> None:
     photo_tags.create(db)
 
 
+def m005_places(db: Database) -> None:
+    # Place names from EXIF GPS (offline reverse geocoding at index time): search, --place,
+    # query understanding, export. (Placeholder until the places change fills it in.)
+    pass
+
+
+def m006_roots(db: Database) -> None:
+    # Index roots and root-relative paths, so a database travels with its photos.
+    # (Placeholder until the portable-index change fills it in.)
+    pass
+
+
+def m007_video_frames(db: Database) -> None:
+    # Video keyframes (timestamp per frame) stored beside photos.
+    # (Placeholder until the video change fills it in.)
+    pass
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
-MIGRATIONS = (m001_initial, m002_models, m003_user_captions, m004_photo_tags)
+MIGRATIONS = (
+    m001_initial,
+    m002_models,
+    m003_user_captions,
+    m004_photo_tags,
+    m005_places,
+    m006_roots,
+    m007_video_frames,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
