@@ -37,9 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from indexer.config import Settings
+from indexer.core import BatchOutput, DecodedItem, DecodeFailure, items_from_task
 from indexer.decode import check_header
 from indexer.errors import BadImageError, ImgcapError, StoreError, UsageError
 from indexer.runner import ModelRunner
@@ -272,7 +271,7 @@ class _Run:
         """Hash → route → decode in workers → model batches → store."""
         routed = self._route(self._hashed(todo))
         pending: deque[tuple[Item, Future]] = deque()
-        batch: list[tuple[Item, dict, np.ndarray]] = []
+        batch: list[tuple[Item, DecodedItem]] = []
         batch_size = 0
         prefetch = 0
 
@@ -312,10 +311,11 @@ class _Run:
                 pending.extend(again)
             self.timings["decode_wait"] += time.monotonic() - t
             fill()
-            if res[0] == "bad":
-                self._failed(item, res[1])
+            decoded = items_from_task(item.path, res)
+            if isinstance(decoded, DecodeFailure):
+                self._failed(item, decoded.reason)
                 continue
-            batch.append((item, res[1], res[2]))
+            batch.extend((item, d) for d in decoded)
             if len(batch) >= batch_size:
                 self._run_batch(batch)
                 batch = []
@@ -391,34 +391,40 @@ class _Run:
             self.reuse_files = []
             self._report()
 
-    def _run_batch(self, batch: list[tuple[Item, dict, np.ndarray]]) -> None:
-        """Model work for one batch, then ONE transaction with its results and files."""
-        work = [(it, meta, px) for it, meta, px in batch if it.need_model]
-        results: list[ResultRecord] = []
+    def _run_batch(self, batch: list[tuple[Item, DecodedItem]]) -> None:
+        """Model work for one batch (core.process_batch through the runner), then `_commit`."""
+        work = [d for it, d in batch if it.need_model]
+        out: BatchOutput | None = None
         if work:
             if self.progress.model_started is None:
                 self.progress.model_started = time.monotonic()
             t = time.monotonic()
-            img, caps, txt = self.runner.run([px for _, _, px in work])
+            out = self.runner.process([d.pixels for d in work])
             self.timings["model"] += time.monotonic() - t
-            results = [
-                ResultRecord(it.content_hash, caps[i], img[i], txt[i])
-                for i, (it, _, _) in enumerate(work)
-            ]
+        self._commit(batch, out)
+
+    def _commit(self, batch: list[tuple[Item, DecodedItem]], out: BatchOutput | None) -> None:
+        """ONE transaction with a batch's results and files. `out` row i belongs to the i-th
+        entry whose item needs model work (None: none does). Both runners end here."""
+        work = [(it, d) for it, d in batch if it.need_model]
+        results = [
+            ResultRecord(it.content_hash, out.captions[i], out.image_vecs[i], out.caption_vecs[i])
+            for i, (it, _) in enumerate(work)
+        ]
         files = []
         dups: list[Item] = []  # identical files that waited for this batch's results
-        for it, meta, _ in batch:
-            files.append(self._record(it, meta))
+        for it, d in batch:
+            files.append(self._record(it, d.meta))
             for dup in self.waiters.pop(it.content_hash, []):
-                files.append(self._record(dup, meta))
+                files.append(self._record(dup, d.meta))
                 dups.append(dup)
         files.extend(self.reuse_files)  # ride along in the same transaction
         t = time.monotonic()
         self.store.write_batch(self.summary.model, results, files)
         self.timings["store"] += time.monotonic() - t
         self.reuse_files = []
-        self.have.update(it.content_hash for it, _, _ in batch)
-        for it, _, _ in batch:
+        self.have.update(it.content_hash for it, _ in batch)
+        for it, _ in batch:
             self.inflight.discard(it.content_hash)
             self._count(it, reused=not it.need_model)
         for dup in dups:
