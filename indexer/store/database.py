@@ -255,8 +255,12 @@ class Store:
     @_sql
     def collect_garbage(self) -> int:
         """Delete results whose content no indexed file has any more (all models); one
-        transaction. Returns how many rows went."""
+        transaction. Returns how many rows went. Also trims the vector change log."""
         with self.db.atomic():
+            if self.db["vector_log"].exists():
+                from indexer.store import vector_log
+
+                vector_log.prune(self.db.conn)
             models = {
                 m
                 for (m,) in self.db.execute(

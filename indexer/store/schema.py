@@ -140,6 +140,14 @@ def m007_video_frames(db: Database) -> None:
     pass
 
 
+def m008_vector_log(db: Database) -> None:
+    # Which results' vectors changed, by triggers on `results`, so the FAISS cache adds and
+    # masks rows incrementally instead of rebuilding; see indexer/store/vector_log.py.
+    from indexer.store import vector_log
+
+    vector_log.create(db)
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
 MIGRATIONS = (
     m001_initial,
@@ -149,6 +157,7 @@ MIGRATIONS = (
     m005_places,
     m006_roots,
     m007_video_frames,
+    m008_vector_log,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

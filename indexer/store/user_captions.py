@@ -78,7 +78,7 @@ def set_user_caption(
                 " WHERE content_hash = ? AND model = ?",
                 [text, vec_to_blob(vec), now_iso(), h, model],
             )
-            s._bump({model})  # the FAISS cache sees a new generation and rebuilds
+            s._bump({model})  # new generation; the FAISS cache replaces this one vector
     return h
 
 
