@@ -46,6 +46,7 @@ from indexer.runner import pixels_to_tensor as pixels_to_tensor
 from indexer.scan import Item, Plan, classify, hash_error, model_name, plan, under
 from indexer.scan import dry_run as _dry_run
 from indexer.store import FailureRecord, FileRecord, ResultRecord, Store, writer_lock
+from indexer.store.roots import add_roots, folders_of
 from indexer.summary import IndexSummary as IndexSummary
 from indexer.summary import Progress
 from indexer.walk import content_hash
@@ -87,6 +88,8 @@ def index_paths(
         if dry_run:
             return _dry_run(top, settings, retry_failed)
         with writer_lock(settings.db_path), Store.open(settings.db_path) as store:
+            # Before any file row is written, so each finds its root (a trigger).
+            add_roots(store.db, folders_of(top), settings.db_path)
             return _Run(top, settings, store, retry_failed, on_progress, model).execute()
 
 

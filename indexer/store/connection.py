@@ -148,6 +148,9 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
         if schema.check(conn, path) == 0:
             raise StoreError(f"{path} holds no imgcap index yet (run `imgcap index PATH` first)")
         conn.execute("SELECT 1 FROM files LIMIT 1").fetchall()
+        from indexer.store import roots
+
+        roots.follow_from_reader(conn, path)  # kept inside its root, opened from a new place
     except sqlite3.Error as e:
         conn.close()
         raise store_error(e, path) from None

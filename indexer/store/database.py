@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from indexer.errors import StoreError
-from indexer.store import schema
+from indexer.store import roots, schema
 from indexer.store.connection import BUSY_TIMEOUT_MS, connect_readonly, store_error
 from indexer.store.records import (
     META_COLUMNS,
@@ -76,6 +76,7 @@ class Store:
             # WAL + NORMAL survives a killed process; only an OS crash can lose recent commits.
             db.execute("PRAGMA synchronous = NORMAL")
             schema.migrate(db, path)
+            roots.follow(db, path)  # a database kept inside its root, opened from a new place
         except (sqlite3.Error, StoreError) as e:
             if db is not None:
                 db.close()

@@ -129,9 +129,12 @@ def m005_places(db: Database) -> None:
 
 
 def m006_roots(db: Database) -> None:
-    # Index roots and root-relative paths, so a database travels with its photos.
-    # (Placeholder until the portable-index change fills it in.)
-    pass
+    # Index roots and root-relative paths, so a database travels with its photos: `roots`,
+    # files.root_id + files.rel_path (filled by trigger), roots inferred for rows already
+    # indexed; see indexer/store/roots.py.
+    from indexer.store import roots
+
+    roots.create(db)
 
 
 def m007_video_frames(db: Database) -> None:

@@ -1,0 +1,329 @@
+"""Index roots: the folders photos are stored relative to (schema 6: `roots`, files.root_id and
+files.rel_path).
+
+Where a photo is, for good, is (files.root_id, files.rel_path). `files.path` stays the absolute
+path derived from them (the root's path + os.sep + rel_path) because search, serve, export,
+write-back, status and the failures list read it; it is rewritten, with every other table's
+`path` under the root, in ONE transaction whenever a root moves:
+
+- `imgcap roots move OLD NEW` (`move_root`): a drive mounted elsewhere, a folder renamed;
+- a database kept inside its root (`imgcap index --db-here`: ROOT/.imgcap/imgcap.db) opened from
+  a new place (`follow`): such a root is also stored relative to the database's folder
+  (`roots.db_relative`, "..") and the pair travels together.
+
+Roots are disjoint folders. Indexing a folder under a root adds none; indexing a folder above
+some roots absorbs them (their files get the longer rel_path). New file rows find their root by
+trigger (the longest root that is a prefix of the path), so every writer (the pipeline, merge,
+the Ray runner) fills root_id/rel_path without knowing about roots; a file under no root keeps
+root_id NULL and its absolute path, as before schema 6.
+
+rel_path uses the separator of the system that wrote it: a database moves between machines and
+drive letters, not between Windows and POSIX.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from indexer.errors import UsageError
+from indexer.store.connection import _kind, connect_readwrite, store_error
+from indexer.store.records import now_iso
+
+SEP = os.sep
+
+# Folders that hold mounted drives: an inferred root never goes above the drive's own folder
+# (/media/USER/DRIVE, /Volumes/DRIVE, ...), so `roots move` can repoint one drive at a time.
+_MOUNT_PARENTS = (("media",), ("run", "media"), ("mnt",), ("Volumes",), ("home",), ("Users",))
+
+
+def create(db: Database) -> None:
+    """The table, the files columns and triggers, and roots inferred for the files already
+    indexed (schema migration 6; one transaction with it)."""
+    if not db["roots"].exists():
+        db["roots"].create(
+            {
+                "id": int,
+                "path": str,  # absolute, where the root is now (symlinks kept, as typed)
+                "db_relative": str,  # the root relative to the database's folder, or NULL
+                "added_at": str,
+            },
+            pk="id",
+            not_null={"path"},
+        )
+        db["roots"].create_index(["path"], unique=True)
+    columns = {c.name for c in db["files"].columns}
+    if "root_id" not in columns:
+        db["files"].add_column("root_id", int)
+    if "rel_path" not in columns:
+        db["files"].add_column("rel_path", str)
+    db.execute("CREATE INDEX IF NOT EXISTS idx_files_root ON files (root_id, rel_path)")
+    # A new path (or a rewritten one) finds its root: the longest root that is its prefix.
+    # rtrim keeps a root of "/" (or "C:\") from needing a doubled separator.
+    find = (
+        f"(SELECT id FROM roots WHERE substr(NEW.path, 1, length(rtrim(path, '{SEP}')) + 1)"
+        f" = rtrim(path, '{SEP}') || '{SEP}' ORDER BY length(path) DESC LIMIT 1)"
+    )
+    rel = (
+        "substr(NEW.path, length(rtrim((SELECT path FROM roots WHERE id = files.root_id),"
+        f" '{SEP}')) + 2)"
+    )
+    for name, event, when in (
+        ("files_root_insert", "INSERT", "WHEN NEW.root_id IS NULL"),
+        ("files_root_path", "UPDATE OF path", ""),
+    ):
+        db.execute(
+            f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON files {when} BEGIN"
+            f" UPDATE files SET root_id = {find} WHERE id = NEW.id;"
+            f" UPDATE files SET rel_path = CASE WHEN root_id IS NULL THEN NULL ELSE {rel} END"
+            " WHERE id = NEW.id; END"
+        )
+    folders = [f for (f,) in db.execute("SELECT DISTINCT folder FROM files WHERE root_id IS NULL")]
+    add_roots(db, infer_roots(folders), _db_file(db.conn))
+
+
+# ------------------------------------------------------------------------------- pure rules
+def under(path: str, root: str) -> bool:
+    """Whether `path` is `root` or lies below it (both absolute, normalised)."""
+    return path == root or path.startswith(root.rstrip(SEP) + SEP)
+
+
+def infer_roots(folders: Iterable[str]) -> list[str]:
+    """Roots for files indexed before roots were recorded: per top-level folder (per drive
+    below /media, /mnt, /Volumes, per user below /home; per drive letter on Windows), the
+    deepest folder that holds all its files."""
+    common: dict[str, str] = {}
+    for folder in folders:
+        if not folder:
+            continue
+        key = _volume(folder)
+        have = common.get(key)
+        common[key] = folder if have is None else os.path.commonpath([have, folder])
+    return sorted(set(common.values()))
+
+
+def _volume(folder: str) -> str:
+    drive, rest = os.path.splitdrive(folder)
+    parts = [p for p in rest.split(SEP) if p]
+    if drive:
+        return drive
+    for prefix in _MOUNT_PARENTS:
+        n = len(prefix)
+        if tuple(parts[:n]) == prefix and len(parts) > n:
+            # /media/USER/DRIVE and /run/media/USER/DRIVE: the drive, not the user
+            depth = n + (2 if prefix[-1] == "media" else 1)
+            return SEP + SEP.join(parts[:depth])
+    return SEP + (parts[0] if parts else "")
+
+
+def db_relative(root: str, db_path: Path | str) -> str | None:
+    """The root relative to the database's folder when the database lies inside the root
+    (ROOT/.imgcap/imgcap.db -> ".."), so the two travel together; else None."""
+    if not db_path:
+        return None  # an in-memory database
+    db_dir = os.path.dirname(os.path.abspath(db_path))
+    if not under(db_dir, root):
+        return None
+    return os.path.relpath(root, db_dir)
+
+
+def folders_of(paths: Iterable[str]) -> list[str]:
+    """The root folder of each index argument: a folder itself, a file's folder."""
+    return [p if os.path.isdir(p) else os.path.dirname(p) for p in paths]
+
+
+# -------------------------------------------------------------------------------- writes
+def add_roots(db: Database, folders: Iterable[str], db_path: Path | str) -> list[str]:
+    """Record absolute `folders` as roots (the caller holds the writer lock; one transaction,
+    or a savepoint in the caller's). A folder under a root adds nothing; one above roots absorbs
+    them. Files under no root that lie below a new root join it. Returns the roots added."""
+    try:
+        return _add_roots(db, folders, db_path)
+    except sqlite3.Error as e:
+        raise store_error(e, db_path) from None
+
+
+def _add_roots(db: Database, folders: Iterable[str], db_path: Path | str) -> list[str]:
+    added: list[str] = []
+    with db.atomic():
+        for folder in folders:
+            folder = os.path.normpath(folder)
+            roots = dict(db.execute("SELECT path, id FROM roots").fetchall())
+            if any(under(folder, r) for r in roots):
+                continue
+            cur = db.execute(
+                "INSERT INTO roots (path, db_relative, added_at) VALUES (?, ?, ?)",
+                [folder, db_relative(folder, db_path), now_iso()],
+            )
+            new_id = cur.lastrowid
+            for inner, inner_id in roots.items():
+                if under(inner, folder):
+                    prefix = os.path.relpath(inner, folder)
+                    db.execute(
+                        "UPDATE files SET root_id = ?, rel_path = ? || rel_path WHERE root_id = ?",
+                        [new_id, prefix + SEP, inner_id],
+                    )
+                    db.execute("DELETE FROM roots WHERE id = ?", [inner_id])
+            stem = folder.rstrip(SEP) + SEP
+            db.execute(
+                "UPDATE files SET root_id = ?, rel_path = substr(path, ?)"
+                " WHERE root_id IS NULL AND substr(path, 1, ?) = ?",
+                [new_id, len(stem) + 1, len(stem), stem],
+            )
+            added.append(folder)
+    return added
+
+
+def repoint(db: Database | sqlite3.Connection, root_id: int, old: str, new: str) -> int:
+    """Move root `root_id` from `old` to `new`: the root, its files' paths and folders, and the
+    `path` of every other table (failures, photo tags, ...) under it. The caller holds a
+    transaction. Returns the number of photos whose path changed."""
+    run = db.execute
+    run("UPDATE roots SET path = ? WHERE id = ?", [new, root_id])
+    old_stem, new_stem = old.rstrip(SEP) + SEP, new.rstrip(SEP) + SEP
+    # The path trigger recomputes root_id/rel_path: the same root, the same rel_path.
+    cur = run(
+        "UPDATE files SET path = ? || rel_path,"
+        " folder = CASE WHEN folder = ? THEN ? ELSE ? || substr(folder, ?) END"
+        " WHERE root_id = ?",
+        [new_stem, old, new, new_stem, len(old_stem) + 1, root_id],
+    )
+    moved = cur.rowcount
+    for table in _path_tables(db):
+        # OR REPLACE: a stale row already at the new path gives way to the moved one.
+        run(
+            f"UPDATE OR REPLACE [{table}] SET path = ? || substr(path, ?)"
+            " WHERE substr(path, 1, ?) = ?",
+            [new_stem, len(old_stem) + 1, len(old_stem), old_stem],
+        )
+    return moved
+
+
+def _path_tables(db: Database | sqlite3.Connection) -> list[str]:
+    """Tables other than `files` with a `path` column (failures, photo_tags, and whatever
+    later schema steps key by path): their rows under a moved root move with it."""
+    names = [
+        n
+        for (n,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+        ).fetchall()
+        if n not in ("files", "roots") and not n.startswith(("sqlite_", "_"))
+    ]
+    return [
+        n
+        for n in names
+        if "path" in {row[1] for row in db.execute(f"PRAGMA table_info([{n}])").fetchall()}
+    ]
+
+
+def moves_needed(conn: sqlite3.Connection, db_path: Path | str) -> list[tuple[int, str, str]]:
+    """(root_id, stored path, where it is now) for roots that travel with the database and
+    whose stored path is not where the database's folder now puts them."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'roots'").fetchone():
+        return []  # a database from before schema 6, read as it is
+    db_dir = os.path.dirname(os.path.abspath(db_path))
+    out = []
+    for root_id, path, rel in conn.execute(
+        "SELECT id, path, db_relative FROM roots WHERE db_relative IS NOT NULL"
+    ).fetchall():
+        now = os.path.normpath(os.path.join(db_dir, rel))
+        if now != path:
+            out.append((root_id, path, now))
+    return out
+
+
+def follow(db: Database, db_path: Path | str) -> int:
+    """Writers' open: repoint the roots that travel with the database to where it is now (one
+    transaction). Returns the number of roots repointed."""
+    moves = moves_needed(db.conn, db_path)
+    if moves:
+        with db.atomic():
+            for root_id, old, new in moves:
+                repoint(db, root_id, old, new)
+    return len(moves)
+
+
+def follow_from_reader(conn: sqlite3.Connection, db_path: Path | str) -> None:
+    """Readers' open: when a database kept inside its root was opened from a new place, rewrite
+    its paths through a short read-write connection, so every reader sees paths that exist.
+    On read-only media nothing can be written: the old paths stay (README: copy the database
+    to a writable folder, or run `imgcap roots move`)."""
+    if not moves_needed(conn, db_path):
+        return
+    try:
+        rw = connect_readwrite(Path(db_path))
+    except sqlite3.Error:
+        return
+    try:
+        rw.execute("BEGIN IMMEDIATE")
+        for root_id, old, new in moves_needed(rw, db_path):  # again, under the write lock
+            repoint(rw, root_id, old, new)
+        rw.execute("COMMIT")
+    except sqlite3.Error as e:
+        if _kind(e) not in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR"):
+            raise store_error(e, db_path) from None
+    finally:
+        rw.close()
+
+
+def move_root(db: Database, db_path: Path | str, old: str, new: str) -> dict:
+    """`imgcap roots move`: repoint the root at `old` to the existing folder `new` (absolute),
+    one transaction, no model work. UsageError for an unknown root or a clash with another."""
+    old, new = os.path.normpath(old), os.path.normpath(new)
+    roots = dict(db.execute("SELECT path, id FROM roots").fetchall())
+    if old not in roots:
+        known = ", ".join(sorted(roots)) or "none"
+        raise UsageError(f"{old} is not an index root (roots: {known}; see `imgcap roots`)")
+    if not os.path.isdir(new):
+        raise UsageError(f"{new} is not a folder here; mount or create it first")
+    root_id = roots[old]
+    for other in roots:
+        if other != old and (under(new, other) or under(other, new)):
+            raise UsageError(f"{new} overlaps the index root {other}; roots cannot nest")
+    with db.atomic():
+        photos = repoint(db, root_id, old, new) if new != old else 0
+        db.execute(
+            "UPDATE roots SET db_relative = ? WHERE id = ?", [db_relative(new, db_path), root_id]
+        )
+    rels = [r for (r,) in db.execute("SELECT rel_path FROM files WHERE root_id = ?", [root_id])]
+    found = sum(os.path.exists(os.path.join(new, r)) for r in rels)
+    return {"root": root_id, "from": old, "to": new, "photos": photos, "found": found}
+
+
+# --------------------------------------------------------------------------------- reads
+@dataclass(frozen=True, slots=True)
+class Root:
+    id: int
+    path: str
+    photos: int  # indexed files under it
+    exists: bool  # whether the folder is there now, on this machine
+    db_relative: str | None  # set when it travels with the database
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def list_roots(conn: sqlite3.Connection) -> tuple[list[Root], int]:
+    """The roots, and the number of indexed files under none (written by a caller that never
+    recorded a root)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'roots'").fetchone():
+        return [], conn.execute("SELECT count(*) FROM files").fetchone()[0]
+    rows = conn.execute(
+        "SELECT r.id, r.path, r.db_relative, (SELECT count(*) FROM files f WHERE f.root_id = r.id)"
+        " FROM roots r ORDER BY r.path"
+    ).fetchall()
+    loose = conn.execute("SELECT count(*) FROM files WHERE root_id IS NULL").fetchone()[0]
+    return [Root(i, p, n, os.path.isdir(p), rel) for i, p, rel, n in rows], loose
+
+
+# ------------------------------------------------------------------------------ helpers
+def _db_file(conn: sqlite3.Connection) -> str:
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or ""
+    return ""

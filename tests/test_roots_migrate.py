@@ -1,0 +1,132 @@
+"""Schema 6 on an existing database: absolute paths become root-relative in place, no row lost,
+roots inferred per top-level folder (issue 13 §4)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+from sqlite_utils import Database
+
+from indexer.store import FailureRecord, FileRecord, ResultRecord, Store, schema
+from indexer.store.photo_tags import TagRow, save
+from indexer.store.roots import infer_roots, list_roots
+
+OLD_PATHS = [
+    "/home/ann/Photos/2019/a.jpg",
+    "/home/ann/Photos/2020/trip/b.jpg",
+    "/home/ann/Photos/2020/c.jpg",
+    "/home/bob/pics/d.jpg",
+    "/media/ann/USB/pics/e.jpg",
+    "/media/ann/USB/f.jpg",
+    "/srv/x/y/g.jpg",
+]
+
+
+def _vec(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(8).astype(np.float32)
+
+
+def make_v4(path) -> None:
+    """A database as imgcap wrote it at schema 4, through the schema's own functions."""
+    db = Database(path)
+    try:
+        orig = schema.SCHEMA_VERSION
+        schema.SCHEMA_VERSION = 4
+        schema.migrate(db, path)
+    finally:
+        schema.SCHEMA_VERSION = orig
+    store = Store(db, path)
+    results = [ResultRecord(f"h{i}", f"caption {i}", _vec(i), _vec(100 + i)) for i in range(6)]
+    files = [FileRecord(p, 10 + i, 1000 + i, f"h{min(i, 5)}") for i, p in enumerate(OLD_PATHS)]
+    store.write_batch("m", results, files)
+    store.record_failures("m", [FailureRecord("/home/ann/Photos/bad.jpg", "empty file", 0, 1)])
+    save(db, [TagRow("/home/ann/Photos/2019/a.jpg", ["beach"], None, 10, 1000, "", [])])
+    db.close()
+
+
+def _dump(conn, sql):
+    return sorted(conn.execute(sql).fetchall())
+
+
+def test_infer_roots_per_top_level_folder():
+    folders = [os.path.dirname(p) for p in OLD_PATHS]
+    assert infer_roots(folders) == [
+        "/home/ann/Photos",
+        "/home/bob/pics",
+        "/media/ann/USB",
+        "/srv/x/y",
+    ]
+    assert infer_roots([]) == []
+    assert infer_roots(["/a/b", "/a/b/c", "/a/d"]) == ["/a"]
+
+
+def test_v4_database_migrates_in_place_with_no_lost_rows(tmp_path):
+    path = tmp_path / "old.db"
+    make_v4(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    tables = ("files", "results", "failures", "photo_tags", "runs", "vector_state")
+    columns = {t: [c[1] for c in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+    before = {t: _dump(conn, f"SELECT {', '.join(columns[t])} FROM {t}") for t in tables}
+    conn.close()
+
+    with Store.open(path) as store:  # a writer migrates
+        conn = store.db.conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+        roots, loose = list_roots(conn)
+        assert loose == 0
+        assert [r.path for r in roots] == infer_roots(os.path.dirname(p) for p in OLD_PATHS)
+        rows = conn.execute(
+            "SELECT f.path, r.path, f.rel_path FROM files f JOIN roots r ON r.id = f.root_id"
+        ).fetchall()
+        assert len(rows) == len(OLD_PATHS)
+        for path_, root, rel in rows:  # the derived absolute path is the one stored before
+            assert path_ == root + os.sep + rel
+        assert dict((p, rel) for p, _, rel in rows)["/home/ann/Photos/2020/trip/b.jpg"] == (
+            "2020/trip/b.jpg"
+        )
+        for table, old in before.items():  # nothing lost, nothing else changed
+            now = _dump(conn, f"SELECT {', '.join(columns[table])} FROM {table}")
+            assert now == old, table
+    # Opening again changes nothing (the migration ran once).
+    with Store.open(path) as store:
+        assert len(list_roots(store.db.conn)[0]) == 4
+
+
+def test_legacy_rows_with_no_root_join_a_root_indexed_later(tmp_path):
+    path = tmp_path / "db.db"
+    with Store.open(path) as store:
+        # A library caller that writes without recording a root: path kept, no root.
+        store.write_batch("m", [ResultRecord("h", "c", _vec(1), _vec(2))], [])
+        store.write_batch("m", [], [FileRecord("/data/p/a.jpg", 1, 1, "h")])
+        assert list_roots(store.db.conn) == ([], 1)
+        from indexer.store.roots import add_roots
+
+        add_roots(store.db, ["/data"], path)
+        roots, loose = list_roots(store.db.conn)
+        assert (loose, [(r.path, r.photos) for r in roots]) == (0, [("/data", 1)])
+        rel = store.db.execute("SELECT rel_path FROM files").fetchone()[0]
+        assert rel == os.path.join("p", "a.jpg")
+
+
+@pytest.mark.parametrize("order", ["inner_first", "outer_first"])
+def test_roots_stay_disjoint(tmp_path, order):
+    from indexer.store.roots import add_roots
+
+    path = tmp_path / "db.db"
+    with Store.open(path) as store:
+        store.write_batch("m", [ResultRecord("h", "c", _vec(1), _vec(2))], [])
+        first, second = ["/p/2019"], ["/p"]
+        if order == "outer_first":
+            first, second = second, first
+        add_roots(store.db, first, path)
+        store.write_batch("m", [], [FileRecord("/p/2019/a.jpg", 1, 1, "h")])
+        add_roots(store.db, second, path)
+        store.write_batch("m", [], [FileRecord("/p/2019/b.jpg", 1, 1, "h")])
+        roots, _ = list_roots(store.db.conn)
+        assert [(r.path, r.photos) for r in roots] == [("/p", 2)]
+        rels = _dump(store.db.conn, "SELECT rel_path FROM files")
+        assert rels == [("2019/a.jpg",), ("2019/b.jpg",)]
