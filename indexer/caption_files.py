@@ -14,8 +14,8 @@ Emit = Callable[[Path, str | None, str | None], None]  # (path, caption, error)
 def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None:
     """Decode, encode and caption `paths`; call emit once per path, in input order. A file that
     can't be read gets emit(path, None, reason) and never stops the others."""
-    from indexer.decode import decode_image
     from indexer.models import load_model
+    from indexer.preprocess import encoder_tensor, model_pixels
 
     paths = list(paths)
     # load_model checks the name or directory before it imports torch (~1-2 s): a mistyped
@@ -32,9 +32,15 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
         if not pending:
             return
         pixels = torch.stack([t for _, t in pending])
-        feats = enc.encode_images(pixels)  # one CLIP pass; the features are the caption prefix
+        # One CLIP pass; its features are the caption prefix (and its grid what show-attend-tell
+        # attends over).
+        extra = {}
+        if getattr(model.captioner, "needs_grid", False):
+            feats, extra["grid"] = enc.encode_images_grid(pixels)
+        else:
+            feats = enc.encode_images(pixels)
         captions = model.captioner.caption(
-            feats, beams=settings.beams, max_tokens=settings.max_tokens
+            feats, beams=settings.beams, max_tokens=settings.max_tokens, **extra
         )
         for (p, _), text in zip(pending, captions, strict=True):
             emit(p, text, None)
@@ -44,8 +50,8 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
         try:
             if path.is_dir():
                 raise BadImageError(str(path), "is a directory")
-            img = decode_image(path, min_side=enc.image_size, max_pixels=max_pixels).image
-            pending.append((path, enc.preprocess(img)))
+            _, pixels = model_pixels(path, enc.image_size, settings.resize, max_pixels)
+            pending.append((path, encoder_tensor(enc, pixels)))
         except BadImageError as e:
             flush()  # keep output in input order
             emit(path, None, e.reason)

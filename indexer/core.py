@@ -115,8 +115,15 @@ def process_tensor(model, x, settings: Settings) -> BatchOutput:
     """(B, 3, S, S) normalised pixels → BatchOutput. The ONE place that runs the model: CLIP's
     image tower once, its features both stored and captioned, then the caption text vectors.
     A captioner that needs more than the pooled features (CLIP grid tokens) hooks in here."""
-    feats = model.encoder.encode_images(x)  # (B, D) raw, float32, CPU
-    caps = model.captioner.caption(feats, beams=settings.beams, max_tokens=settings.max_tokens)
+    if getattr(model.captioner, "needs_grid", False):
+        # show-attend-tell attends over CLIP's grid: the same pass gives it (lstm_captioner.py)
+        feats, grid = model.encoder.encode_images_grid(x)  # (B, D), (B, N, C)
+        caps = model.captioner.caption(
+            feats, beams=settings.beams, max_tokens=settings.max_tokens, grid=grid
+        )
+    else:
+        feats = model.encoder.encode_images(x)  # (B, D) raw, float32, CPU
+        caps = model.captioner.caption(feats, beams=settings.beams, max_tokens=settings.max_tokens)
     txt = model.encoder.encode_texts(caps)  # (B, D)
     return BatchOutput(feats.float().numpy(), list(caps), txt.float().numpy())
 

@@ -49,6 +49,18 @@ class ClipEncoder:
         return feats.float().cpu()
 
     @torch.inference_mode()
+    def encode_images_grid(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, S, S) -> (features (B, D) as `encode_images`, grid (B, N, C)), one pass.
+
+        The grid is what show-attend-tell attends over: a ViT's patch tokens after its final
+        LayerNorm (N = (S / patch)^2, C = width: 49 x 768 for ViT-B/32), or a ResNet's last
+        spatial map before attention pooling (N = (S / 32)^2, C = channels). Row-major, so
+        token n sits at (n // side, n % side) of the image."""
+        with self._autocast():
+            feats, grid = visual_with_grid(self.model.visual, pixels.to(self.device))
+        return feats.float().cpu(), grid.float().cpu()
+
+    @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Texts -> (B, D) raw float32 features on the CPU (truncated at the context length)."""
         if not texts:
@@ -82,6 +94,25 @@ class ClipEncoder:
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+def visual_with_grid(visual, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """open_clip's image tower forward, also returning the grid it pools: the same operations
+    as VisionTransformer.forward / ModifiedResNet.forward, so the pooled output is identical."""
+    if hasattr(visual, "_embeds") and hasattr(visual, "_pool") and hasattr(visual, "transformer"):
+        tokens = visual.transformer(visual._embeds(x))  # (B, 1 + N, width)
+        pooled, grid = visual._pool(tokens)  # grid: (B, N, width), after ln_post
+        if visual.proj is not None:
+            pooled = pooled @ visual.proj
+        return pooled, grid
+    if hasattr(visual, "attnpool") and hasattr(visual, "layer4"):
+        fmap = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(x)))))
+        grid = fmap.flatten(2).transpose(1, 2)  # (B, C, h, w) -> (B, h*w, C)
+        return visual.attnpool(fmap), grid
+    raise ModelFormatError(
+        f"this CLIP image tower ({type(visual).__name__}) gives no grid of patch tokens or "
+        "spatial features; show-attend-tell needs a ViT or ResNet CLIP"
+    )
 
 
 def _has_text(model) -> bool:

@@ -41,6 +41,16 @@ _GPT2_INT_LIMITS = {
     "n_head": (1, 128),
     "n_inner": (1, 32768),
 }
+# The captioner architectures a spec may name ("arch"; absent = clipcap, every older spec).
+ARCHS = ("clipcap", "show-and-tell", "show-attend-tell")
+_LSTM_INT_LIMITS = {
+    "feature_dim": (1, 8192),
+    "vocab_size": (1, 300_000),
+    "grid_dim": (0, 8192),
+    "embed_dim": (1, 8192),
+    "hidden_dim": (1, 8192),
+    "attention_dim": (1, 8192),
+}
 _GPT2_FLOATS = (
     "resid_pdrop",
     "embd_pdrop",
@@ -78,7 +88,11 @@ def spec_problem(spec) -> str | None:
     """What is wrong with a parsed spec (naming the field), or None."""
     if not isinstance(spec, dict):
         return "the spec must be a JSON object"
-    for key in ("name", "clipcap", "checkpoint", "clip", "tokenizer"):
+    arch = spec.get("arch", "clipcap")
+    if arch not in ARCHS:
+        return f"field 'arch' must be one of {', '.join(ARCHS)} (got {arch!r})"
+    config = "clipcap" if arch == "clipcap" else "lstm"
+    for key in ("name", config, "checkpoint", "clip", "tokenizer"):
         if key not in spec:
             return f"missing field {key!r}"
     fmt = spec.get("format", SPEC_FORMAT)
@@ -102,7 +116,33 @@ def spec_problem(spec) -> str | None:
     keys = spec.get("checkpoint_keys")
     if keys is not None and not (_is_int(keys) and keys > 0):
         return f"field 'checkpoint_keys' must be a positive integer (got {keys!r})"
+    if arch != "clipcap":
+        return lstm_problem(spec["lstm"], arch)
     return clipcap_problem(spec["clipcap"])
+
+
+def lstm_problem(cfg, arch: str) -> str | None:
+    """Type and size checks of a spec's `lstm` object (indexer/lstm_captioner.LstmConfig)."""
+    if not isinstance(cfg, dict):
+        return "field 'lstm' must be an object"
+    unknown = sorted(set(cfg) - set(_LSTM_INT_LIMITS) - {"dropout", "alpha_c"})
+    if unknown:
+        return f"unknown field 'lstm.{unknown[0]}'"
+    for key in ("feature_dim", "vocab_size") + (("grid_dim",) if arch == ARCHS[2] else ()):
+        if key not in cfg:
+            return f"missing field 'lstm.{key}'"
+    problem = _ints(cfg, _LSTM_INT_LIMITS, "lstm")
+    if problem:
+        return problem
+    if arch == ARCHS[2] and cfg["grid_dim"] < 1:
+        return "field 'lstm.grid_dim' must be positive for show-attend-tell"
+    dropout = cfg.get("dropout", 0.5)
+    if not (_is_number(dropout) and 0 <= dropout < 1):
+        return f"field 'lstm.dropout' must be a number in [0, 1) (got {dropout!r})"
+    alpha_c = cfg.get("alpha_c", 1.0)
+    if not (_is_number(alpha_c) and 0 <= alpha_c <= 100):
+        return f"field 'lstm.alpha_c' must be a number in [0, 100] (got {alpha_c!r})"
+    return None
 
 
 def clipcap_problem(cfg) -> str | None:
@@ -209,21 +249,11 @@ def write_model_dir(
 ) -> Path:
     """Write a complete local model directory (spec, checkpoint, CLIP, tokenizer)."""
     import torch
-    from safetensors.torch import save_file
 
     out = Path(out)
-    (out / "clip").mkdir(parents=True, exist_ok=True)
+    write_clip_and_tokenizer(out, clip_model_cfg, clip_state, tokenizer_dir)
     torch.save(published_state_dict(clipcap_model), out / "clipcap.pt")
     (out / "clipcap.safetensors").unlink(missing_ok=True)  # a twin of an older clipcap.pt
-    (out / "clip" / "open_clip_config.json").write_text(
-        json.dumps({"model_cfg": clip_model_cfg, "preprocess_cfg": OPENAI_PREPROCESS}, indent=2)
-    )
-    save_file(
-        {k: v.contiguous() for k, v in clip_state.items()},
-        str(out / "clip" / "open_clip_model.safetensors"),
-    )
-    if Path(tokenizer_dir).resolve() != (out / "tokenizer").resolve():
-        shutil.copytree(tokenizer_dir, out / "tokenizer", dirs_exist_ok=True)
     cfg = asdict(clipcap_model.cfg)
     write_spec(
         out,
@@ -238,3 +268,22 @@ def write_model_dir(
         },
     )
     return out
+
+
+def write_clip_and_tokenizer(
+    out: Path, clip_model_cfg: dict, clip_state: dict, tokenizer_dir: Path
+) -> None:
+    """The parts every architecture's directory shares: clip/ (config + weights), tokenizer/."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    (out / "clip").mkdir(parents=True, exist_ok=True)
+    (out / "clip" / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": clip_model_cfg, "preprocess_cfg": OPENAI_PREPROCESS}, indent=2)
+    )
+    save_file(
+        {k: v.contiguous() for k, v in clip_state.items()},
+        str(out / "clip" / "open_clip_model.safetensors"),
+    )
+    if Path(tokenizer_dir).resolve() != (out / "tokenizer").resolve():
+        shutil.copytree(tokenizer_dir, out / "tokenizer", dirs_exist_ok=True)

@@ -105,7 +105,9 @@ class Model:
     name: str  # stored with every result, so several models' results can live side by side
     spec: dict
     encoder: Any  # indexer.encoder.ClipEncoder
-    captioner: Any  # indexer.captioner.Captioner, or None when loaded for search only
+    # indexer.captioner.Captioner (or lstm_captioner.LstmCaptioner, a subclass whose
+    # `needs_grid` says it also takes CLIP grid features), or None when loaded for search only
+    captioner: Any
     device: Any  # torch.device
 
 
@@ -213,7 +215,9 @@ def load_model(
         clip_dir = rel(model_dir, clip["dir"])
         encoder = load_clip(clip_dir, bool(clip.get("quick_gelu", True)), device, dtype, step)
         cap = None
-        if captioner:
+        if captioner and spec.get("arch", "clipcap") != "clipcap":
+            cap = _load_lstm_captioner(model_dir, spec, encoder, device, dtype, step)
+        elif captioner:
             try:
                 cfg = ClipCapConfig(**spec["clipcap"])
             except TypeError as e:
@@ -232,6 +236,25 @@ def load_model(
             cap = Captioner(net, tok, device, dtype)
         torch.set_grad_enabled(False)
     return Model(name=spec["name"], spec=spec, encoder=encoder, captioner=cap, device=device)
+
+
+def _load_lstm_captioner(model_dir: Path, spec: dict, encoder, device, dtype, step: Step):
+    """A show-and-tell / show-attend-tell captioner (indexer/lstm_captioner.py)."""
+    from indexer.lstm_captioner import LstmCaptioner, load_lstm, lstm_config
+
+    cfg = lstm_config(spec, model_dir / SPEC_FILE)
+    if encoder.embed_dim and cfg.feature_dim != encoder.embed_dim:
+        raise ModelFormatError(
+            f"{model_dir}: the {cfg.arch} captioner expects {cfg.feature_dim}-d CLIP features "
+            f"but the CLIP model gives {encoder.embed_dim}-d"
+        )
+    step(f"load {cfg.arch} weights")
+    net = load_lstm(rel(model_dir, spec["checkpoint"]), cfg).to(device)
+    step("load tokenizer")
+    tok = load_tokenizer(rel(model_dir, spec["tokenizer"]))
+    if len(tok) > cfg.vocab_size:
+        raise ModelFormatError(f"{model_dir}: tokenizer is larger than the model's vocabulary")
+    return LstmCaptioner(net, tok, device, dtype)
 
 
 def _load_clipcap(model_dir: Path, spec: dict, cfg, step: Step):
