@@ -99,6 +99,11 @@ class DecodedImage:
     camera_model: str | None = None
     gps_lat: float | None = None  # signed decimal degrees, north positive
     gps_lon: float | None = None  # signed decimal degrees, east positive
+    # Where the full-size oriented image lies in `image`'s pixel coordinates (x0, y0, x1, y1):
+    # a reduced decode covers whole 1/k blocks, so its last row/column can stand for fewer
+    # than k source pixels and the extent is not exactly image.size. None: all of `image`.
+    # indexer.preprocess uses it to resample the reduced image on the full image's geometry.
+    extent: tuple[float, float, float, float] | None = None
 
 
 def decode_image(
@@ -261,6 +266,7 @@ def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
             # Pillow's TIFF plugin reports the oriented size and turns the pixels itself in
             # load(); turning them again would undo it.
             orientation = 1
+        extent = (0.0, 0.0, float(full_w), float(full_h))  # in the stored image's pixels
         if min_side > 0:
             # Reduce on open wherever the format can. JPEG/MPO (phone photos with a depth map
             # open as MPO): draft() picks the largest 1/2^k DCT scale with scaled w >= request w
@@ -268,16 +274,42 @@ def _decode(path: str, min_side: int, max_pixels: int) -> DecodedImage:
             # and the short side stays the short side after a 90° EXIF rotation. HEIC/HEIF
             # (pillow-heif): the smallest embedded thumbnail that is a scaled copy of the image
             # and covers the request. Other formats: a no-op.
-            im.draft("RGB", (min_side, min_side))
+            drafted = im.draft("RGB", (min_side, min_side))
+            if drafted and len(drafted[1]) == 4:  # JPEG: (0, 0, W / scale, H / scale)
+                extent = tuple(float(v) for v in drafted[1])
             if im.format == "WEBP" and not getattr(im, "is_animated", False):
                 im = _webp_scaled(im, f, min_side)
+            if im.size != (full_w, full_h) and extent[2:] == (full_w, full_h):
+                extent = (0.0, 0.0, float(im.size[0]), float(im.size[1]))  # a scaled copy
         im.load()  # inside the try: truncated and corrupt data fail here, not later
+    factor = _reduce_factor(im, min_side)
     im = _shrink_to_rgb(im, min_side)
+    extent = tuple(v / factor for v in extent)
     if orientation in _TRANSPOSE:
+        extent = _turn_extent(extent, im.size, orientation)
         im = im.transpose(_TRANSPOSE[orientation])
     if orientation in _SWAPS_AXES:
         full_w, full_h = full_h, full_w
-    return DecodedImage(image=im, width=full_w, height=full_h, **meta)
+    whole = extent == (0.0, 0.0, float(im.size[0]), float(im.size[1]))
+    return DecodedImage(
+        image=im, width=full_w, height=full_h, extent=None if whole else extent, **meta
+    )
+
+
+def _turn_extent(extent: tuple, size: tuple[int, int], orientation: int) -> tuple:
+    """`extent` (x0, y0, x1, y1) in an image of `size`, in the coordinates of that image after
+    the EXIF `orientation`'s transpose (same mapping as _TRANSPOSE)."""
+    x0, y0, x1, y1 = extent
+    w, h = size
+    return {
+        2: (w - x1, y0, w - x0, y1),  # mirror left-right
+        3: (w - x1, h - y1, w - x0, h - y0),  # rotate 180
+        4: (x0, h - y1, x1, h - y0),  # mirror top-bottom
+        5: (y0, x0, y1, x1),  # transpose (swap axes)
+        6: (h - y1, x0, h - y0, x1),  # rotate 90° clockwise (Pillow's ROTATE_270)
+        7: (h - y1, w - x1, h - y0, w - x0),  # transverse
+        8: (y0, w - x1, y1, w - x0),  # rotate 90° counter-clockwise (Pillow's ROTATE_90)
+    }[orientation]
 
 
 def _webp_scaled(im: Image.Image, f, min_side: int) -> Image.Image:
@@ -296,6 +328,12 @@ def _webp_scaled(im: Image.Image, f, min_side: int) -> Image.Image:
     return scaled
 
 
+def _reduce_factor(im: Image.Image, min_side: int) -> int:
+    """The integer box-reduce factor _shrink_to_rgb applies (1: none)."""
+    factor = min(im.size) // min_side if min_side > 0 else 1
+    return factor if factor >= 2 else 1
+
+
 def _shrink_to_rgb(im: Image.Image, min_side: int) -> Image.Image:
     """RGB, box-reduced by the largest integer factor that keeps the short side >= min_side.
 
@@ -303,7 +341,7 @@ def _shrink_to_rgb(im: Image.Image, min_side: int) -> Image.Image:
     strip reduced at once, so no full-size RGB/RGBA copy is ever made (a 30 MP RGBA PNG peaked
     at 576 MB before, 150 MB now). Strips are a multiple of the factor high, so the box grid
     is the one a whole-image reduce would use."""
-    factor = min(im.size) // min_side if min_side > 0 else 1
+    factor = _reduce_factor(im, min_side)
     if factor < 2:
         return _to_rgb(im)
     if im.mode == "RGB":
