@@ -16,6 +16,10 @@ DEFAULT_MODEL = "clipcap-coco"
 # extra, Pillow for TIFF-based previews).
 RAW_EXTENSIONS = ("cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "raf")
 
+# Videos: indexed by keyframe (indexer.video) when the `video` extra (PyAV) is installed, else
+# counted as skipped with the reason.
+VIDEO_EXTENSIONS = ("mp4", "mov", "m4v", "mkv", "webm", "avi")
+
 # Extensions indexed by default (lower case, without the dot). HEIC/HEIF go through pillow-heif.
 DEFAULT_EXTENSIONS = (
     "jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", *RAW_EXTENSIONS,
@@ -23,7 +27,9 @@ DEFAULT_EXTENSIONS = (
 
 # Folders/files never walked, whatever --exclude adds (NAS thumbnails, VCS, JS deps, desktop
 # thumbnail caches, NAS and Windows recycle bins), as rclip does. Globs matched by name.
-DEFAULT_EXCLUDES = ("@eaDir", ".git", "node_modules", ".thumbnails", "#recycle", "$RECYCLE.BIN")
+DEFAULT_EXCLUDES = (
+    "@eaDir", ".git", "node_modules", ".thumbnails", "#recycle", "$RECYCLE.BIN", ".imgcap",
+)  # fmt: skip
 
 # --max-megapixels default (0 = auto): half the available memory, shared by the decode
 # workers, at DECODE_BYTES_PER_PIXEL each, clamped to [MIN, MAX]. Measured peaks per pixel
@@ -48,9 +54,32 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("imgcap", appauthor=False))
 
 
+# `imgcap index --db-here FOLDER` keeps the database inside the folder, so it travels with it.
+DB_HERE = Path(".imgcap") / "imgcap.db"
+
+
+def find_db_here(start: Path | None = None) -> Path | None:
+    """The database of the nearest folder at or above `start` (default: the current folder)
+    that holds one (FOLDER/.imgcap/imgcap.db), as git finds .git; None when there is none."""
+    try:
+        here = Path(os.path.abspath(start or os.getcwd()))
+    except OSError:  # the current folder was deleted
+        return None
+    for folder in (here, *here.parents):
+        if (folder / DB_HERE).is_file():
+            return folder / DB_HERE
+    return None
+
+
+def default_db_path() -> Path:
+    """--db, then $IMGCAP_DB (Settings.from_env), then a --db-here database found from the
+    current folder upwards, then the user data dir."""
+    return find_db_here() or default_data_dir() / "imgcap.db"
+
+
 @dataclass(frozen=True)
 class Settings:
-    db_path: Path = field(default_factory=lambda: default_data_dir() / "imgcap.db")
+    db_path: Path = field(default_factory=default_db_path)
     model: str = DEFAULT_MODEL  # registry name or a local model directory
     device: str = "auto"  # auto | cpu | cuda | mps
     # "auto" = bf16/fp16 autocast on CUDA, fp32 on CPU; "bf16" also allowed on CPUs that have it.
@@ -63,10 +92,25 @@ class Settings:
     include_hidden: bool = False
     exclude: tuple[str, ...] = ()  # --exclude globs, added to DEFAULT_EXCLUDES
     max_megapixels: float = 0.0  # images larger than this are refused; 0 = auto (see above)
+    # CLIP input from a file (indexer/preprocess.py): "fast" reduces while decoding (never below
+    # 2.5x the model input), "exact" = open_clip's eval transform of the full image, bit for bit.
+    resize: str = "fast"
     offline: bool = False  # never touch the network; missing files fail fast
     cache_dir: Path | None = None  # Hugging Face cache override (None = huggingface_hub default)
     # Checkpoints with no hub mirror (the ClipCap transformer release) are kept here.
     models_dir: Path = field(default_factory=lambda: default_data_dir() / "models")
+    # Videos (indexer/video.py): at most one keyframe every `video_gap` seconds, at most
+    # `video_max_frames` per video (past it the gap doubles, so long films stay spread out).
+    video_gap: float = 5.0
+    video_max_frames: int = 60
+    # RAM the FAISS cache may take (GB, both vector kinds together): past it, vectors are
+    # compressed (IVF-PQ in memory, full vectors memory-mapped from disk for exact re-ranking).
+    vector_memory_gb: float = 8.0
+    engine: str = "local"  # index runner: local (worker processes) | ray (Ray Data, `ray` extra)
+    # --engine ray: None = a Ray instance started for the run on this machine; "auto" or
+    # host:port = an existing cluster (Ray's own address rules).
+    ray_address: str | None = None
+    gpus_per_worker: float = 0.0  # GPUs per model actor; 0 = 1 when the cluster has GPUs
 
     def batch_size_for(self, device_type: str) -> int:
         """The batch size to use on a device: the user's, or the device default."""
@@ -99,6 +143,8 @@ class Settings:
             env["cache_dir"] = Path(os.environ["IMGCAP_CACHE_DIR"]).expanduser()
         if os.environ.get("IMGCAP_MODELS_DIR"):
             env["models_dir"] = Path(os.environ["IMGCAP_MODELS_DIR"]).expanduser()
+        if os.environ.get("IMGCAP_VECTOR_MEMORY_GB"):
+            env["vector_memory_gb"] = float(os.environ["IMGCAP_VECTOR_MEMORY_GB"])
         given = {k: v for k, v in overrides.items() if v is not None}
         if "db_path" in given:
             given["db_path"] = Path(given["db_path"]).expanduser()
