@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from indexer.errors import ImgcapError
-from search import cli_captions, cli_models, cli_training, output
+from search import cli_captions, cli_models, cli_roots, cli_training, output
 from search.cli_options import (
     HELP_SETTINGS,
     BatchOpt,
@@ -61,6 +61,7 @@ app = typer.Typer(
     context_settings=HELP_SETTINGS,
 )
 app.add_typer(cli_models.models_app, name="models")
+app.add_typer(cli_roots.roots_app, name="roots")
 
 
 @app.callback()
@@ -372,15 +373,27 @@ def index(
             "--exclude",
             metavar="GLOB",
             help="Skip files and folders matching GLOB (repeatable), besides @eaDir, .git, "
-            "node_modules, .thumbnails, #recycle and $RECYCLE.BIN.",
+            "node_modules, .thumbnails, #recycle, $RECYCLE.BIN and .imgcap.",
             show_default=False,
         ),
     ] = None,
     max_megapixels: MaxMpOpt = 0.0,
     offline: OfflineOpt = False,
     json_out: JsonDocOpt = False,
+    db_here: Annotated[
+        bool,
+        typer.Option(
+            "--db-here",
+            help="Keep the database inside the folder (FOLDER/.imgcap/imgcap.db), so it travels"
+            " with it; commands run in or below the folder find it.",
+        ),
+    ] = False,
 ) -> None:
     from indexer.pipeline import index_paths
+    from indexer.roots import db_here as _db_here
+
+    if db_here:
+        db = _run(lambda: _db_here(paths, db))
 
     settings = _settings(
         db_path=db,
@@ -475,6 +488,7 @@ app.command("caption-set", short_help="Set your own caption for a photo (or --cl
 app.command("write-back", short_help="Write captions into XMP sidecars or the photos.")(
     cli_captions.write_back
 )
+app.command("merge")(cli_roots.merge)
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

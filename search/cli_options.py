@@ -23,7 +23,7 @@ from search.output import err
 # The order people meet the commands in: the main job first, then what follows from it.
 COMMAND_ORDER = (
     "index", "search", "serve", "caption", "caption-set", "export", "write-back", "status",
-    "failures", "models", "train", "eval",
+    "failures", "roots", "merge", "models", "train", "eval",
 )  # fmt: skip
 
 # -h as well as --help, on every command.
@@ -41,6 +41,9 @@ SHORT_HELP = {
     "eval": "Score captions: BLEU, METEOR, ROUGE-L, CIDEr-D, SPICE.",
     "download": "Fetch a model's files ahead of time (for offline use).",
     "tiny": "Write a tiny random-weight model (tests, smoke runs).",
+    "roots": "List the folders the index covers, or move one.",
+    "move": "Point a root at its new place (no captioning again).",
+    "merge": "Bring another imgcap database's results into this one.",
 }
 
 
@@ -153,7 +156,8 @@ DbOpt = Annotated[
     typer.Option(
         "--db",
         metavar="FILE",
-        help="Database file (default: user data dir, or $IMGCAP_DB).",
+        help="Database file (default: $IMGCAP_DB, else a --db-here database in or above the"
+        " current folder, else the user data dir).",
         dir_okay=False,
     ),
 ]

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from sqlite_utils import Database
 
-from indexer.store import FailureRecord, FileRecord, ResultRecord, Store, schema
-from indexer.store.photo_tags import TagRow, save
+from indexer.store import FileRecord, ResultRecord, Store, schema, vec_to_blob
 from indexer.store.roots import infer_roots, list_roots
 
 OLD_PATHS = [
@@ -30,7 +29,8 @@ def _vec(seed: int) -> np.ndarray:
 
 
 def make_v4(path) -> None:
-    """A database as imgcap wrote it at schema 4, through the schema's own functions."""
+    """A database as imgcap wrote it at schema 4: the schema's own migration functions, rows
+    in plain SQL (today's store code writes today's schema)."""
     db = Database(path)
     try:
         orig = schema.SCHEMA_VERSION
@@ -38,12 +38,28 @@ def make_v4(path) -> None:
         schema.migrate(db, path)
     finally:
         schema.SCHEMA_VERSION = orig
-    store = Store(db, path)
-    results = [ResultRecord(f"h{i}", f"caption {i}", _vec(i), _vec(100 + i)) for i in range(6)]
-    files = [FileRecord(p, 10 + i, 1000 + i, f"h{min(i, 5)}") for i, p in enumerate(OLD_PATHS)]
-    store.write_batch("m", results, files)
-    store.record_failures("m", [FailureRecord("/home/ann/Photos/bad.jpg", "empty file", 0, 1)])
-    save(db, [TagRow("/home/ann/Photos/2019/a.jpg", ["beach"], None, 10, 1000, "", [])])
+    with db.atomic():
+        for i in range(6):
+            db.execute(
+                "INSERT INTO results (content_hash, model, caption, image_vec, caption_vec, dim)"
+                " VALUES (?, 'm', ?, ?, ?, 8)",
+                [f"h{i}", f"caption {i}", vec_to_blob(_vec(i)), vec_to_blob(_vec(100 + i))],
+            )
+        for i, p in enumerate(OLD_PATHS):
+            db.execute(
+                "INSERT INTO files (path, folder, size, mtime_ns, content_hash, indexed_at)"
+                " VALUES (?, ?, ?, ?, ?, 'then')",
+                [p, os.path.dirname(p), 10 + i, 1000 + i, f"h{min(i, 5)}"],
+            )
+        db.execute(
+            "INSERT INTO failures (path, reason, size, mtime_ns)"
+            " VALUES ('/home/ann/Photos/bad.jpg', 'empty file', 0, 1)"
+        )
+        db.execute(
+            "INSERT INTO photo_tags (path, tags, folded, words, sidecars)"
+            " VALUES ('/home/ann/Photos/2019/a.jpg', '[\"beach\"]', '[\"beach\"]', 'beach', '')"
+        )
+        db.execute("INSERT INTO vector_state (model, generation, count) VALUES ('m', 1, 6)")
     db.close()
 
 

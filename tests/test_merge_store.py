@@ -1,0 +1,225 @@
+"""`merge`: another database's photos and results brought in by path and content hash, conflicts
+reported with ours kept, idempotent, refusals (issue 13 §4). Databases written through the
+store's own API; the expected outcome is computed from the rules, row by row."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+
+from indexer.errors import StoreError, UsageError
+from indexer.store import FileRecord, ResultRecord, Store
+from indexer.store.merge import merge
+from indexer.store.photo_tags import TagRow, save
+from indexer.store.roots import add_roots
+from indexer.store.user_captions import set_user_caption
+
+
+def _vec(seed: int, dim: int = 8) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+
+
+def _result(h: str, caption: str, seed: int, dim: int = 8) -> ResultRecord:
+    return ResultRecord(h, caption, _vec(seed, dim), _vec(seed + 1, dim))
+
+
+def _write(db, root: str, files: dict[str, str], results: dict[str, list[ResultRecord]]):
+    """files: rel path -> content hash; results: model -> records."""
+    with Store.open(db) as s:
+        add_roots(s.db, [root], db)
+        for model, recs in results.items():
+            s.write_batch(model, recs, [])
+        rows = [FileRecord(os.path.join(root, r), 1, 1, h) for r, h in files.items()]
+        s.write_batch(next(iter(results)), [], rows)
+        for model in results:
+            s.db.execute("INSERT INTO models (name, source) VALUES (?, ?)", [model, "hub"])
+        s.db.conn.commit()
+
+
+def _dump(db) -> dict[str, list]:
+    conn = sqlite3.connect(db)
+    out = {
+        "files": conn.execute(
+            "SELECT path, rel_path, content_hash FROM files ORDER BY path"
+        ).fetchall(),
+        "results": conn.execute(
+            "SELECT content_hash, model, caption, generated_caption, caption_vec, image_vec"
+            " FROM results ORDER BY content_hash, model"
+        ).fetchall(),
+        "roots": conn.execute("SELECT path FROM roots ORDER BY path").fetchall(),
+        "models": conn.execute("SELECT name, source FROM models ORDER BY name").fetchall(),
+        "tags": conn.execute("SELECT path, tags FROM photo_tags ORDER BY path").fetchall(),
+        "state": conn.execute("SELECT model, count FROM vector_state ORDER BY model").fetchall(),
+    }
+    conn.close()
+    return out
+
+
+@pytest.fixture
+def pair(tmp_path):
+    ours, theirs = tmp_path / "ours.db", tmp_path / "theirs.db"
+    _write(
+        ours,
+        "/photos",
+        {"a.jpg": "h1", "shared.jpg": "h2", "edited.jpg": "h5", "both.jpg": "h6"},
+        {
+            "m": [
+                _result("h1", "a dog", 1),
+                _result("h2", "a cat", 2),
+                _result("h5", "a boat", 5),
+                _result("h6", "a tree", 6),
+            ]
+        },
+    )
+    set_user_caption(ours, "/photos/both.jpg", "m", "our tree", _vec(60))
+    _write(
+        theirs,
+        "/laptop/pics",
+        {"b.jpg": "h3", "dup of a.jpg": "h1", "edited.jpg": "h5", "both.jpg": "h6"},
+        {
+            "m": [
+                _result("h3", "a bird", 3),
+                _result("h1", "a puppy", 11),  # same content and model, another caption
+                _result("h5", "a boat", 50),
+                _result("h6", "a tree", 61),
+            ],
+            "wide": [_result("h3", "a bird", 30, dim=16)],
+        },
+    )
+    with Store.open(theirs) as s:  # a path both have, with other content
+        s.write_batch(
+            "m", [_result("h4", "a car", 4)], [FileRecord("/photos/shared.jpg", 1, 1, "h4")]
+        )
+        save(s.db, [TagRow("/laptop/pics/b.jpg", ["garden"], None, 1, 1, "", [])])
+        s.db.execute("UPDATE models SET source = '/models/m' WHERE name = 'm'")
+        s.db.conn.commit()
+    set_user_caption(theirs, "/laptop/pics/edited.jpg", "m", "my boat", _vec(70))
+    set_user_caption(theirs, "/laptop/pics/both.jpg", "m", "their tree", _vec(80))
+    return ours, theirs
+
+
+def test_merge_brings_photos_and_results_and_reports_conflicts(pair):
+    ours, theirs = pair
+    before, other = _dump(ours), _dump(theirs)
+    report = merge(ours, theirs)
+    after = _dump(ours)
+
+    # Files: every path of theirs we lacked, with its root; the clashing path kept as ours.
+    assert after["files"] == sorted(
+        before["files"]
+        + [
+            ("/laptop/pics/b.jpg", "b.jpg", "h3"),
+            ("/laptop/pics/both.jpg", "both.jpg", "h6"),
+            ("/laptop/pics/dup of a.jpg", "dup of a.jpg", "h1"),
+            ("/laptop/pics/edited.jpg", "edited.jpg", "h5"),
+        ]
+    )
+    assert after["roots"] == [("/laptop/pics",), ("/photos",)]
+    assert (report.files_added, report.files_same) == (4, 0)
+    # Results: theirs for content we lacked (h3 for both models), copied exactly; h4 belongs
+    # to no file here (its path clashed), so it stays behind.
+    ours_res = {(r[0], r[1]): r for r in after["results"]}
+    theirs_res = {(r[0], r[1]): r for r in other["results"]}
+    assert set(ours_res) == {(r[0], r[1]) for r in before["results"]} | {
+        ("h3", "m"),
+        ("h3", "wide"),
+    }
+    assert ours_res[("h3", "m")] == theirs_res[("h3", "m")]
+    assert ours_res[("h3", "wide")] == theirs_res[("h3", "wide")]
+    # Their person's caption comes; our generated caption and vectors stay beside it.
+    h5 = ours_res[("h5", "m")]
+    assert (h5[2], h5[3]) == ("my boat", "a boat")
+    assert h5[4] == theirs_res[("h5", "m")][4]  # the user caption's vector came with it
+    old_h5 = {(r[0], r[1]): r for r in before["results"]}[("h5", "m")]
+    assert h5[5] == old_h5[5]  # our image vector kept
+    assert ours_res[("h1", "m")] == {(r[0], r[1]): r for r in before["results"]}[("h1", "m")]
+    assert report.results_added == 2 and report.user_captions_added == 1
+    assert report.models_added == ["wide"] and report.roots_added == ["/laptop/pics"]
+    assert after["tags"] == [("/laptop/pics/b.jpg", '["garden"]')] and report.tags_added == 1
+    kinds = sorted((c["kind"], c.get("path") or c.get("model")) for c in report.conflicts)
+    assert kinds == [
+        ("caption", "/laptop/pics/dup of a.jpg"),
+        ("model source", "m"),
+        ("path", "/photos/shared.jpg"),
+        ("user caption", "/laptop/pics/both.jpg"),
+    ]
+    assert report.conflict_count == 4
+    # The vector cache sees the change: counts match the rows.
+    assert dict(after["state"]) == {"m": 5, "wide": 1}
+
+
+def test_merging_twice_adds_nothing(pair):
+    ours, theirs = pair
+    merge(ours, theirs)
+    once = _dump(ours)
+    report = merge(ours, theirs)
+    assert _dump(ours) == once
+    assert not report.added_anything
+    assert report.files_same == 4 and report.files_added == 0
+
+
+def test_merge_into_a_new_database_copies_everything(pair, tmp_path):
+    _, theirs = pair
+    new = tmp_path / "new.db"
+    report = merge(new, theirs)
+    got, want = _dump(new), _dump(theirs)
+    assert got["files"] == want["files"] and got["results"] == want["results"]
+    assert got["models"] == want["models"] and report.conflict_count == 0
+
+
+def test_model_with_other_vector_size_is_a_conflict(tmp_path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    _write(a, "/p", {"x.jpg": "h1"}, {"m": [_result("h1", "x", 1)]})
+    _write(b, "/q", {"y.jpg": "h2"}, {"m": [_result("h2", "y", 2, dim=16)]})
+    report = merge(a, b)
+    assert [c["kind"] for c in report.conflicts] == ["model vectors"]
+    assert report.results_added == 0 and report.files_added == 1  # the photo, not its vectors
+
+
+def test_refusals_leave_both_files_untouched(pair, tmp_path):
+    ours, theirs = pair
+    before = ours.read_bytes()
+    foreign = tmp_path / "contacts.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE contacts (name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not an imgcap database"):
+        merge(ours, foreign)
+    newer = tmp_path / "newer.db"
+    newer.write_bytes(theirs.read_bytes())
+    conn = sqlite3.connect(newer)
+    conn.execute("PRAGMA user_version = 999")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer imgcap"):
+        merge(ours, newer)
+    with pytest.raises(UsageError, match="is this database"):
+        merge(ours, ours)
+    with pytest.raises(StoreError, match="no database"):
+        merge(ours, tmp_path / "missing.db")
+    assert ours.read_bytes() == before
+
+
+def test_merge_takes_the_writer_lock(pair):
+    from indexer.store import writer_lock
+
+    ours, theirs = pair
+    with writer_lock(ours), pytest.raises(StoreError, match="already writing"):
+        merge(ours, theirs)
+
+
+def test_merge_an_old_database(tmp_path):
+    from test_roots_migrate import OLD_PATHS, make_v4
+
+    old = tmp_path / "v4.db"
+    make_v4(old)
+    new = tmp_path / "new.db"
+    report = merge(new, old)
+    got = _dump(new)
+    assert [p for p, _, _ in got["files"]] == sorted(OLD_PATHS)
+    assert all(rel for _, rel, _ in got["files"])  # roots inferred as a migration infers them
+    assert report.results_added == 6 and report.tags_added == 1
