@@ -17,6 +17,8 @@ Layout (created by the numbered migrations in `schema`):
 - `models` (schema 2): per model name, the model directory or registry name it was loaded from.
 - `photo_tags`, `photo_tags_fts` (schema 4): the user's own tags and description per photo
   path (not content: copies can differ), with what was read when; rows go with their file.
+- `roots` (schema 6): the index roots; files.root_id + files.rel_path say where a photo is,
+  files.path is derived from them (rewritten when a root moves; `roots`).
 
 Modules, one noun each:
 
