@@ -146,3 +146,13 @@ def test_roots_stay_disjoint(tmp_path, order):
         assert [(r.path, r.photos) for r in roots] == [("/p", 2)]
         rels = _dump(store.db.conn, "SELECT rel_path FROM files")
         assert rels == [("2019/a.jpg",), ("2019/b.jpg",)]
+
+
+def test_only_a_db_here_database_travels(tmp_path):
+    from indexer.store.roots import db_relative
+
+    assert db_relative("/drive/photos", "/drive/photos/.imgcap/imgcap.db") == ".."
+    assert db_relative("/drive", "/drive/photos/.imgcap/imgcap.db") == os.path.join("..", "..")
+    # A default database under an indexed home folder stays where it is when copied.
+    assert db_relative("/home/ann", "/home/ann/.local/share/imgcap/imgcap.db") is None
+    assert db_relative("/elsewhere", "/drive/photos/.imgcap/imgcap.db") is None

@@ -36,6 +36,7 @@ from indexer.store.connection import _kind, connect_readwrite, store_error
 from indexer.store.records import now_iso
 
 SEP = os.sep
+DB_FOLDER = ".imgcap"  # config.DB_HERE's folder: a database in it travels with its root
 
 # Folders that hold mounted drives: an inferred root never goes above the drive's own folder
 # (/media/USER/DRIVE, /Volumes/DRIVE, ...), so `roots move` can repoint one drive at a time.
@@ -63,15 +64,14 @@ def create(db: Database) -> None:
     if "rel_path" not in columns:
         db["files"].add_column("rel_path", str)
     db.execute("CREATE INDEX IF NOT EXISTS idx_files_root ON files (root_id, rel_path)")
-    # A new path (or a rewritten one) finds its root: the longest root that is its prefix.
-    # rtrim keeps a root of "/" (or "C:\") from needing a doubled separator.
+    # A new path (or a rewritten one) finds its root: the longest root that is its prefix, in
+    # one UPDATE (no matching root: no row, both NULL). rtrim keeps a root of "/" (or "C:\\")
+    # from needing a doubled separator.
+    stem = f"rtrim(path, '{SEP}')"
     find = (
-        f"(SELECT id FROM roots WHERE substr(NEW.path, 1, length(rtrim(path, '{SEP}')) + 1)"
-        f" = rtrim(path, '{SEP}') || '{SEP}' ORDER BY length(path) DESC LIMIT 1)"
-    )
-    rel = (
-        "substr(NEW.path, length(rtrim((SELECT path FROM roots WHERE id = files.root_id),"
-        f" '{SEP}')) + 2)"
+        f"(SELECT id, substr(NEW.path, length({stem}) + 2) FROM roots"
+        f" WHERE substr(NEW.path, 1, length({stem}) + 1) = {stem} || '{SEP}'"
+        " ORDER BY length(path) DESC LIMIT 1)"
     )
     for name, event, when in (
         ("files_root_insert", "INSERT", "WHEN NEW.root_id IS NULL"),
@@ -79,9 +79,7 @@ def create(db: Database) -> None:
     ):
         db.execute(
             f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {event} ON files {when} BEGIN"
-            f" UPDATE files SET root_id = {find} WHERE id = NEW.id;"
-            f" UPDATE files SET rel_path = CASE WHEN root_id IS NULL THEN NULL ELSE {rel} END"
-            " WHERE id = NEW.id; END"
+            f" UPDATE files SET (root_id, rel_path) = {find} WHERE id = NEW.id; END"
         )
     folders = [f for (f,) in db.execute("SELECT DISTINCT folder FROM files WHERE root_id IS NULL")]
     add_roots(db, infer_roots(folders), _db_file(db.conn))
@@ -122,12 +120,14 @@ def _volume(folder: str) -> str:
 
 
 def db_relative(root: str, db_path: Path | str) -> str | None:
-    """The root relative to the database's folder when the database lies inside the root
-    (ROOT/.imgcap/imgcap.db -> ".."), so the two travel together; else None."""
+    """The root relative to the database's folder when the database is kept inside the root
+    the way `index --db-here` keeps it (ROOT/.imgcap/imgcap.db -> ".."), so the two travel
+    together; else None. Only a `.imgcap` folder counts: a default database that happens to
+    lie under an indexed home folder must not drag the root along when it is copied away."""
     if not db_path:
         return None  # an in-memory database
     db_dir = os.path.dirname(os.path.abspath(db_path))
-    if not under(db_dir, root):
+    if os.path.basename(db_dir) != DB_FOLDER or not under(db_dir, root):
         return None
     return os.path.relpath(root, db_dir)
 
