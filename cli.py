@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -37,6 +37,7 @@ from search.cli_options import (
     OfflineOpt,
     PrecisionOpt,
     QueryCommand,
+    ResizeOpt,
     print_version,
 )
 from search.cli_options import Commands as _Commands
@@ -89,6 +90,7 @@ def caption(
     precision: PrecisionOpt = None,
     offline: OfflineOpt = False,
     max_megapixels: MaxMpOpt = 0.0,
+    resize: ResizeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Caption image files and print one caption per image (nothing is stored).
@@ -106,6 +108,7 @@ def caption(
         precision=precision,
         offline=offline or None,
         max_megapixels=max_megapixels or None,
+        resize=resize,
     )
     failed = 0
 
@@ -165,6 +168,23 @@ def search(
     camera: Annotated[
         str | None, typer.Option("--camera", help="Camera make/model contains TEXT.")
     ] = None,
+    place: Annotated[
+        str | None,
+        typer.Option(
+            "--place",
+            metavar="NAME",
+            help="Taken in a city, region or country of this name (from GPS; any case,"
+            " accents optional; 'Paris, France' for both).",
+        ),
+    ] = None,
+    literal: Annotated[
+        bool,
+        typer.Option(
+            "--literal",
+            help="Search the words as typed: no dates, places, folders or cameras read from"
+            " the query.",
+        ),
+    ] = False,
     tag: Annotated[
         list[str] | None,
         typer.Option(
@@ -200,6 +220,7 @@ def search(
         bool,
         typer.Option("--why", help="Show each signal's score and rank (img, cap, kw) in full."),
     ] = False,
+    resize: ResizeOpt = None,
 ) -> None:
     """Search indexed photos by meaning; every hit says why it matched.
 
@@ -215,14 +236,14 @@ def search(
     # set before numpy loads; an explicit user setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from search.query import SearchRequest
-    from search.query import search as run_search
+    from search.query import search_understood as run_search
 
     if json_out and paths:
         _run(_raise_usage("--json and --paths cannot be combined"))
     if null and not paths:
         _run(_raise_usage("-0/--null goes with --paths"))
     text = " ".join(_text(w) for w in query) if query else None
-    settings = _settings(db_path=db, device=device, offline=offline or None)
+    settings = _settings(db_path=db, device=device, offline=offline or None, resize=resize)
     req = _run(
         lambda: SearchRequest(
             text=text,
@@ -230,12 +251,15 @@ def search(
             negative=_text(not_),
             limit=limit,
             mode=mode,
-            filters=_file_filter(in_dir, after, before, _text(camera), tag),
+            filters=_file_filter(in_dir, after, before, _text(camera), tag, _text(place)),
             min_score=min_score,
             model=model,
+            understand=not literal,
         )
     )
-    hits = _run(lambda: run_search(settings.db_path, req, settings))
+    hits, understood = _run(lambda: run_search(settings.db_path, req, settings))
+    if understood is not None and understood.any and not json_out:
+        output.print_understood(understood.label())
     if json_out:
         for hit in hits:
             print(json.dumps(hit.to_dict(), ensure_ascii=False))
@@ -266,6 +290,14 @@ def export(
             " ' so spreadsheets never run them as formulas).",
         ),
     ] = False,
+    keyframes: Annotated[
+        bool,
+        typer.Option(
+            "--keyframes",
+            help="One row per video keyframe, its time in an at_seconds column (by default one"
+            " row per video, its keyframes' captions joined by ' | ').",
+        ),
+    ] = False,
 ) -> None:
     """Export captions, one row per photo: path, caption, model, width, height, taken_at,
     camera, indexed_at (UTF-8)."""
@@ -281,6 +313,7 @@ def export(
             model=model,
             flt=_file_filter(in_dir, None, None, None),
             neutralise_formulas=not no_neutralise,
+            keyframes=keyframes,
         )
     )
     if out != "-":
@@ -378,8 +411,36 @@ def index(
         ),
     ] = None,
     max_megapixels: MaxMpOpt = 0.0,
+    resize: ResizeOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonDocOpt = False,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option(
+            "--engine",
+            help="local: worker processes on this machine. ray: Ray Data across a Ray cluster"
+            " (pip install 'imgcap[ray]').",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="ADDR",
+            help="--engine ray: 'auto' or host:port of a running Ray cluster (default: start one"
+            " on this machine).",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            "--gpus-per-worker",
+            min=0,
+            help="--engine ray: GPUs per model actor, e.g. 0.5 for two per GPU (0 = one each"
+            " when the cluster has GPUs).",
+        ),
+    ] = 0.0,
     db_here: Annotated[
         bool,
         typer.Option(
@@ -406,7 +467,11 @@ def index(
         include_hidden=include_hidden or None,
         exclude=tuple(exclude) if exclude else None,
         max_megapixels=max_megapixels or None,
+        resize=resize,
         offline=offline or None,
+        engine=engine,
+        ray_address=ray_address,
+        gpus_per_worker=gpus_per_worker or None,
     )
     stopped: list[ImgcapError] = []  # a run stopped by a full disk (say) still reports its work
 

@@ -46,6 +46,7 @@ from indexer.runner import pixels_to_tensor as pixels_to_tensor
 from indexer.scan import Item, Plan, classify, hash_error, model_name, plan, under
 from indexer.scan import dry_run as _dry_run
 from indexer.store import FailureRecord, FileRecord, ResultRecord, Store, writer_lock
+from indexer.store.frames import FrameRecord, VideoRecord, frame_key
 from indexer.store.roots import add_roots, folders_of
 from indexer.summary import IndexSummary as IndexSummary
 from indexer.summary import Progress
@@ -84,13 +85,21 @@ def index_paths(
     missing = [r for r in top if not os.path.exists(r)]
     if missing:
         raise UsageError(f"not found: {', '.join(missing)}")
+    if settings.engine not in ("local", "ray"):
+        raise UsageError(f"unknown engine {settings.engine!r} (local or ray)")
+    run_class = _Run
+    if settings.engine == "ray" and not dry_run:
+        from indexer.ray_engine import RayRun, import_ray
+
+        import_ray()  # before any work: says how to install it
+        run_class = RayRun
     with _sigterm_as_ctrl_c():
         if dry_run:
             return _dry_run(top, settings, retry_failed)
         with writer_lock(settings.db_path), Store.open(settings.db_path) as store:
             # Before any file row is written, so each finds its root (a trigger).
             add_roots(store.db, folders_of(top), settings.db_path)
-            return _Run(top, settings, store, retry_failed, on_progress, model).execute()
+            return run_class(top, settings, store, retry_failed, on_progress, model).execute()
 
 
 def _model_source(settings: Settings, name: str) -> str | None:
@@ -245,6 +254,7 @@ class _Run:
         self.store.collect_garbage()
         if not summary.interrupted:
             self._read_tags()
+            self._name_places()
 
         # Failures standing from earlier runs are counted apart, never as this run's failures.
         summary.failed_this_run = len(self.failures)
@@ -269,6 +279,17 @@ class _Run:
         if len(found.problems) > len(shown):
             more = len(found.problems) - len(shown)
             self.summary.warnings.append(f"tags not read from {more} more sources")
+
+    def _name_places(self) -> None:
+        """Place names from stored GPS for photos that have none yet (offline gazetteer, loaded
+        only when some photo needs it); photos indexed before places existed included."""
+        from indexer.places import refresh_places
+
+        self.progress.phase = "naming places"
+        self._report(force=True)
+        found = refresh_places(self.store)
+        if found.problem:
+            self.summary.warnings.append(f"places not named: {found.problem}")
 
     def _process(self, todo: list[Item]) -> None:
         """Hash → route → decode in workers → model batches → store."""
@@ -296,7 +317,10 @@ class _Run:
         # Enough decoded images queued that workers keep going while a batch is in the model.
         prefetch = 2 * batch_size + 2 * workers
         # Read at run time, not import time: fault-injection tests swap DECODE_TASK.
-        self.pool = DecodePool(workers, DECODE_TASK, self.max_pixels)
+        video = (self.settings.video_gap, self.settings.video_max_frames)
+        self.pool = DecodePool(
+            workers, DECODE_TASK, self.max_pixels, video, resize=self.settings.resize
+        )
         pending.append((first, self.pool.submit(first.path, size)))
         fill()
         while pending:
@@ -319,9 +343,11 @@ class _Run:
                 self._failed(item, decoded.reason)
                 continue
             batch.extend((item, d) for d in decoded)
-            if len(batch) >= batch_size:
-                self._run_batch(batch)
-                batch = []
+            # A video brings all its keyframes at once: batches stay batch_size, each its own
+            # transaction, so a run killed inside a long video keeps what it captioned.
+            while len(batch) >= batch_size:
+                self._run_batch(batch[:batch_size])
+                batch = batch[batch_size:]
                 fill()
         if batch:
             self._run_batch(batch)
@@ -396,7 +422,7 @@ class _Run:
 
     def _run_batch(self, batch: list[tuple[Item, DecodedItem]]) -> None:
         """Model work for one batch (core.process_batch through the runner), then `_commit`."""
-        work = [d for it, d in batch if it.need_model]
+        work = [d for it, d in batch if self._needs_model(it, d)]
         out: BatchOutput | None = None
         if work:
             if self.progress.model_started is None:
@@ -409,31 +435,56 @@ class _Run:
     def _commit(self, batch: list[tuple[Item, DecodedItem]], out: BatchOutput | None) -> None:
         """ONE transaction with a batch's results and files. `out` row i belongs to the i-th
         entry whose item needs model work (None: none does). Both runners end here."""
-        work = [(it, d) for it, d in batch if it.need_model]
+        work = [(it, d) for it, d in batch if self._needs_model(it, d)]
         results = [
-            ResultRecord(it.content_hash, out.captions[i], out.image_vecs[i], out.caption_vecs[i])
-            for i, (it, _) in enumerate(work)
+            ResultRecord(_key(it, d), out.captions[i], out.image_vecs[i], out.caption_vecs[i])
+            for i, (it, d) in enumerate(work)
         ]
-        files = []
+        files: dict[str, FileRecord] = {}  # by path: a video's keyframes share one file row
+        keyframes: list[FrameRecord] = []
+        videos: list[VideoRecord] = []
+        done: list[Item] = []  # files now complete: photos, and videos with their last keyframe
         dups: list[Item] = []  # identical files that waited for this batch's results
         for it, d in batch:
-            files.append(self._record(it, d.meta))
+            files[it.path] = self._record(it, d.meta)
+            if "at_s" in d.extra:
+                # A video's row is written with its first keyframes, so a run killed half-way
+                # keeps them (the next one skips their model work); it counts as done, and
+                # duplicates follow, only with its last keyframe.
+                keyframes.append(FrameRecord(it.content_hash, round(d.extra["at_s"] * 1000)))
+                if d.frame < d.extra["keyframes"] - 1:
+                    continue
+                n = d.extra["keyframes"]
+                videos.append(VideoRecord(it.content_hash, n, d.extra.get("duration")))
+            done.append(it)
             for dup in self.waiters.pop(it.content_hash, []):
-                files.append(self._record(dup, d.meta))
+                files[dup.path] = self._record(dup, d.meta)
                 dups.append(dup)
-        files.extend(self.reuse_files)  # ride along in the same transaction
         t = time.monotonic()
-        self.store.write_batch(self.summary.model, results, files)
+        self.store.write_batch(
+            self.summary.model,
+            results,
+            [*files.values(), *self.reuse_files],  # reused files ride along
+            keyframes=keyframes,
+            videos=videos,
+        )
         self.timings["store"] += time.monotonic() - t
         self.reuse_files = []
-        self.have.update(it.content_hash for it, _ in batch)
-        for it, _ in batch:
+        self.have.update(r.content_hash for r in results)
+        self.have.update(it.content_hash for it in done)
+        for it in done:
             self.inflight.discard(it.content_hash)
             self._count(it, reused=not it.need_model)
         for dup in dups:
             self._count(dup, reused=True)
         self.progress.captioned += len(work)
         self._report()
+
+    def _needs_model(self, item: Item, d: DecodedItem) -> bool:
+        """A video keyframe captioned by an earlier, interrupted run needs no model work."""
+        if "at_s" in d.extra:
+            return item.need_model and _key(item, d) not in self.have
+        return item.need_model
 
     def _failed(self, item: Item, reason: str) -> None:
         e = item.entry
@@ -491,3 +542,11 @@ class _Run:
         if force or now - self.last_report >= 0.1:
             self.last_report = now
             self.on_progress(self.progress)
+
+
+def _key(item: Item, d: DecodedItem) -> str:
+    """The content key a picture's result is stored under: the file's hash, or for a video
+    keyframe its video's hash and time (indexer/store/frames.py)."""
+    if "at_s" in d.extra:
+        return frame_key(item.content_hash, round(d.extra["at_s"] * 1000))
+    return item.content_hash

@@ -33,10 +33,15 @@ from indexer.store import FileFilter, photos
 # source: "user" when a person wrote the caption (imgcap serve, caption-set), else "generated".
 COLUMNS = (
     "path", "caption", "model", "width", "height", "taken_at", "camera", "indexed_at", "source",
-    "tags",
+    "tags", "place",
 )  # fmt: skip
 # tags: the photo's own tags (read at index time; per path, copies can differ), in one cell
+# place: "city, region, country" named from the photo's GPS at index time (empty without GPS)
 TAG_SEPARATOR = "; "  # not ",": commas occur inside tags ("Berlin, Germany")
+# A video is one row whose caption joins its keyframes' distinct captions in time order; with
+# `keyframes=True` (export --keyframes) each keyframe is a row, its time in this extra column.
+KEYFRAME_COLUMNS = (*COLUMNS, "at_seconds")
+KEYFRAME_SEPARATOR = " | "
 FORMATS = ("csv", "jsonl")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INT_COLUMNS = ("width", "height")
@@ -120,11 +125,17 @@ def export_row(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row.get(k) for k in COLUMNS}
     out["camera"] = camera
     out["source"] = row.get("source") or "generated"
+    if "at_seconds" in row:  # export --keyframes
+        out["at_seconds"] = row["at_seconds"]
     return out
 
 
 def write_rows(
-    rows: Iterable[dict[str, Any]], stream: TextIO, fmt: str, neutralise_formulas: bool = True
+    rows: Iterable[dict[str, Any]],
+    stream: TextIO,
+    fmt: str,
+    neutralise_formulas: bool = True,
+    columns: Sequence[str] = COLUMNS,
 ) -> int:
     """Write exported rows to a text stream; returns how many were written."""
     if fmt == "jsonl":
@@ -133,10 +144,16 @@ def write_rows(
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
         return n
-    return write_csv(rows, stream, COLUMNS, neutralise_formulas, _INT_COLUMNS)
+    return write_csv(rows, stream, columns, neutralise_formulas, (*_INT_COLUMNS, "at_seconds"))
 
 
-def iter_export(db_path: Path, settings: Settings, model: str | None, flt: FileFilter) -> Iterator:
+def iter_export(
+    db_path: Path,
+    settings: Settings,
+    model: str | None,
+    flt: FileFilter,
+    keyframes: bool = False,
+) -> Iterator:
     from search.query import resolve_model
 
     conn = store.connect_readonly(db_path)
@@ -144,8 +161,7 @@ def iter_export(db_path: Path, settings: Settings, model: str | None, flt: FileF
         name = resolve_model(conn, model, settings)
         edited = photos.edited_result_ids(conn, name)
         batch: list[dict[str, Any]] = []
-        for row in store.export_rows(conn, name, flt):
-            row["source"] = "user" if row["result_id"] in edited else "generated"
+        for row in _per_video(store.export_rows(conn, name, flt), edited, keyframes):
             batch.append(export_row(row))
             if len(batch) >= 500:
                 yield from _tagged(conn, batch)
@@ -153,6 +169,36 @@ def iter_export(db_path: Path, settings: Settings, model: str | None, flt: FileF
         yield from _tagged(conn, batch)
     finally:
         conn.close()
+
+
+def _per_video(
+    rows: Iterable[dict[str, Any]], edited: set[int], keyframes: bool
+) -> Iterator[dict[str, Any]]:
+    """Store rows (a video's keyframes consecutive, in time order) with their `source`; one row
+    per video unless `keyframes` (then each keyframe's time is in `at_seconds`)."""
+    video: dict[str, Any] | None = None
+    for row in rows:
+        row["source"] = "user" if row["result_id"] in edited else "generated"
+        at = row.get("at_s")
+        if keyframes or at is None:
+            if keyframes:
+                row["at_seconds"] = at
+            if video is not None:
+                yield video
+                video = None
+            yield row
+            continue
+        if video is not None and video["path"] == row["path"]:
+            if row["caption"] not in video["caption"].split(KEYFRAME_SEPARATOR):
+                video["caption"] += KEYFRAME_SEPARATOR + row["caption"]
+            if row["source"] == "user":
+                video["source"] = "user"
+            continue
+        if video is not None:
+            yield video
+        video = dict(row)
+    if video is not None:
+        yield video
 
 
 def _tagged(conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -174,19 +220,22 @@ def export(
     model: str | None = None,
     flt: FileFilter | None = None,
     neutralise_formulas: bool = True,
+    keyframes: bool = False,
 ) -> int:
     """Export every photo's caption; `out` is a path or "-" (stdout). Returns the row count.
+    Videos: one row each, or one per keyframe with `keyframes` (KEYFRAME_COLUMNS).
 
     A file is written to a temporary name and renamed, so a failed export never leaves half a
     file where the previous one was."""
     fmt = format_for(out, fmt)
     if out != "-":
         check_output(out)
-    rows = iter_export(db_path, settings, model, flt or FileFilter())
+    rows = iter_export(db_path, settings, model, flt or FileFilter(), keyframes)
+    columns = KEYFRAME_COLUMNS if keyframes else COLUMNS
     if out == "-":
         stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
         try:
-            return write_rows(rows, stream, fmt, neutralise_formulas)
+            return write_rows(rows, stream, fmt, neutralise_formulas, columns)
         finally:
             stream.flush()
             stream.detach()  # leave sys.stdout usable
@@ -194,7 +243,7 @@ def export(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
-            n = write_rows(rows, f, fmt, neutralise_formulas)
+            n = write_rows(rows, f, fmt, neutralise_formulas, columns)
         os.replace(tmp, path)
     except OSError as e:  # permission denied, read-only media, disk full, ...
         raise ImgcapError(f"cannot write {out}: {e.strerror or e}") from None
@@ -221,12 +270,14 @@ def read_export(path: Path, neutralised: bool = True) -> list[dict[str, Any]]:
         rows = []
         for rec in csv.DictReader(f):
             row: dict[str, Any] = {}
-            for k in COLUMNS:
+            for k in KEYFRAME_COLUMNS if "at_seconds" in rec else COLUMNS:
                 v = rec[k]
                 if v == "":
                     row[k] = None
                 elif k in _INT_COLUMNS:
                     row[k] = int(v)
+                elif k == "at_seconds":
+                    row[k] = float(v)
                 else:
                     row[k] = unneutralise(v) if neutralised else v
             rows.append(row)

@@ -41,6 +41,8 @@ def why(hit) -> str:
         parts.append(f"{label} {score}" + (f" #{sig.rank}" if sig.rank else ""))
     if getattr(hit, "tags", None):  # the photo's own tags that matched
         parts.append("tag " + ", ".join(printable(t) for t in hit.tags))
+    if getattr(hit, "place", None):  # where it was taken (GPS), for piped output too
+        parts.append("place " + printable(hit.place))
     return " · ".join(parts)
 
 
@@ -117,11 +119,12 @@ def print_hits(hits, mode: str, full_why: bool = False, terminal: bool | None = 
         terminal = stdout_is_terminal()
     if not terminal:
         for hit in hits:
+            at = getattr(hit, "at_seconds", None)
             fields = [
                 str(hit.rank),
                 f"{hit.score:.3f}",
-                hit.path,
-                hit.caption,
+                hit.path,  # the path alone, so `cut -f3` still opens the file
+                hit.caption if at is None else f"@ {timecode(at)} {hit.caption}",
                 why(hit),
             ]
             print("\t".join(printable(f) for f in fields))
@@ -149,8 +152,12 @@ def _hits_table(hits, mode: str, full_why: bool) -> None:
         caption = Text(printable(hit.caption))
         for word in hit.matched:
             caption.highlight_regex(rf"(?i)\b{re.escape(word)}\b", "bold yellow")
+        if getattr(hit, "place", None):  # named from the photo's GPS
+            caption.append("\n" + printable(hit.place), style="dim")
         link = Path(hit.path).as_uri() if Path(hit.path).is_absolute() else None
         path = Text(printable(short_path(hit.path, root)), style=f"link {link}" if link else "")
+        if getattr(hit, "at_seconds", None) is not None:  # a video, at its best moment
+            path.append(f" @ {timecode(hit.at_seconds)}", style="bold")
         cells = []
         for name in signals:
             sig = hit.signals[name]
@@ -159,6 +166,20 @@ def _hits_table(hits, mode: str, full_why: bool) -> None:
             cells.append(score + rank)
         table.add_row(str(hit.rank), f"{hit.score:.3f}", *cells, caption, path)
     Console(soft_wrap=False).print(table)
+
+
+def print_understood(label: str) -> None:
+    """What the query was read as (`understood: after 2019-01-01, place Paris`), on stderr so
+    piped results stay results."""
+    shown = f"understood: {printable(label)}  (--literal: the words as typed)"
+    typer.secho(shown, dim=True, err=True)
+
+
+def timecode(seconds: float) -> str:
+    """A moment in a video as players show it: 01:23, or 1:02:03 past an hour."""
+    s = int(seconds)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m:02d}:{s % 60:02d}"
 
 
 def size(n: int) -> str:

@@ -26,6 +26,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import numpy as np
 from indexer import store
 from indexer.config import Settings
 from indexer.errors import ModelNotAvailableError, StoreError, UsageError
-from indexer.store import FileFilter, photo_tags
+from indexer.store import FileFilter, photo_tags, places
 
 MODES = ("hybrid", "image", "caption", "keyword")
 RRF_K = 60  # the constant from the RRF paper; damps the difference between ranks 1 and 2
@@ -53,6 +54,8 @@ class SearchRequest:
     filters: FileFilter = field(default_factory=FileFilter)
     min_score: float | None = None  # minimum cosine (image signal; caption signal in caption mode)
     model: str | None = None  # None = the settings' model if indexed, else the largest one
+    understand: bool = False  # read dates, places, folders, cameras out of `text` (understand.py)
+    today: date | None = None  # what relative dates count from (None: today, local time)
 
 
 @dataclass
@@ -76,6 +79,9 @@ class Hit:
     camera: str | None = None
     indexed_at: str | None = None
     tags: list[str] = field(default_factory=list)  # the photo's own tags the query matched
+    at_seconds: float | None = None  # a video: its best-matching keyframe's time (seconds)
+    place: str | None = None  # "Paris, Île-de-France, France", named from the photo's GPS
+    understood: dict[str, Any] | None = None  # what the query was read as (understand.py)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; scores rounded to 4 places (float noise is not information)."""
@@ -87,6 +93,11 @@ class Hit:
         }
         if not d["tags"]:
             del d["tags"]  # only photos with matching tags say so
+        if d["at_seconds"] is None:
+            del d["at_seconds"]  # only videos have a moment
+        for key in ("place", "understood"):
+            if d[key] is None:
+                del d[key]  # only photos with a place, only queries read as more than words
         return d
 
 
@@ -143,6 +154,14 @@ class _QueryEncoder:
 
     def preprocess(self, image):
         return self._torch_encoder().preprocess(image)
+
+    @property
+    def mean(self) -> tuple:  # the CLIP's Normalize, for indexer.preprocess.encoder_tensor
+        return self._torch_encoder().mean
+
+    @property
+    def std(self) -> tuple:
+        return self._torch_encoder().std
 
     def encode_images(self, pixels):
         return self._torch_encoder().encode_images(pixels)
@@ -273,14 +292,11 @@ def _query_vectors(
     if req.text and req.text.strip():
         parts.append(_unit(np.asarray(encoder.encode_texts([req.text.strip()]))[0]))
     if req.like is not None:
-        from indexer.decode import decode_image
+        from indexer.preprocess import encoder_tensor, model_pixels
 
-        decoded = decode_image(
-            req.like,
-            min_side=getattr(encoder, "image_size", 224),
-            max_pixels=settings.max_pixels_for(1),
-        )
-        pixels = encoder.preprocess(decoded.image)[None]  # (1, 3, S, S)
+        size = getattr(encoder, "image_size", 224)
+        _, px = model_pixels(req.like, size, settings.resize, settings.max_pixels_for(1))
+        pixels = encoder_tensor(encoder, px)[None]  # (1, 3, S, S), as `imgcap index` sees it
         parts.append(_unit(np.asarray(encoder.encode_images(pixels))[0]))
     q = _unit(np.sum(parts, axis=0))
     searched = q
@@ -305,14 +321,44 @@ def search(
 
     `encoder_loader(model, settings)` gives the CLIP encoder (default: `load_encoder`); it is only
     called when a vector signal is needed, so keyword searches never import torch."""
-    if not (req.text or "").strip() and req.like is None and req.filters.tags:
-        # `imgcap search --tag grandma`: the photos tagged so, ranked by the tag's words.
-        req = replace(req, text=" ".join(req.filters.tags))
+    return search_understood(db_path, req, settings, encoder_loader)[0]
+
+
+def search_understood(
+    db_path: Path,
+    req: SearchRequest,
+    settings: Settings,
+    encoder_loader: EncoderLoader | None = None,
+) -> tuple[list[Hit], Any]:
+    """`search`, and what the query was read as (an understand.Understood; None when
+    `req.understand` is off). Every hit carries it too (`Hit.understood`) when it found more
+    than words."""
+    filter_only = [" ".join(req.filters.tags)] if req.filters.tags else []
+    if req.filters.place:
+        filter_only.append(" ".join(req.filters.place))
+    if not (req.text or "").strip() and req.like is None and filter_only:
+        # `imgcap search --tag grandma` / `--place Paris`: those photos, ranked by the words.
+        req = replace(req, text=" ".join(filter_only))
     _validate(req)
     encoder_loader = encoder_loader or load_encoder
     conn = store.connect_readonly(db_path)
     try:
-        return _search(conn, Path(db_path), req, settings, encoder_loader)
+        got = None
+        if req.understand and (req.text or "").strip():
+            from search import understand
+
+            got = understand.understand(
+                req.text,
+                understand.IndexVocabulary(conn),
+                today=req.today,
+                skip=understand.skipped_kinds(req.filters),
+            )
+            req = replace(req, text=got.text, filters=understand.apply(req.filters, got))
+        hits = _search(conn, Path(db_path), req, settings, encoder_loader)
+        if got is not None and got.any:
+            for hit in hits:
+                hit.understood = got.to_dict()
+        return hits, got
     finally:
         conn.close()
 
@@ -336,6 +382,8 @@ def _search(
 
     if req.filters.tags and not photo_tags.exists(conn):
         return []  # indexed before tags were read: no photo has any yet
+    if req.filters.place and not places.exists(conn):
+        return []  # indexed before places were named: no photo has one yet
     allowed = store.filtered_result_ids(conn, model, req.filters) if req.filters.active else None
     if allowed is not None and len(allowed) == 0:
         return []
@@ -442,10 +490,12 @@ def _fuse_and_expand(
         kw = fts_query(words)
         paths = [r["path"] for rows in by_result.values() for r in rows]
         own_match = photo_tags.matching_paths(conn, kw, paths)
+        own_match |= places.matching_paths(conn, kw, paths)  # a photo's place is its own too
         if req.mode == "keyword":
             tags_only = set(order) - store.keyword_subset(conn, kw, order)
 
     hits: list[Hit] = []
+    shown_videos: set[str] = set()  # a video is shown once, at its best keyframe (first in order)
     for rid in order:
         # copies whose own tags matched first
         for row in sorted(by_result.get(rid, []), key=lambda r: r["path"] not in own_match):
@@ -453,6 +503,10 @@ def _fuse_and_expand(
                 continue  # deleted or moved since the last index run: never shown
             if rid in tags_only and row["path"] not in own_match:
                 continue  # found through another copy's tags, not this photo's
+            if row.get("at_s") is not None:
+                if row["path"] in shown_videos:
+                    continue
+                shown_videos.add(row["path"])
             sig = {}
             for s in lists:
                 score = exact.get(s, {}).get(rid, raw[s].get(rid))
@@ -472,6 +526,8 @@ def _fuse_and_expand(
                     taken_at=row["taken_at"],
                     camera=camera,
                     indexed_at=row["indexed_at"],
+                    place=row.get("place"),
+                    at_seconds=row.get("at_s"),
                 )
             )
             if len(hits) >= req.limit:

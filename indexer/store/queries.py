@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.store import photo_tags
+from indexer.store import frames, photo_tags, places
 from indexer.store.connection import conn_path, store_error, translated
 from indexer.store.records import chunks
 
@@ -28,15 +28,17 @@ class FileFilter:
     "2019-06-01"); `after` is inclusive, `before` exclusive, so [2019, 2020) is "in 2019"."""
 
     folder: str | None = None  # absolute folder; files anywhere below it match
+    folder_name: str | None = None  # a folder of this name (as spelled) is in the file's path
     after: str | None = None
     before: str | None = None
     camera: str | None = None  # case-insensitive substring of "make model"
     tags: tuple[str, ...] = ()  # the photo carries every one of these tags (any case)
+    place: tuple[str, ...] = ()  # its place is called all of these (city/region/country names)
 
     @property
     def active(self) -> bool:
-        values = (self.folder, self.after, self.before, self.camera)
-        return any(v is not None for v in values) or bool(self.tags)
+        values = (self.folder, self.folder_name, self.after, self.before, self.camera)
+        return any(v is not None for v in values) or bool(self.tags) or bool(self.place)
 
 
 @translated
@@ -90,6 +92,10 @@ def _file_where(flt: FileFilter, alias: str = "f") -> tuple[str, list[Any]]:
         base = flt.folder.rstrip(os.sep) + os.sep
         conds.append(f"{alias}.path >= ? AND {alias}.path < ?")
         params += [base, base[:-1] + chr(ord(os.sep) + 1)]
+    if flt.folder_name is not None:
+        # Any path component: "Work" matches /photos/Work and /photos/2019/Work/sub.
+        conds.append(f"instr(? || {alias}.folder || ?, ?) > 0")
+        params += [os.sep, os.sep, os.sep + flt.folder_name + os.sep]
     if flt.after is not None:
         conds.append(f"{alias}.taken_at >= ?")
         params.append(flt.after)
@@ -107,16 +113,20 @@ def _file_where(flt: FileFilter, alias: str = "f") -> tuple[str, list[Any]]:
         cond, tag_params = photo_tags.tag_condition(flt.tags, alias)
         conds.append(cond)
         params += tag_params
+    if flt.place:
+        cond, place_params = places.condition(flt.place, alias)
+        conds.append(cond)
+        params += place_params
     return (" AND ".join(conds) or "1"), params
 
 
 @translated
 def filtered_result_ids(conn: sqlite3.Connection, model: str, flt: FileFilter) -> np.ndarray:
     """Ascending ids of the model's results that at least one file passing `flt` uses."""
-    where, params = _file_where(flt)
+    hashes, params = _hashes_where(conn, *_file_where(flt))
     rows = conn.execute(
-        "SELECT r.id FROM results r WHERE r.model = ? AND r.content_hash IN"
-        f" (SELECT f.content_hash FROM files f WHERE {where}) ORDER BY r.id",
+        f"SELECT r.id FROM results r WHERE r.model = ? AND r.content_hash IN ({hashes})"
+        " ORDER BY r.id",
         [model, *params],
     ).fetchall()
     return np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
@@ -133,10 +143,11 @@ def keyword_matches(
     found = _caption_matches(conn, model, fts_query, limit, flt)
     where, params = _file_where(flt)
     tagged = photo_tags.keyword_matches(conn, model, fts_query, limit, where, params)
-    if not tagged:
+    placed = places.keyword_matches(conn, model, fts_query, limit, where, params)
+    if not tagged and not placed:
         return found
     scores = dict(found)
-    for rid, score in tagged:
+    for rid, score in tagged + placed:
         scores[rid] = scores.get(rid, 0.0) + score
     return sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:limit]
 
@@ -158,12 +169,8 @@ def _caption_matches(
             [fts_query, limit],
         ).fetchall()
         return [(int(i), -float(s)) for i, s in rows]
-    where, params = _file_where(flt)
-    restrict = (
-        f" AND r.content_hash IN (SELECT f.content_hash FROM files f WHERE {where})"
-        if flt.active
-        else ""
-    )
+    hashes, params = _hashes_where(conn, *_file_where(flt))
+    restrict = f" AND r.content_hash IN ({hashes})" if flt.active else ""
     rows = conn.execute(
         "SELECT r.id, bm25(results_fts) AS rank FROM results_fts"
         " JOIN results r ON r.id = results_fts.rowid"
@@ -202,8 +209,34 @@ _HIT_COLUMNS = (
 )
 _HIT_KEYS = (
     "result_id", "model", "caption", "path", "width", "height", "taken_at", "camera_make",
-    "camera_model", "gps_lat", "gps_lon", "indexed_at", "content_hash",
+    "camera_model", "gps_lat", "gps_lon", "indexed_at", "content_hash", "place", "at_s",
 )  # fmt: skip
+# at_s: a video keyframe's time in seconds (None for a photo); see indexer/store/frames.py
+
+
+def _hit_columns(conn: sqlite3.Connection) -> str:
+    """_HIT_COLUMNS and the photo's place label (NULL in databases from before places)."""
+    if places.exists(conn):
+        cols = _HIT_COLUMNS + ", (SELECT p.label FROM places p WHERE p.id = f.place_id)"
+    else:
+        cols = _HIT_COLUMNS + ", NULL"
+    return cols + (", vf.at_ms / 1000.0 AS at_s" if frames.exists(conn) else ", NULL AS at_s")
+
+
+def _hashes_where(conn: sqlite3.Connection, where: str, params: list) -> tuple[str, list]:
+    """A SELECT of the result content keys of files passing `where` (videos: their keyframes')."""
+    if frames.exists(conn):
+        return frames.hashes_sql(where, params)
+    return f"SELECT f.content_hash FROM files f WHERE {where}", params
+
+
+def _join(conn: sqlite3.Connection, from_results: bool) -> str:
+    """JOIN from `results r` to `files f` (or back): directly, or through a video keyframe."""
+    if frames.exists(conn):
+        return frames.RESULT_FILE_JOIN if from_results else frames.FILE_RESULT_JOIN
+    if from_results:
+        return "JOIN files f ON f.content_hash = r.content_hash"
+    return "JOIN results r ON r.content_hash = f.content_hash"
 
 
 @translated
@@ -216,7 +249,7 @@ def files_for_results(
     for chunk in chunks([int(i) for i in result_ids]):  # type: ignore[arg-type]
         marks = ", ".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT {_HIT_COLUMNS} FROM results r JOIN files f ON f.content_hash = r.content_hash"
+            f"SELECT {_hit_columns(conn)} FROM results r {_join(conn, True)}"
             f" WHERE r.id IN ({marks}) AND {where} ORDER BY f.path",
             [*chunk, *params],
         )
@@ -229,8 +262,8 @@ def export_rows(conn: sqlite3.Connection, model: str, flt: FileFilter) -> Iterat
     where, params = _file_where(flt)
     try:
         cur = conn.execute(
-            f"SELECT {_HIT_COLUMNS} FROM files f JOIN results r ON r.content_hash = f.content_hash"
-            f" WHERE r.model = ? AND {where} ORDER BY f.path",
+            f"SELECT {_hit_columns(conn)} FROM files f {_join(conn, False)}"
+            f" WHERE r.model = ? AND {where} ORDER BY f.path, at_s",
             [model, *params],
         )
         for row in cur:

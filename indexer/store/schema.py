@@ -124,8 +124,11 @@ def m004_photo_tags(db: Database) -> None:
 
 def m005_places(db: Database) -> None:
     # Place names from EXIF GPS (offline reverse geocoding at index time): search, --place,
-    # query understanding, export. (Placeholder until the places change fills it in.)
-    pass
+    # query understanding, export; see indexer/store/places.py. The next index run names the
+    # places of photos indexed before (their GPS is already stored).
+    from indexer.store import places
+
+    places.create(db)
 
 
 def m006_roots(db: Database) -> None:
@@ -138,9 +141,12 @@ def m006_roots(db: Database) -> None:
 
 
 def m007_video_frames(db: Database) -> None:
-    # Video keyframes (timestamp per frame) stored beside photos.
-    # (Placeholder until the video change fills it in.)
-    pass
+    # Videos indexed by keyframe: each keyframe is a result under its own content key, mapped to
+    # its video and time; a video is done for a model once every keyframe has that model's
+    # result. See indexer/store/frames.py.
+    from indexer.store import frames
+
+    frames.create(db)
 
 
 def m008_vector_log(db: Database) -> None:

@@ -1,0 +1,239 @@
+"""Place names per photo (schema 5: `places`, `places_fts`, `files.place_id`/`place_key`).
+
+`places` holds each distinct (city, region, country) once, with folded forms for matching
+(indexer/places.py `fold`); a file points at its place. `files.place_key` records the
+coordinates and gazetteer the place was computed from, so an edited photo's new GPS, or new
+gazetteer data, is noticed without re-reading any image. Places no file uses are dropped.
+Readers accept databases from before schema 5 (no places: every function returns nothing).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from sqlite_utils import Database
+
+from indexer.places import Place, fold
+from indexer.store.connection import conn_path, store_error, translated
+from indexer.store.records import chunks
+
+
+def create(db: Database) -> None:
+    """Tables, FTS and indexes (called by migration m005). Does nothing where they exist."""
+    if db["places"].exists():
+        return
+    db["places"].create(
+        {
+            "id": int,
+            "city": str,
+            "region": str,
+            "country": str,
+            "country_code": str,
+            "label": str,  # "Paris, Île-de-France, France": what results show
+            "city_key": str,  # fold(city): what --place and query parsing compare
+            "region_key": str,
+            "country_key": str,
+        },
+        pk="id",
+        not_null={"label"},
+    )
+    db["places"].create_index(["label", "country_code"], unique=True)
+    db["places"].enable_fts(["city", "region", "country"], create_triggers=True)
+    db["files"].add_column("place_id", int)
+    db["files"].add_column("place_key", str)  # "lat,lon;gazetteer" the place was named from
+    db["files"].create_index(["place_id"])
+    # Query parsing asks "is there any photo from 1984?" before reading 1984 as a date, and
+    # which cameras the index has (search/understand.py): index probes, not table scans.
+    db["files"].create_index(["taken_at"])
+    db["files"].create_index(["camera_make", "camera_model"])
+
+
+def exists(conn: sqlite3.Connection) -> bool:
+    return bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'places'").fetchone())
+
+
+def place_key(lat: float, lon: float, gazetteer: str) -> str:
+    return f"{lat:.6f},{lon:.6f};{gazetteer}"
+
+
+# ------------------------------------------------------------------------------------ writes
+@translated
+def stale(
+    conn: sqlite3.Connection, gazetteer: str
+) -> tuple[list[tuple[int, float, float]], list[int]]:
+    """(files to name: (id, lat, lon), files whose GPS went away: ids)."""
+    todo: list[tuple[int, float, float]] = []
+    gone: list[int] = []
+    rows = conn.execute(
+        "SELECT id, gps_lat, gps_lon, place_key FROM files"
+        " WHERE (gps_lat IS NOT NULL AND gps_lon IS NOT NULL) OR place_key IS NOT NULL"
+    )
+    for fid, lat, lon, key in rows:
+        if lat is None or lon is None:
+            gone.append(fid)
+        elif key != place_key(lat, lon, gazetteer):
+            todo.append((fid, lat, lon))
+    return todo, gone
+
+
+def save(
+    db: Database, found: Sequence[tuple[int, float, float, Place | None]], gazetteer: str
+) -> None:
+    """Point each file (id, the lat and lon named) at its place (None: no place, e.g. at
+    sea); one transaction."""
+    try:
+        with db.atomic():
+            _save(db.conn, found, gazetteer)
+    except sqlite3.Error as e:
+        raise store_error(e, conn_path(db.conn)) from None
+
+
+def _save(
+    conn: sqlite3.Connection,
+    found: Sequence[tuple[int, float, float, Place | None]],
+    gazetteer: str,
+) -> None:
+    ids: dict[tuple[str, str | None], int] = {}
+    for place in {p for *_, p in found if p is not None}:
+        key = (place.label, place.country_code)
+        conn.execute(
+            "INSERT INTO places (city, region, country, country_code, label, city_key,"
+            " region_key, country_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (label, country_code) DO NOTHING",
+            [
+                place.city,
+                place.region,
+                place.country,
+                place.country_code,
+                place.label,
+                *(fold(x) if x else None for x in (place.city, place.region, place.country)),
+            ],
+        )
+        (ids[key],) = conn.execute(
+            "SELECT id FROM places WHERE label = ? AND country_code IS ?", key
+        ).fetchone()
+    conn.executemany(
+        "UPDATE files SET place_id = ?, place_key = ? WHERE id = ?",
+        [
+            (
+                None if p is None else ids[(p.label, p.country_code)],
+                place_key(lat, lon, gazetteer),
+                fid,
+            )
+            for fid, lat, lon, p in found
+        ],
+    )
+
+
+def clear(db: Database, ids: Sequence[int]) -> None:
+    """Files whose GPS went away lose their place."""
+    try:
+        with db.atomic():
+            db.conn.executemany(
+                "UPDATE files SET place_id = NULL, place_key = NULL WHERE id = ?",
+                [(i,) for i in ids],
+            )
+    except sqlite3.Error as e:
+        raise store_error(e, conn_path(db.conn)) from None
+
+
+def drop_unused(db: Database) -> None:
+    try:
+        with db.atomic():
+            db.execute(
+                "DELETE FROM places WHERE id NOT IN"
+                " (SELECT place_id FROM files WHERE place_id IS NOT NULL)"
+            )
+    except sqlite3.Error as e:
+        raise store_error(e, conn_path(db.conn)) from None
+
+
+# ------------------------------------------------------------------------------------- reads
+def condition(names: Sequence[str], alias: str = "f") -> tuple[str, list[Any]]:
+    """SQL condition on the `files` row `alias`: its place is called every one of `names`
+    (each a city, region or country; compared folded: any case, accents optional)."""
+    conds = ["(? IN (p.city_key, p.region_key, p.country_key))" for _ in names]
+    sql = f"{alias}.place_id IN (SELECT p.id FROM places p WHERE {' AND '.join(conds) or '1'})"
+    return sql, [fold(n) for n in names]
+
+
+@translated
+def known_names(conn: sqlite3.Connection) -> dict[str, str]:
+    """fold(name) -> name, for every city, region and country some photo is in (query
+    parsing: "paris" is a place only if the index has photos there)."""
+    if not exists(conn):
+        return {}
+    out: dict[str, str] = {}
+    for row in conn.execute(
+        "SELECT city, city_key, region, region_key, country, country_key FROM places"
+    ):
+        for name, key in zip(row[::2], row[1::2], strict=True):
+            if name and key:
+                out.setdefault(key, name)
+    return out
+
+
+@translated
+def places_sharing(conn: sqlite3.Connection, names: Sequence[str]) -> bool:
+    """Whether some place is called all of `names` ("Paris" and "France": yes)."""
+    if not exists(conn):
+        return False
+    sql, params = condition(names, "x")
+    sql = sql.replace("x.place_id IN ", "EXISTS ", 1)
+    return conn.execute(f"SELECT {sql}", params).fetchone()[0] == 1
+
+
+@translated
+def keyword_matches(
+    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, where: str, params: list
+) -> list[tuple[int, float]]:
+    """(result id, BM25) of `model`'s results whose photo's place names match the FTS5 query
+    (all photos of a place score alike); `where`/`params` restrict the files (alias f)."""
+    if not exists(conn):
+        return []
+    rows = conn.execute(
+        "WITH m AS MATERIALIZED (SELECT rowid, bm25(places_fts) AS rank"
+        " FROM places_fts WHERE places_fts MATCH ?)"
+        " SELECT r.id, min(m.rank) AS best FROM m"
+        " JOIN files f ON f.place_id = m.rowid"
+        " JOIN results r ON r.content_hash = f.content_hash AND r.model = ?"
+        f" WHERE {where} GROUP BY r.id ORDER BY best, r.id LIMIT ?",
+        [fts_query, model, *params, limit],
+    ).fetchall()
+    return [(int(i), -float(s)) for i, s in rows]
+
+
+@translated
+def labels_for_paths(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, str]:
+    """path -> place label (paths without a place left out)."""
+    if not exists(conn):
+        return {}
+    out: dict[str, str] = {}
+    for chunk in chunks(list(paths)):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT f.path, p.label FROM files f JOIN places p ON p.id = f.place_id"
+            f" WHERE f.path IN ({marks})",
+            chunk,
+        )
+        out.update(rows)
+    return out
+
+
+@translated
+def matching_paths(conn: sqlite3.Connection, fts_query: str, paths: Sequence[str]) -> set[str]:
+    """Which of `paths` have a place whose names match the FTS5 query."""
+    if not exists(conn):
+        return set()
+    out: set[str] = set()
+    for chunk in chunks(list(paths)):
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT f.path FROM places_fts JOIN files f ON f.place_id = places_fts.rowid"
+            f" WHERE places_fts MATCH ? AND f.path IN ({marks})",
+            [fts_query, *chunk],
+        )
+        out.update(p for (p,) in rows)
+    return out

@@ -1,0 +1,43 @@
+"""What the index holds, in the words a query may use (search/understand.py): whether photos
+were taken in a date range, the indexed folders, the cameras, the media types. Read-only."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from indexer.store.connection import translated
+
+
+@translated
+def has_photos_between(conn: sqlite3.Connection, after: str, before: str) -> bool:
+    """Whether some photo was taken in [after, before) (ISO prefixes); an index probe on
+    files.taken_at from schema 5 on."""
+    row = conn.execute(
+        "SELECT 1 FROM files WHERE taken_at >= ? AND taken_at < ? LIMIT 1", [after, before]
+    ).fetchone()
+    return row is not None
+
+
+@translated
+def folders(conn: sqlite3.Connection) -> list[str]:
+    """Every folder that holds an indexed photo (from the folder index)."""
+    return [f for (f,) in conn.execute("SELECT DISTINCT folder FROM files") if f]
+
+
+@translated
+def cameras(conn: sqlite3.Connection) -> list[tuple[str | None, str | None]]:
+    """Every (make, model) of the indexed photos."""
+    return conn.execute(
+        "SELECT DISTINCT camera_make, camera_model FROM files"
+        " WHERE camera_make IS NOT NULL OR camera_model IS NOT NULL"
+    ).fetchall()
+
+
+@translated
+def media_types(conn: sqlite3.Connection) -> set[str]:
+    """{"video"} when the index holds videos and can filter by media type; else empty."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
+    if "media" not in columns:
+        return set()
+    rows = conn.execute("SELECT 1 FROM files WHERE media = 'video' LIMIT 1").fetchall()
+    return {"video"} if rows else set()
