@@ -256,50 +256,80 @@ def clean_up_spaces(text: str) -> str:
     return text
 
 
+def _sync_policy(device: torch.device) -> tuple[int, float]:
+    """(steps between host checks for finished captions, share of finished rows that makes the
+    batch shrink). A check copies a few bytes to the host, which on a GPU waits for every queued
+    kernel: the host can no longer run ahead and each step pays the launch latency of GPT-2's
+    ~100 kernels. On a CPU nothing runs ahead, so checking every step costs nothing and a
+    finished row is dropped at once (its compute is real work there)."""
+    if device.type == "cpu":
+        return 1, 0.0
+    return 8, 0.25
+
+
 @torch.inference_mode()
 def greedy_decode(
     model: ClipCapModel,
     prefix: torch.Tensor,
     max_tokens: int = 67,
     stop_token: int | None = 13,
+    *,
+    check_every: int | None = None,
+    shrink_share: float | None = None,
 ) -> list[list[int]]:
     """Batched greedy decoding with a KV cache. prefix: (B, K, n_embd). Returns token ids per row,
-    ending with the stop token when it was produced. stop_token=None always runs max_tokens."""
-    from transformers import DynamicCache
+    ending with the stop token when it was produced. stop_token=None always runs max_tokens.
 
+    The host looks at which rows have finished only every `check_every` steps (default: by
+    device, _sync_policy); a row keeps generating after its stop token until then and the extra
+    tokens are cut. Finished rows leave the batch when they are at least `shrink_share` of it
+    (or all of it), so later steps only pay for live ones. Rows never see each other, so the
+    result does not depend on either setting."""
+    from indexer.kv_cache import decoding_cache
+
+    every, share = _sync_policy(prefix.device)
+    every, share = check_every or every, share if shrink_share is None else shrink_share
     gpt = model.gpt
-    b = prefix.shape[0]
-    results: list[list[int] | None] = [None] * b
-    rows = torch.arange(b)  # original row index of each live batch row
-    cache = DynamicCache()
+    b, dev = prefix.shape[0], prefix.device
+    results: list[list[int]] = [[] for _ in range(b)]
+    if max_tokens <= 0 or b == 0:
+        return results
+    rows = torch.arange(b)  # original row index of each live batch row (host)
+    cache = decoding_cache(prefix.shape[1] + max_tokens)
     out = _run(gpt, cache, inputs_embeds=prefix)
-    tokens = torch.empty(b, 0, dtype=torch.long, device=prefix.device)
+    tokens = torch.empty(b, max_tokens, dtype=torch.long, device=dev)  # (b, T), filled by step
+    # Length of each row's caption once it has produced the stop token; max_tokens = not yet.
+    ends = torch.full((b,), max_tokens, dtype=torch.long, device=dev)
+
+    def record(idx: torch.Tensor, ends_cpu: torch.Tensor, upto: int) -> None:
+        got = tokens[idx.to(dev), :upto].cpu()
+        for j, i in enumerate(idx.tolist()):
+            results[int(rows[i])] = got[j, : min(int(ends_cpu[i]), upto)].tolist()
+
     for step in range(max_tokens):
         next_tok = out.logits[:, -1, :].argmax(dim=-1)  # (b,)
-        tokens = torch.cat((tokens, next_tok[:, None]), dim=1)
-        done = (
-            next_tok == stop_token
-            if stop_token is not None
-            else torch.zeros_like(next_tok, dtype=torch.bool)
-        )
+        tokens[:, step] = next_tok
+        if stop_token is not None:
+            ends = torch.where((next_tok == stop_token) & (ends == max_tokens), step + 1, ends)
         if step == max_tokens - 1:
-            done = torch.ones_like(done)
-        if done.any():
-            done_cpu = done.cpu()
-            for i in torch.nonzero(done_cpu).flatten().tolist():
-                results[int(rows[i])] = tokens[i].tolist()
-            keep = torch.nonzero(~done_cpu).flatten()
-            if keep.numel() == 0:
+            record(torch.arange(len(rows)), ends.cpu(), step + 1)
+            break
+        if stop_token is not None and (step + 1) % every == 0:
+            ends_cpu = ends.cpu()  # the one host sync of this step
+            done = ends_cpu < max_tokens
+            n_done = int(done.sum())
+            if n_done == len(rows):
+                record(torch.arange(len(rows)), ends_cpu, step + 1)
                 break
-            # Finished captions leave the batch so later steps only pay for live ones.
-            rows, tokens, next_tok = (
-                rows[keep],
-                tokens[keep.to(tokens.device)],
-                next_tok[keep.to(tokens.device)],
-            )
-            cache.batch_select_indices(keep.to(prefix.device))
+            if n_done and n_done >= share * len(rows):
+                record(torch.nonzero(done).flatten(), ends_cpu, step + 1)
+                keep = torch.nonzero(~done).flatten()
+                keep_dev = keep.to(dev)
+                rows, tokens, ends = rows[keep], tokens[keep_dev], ends[keep_dev]
+                next_tok = next_tok[keep_dev]
+                cache.batch_select_indices(keep_dev)
         out = _run(gpt, cache, input_ids=next_tok[:, None])
-    return [r if r is not None else [] for r in results]
+    return results
 
 
 @torch.inference_mode()
@@ -309,16 +339,25 @@ def beam_decode(
     beams: int = 5,
     max_tokens: int = 67,
     stop_token: int | None = 13,
+    *,
+    check_every: int | None = None,
 ) -> list[list[int]]:
-    """Batched beam search with the reference's ranking; returns the best beam's ids per image."""
-    from transformers import DynamicCache
+    """Batched beam search with the reference's ranking; returns the best beam's ids per image.
 
+    As in greedy_decode, the host checks for images whose beams have all stopped only every
+    `check_every` steps: until then a stopped beam continues with token 0 at no cost, which
+    changes neither its score nor its length, so the best beam is the same."""
+    from indexer.kv_cache import decoding_cache
+
+    every = check_every or _sync_policy(prefix.device)[0]
     gpt = model.gpt
     b, w = prefix.shape[0], beams
     dev = prefix.device
-    results: list[list[int] | None] = [None] * b
-    images = torch.arange(b)  # original image index of each live image
-    cache = DynamicCache()
+    results: list[list[int]] = [[] for _ in range(b)]
+    if max_tokens <= 0 or b == 0:
+        return results
+    images = torch.arange(b)  # original image index of each live image (host)
+    cache = decoding_cache(prefix.shape[1] + max_tokens)
     out = _run(gpt, cache, inputs_embeds=prefix)
     logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (b, V)
     vocab = logp.shape[-1]
@@ -328,39 +367,46 @@ def beam_decode(
     scores = scores.reshape(b * w)  # sum of log-probs of each beam
     lengths = torch.ones(b * w, device=dev)
     stopped = _is_stop(tokens[:, 0], stop_token)
+    # What a stopped beam may do next: token 0 at no cost, nothing else (no boolean-mask
+    # indexing, which would sync with the host at every step).
+    stop_row = torch.full((vocab,), float("-inf"), device=dev)
+    stop_row[0] = 0.0
 
-    def finish(img_rows: torch.Tensor) -> None:
+    def finish(img_rows: list[int]) -> None:
         """Record the best beam (highest mean log-prob) of each live image index in img_rows."""
-        for i in img_rows.tolist():
-            sl = slice(i * w, (i + 1) * w)
-            mean = scores[sl] / lengths[sl]
-            best = int(torch.argmax(mean)) + i * w  # first of equal means, like a stable sort
-            results[int(images[i])] = tokens[best, : int(lengths[best])].tolist()
+        mean_all = (scores / lengths).view(-1, w)[img_rows].cpu()  # (n, w)
+        best_all = mean_all.argmax(dim=1)  # first of equal means, like a stable sort
+        rows = [i * w + int(j) for i, j in zip(img_rows, best_all, strict=True)]
+        got = tokens[rows].cpu()
+        lens = lengths[rows].cpu()
+        for k, i in enumerate(img_rows):
+            results[int(images[i])] = got[k, : int(lens[k])].tolist()
 
     for step in range(1, max_tokens + 1):
-        all_stopped = stopped.view(-1, w).all(dim=1)  # (b_live,)
-        if step == max_tokens:
-            all_stopped = torch.ones_like(all_stopped)
-        if all_stopped.any():
-            finish(torch.nonzero(all_stopped.cpu()).flatten())
-            keep_img = torch.nonzero(~all_stopped).flatten()
-            if keep_img.numel() == 0:
-                break
-            keep = (keep_img[:, None] * w + torch.arange(w, device=dev)).reshape(-1)
-            images = images[keep_img.cpu()]
-            tokens, scores, lengths, stopped = (
-                tokens[keep],
-                scores[keep],
-                lengths[keep],
-                stopped[keep],
-            )
-            cache.batch_select_indices(keep)
+        last = step == max_tokens
+        if last or (stop_token is not None and step % every == 0):
+            all_stopped = stopped.view(-1, w).all(dim=1).cpu()  # (b_live,), one host sync
+            if last:
+                all_stopped[:] = True
+            if all_stopped.any():
+                finish(torch.nonzero(all_stopped).flatten().tolist())
+                keep_img = torch.nonzero(~all_stopped).flatten()
+                if keep_img.numel() == 0:
+                    break
+                keep = (keep_img[:, None] * w + torch.arange(w)).reshape(-1).to(dev)
+                images = images[keep_img]
+                tokens, scores, lengths, stopped = (
+                    tokens[keep],
+                    scores[keep],
+                    lengths[keep],
+                    stopped[keep],
+                )
+                cache.batch_select_indices(keep)
         nb = tokens.shape[0] // w
         out = _run(gpt, cache, input_ids=tokens[:, -1:])
         logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (nb*w, V)
         # A finished beam may only continue with token 0 at no cost, so it keeps its score.
-        logp[stopped] = float("-inf")
-        logp[stopped, 0] = 0.0
+        logp = torch.where(stopped[:, None], stop_row, logp)
         lengths = lengths + (~stopped).float()
         mean = (scores[:, None] + logp) / lengths[:, None]  # (nb*w, V) candidate mean log-prob
         top_mean, idx = mean.view(nb, w * vocab).topk(w, dim=-1)  # (nb, w)
@@ -371,7 +417,7 @@ def beam_decode(
         scores = top_mean.reshape(-1) * lengths
         stopped = stopped[src] | _is_stop(new_tok, stop_token)
         cache.reorder_cache(src)
-    return [r if r is not None else [] for r in results]
+    return results
 
 
 @functools.cache
