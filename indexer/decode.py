@@ -54,6 +54,7 @@ from PIL.TiffImagePlugin import TiffImageFile
 
 from indexer.config import RAW_EXTENSIONS
 from indexer.errors import BadImageError
+from indexer.video import is_video, looks_like_video
 from indexer.walk import file_kind
 
 # EXIF tags (see the EXIF 2.32 spec, or PIL.ExifTags).
@@ -197,6 +198,10 @@ def is_raw(path: str | os.PathLike[str]) -> bool:
 
 def _check_header(path: str, max_pixels: int) -> None:
     with _open_regular(path) as f:
+        if is_video(path):  # gigabytes are normal; its frame size is checked when decoded
+            if not looks_like_video(f.read(64)):
+                raise BadImageError(path, "not a video (unrecognised format)")
+            return
         _refuse_oversized(path, f, max_pixels)
         if is_raw(path):
             from indexer.raw import looks_like_raw

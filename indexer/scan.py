@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.config import Settings
+from indexer.config import VIDEO_EXTENSIONS, Settings
 from indexer.decode import check_header
 from indexer.errors import BadImageError, ImgcapError
 from indexer.store import FileState, Store
 from indexer.summary import IndexSummary, Progress
+from indexer.video import VIDEO_NEEDS_EXTRA
 from indexer.walk import FileEntry, WalkProblem, content_hash, walk
 
 
@@ -63,6 +64,16 @@ def model_name(settings: Settings, model: Any) -> str:
     return models.load_model(name, settings).name  # raises the error that explains the name
 
 
+def walk_extensions(settings: Settings) -> tuple[str, ...]:
+    """The extensions an index run takes: the settings' images, plus videos when the `video`
+    extra is installed (without it they are counted as skipped, with the reason)."""
+    from indexer.video import extra_installed
+
+    if not extra_installed():
+        return settings.extensions
+    return settings.extensions + tuple(e for e in VIDEO_EXTENSIONS if e not in settings.extensions)
+
+
 def under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
@@ -79,7 +90,7 @@ def scan(
     problems: list[WalkProblem] = []
     for found in walk(
         top,
-        extensions=settings.extensions,
+        extensions=walk_extensions(settings),
         include_hidden=settings.include_hidden,
         exclude=settings.excludes,
         skipped=unsupported,
@@ -112,6 +123,11 @@ def plan(
     # files the index failed to support.
     unsupported.pop(".xmp", None)
     p.unsupported = unsupported
+    videos = sum(unsupported.get("." + ext, 0) for ext in VIDEO_EXTENSIONS)
+    if videos:  # only counted when the video extra is missing (else they are indexed)
+        p.warnings.append(
+            f"{videos} video{'s' if videos != 1 else ''} skipped: {VIDEO_NEEDS_EXTRA}"
+        )
     p.blocked = [pr.path for pr in problems]  # unreadable folders: keep what is under them
     # A root folder that is now completely empty while photos under it are indexed is far
     # more likely an unmounted drive's mount point than a deliberate delete: keep its rows.

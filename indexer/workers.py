@@ -1,8 +1,9 @@
 """Decode workers: the processes that open images for an index run.
 
-Each worker runs `decode_for_model` (decode_image + the geometric half of CLIP's eval transform)
-and sends back (S, S, 3) uint8 pixels, 4× less to pickle than float32. `DecodePool` owns the
-process pool and its crash handling: a worker that dies is pinned on one file, which fails alone.
+Each worker runs `decode_for_model` (indexer.preprocess.model_pixels: decode_image + the
+geometric half of CLIP's eval transform, in the run's --resize mode) and sends back (S, S, 3)
+uint8 pixels, 4× less to pickle than float32. `DecodePool` owns the process pool and its crash
+handling: a worker that dies is pinned on one file, which fails alone.
 
 Workers never outlive the run. They are forked by the forkserver, not by the main process, so a
 parent-death signal alone would follow the forkserver; each worker also watches the main process
@@ -21,9 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import numpy as np
-
 from indexer.errors import BadImageError, ImgcapError
+from indexer.preprocess import clip_geometry as clip_geometry  # its old home
 from indexer.store import META_COLUMNS
 
 WORKER_NICENESS = 10  # decode workers yield the CPU to the model (see _init_worker)
@@ -33,15 +33,27 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # This worker's pixel cap (Settings.max_pixels_for), set by _init_worker: a module global, not a
 # task argument, so that test tasks keep their (path, size) signature.
 _max_pixels = 120_000_000
+_resize = "fast"  # this worker's --resize mode (Settings.resize), set by _init_worker likewise
+# Keyframe selection of videos (Settings.video_gap, video_max_frames), set the same way.
+_video = (5.0, 60)
 
 
-def _init_worker(parent_pid: int | None = None, max_pixels: int | None = None) -> None:
+def _init_worker(
+    parent_pid: int | None = None,
+    max_pixels: int | None = None,
+    video: tuple[float, int] | None = None,
+    resize: str | None = None,
+) -> None:
     """Runs once in every worker. `parent_pid`: the index run's process, which the worker must
     not outlive (None: rely on the parent-death signal only, e.g. in benchmarks). `max_pixels`:
-    the run's pixel cap (None: decode_image's default)."""
-    global _max_pixels
+    the run's pixel cap (None: decode_image's default). `video`: (gap, max keyframes)."""
+    global _max_pixels, _video, _resize
     if max_pixels:
         _max_pixels = max_pixels
+    if video:
+        _video = video
+    if resize:  # "fast" or "exact" (indexer.preprocess)
+        _resize = resize
     # Ctrl-C goes to the whole process group, and a service manager's SIGTERM to the whole
     # cgroup: the main process decides what happens (a clean stop), workers must not die with
     # half-sent results. They still never outlive it (below).
@@ -111,39 +123,33 @@ def _wait_for_exit(pid: int) -> None:
         threading.Event().wait(PARENT_POLL_S)
 
 
-def decode_for_model(path: str, size: int) -> tuple:
+def decode_for_model(
+    path: str, size: int, resize: str | None = None, max_pixels: int | None = None
+) -> tuple:
     """Worker task: decode one file and apply CLIP's eval geometry (bicubic shortest-side resize
-    to `size`, centre crop). Returns ("ok", metadata dict, (size, size, 3) uint8 array) or
-    ("bad", reason). Top-level so that spawn/forkserver workers can import it."""
-    from indexer.decode import decode_image
+    to `size`, centre crop) in `resize` mode ("fast" or "exact", indexer.preprocess; `resize`
+    and `max_pixels` default to this worker's, set by _init_worker: Ray tasks pass them).
+    Returns ("ok", metadata dict, (size, size, 3) uint8 array) or ("bad", reason). Top-level
+    so that spawn/forkserver workers can import it. A video gives its keyframes instead:
+    ("ok", metadata, (K, size, size, 3), [{"at_s": ...}, ...])."""
+    from indexer.preprocess import model_pixels
+    from indexer.video import is_video
+
+    if is_video(path):
+        from indexer import video
+
+        return video.decode_for_model(path, size, *_video, _max_pixels)
 
     try:
-        decoded = decode_image(path, min_side=size, max_pixels=_max_pixels)
-        pixels = clip_geometry(decoded.image, size)
+        decoded, pixels = model_pixels(
+            path, size, resize or _resize, max_pixels=max_pixels or _max_pixels
+        )
     except BadImageError as e:
         return ("bad", e.reason)
     except Exception as e:  # noqa: BLE001 - one strange file must never stop a run
         return ("bad", f"decoder error: {type(e).__name__}: {e}")
     meta = {k: getattr(decoded, k) for k in META_COLUMNS}
     return ("ok", meta, pixels)
-
-
-def clip_geometry(image, size: int) -> np.ndarray:
-    """The geometric half of open_clip's eval transform, on PIL: Resize(size, BICUBIC) of the
-    short side (torchvision rounds the long side down) then CenterCrop(size). (S, S, 3) uint8."""
-    from PIL import Image
-
-    w, h = image.size
-    if w <= h:
-        new_w, new_h = size, int(size * h / w)
-    else:
-        new_w, new_h = int(size * w / h), size
-    if (new_w, new_h) != (w, h):
-        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    left = int(round((new_w - size) / 2.0))
-    top = int(round((new_h - size) / 2.0))
-    image = image.crop((left, top, left + size, top + size))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -163,11 +169,18 @@ class DecodePool:
     OOM killer) breaks the whole pool; `isolated` then pins it on one file."""
 
     def __init__(
-        self, workers: int, task: Callable[[str, int], tuple], max_pixels: int | None = None
+        self,
+        workers: int,
+        task: Callable[[str, int], tuple],
+        max_pixels: int | None = None,
+        video: tuple[float, int] | None = None,
+        resize: str = "fast",
     ):
         self.workers = workers
         self.task = task
         self.max_pixels = max_pixels
+        self.video = video  # (Settings.video_gap, video_max_frames)
+        self.resize = resize  # Settings.resize
         self.crashes = 0  # consecutive files a decode worker died on
         self.pool: ProcessPoolExecutor | None = None
         self._new_pool()
@@ -179,7 +192,7 @@ class DecodePool:
             self.workers,
             mp_context=_pool_context(),
             initializer=_init_worker,
-            initargs=(os.getpid(), self.max_pixels),
+            initargs=(os.getpid(), self.max_pixels, self.video, self.resize),
         )
 
     def submit(self, path: str, size: int) -> Future:

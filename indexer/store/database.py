@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from indexer.errors import StoreError
-from indexer.store import roots, schema
+from indexer.store import frames, roots, schema
 from indexer.store.connection import BUSY_TIMEOUT_MS, connect_readonly, store_error
 from indexer.store.records import (
     META_COLUMNS,
@@ -103,9 +103,9 @@ class Store:
 
     @_sql
     def result_hashes(self, model: str) -> set[str]:
-        """Content hashes that already have results for `model`."""
+        """Content hashes that already have results for `model` (videos: every keyframe's)."""
         rows = self.db.execute("SELECT content_hash FROM results WHERE model = ?", [model])
-        return {h for (h,) in rows}
+        return {h for (h,) in rows} | frames.done_hashes(self.db.conn, model)
 
     @_sql
     def failure_states(self) -> dict[str, tuple[int | None, int | None, str]]:
@@ -157,8 +157,11 @@ class Store:
         model: str,
         results: Sequence[ResultRecord],
         files: Sequence[FileRecord],
+        keyframes: Sequence[frames.FrameRecord] = (),
+        videos: Sequence[frames.VideoRecord] = (),
     ) -> None:
         """Store one batch in ONE transaction: new results, then the files that point at them.
+        Video keyframes (results under their frame keys) and videos now complete ride along.
 
         A result that already exists for (hash, model) is kept (the first one wins; no model work
         is ever redone for it). Files are upserted by path; their failure records are dropped.
@@ -218,6 +221,7 @@ class Store:
             self.db.conn.executemany(
                 "DELETE FROM failures WHERE path = ?", [(f.path,) for f in files]
             )
+            frames.write(self.db.conn, model, keyframes, videos, stamp)
             # An edited file's old content may be unreferenced now: that is left to
             # collect_garbage() at the end of the run, so that a file routed for reuse earlier in
             # the run never points at a result deleted meanwhile.
@@ -262,18 +266,22 @@ class Store:
                 from indexer.store import vector_log
 
                 vector_log.prune(self.db.conn)
+            # Keyframes of videos no file has any more go first; then a result is garbage
+            # when neither a file nor a keyframe row references it.
+            frames.collect(self.db.conn)
+            unreferenced = (
+                "content_hash NOT IN (SELECT content_hash FROM files)"
+                " AND content_hash NOT IN (SELECT frame_key FROM video_frames)"
+            )
             models = {
                 m
                 for (m,) in self.db.execute(
-                    "SELECT DISTINCT model FROM results"
-                    " WHERE content_hash NOT IN (SELECT content_hash FROM files)"
+                    f"SELECT DISTINCT model FROM results WHERE {unreferenced}"
                 )
             }
             if not models:
                 return 0
-            cur = self.db.execute(
-                "DELETE FROM results WHERE content_hash NOT IN (SELECT content_hash FROM files)"
-            )
+            cur = self.db.execute(f"DELETE FROM results WHERE {unreferenced}")
             self._bump(models)
         return cur.rowcount
 
@@ -321,7 +329,7 @@ class Store:
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT DISTINCT model FROM results WHERE content_hash IN ({marks})"
             models.update(m for (m,) in self.db.execute(sql, chunk))
-        return models
+        return models | frames.models_of_videos(self.db.conn, hashes)
 
     def _delete_files(self, paths: Sequence[str]) -> None:
         """Delete file rows (caller holds a transaction); bump the models whose files changed."""

@@ -34,11 +34,13 @@ class FileFilter:
     camera: str | None = None  # case-insensitive substring of "make model"
     tags: tuple[str, ...] = ()  # the photo carries every one of these tags (any case)
     place: tuple[str, ...] = ()  # its place is called all of these (city/region/country names)
+    media: str | None = None  # "video" or "photo" (query understanding; needs schema 7)
 
     @property
     def active(self) -> bool:
         values = (self.folder, self.folder_name, self.after, self.before, self.camera)
-        return any(v is not None for v in values) or bool(self.tags) or bool(self.place)
+        active = any(v is not None for v in values) or self.media is not None
+        return active or bool(self.tags) or bool(self.place)
 
 
 @translated
@@ -117,6 +119,9 @@ def _file_where(flt: FileFilter, alias: str = "f") -> tuple[str, list[Any]]:
         cond, place_params = places.condition(flt.place, alias)
         conds.append(cond)
         params += place_params
+    if flt.media is not None:  # a video is a file with keyframes (indexer/store/frames.py)
+        video = f"EXISTS (SELECT 1 FROM video_frames v WHERE v.video_hash = {alias}.content_hash)"
+        conds.append(video if flt.media == "video" else f"NOT {video}")
     return (" AND ".join(conds) or "1"), params
 
 
