@@ -156,3 +156,36 @@ def test_only_a_db_here_database_travels(tmp_path):
     # A default database under an indexed home folder stays where it is when copied.
     assert db_relative("/home/ann", "/home/ann/.local/share/imgcap/imgcap.db") is None
     assert db_relative("/elsewhere", "/drive/photos/.imgcap/imgcap.db") is None
+
+
+@pytest.mark.parametrize("opener", ["writer", "reader"])
+def test_a_travelling_database_follows_its_folder(tmp_path, opener):
+    import shutil
+
+    from indexer.store import FailureRecord, connect_readonly
+    from indexer.store.roots import add_roots
+
+    root = tmp_path / "a" / "photos"
+    db = root / ".imgcap" / "imgcap.db"
+    with Store.open(db) as s:
+        add_roots(s.db, [str(root)], db)
+        s.write_batch("m", [ResultRecord("h", "c", _vec(1), _vec(2))], [])
+        s.write_batch("m", [], [FileRecord(str(root / "x" / "p.jpg"), 1, 1, "h")])
+        s.record_failures("m", [FailureRecord(str(root / "bad.jpg"), "empty file", 0, 1)])
+    new = tmp_path / "b" / "moved"
+    shutil.copytree(root, new)
+    if opener == "writer":
+        with Store.open(new / ".imgcap" / "imgcap.db") as s:
+            conn = s.db.conn
+            rows = conn.execute("SELECT path, folder, rel_path FROM files").fetchall()
+            failures = [f["path"] for f in s.failures()]
+    else:
+        conn = connect_readonly(new / ".imgcap" / "imgcap.db")
+        rows = conn.execute("SELECT path, folder, rel_path FROM files").fetchall()
+        failures = [p for (p,) in conn.execute("SELECT path FROM failures")]
+        conn.close()
+    assert rows == [(str(new / "x" / "p.jpg"), str(new / "x"), os.path.join("x", "p.jpg"))]
+    assert failures == [str(new / "bad.jpg")]
+    conn = sqlite3.connect(db)  # the original is where it was, untouched
+    assert conn.execute("SELECT path FROM files").fetchall() == [(str(root / "x" / "p.jpg"),)]
+    conn.close()
