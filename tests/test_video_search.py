@@ -1,0 +1,157 @@
+"""Videos in search and export: a video is found once, at its best-matching keyframe (JSON with
+seconds, `holiday.mp4 @ 01:23` on screen); export has one row per video or per keyframe."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from search_fixtures import MODEL, Photo, embed_text, fake_loader, make_db
+from typer.testing import CliRunner
+
+import cli
+from indexer.config import Settings
+from indexer.store import FileFilter, FileRecord, ResultRecord, Store
+from indexer.store.frames import FrameRecord, VideoRecord, frame_key
+from search import output
+from search.export import KEYFRAME_COLUMNS, export, read_export
+from search.query import SearchRequest, search
+
+SETTINGS = Settings()
+# (seconds, caption) of holiday.mp4's keyframes; two show a cake, the later one more clearly.
+KEYFRAMES = [
+    (0.0, "a dog running on a beach"),
+    (40.0, "a table with a cake"),
+    (83.4, "a birthday cake with candles"),
+    (3725.0, "people dancing at night"),
+]
+
+
+def _add_video(db_path, path, keyframes, taken_at="2023-07-01T12:00:00+02:00", vid="v1"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + vid.encode() * 100)
+    st = path.stat()
+    h = f"video-{vid}"
+    results, frames = [], []
+    for at, caption in keyframes:
+        ms = round(at * 1000)
+        vec = 2.0 * embed_text(caption)
+        results.append(ResultRecord(frame_key(h, ms), caption, vec, vec))
+        frames.append(FrameRecord(h, ms))
+    f = FileRecord(str(path), st.st_size, st.st_mtime_ns, h, 1920, 1080, taken_at)
+    with Store.open(db_path) as s:
+        s.write_batch(
+            MODEL, results, [f], keyframes=frames, videos=[VideoRecord(h, len(frames), 4000.0)]
+        )
+
+
+@pytest.fixture
+def db(tmp_path):
+    photos = [
+        Photo("cake.png", "a chocolate cake on a plate"),
+        Photo("beach.png", "waves on a sandy beach"),
+    ]
+    db_path = make_db(tmp_path / "lib", photos, tmp_path / "i.db")
+    _add_video(db_path, tmp_path / "lib" / "holiday.mp4", KEYFRAMES)
+    return db_path
+
+
+def _search(db, text, **kw):
+    return search(db, SearchRequest(text=text, **kw), SETTINGS, fake_loader())
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "image", "caption", "keyword"])
+def test_video_found_once_at_its_best_moment(db, mode):
+    hits = _search(db, "birthday cake candles", mode=mode, limit=10)
+    videos = [h for h in hits if h.path.endswith("holiday.mp4")]
+    assert len(videos) == 1  # three keyframes match "cake"-ish words: one hit
+    assert videos[0].at_seconds == pytest.approx(83.4)
+    assert videos[0].caption == "a birthday cake with candles"
+    photos = [h for h in hits if not h.path.endswith("holiday.mp4")]
+    assert all(h.at_seconds is None for h in photos)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+
+
+def test_limit_counts_videos_once(db):
+    # Every keyframe and photo matches "a": the video takes one place of the three.
+    hits = _search(db, "a", mode="keyword", limit=3)
+    assert len(hits) == 3
+    assert sum(h.path.endswith("holiday.mp4") for h in hits) == 1
+
+
+def test_json_has_seconds_only_for_videos(db):
+    hits = _search(db, "dancing at night", limit=5)
+    by_name = {h.path.rsplit("/", 1)[1]: h.to_dict() for h in hits}
+    assert by_name["holiday.mp4"]["at_seconds"] == pytest.approx(3725.0)
+    assert "at_seconds" not in by_name["cake.png"]
+    json.dumps(by_name)  # plain data
+
+
+def test_filters_reach_videos(db, tmp_path):
+    in_lib = FileFilter(folder=str(tmp_path / "lib"))
+    hits = _search(db, "dog beach", filters=in_lib, limit=10)
+    assert any(h.path.endswith("holiday.mp4") and h.at_seconds == 0.0 for h in hits)
+    summer = FileFilter(after="2023-06", before="2023-08")
+    hits = _search(db, "dog beach", filters=summer, limit=10)
+    assert [h.path.rsplit("/", 1)[1] for h in hits] == ["holiday.mp4"]
+
+
+def test_on_screen_time(db, capsys):
+    assert output.timecode(83.4) == "01:23"
+    assert output.timecode(3725.0) == "1:02:05"
+    hits = _search(db, "birthday cake candles", limit=2)
+    output.print_hits(hits, "hybrid", terminal=False)
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "holiday.mp4" in ln)
+    fields = line.split("\t")
+    assert fields[2].endswith("holiday.mp4")  # the path stays a path
+    assert fields[3].startswith("@ 01:23 ")
+    output.print_hits(hits, "hybrid", terminal=True)
+    assert "@ 01:23" in capsys.readouterr().out
+
+
+def test_export_one_row_per_video_by_default(db, tmp_path):
+    n = export(db, str(tmp_path / "out.csv"), SETTINGS)
+    rows = read_export(tmp_path / "out.csv")
+    assert n == len(rows) == 3
+    (video,) = [r for r in rows if r["path"].endswith("holiday.mp4")]
+    assert video["caption"] == " | ".join(c for _, c in KEYFRAMES)
+    assert (video["width"], video["height"]) == (1920, 1080)
+    assert "at_seconds" not in video
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_one_row_per_keyframe(db, tmp_path, fmt):
+    out = tmp_path / f"out.{fmt}"
+    n = export(db, str(out), SETTINGS, keyframes=True)
+    rows = read_export(out)
+    assert n == len(rows) == 2 + len(KEYFRAMES)
+    assert all(set(r) == set(KEYFRAME_COLUMNS) for r in rows)
+    video = [r for r in rows if r["path"].endswith("holiday.mp4")]
+    assert [(r["at_seconds"], r["caption"]) for r in video] == KEYFRAMES  # in time order
+    assert all(r["at_seconds"] is None for r in rows if not r["path"].endswith(".mp4"))
+
+
+def test_export_cli_keyframes_option(db, tmp_path):
+    out = tmp_path / "k.jsonl"
+    res = CliRunner().invoke(cli.app, ["export", str(out), "--db", str(db), "--keyframes"])
+    assert res.exit_code == 0, res.output
+    assert len(read_export(out)) == 2 + len(KEYFRAMES)
+
+
+def test_deleted_video_file_is_not_shown(db, tmp_path):
+    (tmp_path / "lib" / "holiday.mp4").unlink()
+    hits = _search(db, "birthday cake candles", limit=10)
+    assert hits and not any(h.path.endswith("holiday.mp4") for h in hits)
+
+
+def test_frame_vectors_are_searchable_like_photos(db):
+    # The FAISS cache holds keyframes like photos: as many vectors as results.
+    from indexer import store
+    from search import vectors
+
+    conn = store.connect_readonly(db)
+    try:
+        indexes = vectors.load_model(db, conn, MODEL)
+        assert indexes["image"].ntotal == 2 + len(KEYFRAMES)
+    finally:
+        conn.close()
