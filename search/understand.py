@@ -23,7 +23,7 @@ the text that is embedded and keyword-matched:
   ignored;
 - cameras: a camera make or model of the index ("canon", "eos 5d"), or a model family written
   like a brand ("iphone", "eos"; not "pixel", an everyday word);
-- videos: "video"/"videos" when the index has videos and the store can filter by media type.
+- videos: "video"/"videos" when the index has videos ("birthday cake video").
 
 When the words are nothing but filters ("Paris 2019"), they also stay the text to rank by.
 Explicit options win: with --after/--before no date is parsed, with --in no folder, with
@@ -444,7 +444,7 @@ def apply(flt, got: Understood):
         changes["folder_name"] = got.folder
     if got.camera and flt.camera is None:
         changes["camera"] = got.camera
-    if got.media and hasattr(flt, "media") and getattr(flt, "media", None) is None:
+    if got.media and flt.media is None:
         changes["media"] = got.media
     return replace(flt, **changes)
 
@@ -460,7 +460,7 @@ def skipped_kinds(flt) -> set[str]:
         skip.add("place")
     if flt.camera is not None:
         skip.add("camera")
-    if getattr(flt, "media", None) is not None:
+    if flt.media is not None:
         skip.add("media")
     return skip
 

@@ -187,19 +187,25 @@ def places_sharing(conn: sqlite3.Connection, names: Sequence[str]) -> bool:
 
 @translated
 def keyword_matches(
-    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, where: str, params: list
+    conn: sqlite3.Connection,
+    model: str,
+    fts_query: str,
+    limit: int,
+    where: str,
+    params: list,
+    join: str = "JOIN results r ON r.content_hash = f.content_hash",
 ) -> list[tuple[int, float]]:
     """(result id, BM25) of `model`'s results whose photo's place names match the FTS5 query
-    (all photos of a place score alike); `where`/`params` restrict the files (alias f)."""
+    (all photos of a place score alike); `where`/`params` restrict the files (alias f); `join`
+    goes from `files f` to `results r` (a video's through its keyframes)."""
     if not exists(conn):
         return []
     rows = conn.execute(
         "WITH m AS MATERIALIZED (SELECT rowid, bm25(places_fts) AS rank"
         " FROM places_fts WHERE places_fts MATCH ?)"
         " SELECT r.id, min(m.rank) AS best FROM m"
-        " JOIN files f ON f.place_id = m.rowid"
-        " JOIN results r ON r.content_hash = f.content_hash AND r.model = ?"
-        f" WHERE {where} GROUP BY r.id ORDER BY best, r.id LIMIT ?",
+        f" JOIN files f ON f.place_id = m.rowid {join}"
+        f" WHERE r.model = ? AND {where} GROUP BY r.id ORDER BY best, r.id LIMIT ?",
         [fts_query, model, *params, limit],
     ).fetchall()
     return [(int(i), -float(s)) for i, s in rows]

@@ -148,7 +148,9 @@ def keyword_matches(
     found = _caption_matches(conn, model, fts_query, limit, flt)
     where, params = _file_where(flt)
     tagged = photo_tags.keyword_matches(conn, model, fts_query, limit, where, params)
-    placed = places.keyword_matches(conn, model, fts_query, limit, where, params)
+    placed = places.keyword_matches(
+        conn, model, fts_query, limit, where, params, _join(conn, from_results=False)
+    )
     if not tagged and not placed:
         return found
     scores = dict(found)

@@ -35,9 +35,7 @@ def cameras(conn: sqlite3.Connection) -> list[tuple[str | None, str | None]]:
 
 @translated
 def media_types(conn: sqlite3.Connection) -> set[str]:
-    """{"video"} when the index holds videos and can filter by media type; else empty."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
-    if "media" not in columns:
+    """{"video"} when the index holds videos (keyframes, schema 7), else empty."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'video_frames'").fetchone():
         return set()
-    rows = conn.execute("SELECT 1 FROM files WHERE media = 'video' LIMIT 1").fetchall()
-    return {"video"} if rows else set()
+    return {"video"} if conn.execute("SELECT 1 FROM video_frames LIMIT 1").fetchone() else set()
