@@ -92,6 +92,15 @@ def caption(
     max_megapixels: MaxMpOpt = 0.0,
     resize: ResizeOpt = None,
     json_out: JsonOpt = False,
+    attention: Annotated[
+        Path | None,
+        typer.Option(
+            "--attention",
+            dir_okay=False,
+            help="Save the attention map of each word to this PNG (one photo, show-attend-tell "
+            "models).",
+        ),
+    ] = None,
 ) -> None:
     """Caption image files and print one caption per image (nothing is stored).
 
@@ -99,6 +108,10 @@ def caption(
     """
     from indexer.caption_files import caption_files
     from indexer.models import loading_steps
+
+    if attention is not None and len(images) != 1:
+        _err("Error: --attention draws the maps of one photo; give exactly one image.")
+        raise typer.Exit(2)
 
     settings = _settings(
         model=model,
@@ -127,6 +140,15 @@ def caption(
         else:
             typer.echo(f"{output.printable(str(path))}\t{output.printable(text or '')}")
 
+    if attention is not None:  # one photo, its words' attention maps drawn into a PNG
+        from indexer.attention_map import save_attention
+
+        with output.ModelLoading() as loading, loading_steps(loading):
+            got = _run(lambda: save_attention(images[0], settings, attention))
+        emit(images[0], got.caption, None)
+        shown = output.printable(str(attention))
+        _err(f"attention maps of {len(got.words)} words written to {shown}")
+        raise typer.Exit(0)
     with output.ModelLoading() as loading, loading_steps(loading):
         _run(lambda: caption_files(images, settings, emit))
     raise typer.Exit(1 if failed else 0)
