@@ -41,6 +41,7 @@ class Page:
     per_page: int
     has_more: bool
     model: str | None = None
+    understood: str | None = None  # "after 2019-01-01, place Paris": what the query was read as
 
 
 class Library:
@@ -100,10 +101,14 @@ class Library:
         page = _page_number(page)
         req = replace(req, limit=page * per_page + 1, model=req.model or self.model)
         with self._searching:
-            hits = query.search(self.db_path, req, self.settings, encoder_loader=self.encoder)
+            hits, got = query.search_understood(
+                self.db_path, req, self.settings, encoder_loader=self.encoder
+            )
         shown = hits[(page - 1) * per_page : page * per_page]
         model = hits[0].model if hits else None
-        return Page(self._decorate(shown), page, per_page, len(hits) > page * per_page, model)
+        understood = got.label() if got is not None and got.any else None
+        more = len(hits) > page * per_page
+        return Page(self._decorate(shown), page, per_page, more, model, understood)
 
     def similar(
         self, file_id: int, page: int = 1, per_page: int = 48, filters: FileFilter | None = None
@@ -199,7 +204,17 @@ class Library:
         finally:
             conn.close()
         row["camera"] = " ".join(x for x in (row["camera_make"], row["camera_model"]) if x) or None
+        row["place"] = self._place(row["path"])
         return row
+
+    def _place(self, path: str) -> str | None:
+        from indexer.store import places
+
+        conn = self._connect()
+        try:
+            return places.labels_for_paths(conn, [path]).get(path)
+        finally:
+            conn.close()
 
     def file(self, file_id: int) -> dict[str, Any]:
         """The indexed file behind an id (path, hash, size, mtime) without resolving a model."""

@@ -138,6 +138,7 @@ def search_request(params) -> SearchRequest | None:
         mode=mode,
         filters=file_filter(params),
         min_score=min_score,
+        understand=params.get("literal") != "1",  # as the CLI: dates, places... read from q
     )
 
 
@@ -151,7 +152,8 @@ def file_filter(params) -> FileFilter:
     after = parse_date((params.get("after") or "").strip() or None, "after")
     before = parse_date((params.get("before") or "").strip() or None, "before")
     camera = (params.get("camera") or "").strip() or None
-    return FileFilter(folder=folder, after=after, before=before, camera=camera)
+    place = tuple(x.strip() for x in (params.get("place") or "").split(",") if x.strip())
+    return FileFilter(folder=folder, after=after, before=before, camera=camera, place=place)
 
 
 # ----------------------------------------------------------------------------------- the app
@@ -186,6 +188,9 @@ def create_app(
                     ctx["warning"] = warning
             ctx["page"] = page
             ctx["hits"] = page.hits if page else []
+            if page and page.understood:
+                args = [(k, v) for k, v in p.multi_items() if k not in ("page", "partial")]
+                ctx["literal_query"] = urlencode([*args, ("literal", "1")])
             if page and page.has_more:
                 args = [(k, v) for k, v in p.multi_items() if k not in ("page", "partial")]
                 ctx["next_url"] = "/?" + urlencode([*args, ("page", page.page + 1)])

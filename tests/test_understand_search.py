@@ -133,3 +133,18 @@ def test_video_is_a_media_filter_once_the_index_has_videos(db):
     assert (got.text, got.media) == ("dog", "video")
     assert paths == ["beach dog 2.png"] == plain(db, "dog", media="video")
     assert "beach dog 2.png" not in plain(db, "dog", media="photo")
+
+
+def test_the_gallery_shows_what_it_understood_and_places(db):
+    from serve_fixtures import client
+
+    c = client(db)
+    page = c.get("/", params={"q": "whiteboard in paris"}).text
+    assert "Understood: place Paris" in page and "literal=1" in page
+    assert "Paris, Île-de-France, France" in page  # on the card
+    literal = c.get("/", params={"q": "whiteboard in paris", "literal": "1"}).text
+    assert "Understood:" not in literal
+    hits = c.get("/api/search", params={"q": "dog", "place": "nice"}).json()["hits"]
+    assert [Path(h["path"]).name for h in hits] == ["beach dog.png"]
+    photo = c.get(f"/photo/{hits[0]['id']}").text
+    assert "Nice, Provence-Alpes-Côte d&#39;Azur, France" in photo
