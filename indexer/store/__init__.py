@@ -30,6 +30,8 @@ Modules, one noun each:
 - `queries`: the read-only queries search/, export and status use;
 - `photo_tags`: the user's own tags (keyword matches, `--tag`); `writeback`: write-back's
   rows and the embedded rewrite's new content hash.
+- `places` (schema 5): place names per photo from GPS (`--place`, keyword matches, labels);
+  `vocabulary`: what query understanding asks of the index (dates, folders, cameras, videos).
 
 Writers hold an OS file lock beside the database, so a second `imgcap index` on the same database
 is refused with a clear message; readers never take it and keep working (WAL mode).
