@@ -128,7 +128,9 @@ class Library:
                 return Page([], page, per_page, False, model)
             vec = _unit(photo_rows.image_vector(conn, row["result_id"]))
             with self._searching:
-                index = vectors.load_model(self.db_path, conn, model)["image"]
+                index = vectors.load_model(
+                    self.db_path, conn, model, self.settings.vector_memory_gb
+                )["image"]
             allowed = store.filtered_result_ids(conn, model, filters) if filters.active else None
             depth = max(SIMILAR_MIN_DEPTH, 4 * limit)
             while True:

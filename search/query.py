@@ -393,7 +393,7 @@ def _search(
     if vector_signals:
         from search import vectors
 
-        indexes = vectors.load_model(db_path, conn, model)
+        indexes = vectors.load_model(db_path, conn, model, settings.vector_memory_gb)
         # Load by what the user named (a model directory's stored name is not a path).
         source = model_source(conn, model, req.model, settings)
         q, searched = _query_vectors(req, source, settings, encoder_loader)

@@ -65,10 +65,13 @@ def test_fresh_index_is_reused_and_stale_one_rebuilt(tmp_path):
     assert vectors.sync_indexes(db)["m"]["rebuilt"] is False  # generation unchanged: no work
     _write(db, 5, start=20, seed=1)  # a new batch bumps the generation
     state = vectors.sync_indexes(db)["m"]
-    assert state["rebuilt"] is True and state["count"] == 25
+    # Issue 11: new rows are added to the cache, not rebuilt (tests/test_faiss_incremental.py).
+    assert state["action"] == "update" and state["rebuilt"] is False and state["count"] == 25
     assert _load(db)["caption"].ntotal == 25
-    names = sorted(p.name for p in vectors.index_dir(db).iterdir())
-    assert not [n for n in names if ".g1." in n], "the old generation's files are removed"
+    (pointer_file,) = vectors.index_dir(db).glob("*.json")
+    named = set(json.loads(pointer_file.read_text())["files"].values())
+    names = {p.name for p in vectors.index_dir(db).iterdir()}
+    assert names == named | {pointer_file.name}, "files the pointer no longer names are removed"
 
 
 def test_damaged_cache_is_rebuilt(tmp_path):

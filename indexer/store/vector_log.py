@@ -89,6 +89,26 @@ def changed_since(conn: sqlite3.Connection, model: str, after: int) -> tuple[int
 
 
 @translated
+def changed_after(conn: sqlite3.Connection, model: str, after: int | None) -> bool:
+    """Whether `model`'s vectors may have changed after log position `after` (cheap: one
+    index probe; True whenever the log cannot tell)."""
+    top = head(conn)
+    if top is None or after is None:
+        return top is not None or after is not None  # fresh only when neither has a log
+    if after == top:
+        return False
+    if after > top:
+        return True
+    first = conn.execute("SELECT min(seq) FROM vector_log").fetchone()[0]
+    if first is None or first > after + 1:
+        return True
+    row = conn.execute(
+        "SELECT 1 FROM vector_log WHERE model = ? AND seq > ? LIMIT 1", [model, after]
+    ).fetchone()
+    return row is not None
+
+
+@translated
 def result_vectors(
     conn: sqlite3.Connection, model: str, ids: Iterable[int]
 ) -> list[tuple[int, bytes, bytes]]:
