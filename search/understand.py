@@ -18,11 +18,13 @@ the text that is embedded and keyword-matched:
   was taken in a place called Paris; accents and case optional); a second name of the same
   place ("Paris France") narrows it. Place names that are everyday words ("nice", "reading")
   count only capitalised or after "in"/"at"/"near"/"from";
-- folders: a folder name of the index after "in"/"from", or with the word "folder"
-  ("whiteboard photos from the Work folder"); a folder every photo is in says nothing and is
+- folders: a folder name of the index after "in"/"from" written with a capital ("sunset in
+  Holidays"; "kids in the garden" stays words), or with the word "folder" in any case
+  ("whiteboard photos from the work folder"); a folder every photo is in says nothing and is
   ignored;
 - cameras: a camera make or model of the index ("canon", "eos 5d"), or a model family written
-  like a brand ("iphone", "eos"; not "pixel", an everyday word);
+  like a brand ("iphone", "eos"; not "pixel", an everyday word); makes that are everyday words
+  ("apple pie") only after "with"/"on"/"by"/"using";
 - videos: "video"/"videos" when the index has videos ("birthday cake video").
 
 When the words are nothing but filters ("Paris 2019"), they also stay the text to rank by.
@@ -73,6 +75,8 @@ EVERYDAY = set(
     "leek poole chester tours nancy rennes metz ham bad cheddar wells"
     .split()
 )  # fmt: skip
+# Camera makes that are everyday words: a camera only after "with", "on", "by", "using".
+CAMERA_EVERYDAY = {"apple", "nothing", "sharp", "red", "essential", "honor", "palm", "orange"}
 PHOTO_WORDS = {"video": "video", "videos": "video"}
 
 
@@ -390,8 +394,11 @@ def _folders(toks, vocab: Vocabulary, found, lead, use, free) -> None:
                 ["in", "the"],
                 ["from", "the"],
             )
-            if not cued or phrase in vocab.places():
-                continue  # "in Paris" is the place, unless they said "the Paris folder"
+            typed = " ".join(t.raw for t in toks[i : i + n])
+            if not cued or typed.islower() or phrase in vocab.places():
+                # "kids in the garden" is a garden, not the folder Garden, unless they write
+                # "in the Garden" or "garden folder"; "in Paris" is the place
+                continue
         found["folder"] = names[phrase]
         lead(i, {"in", "from"})
         use(i, n)
@@ -424,11 +431,15 @@ def _cameras(toks, vocab: Vocabulary, found, lead, use, free) -> None:
     if not names:
         return
     for i, n, phrase in _ngrams(toks, free):
-        if phrase in names:
-            found["camera"] = names[phrase]
-            lead(i, CAMERA_LEAD)
-            use(i, n)
-            return
+        if phrase not in names:
+            continue
+        prev = toks[i - 1].word if i > 0 and free(i - 1, 1) else ""
+        if phrase in CAMERA_EVERYDAY and prev not in CAMERA_LEAD:
+            continue  # "apple pie" with iPhone photos: only "shot on apple", "with apple"
+        found["camera"] = names[phrase]
+        lead(i, CAMERA_LEAD)
+        use(i, n)
+        return
 
 
 def apply(flt, got: Understood):

@@ -22,7 +22,12 @@ PLACES = [  # (city, region, country) of the index's photos
     ("Zürich", "Zurich", "Switzerland"),
     ("London", "England", "United Kingdom"),
 ]
-FOLDERS = ["/home/ann/Pictures/Holidays/2019", "/home/ann/Pictures/Work", "/home/ann/Pictures/2019"]
+FOLDERS = [
+    "/home/ann/Pictures/Holidays/2019",
+    "/home/ann/Pictures/Work",
+    "/home/ann/Pictures/2019",
+    "/home/ann/Pictures/Garden",
+]
 CAMERAS = [("Apple", "iPhone 12"), ("Canon", "Canon EOS 5D"), ("Google", "Pixel 7")]
 
 
@@ -97,6 +102,9 @@ CASES = [
     ("whiteboard photos from the Work folder", "whiteboard photos", {"folder": "Work"}),
     ("sunset in Holidays", "sunset", {"folder": "Holidays"}),
     ("holidays at home", None, {}),  # a folder name without "in"/"from"/"folder": a word
+    ("kids in the garden", None, {}),  # lowercase after "in": a garden, not the folder
+    ("kids in the Garden", "kids", {"folder": "Garden"}),
+    ("kids from the garden folder", "kids", {"folder": "Garden"}),
     ("dog in the 2019 folder", "dog", {"folder": "2019"}),  # "folder": not the year
     ("pictures of ann", None, {}),  # a folder every photo is in says nothing
     ("a nice view", None, {}),  # Nice is in the index, but "nice" is an everyday word
@@ -113,6 +121,8 @@ CASES = [
     ("sunset shot on iphone", "sunset", {"camera": "iPhone"}),
     ("eos 5d bird", "bird", {"camera": "EOS 5D"}),
     ("pixel art", None, {}),  # Pixel 7 in the index, but "pixel" alone is a word
+    ("apple pie", None, {}),  # Apple makes the index's iPhone, but this is a pie
+    ("sunset shot on apple", "sunset", {"camera": "Apple"}),
     ("google pixel 7 selfie", "selfie", {"camera": "Pixel 7"}),
     ("video of the cake", None, {}),  # no videos in this index
     (

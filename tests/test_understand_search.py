@@ -69,7 +69,7 @@ def plain(db, text, **flt):
         ("dog on the beach in Nice", "dog on the beach", {"place": ("Nice",)}),
         ("dog in france", "dog", {"place": ("France",)}),
         ("whiteboard from the Work folder", "whiteboard", {"folder_name": "Work"}),
-        ("dog in holidays", "dog", {"folder_name": "Holidays"}),
+        ("dog in Holidays", "dog", {"folder_name": "Holidays"}),
         ("dog canon", "dog", {"camera": "Canon"}),
         ("dog last summer", "dog", {"after": "2026-06-01", "before": "2026-09-01"}),
         ("beach summer 2020", "beach", {"after": "2020-06-01", "before": "2020-09-01"}),
