@@ -42,6 +42,7 @@ THUMB_SIDE = 32  # thumbnail side for comparisons: small enough that noise and m
 # clip: cuts score 0.2-0.5, a handheld shot 0.02-0.06 frame to frame.
 SCENE_THRESHOLD = 0.12
 BLANK_STD = 0.02  # thumbnail standard deviation (0..1) below which a frame is "uniform"
+POSTER_WITHIN = 10.0  # seconds searched for a gallery still that is not a black leader
 
 _SUFFIXES = frozenset("." + ext for ext in VIDEO_EXTENSIONS)
 _ISO6709 = re.compile(r"([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)")
@@ -210,6 +211,40 @@ def select_keyframes(
     if rotation in (90, -90, 270, -270) and info.width and info.height:
         info.width, info.height = info.height, info.width
     return info, frames
+
+
+def poster(path: str | os.PathLike[str], min_side: int, max_pixels: int = 120_000_000):
+    """A still for the gallery: the first frame that is not nearly uniform within the first
+    POSTER_WITHIN seconds (else the first frame), upright, short side `min_side`. Decodes only
+    that far, never the whole video. Raises BadImageError like `select_keyframes`."""
+    path = os.fspath(path)
+    try:
+        import av
+    except ImportError:
+        raise BadImageError(path, VIDEO_NEEDS_EXTRA) from None
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise BadImageError(path, f"not a readable video ({_ffmpeg_reason(e)})") from None
+    with container:
+        if not container.streams.video:
+            raise BadImageError(path, "no video stream")
+        stream = container.streams.video[0]
+        w, h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+        if w * h > max_pixels:
+            raise BadImageError(path, f"video too large ({w * h} pixels > cap {max_pixels})")
+        first = None
+        try:
+            for at, frame in _frames(container, stream):
+                first = first or frame
+                if float(_thumbnail(frame).std()) >= BLANK_STD or at > POSTER_WITHIN:
+                    return _model_image(frame, min_side, _rotation(frame))
+        except av.FFmpegError as e:
+            if first is None:
+                raise BadImageError(path, f"video decode error ({_ffmpeg_reason(e)})") from None
+        if first is None:
+            raise BadImageError(path, "no video frames could be decoded")
+        return _model_image(first, min_side, _rotation(first))
 
 
 def _frames(container, stream) -> Iterator[tuple[float, Any]]:

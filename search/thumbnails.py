@@ -107,11 +107,14 @@ class ThumbnailCache:
         from PIL import Image
 
         from indexer.decode import decode_image
+        from indexer.video import is_video, poster
 
-        # min_side=size: the draft decode may shrink a JPEG by up to 8x but keeps the short side
-        # at least `size`, so the thumbnail is never upscaled from a too-small draft.
-        decoded = decode_image(source, min_side=size, max_pixels=self._max_pixels)
-        image = decoded.image
+        if is_video(source):  # a still from its first seconds (the `video` extra)
+            image = poster(source, size, self._max_pixels)
+        else:
+            # min_side=size: the draft decode may shrink a JPEG by up to 8x but keeps the short
+            # side at least `size`, so the thumbnail is never upscaled from a too-small draft.
+            image = decode_image(source, min_side=size, max_pixels=self._max_pixels).image
         image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
         buf = io.BytesIO()
         image.save(buf, "JPEG", quality=JPEG_QUALITY[size], optimize=True, progressive=True)

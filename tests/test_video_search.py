@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from search_fixtures import MODEL, Photo, embed_text, fake_loader, make_db
 from typer.testing import CliRunner
@@ -28,8 +29,9 @@ KEYFRAMES = [
 
 
 def _add_video(db_path, path, keyframes, taken_at="2023-07-01T12:00:00+02:00", vid="v1"):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + vid.encode() * 100)
+    if not path.exists():  # search never opens it: a stand-in will do
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + vid.encode() * 100)
     st = path.stat()
     h = f"video-{vid}"
     results, frames = [], []
@@ -155,3 +157,25 @@ def test_frame_vectors_are_searchable_like_photos(db):
         assert indexes["image"].ntotal == 2 + len(KEYFRAMES)
     finally:
         conn.close()
+
+
+def test_gallery_shows_a_video_once_with_a_still(tmp_path):
+    pytest.importorskip("av")
+    from serve_fixtures import client, make_gallery
+    from video_factory import make_video
+
+    root, db = make_gallery(tmp_path)
+    make_video(root / "holiday.mp4", seconds=3, cuts=(), black_until=1.0)
+    _add_video(db, root / "holiday.mp4", KEYFRAMES)
+    c = client(db)
+    hits = c.get("/api/search", params={"q": "birthday cake", "n": 20}).json()["hits"]
+    videos = [h for h in hits if h["path"].endswith("holiday.mp4")]
+    assert len(videos) == 1 and videos[0]["at_seconds"] == pytest.approx(83.4)
+    thumb = c.get(f"/thumb/{videos[0]['id']}")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    from io import BytesIO
+
+    from PIL import Image
+
+    still = np.asarray(Image.open(BytesIO(thumb.content)).convert("RGB"), dtype=np.float32)
+    assert still.std() > 20  # a picture from after the black leader, not the placeholder
