@@ -189,3 +189,37 @@ def test_a_travelling_database_follows_its_folder(tmp_path, opener):
     conn = sqlite3.connect(db)  # the original is where it was, untouched
     assert conn.execute("SELECT path FROM files").fetchall() == [(str(root / "x" / "p.jpg"),)]
     conn.close()
+
+
+def test_a_travelling_database_on_read_only_media_is_read_at_its_new_place(tmp_path, monkeypatch):
+    import shutil
+
+    from indexer.store import FailureRecord, FileFilter, connect_readonly, export_rows
+    from indexer.store import photo_tags as tags
+    from indexer.store import roots as roots_mod
+
+    root = tmp_path / "a" / "photos"
+    db = root / ".imgcap" / "imgcap.db"
+    with Store.open(db) as s:
+        roots_mod.add_roots(s.db, [str(root)], db)
+        s.write_batch("m", [ResultRecord("h", "c", _vec(1), _vec(2))], [])
+        s.write_batch("m", [], [FileRecord(str(root / "x" / "it's.jpg"), 1, 1, "h")])
+        s.record_failures("m", [FailureRecord(str(root / "bad.jpg"), "empty file", 0, 1)])
+        tags.save(s.db, [tags.TagRow(str(root / "x" / "it's.jpg"), ["beach"], None, 1, 1, "", [])])
+    new = tmp_path / "b" / "moved"
+    shutil.copytree(root, new)
+    before = (new / ".imgcap" / "imgcap.db").read_bytes()
+
+    def read_only(path):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(roots_mod, "connect_readwrite", read_only)
+    conn = connect_readonly(new / ".imgcap" / "imgcap.db")
+    photo = str(new / "x" / "it's.jpg")
+    assert conn.execute("SELECT path, folder FROM files").fetchall() == [(photo, str(new / "x"))]
+    assert [p for (p,) in conn.execute("SELECT path FROM failures")] == [str(new / "bad.jpg")]
+    assert tags.matching_paths(conn, "beach", [photo]) == {photo}
+    assert [r["path"] for r in export_rows(conn, "m", FileFilter())] == [photo]
+    assert [(r.path, r.exists) for r in roots_mod.list_roots(conn)[0]] == [(str(new), True)]
+    conn.close()
+    assert (new / ".imgcap" / "imgcap.db").read_bytes() == before  # nothing written

@@ -251,13 +251,15 @@ def follow(db: Database, db_path: Path | str) -> int:
 def follow_from_reader(conn: sqlite3.Connection, db_path: Path | str) -> None:
     """Readers' open: when a database kept inside its root was opened from a new place, rewrite
     its paths through a short read-write connection, so every reader sees paths that exist.
-    On read-only media nothing can be written: the old paths stay (README: copy the database
-    to a writable folder, or run `imgcap roots move`)."""
-    if not moves_needed(conn, db_path):
+    On read-only media (a drive mounted read-only) nothing can be written: this connection then
+    reads the tables through TEMP views with the paths rewritten (`shadow`)."""
+    moves = moves_needed(conn, db_path)
+    if not moves:
         return
     try:
         rw = connect_readwrite(Path(db_path))
     except sqlite3.Error:
+        shadow(conn, moves)
         return
     try:
         rw.execute("BEGIN IMMEDIATE")
@@ -267,8 +269,41 @@ def follow_from_reader(conn: sqlite3.Connection, db_path: Path | str) -> None:
     except sqlite3.Error as e:
         if _kind(e) not in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR"):
             raise store_error(e, db_path) from None
+        shadow(conn, moves)
     finally:
         rw.close()
+
+
+def shadow(conn: sqlite3.Connection, moves: list[tuple[int, str, str]]) -> None:
+    """Make one read-only connection see moved roots: a TEMP view per table with paths, named
+    like the table, which SQLite resolves before the main schema's (same columns, rowid kept
+    for FTS joins). Nothing is written to the database file."""
+
+    def lit(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    def moved(column: str) -> str:  # a path under an old root, rewritten to the new one
+        cases = " ".join(
+            f"WHEN {column} = {lit(old)} THEN {lit(new)}"
+            f" WHEN substr({column}, 1, {len(old.rstrip(SEP)) + 1}) = {lit(old.rstrip(SEP) + SEP)}"
+            f" THEN {lit(new.rstrip(SEP) + SEP)} || substr({column}, {len(old.rstrip(SEP)) + 2})"
+            for _, old, new in moves
+        )
+        return f"CASE {cases} ELSE {column} END"
+
+    root_path = "CASE " + " ".join(f"WHEN id = {i} THEN {lit(new)}" for i, _, new in moves)
+    rewrite = {
+        "files": {"path": moved("path"), "folder": moved("folder")},
+        "roots": {"path": root_path + " ELSE path END"},
+    }
+    for table in ["files", "roots", *_path_tables(conn)]:
+        cols = [row[1] for row in conn.execute(f"PRAGMA main.table_info([{table}])")]
+        exprs = rewrite.get(table, {"path": moved("path")})
+        select = ", ".join(f"{exprs.get(c, f'[{c}]')} AS [{c}]" for c in cols)
+        conn.execute(
+            f"CREATE TEMP VIEW IF NOT EXISTS [{table}] AS"
+            f" SELECT rowid AS rowid, {select} FROM main.[{table}]"
+        )
 
 
 def move_root(db: Database, db_path: Path | str, old: str, new: str) -> dict:
