@@ -223,3 +223,52 @@ def test_merge_an_old_database(tmp_path):
     assert [p for p, _, _ in got["files"]] == sorted(OLD_PATHS)
     assert all(rel for _, rel, _ in got["files"])  # roots inferred as a migration infers them
     assert report.results_added == 6 and report.tags_added == 1
+
+
+def test_video_keyframes_and_places_come_with_their_files(tmp_path):
+    from indexer.store import frames
+
+    ours, theirs = tmp_path / "ours.db", tmp_path / "theirs.db"
+    _write(ours, "/p", {"x.jpg": "h1"}, {"m": [_result("h1", "x", 1)]})
+    with Store.open(theirs) as s:
+        add_roots(s.db, ["/q"], theirs)
+        keys = [frames.FrameRecord("V", 0), frames.FrameRecord("V", 1500)]
+        s.write_batch(
+            "m",
+            [_result(k.key, f"frame {k.at_ms}", 7 + i) for i, k in enumerate(keys)],
+            [FileRecord("/q/clip.mp4", 9, 9, "V"), FileRecord("/q/paris.jpg", 1, 1, "h2")],
+            keyframes=keys,
+            videos=[frames.VideoRecord("V", 2, 3.0)],
+        )
+        s.write_batch("m", [_result("h2", "paris", 2)], [])
+        for label in ["Lyon, France", "Paris, France"]:  # their ids 1 and 2
+            s.db.execute(
+                "INSERT INTO places (label, city, country_code) VALUES (?, ?, 'FR')",
+                [label, label.split(",")[0]],
+            )
+        s.db.execute("UPDATE files SET place_id = 2 WHERE path = '/q/paris.jpg'")
+        s.db.conn.commit()
+    with Store.open(ours) as s:  # our ids differ: Paris is 1 here
+        s.db.execute(
+            "INSERT INTO places (label, city, country_code) VALUES ('Paris, France', 'Paris', 'FR')"
+        )
+        s.db.conn.commit()
+    report = merge(ours, theirs)
+    conn = sqlite3.connect(ours)
+    assert sorted(conn.execute("SELECT frame_key, video_hash, at_ms FROM video_frames")) == [
+        ("V@0", "V", 0),
+        ("V@1500", "V", 1500),
+    ]
+    assert conn.execute("SELECT content_hash, keyframes FROM videos").fetchall() == [("V", 2)]
+    assert sorted(
+        h for (h,) in conn.execute("SELECT content_hash FROM results WHERE model = 'm'")
+    ) == ["V@0", "V@1500", "h1", "h2"]
+    place = conn.execute(
+        "SELECT p.label FROM files f JOIN places p ON p.id = f.place_id"
+        " WHERE f.path = '/q/paris.jpg'"
+    ).fetchone()
+    assert place == ("Paris, France",)
+    assert conn.execute("SELECT count(*) FROM places").fetchone()[0] == 1  # matched, not copied
+    assert dict(conn.execute("SELECT model, count FROM vector_state")) == {"m": 4}
+    conn.close()
+    assert report.results_added == 3 and report.files_added == 2

@@ -325,6 +325,10 @@ class _Merge:
                 self.report.results_added += len(new)
         # Files that came with no new result are still new hits of their models.
         self.models |= self.store._models_of_hashes(self.new_hashes)
+        if _has(self.dst, "video_frames"):  # a video's results are under its keyframes' keys
+            from indexer.store import frames
+
+            self.models |= frames.models_of_videos(self.dst, self.new_hashes)
 
     def compare(self, theirs: dict, our_caption: str, our_generated: str | None, edited: bool):
         """The same content and model on both sides: which captions differ."""
