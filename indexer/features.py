@@ -41,9 +41,10 @@ def image_key(path: str | Path) -> str:
     return f"{p}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def clip_identity(clip_dir: Path, quick_gelu: bool) -> str:
-    """What the cached features depend on: the CLIP config and weights files (by size/mtime)."""
-    parts = [f"quick_gelu={quick_gelu}"]
+def clip_identity(clip_dir: Path, quick_gelu: bool, resize: str = "fast") -> str:
+    """What the cached features depend on: the CLIP config and weights files (by size/mtime),
+    and the --resize mode that made the pixels (indexer.preprocess; "fast" changed in format 2)."""
+    parts = [f"quick_gelu={quick_gelu}", f"resize={resize}"]
     for f in sorted(Path(clip_dir).iterdir()):
         if f.is_file():
             st = f.stat()
@@ -118,6 +119,7 @@ def compute_features(
     workers: int = 2,
     save_every_s: float = 60.0,
     on_progress: Callable[[FeatureProgress], None] | None = None,
+    resize: str = "fast",
 ) -> tuple[dict[Path, torch.Tensor], dict[Path, str]]:
     """Raw CLIP features of every path: (features by path, failure reason by path).
 
@@ -137,10 +139,11 @@ def compute_features(
     last_save = time.monotonic()
 
     def prepare(path: Path) -> torch.Tensor | str:
-        from indexer.decode import decode_image
+        # The pixels `imgcap index` would give CLIP in this --resize mode (indexer.preprocess).
+        from indexer.preprocess import encoder_tensor, model_pixels
 
         try:
-            return encoder.preprocess(decode_image(path, min_side=encoder.image_size).image)
+            return encoder_tensor(encoder, model_pixels(path, encoder.image_size, resize)[1])
         except BadImageError as e:
             return e.reason
 

@@ -219,7 +219,8 @@ class _Run:
 
         # CLIP features, once per image (cached across runs and resumes).
         paths = list(dict.fromkeys([e.image_path for e in train_ex + val_ex]))
-        cache = FeatureCache.open(self.work, clip_identity(base.clip_dir, base.quick_gelu))
+        resize = self.settings.resize
+        cache = FeatureCache.open(self.work, clip_identity(base.clip_dir, base.quick_gelu, resize))
 
         feat_stats = {"computed": 0, "seconds": 0.0}
 
@@ -235,7 +236,12 @@ class _Run:
             )
 
         feats_by_path, bad = compute_features(
-            paths, base.encoder, cache, cfg.feature_batch_size, on_progress=feat_progress
+            paths,
+            base.encoder,
+            cache,
+            cfg.feature_batch_size,
+            on_progress=feat_progress,
+            resize=resize,
         )
         problems += [f"{p}: {reason}" for p, reason in bad.items()]
         base.encoder.model.to("cpu")  # not needed on the device any more

@@ -18,6 +18,7 @@ from search.cli_options import (
     ModelOpt,
     OfflineOpt,
     PrecisionOpt,
+    ResizeOpt,
     make_settings,
     run,
 )
@@ -84,6 +85,7 @@ def train(
     precision: PrecisionOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonDocOpt = False,
+    resize: ResizeOpt = None,
 ) -> None:
     """Fine-tune a captioner on your captioned photos (ClipCap recipe), keeping the best epoch.
 
@@ -93,7 +95,9 @@ def train(
     from indexer.train import TrainConfig
     from indexer.train import train as run_train
 
-    settings = make_settings(device=device, precision=precision, offline=offline or None)
+    settings = make_settings(
+        device=device, precision=precision, offline=offline or None, resize=resize
+    )
     cfg = run(
         lambda: TrainConfig(
             data=data,
@@ -143,10 +147,13 @@ def eval_(
     precision: PrecisionOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonDocOpt = False,
+    resize: ResizeOpt = None,
 ) -> None:
     """Score captions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and SPICE (coco-caption).
 
     Captions the images of DATA's split with the model, or scores --captions made elsewhere.
+    Images go to CLIP as open_clip's own transform makes them (--resize exact), so scores are
+    comparable with published ones.
     METEOR and SPICE need Java; without it they are listed as unavailable.
     """
     from indexer.evaluate import evaluate, write_results
@@ -158,6 +165,7 @@ def eval_(
         device=device,
         precision=precision,
         offline=offline or None,
+        resize=resize or "exact",  # published numbers were measured on the reference pixels
     )
     result = run(lambda: evaluate(data, settings, split=split, captions_file=captions))
     for warning in result.warnings:  # also with --json: stderr never mixes into the document
