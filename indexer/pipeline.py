@@ -434,8 +434,12 @@ class _Run:
 
     def _commit(self, batch: list[tuple[Item, DecodedItem]], out: BatchOutput | None) -> None:
         """ONE transaction with a batch's results and files. `out` row i belongs to the i-th
-        entry whose item needs model work (None: none does). Both runners end here."""
+        entry for which `_needs_model` holds (None: none does). Both runners end here."""
         work = [(it, d) for it, d in batch if self._needs_model(it, d)]
+        if len(work) != (len(out.captions) if out is not None else 0):
+            # A runner that chose its model work by another rule would store captions under
+            # the wrong pictures: refuse loudly instead.
+            raise ImgcapError(f"internal: {len(work)} pictures need the model, output differs")
         results = [
             ResultRecord(_key(it, d), out.captions[i], out.image_vecs[i], out.caption_vecs[i])
             for i, (it, d) in enumerate(work)

@@ -179,3 +179,15 @@ def test_gallery_shows_a_video_once_with_a_still(tmp_path):
 
     still = np.asarray(Image.open(BytesIO(thumb.content)).convert("RGB"), dtype=np.float32)
     assert still.std() > 20  # a picture from after the black leader, not the placeholder
+
+
+def test_status_counts_a_video_once(db):
+    from indexer import store
+
+    conn = store.connect_readonly(db)
+    try:
+        counts = store.status_counts(conn)
+    finally:
+        conn.close()
+    assert counts["files"] == 3
+    assert counts["models"][MODEL] == {"results": 2 + len(KEYFRAMES), "photos": 3}

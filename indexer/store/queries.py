@@ -283,9 +283,16 @@ def export_rows(conn: sqlite3.Connection, model: str, flt: FileFilter) -> Iterat
 def status_counts(conn: sqlite3.Connection) -> dict[str, Any]:
     """Counts for `imgcap status`: files, failures, per-model photos and results, last run."""
     q = conn.execute
+    # A video counts once among the photos, its keyframes each among the results.
+    join = "LEFT JOIN files f ON f.content_hash = r.content_hash"
+    if frames.exists(conn):
+        join = (
+            "LEFT JOIN video_frames vf ON vf.frame_key = r.content_hash"
+            " LEFT JOIN files f ON f.content_hash = coalesce(vf.video_hash, r.content_hash)"
+        )
     per_model = q(
-        "SELECT r.model, count(DISTINCT r.id), count(f.id) FROM results r"
-        " LEFT JOIN files f ON f.content_hash = r.content_hash GROUP BY r.model ORDER BY r.model"
+        f"SELECT r.model, count(DISTINCT r.id), count(DISTINCT f.id) FROM results r {join}"
+        " GROUP BY r.model ORDER BY r.model"
     ).fetchall()
     run = q(
         "SELECT id, model, started_at, finished_at, status, summary FROM runs"
