@@ -115,6 +115,15 @@ def process_tensor(model, x, settings: Settings) -> BatchOutput:
     """(B, 3, S, S) normalised pixels → BatchOutput. The ONE place that runs the model: CLIP's
     image tower once, its features both stored and captioned, then the caption text vectors.
     A captioner that needs more than the pooled features (CLIP grid tokens) hooks in here."""
+    import torch
+
+    # Inference mode here, not only inside the model's methods: a model unpickled in a Ray
+    # actor has grad on, and features made in inference mode cannot meet grad-tracked weights.
+    with torch.inference_mode():
+        return _process_tensor(model, x, settings)
+
+
+def _process_tensor(model, x, settings: Settings) -> BatchOutput:
     if getattr(model.captioner, "needs_grid", False):
         # show-attend-tell attends over CLIP's grid: the same pass gives it (lstm_captioner.py)
         feats, grid = model.encoder.encode_images_grid(x)  # (B, D), (B, N, C)

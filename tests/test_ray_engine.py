@@ -1,0 +1,160 @@
+"""`--engine ray` on a local Ray instance gives the same database as the local pipeline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from photo_factory import make_photo_folder
+from test_pipeline import RESULT_COLUMNS, assert_faiss_agrees, rows, settings_for
+
+from indexer.config import Settings
+from indexer.pipeline import index_paths
+from indexer.store import Store
+
+pytestmark = pytest.mark.ray
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One small local instance for the module (starting Ray costs seconds)."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, address="local")
+    yield
+    if started:
+        ray.shutdown()
+
+
+def _ray(settings: Settings) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, engine="ray")
+
+
+def _failures(db, root) -> dict[str, str]:
+    with Store.open(db, create=False) as s:
+        return {os.path.relpath(f["path"], root): f["reason"] for f in s.failures()}
+
+
+def _same(db_a, db_b, root) -> None:
+    files_a, results_a = rows(db_a, root)
+    files_b, results_b = rows(db_b, root)
+    assert files_a == files_b
+    assert _failures(db_a, root) == _failures(db_b, root)
+    assert len(results_a) == len(results_b)
+    vec = {RESULT_COLUMNS.index("image_vec"), RESULT_COLUMNS.index("caption_vec")}
+    for ra, rb in zip(results_a, results_b, strict=True):
+        for i, (a, b) in enumerate(zip(ra, rb, strict=True)):
+            if i in vec:
+                va, vb = np.frombuffer(a, "<f4"), np.frombuffer(b, "<f4")
+                np.testing.assert_allclose(va, vb, rtol=1e-6, atol=1e-6)
+            else:
+                assert a == b, RESULT_COLUMNS[i]
+
+
+def test_ray_runner_matches_local_pipeline(tmp_path, tiny_model, ray_instance):
+    root = tmp_path / "photos"
+    make_photo_folder(root)
+    local = settings_for(tmp_path / "local", "unused")
+    viaray = _ray(settings_for(tmp_path / "ray", "unused"))
+
+    s_local = index_paths([root], local, model=tiny_model)
+    s_ray = index_paths([root], viaray, model=tiny_model)
+    _same(local.db_path, viaray.db_path, root)
+    keys = ("new", "captioned", "reused", "failed", "failed_reasons", "moved", "removed")
+    assert {k: getattr(s_ray, k) for k in keys} == {k: getattr(s_local, k) for k in keys}
+    assert sorted(map(str, s_ray.failures)) == sorted(map(str, s_local.failures))
+    assert s_ray.captioned > 0 and s_ray.failed > 0 and s_ray.reused > 0  # duplicates reused
+    assert not (viaray.db_path.parent / "imgcap.db.ray-staging").exists()
+
+    # A move, a new duplicate and an edit, on both: the same moves, reuse and re-captioning.
+    (root / "moved").mkdir()
+    shutil.move(root / "misc/photo.bmp", root / "moved/photo.bmp")
+    shutil.copy2(root / "png/alpha.png", root / "png/alpha copy.png")
+    shutil.copy2(root / "dupes/two.jpg", root / "edited.jpg")
+    with open(root / "edited.jpg", "ab") as f:
+        f.write(b"\0")  # new content (trailing bytes): captioned again
+    s_local = index_paths([root], local, model=tiny_model)
+    s_ray = index_paths([root], viaray, model=tiny_model)
+    keys += ("unchanged",)
+    assert {k: getattr(s_ray, k) for k in keys} == {k: getattr(s_local, k) for k in keys}
+    assert (s_ray.moved, s_ray.captioned) == (1, 1) and s_ray.reused >= 2
+    _same(local.db_path, viaray.db_path, root)
+    assert_faiss_agrees(viaray.db_path)
+
+
+def test_ray_engine_without_ray_says_how_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    from typer.testing import CliRunner
+
+    import cli
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    (tmp_path / "p").mkdir()
+    db = tmp_path / "x.db"
+    res = CliRunner().invoke(
+        cli.app, ["index", str(tmp_path / "p"), "--engine", "ray", "--db", str(db)]
+    )
+    assert res.exit_code == 2, res.output
+    assert "pip install 'imgcap[ray]'" in res.output
+    assert not db.exists()
+
+
+def test_staged_shards_of_a_crashed_driver_are_merged_not_redone(
+    tmp_path, tiny_model, ray_instance, monkeypatch
+):
+    """The driver dies after staging a block and before its transaction: the next run merges
+    the shard (no model work for it) and ends with the database the local pipeline makes."""
+    from indexer import ray_engine
+
+    root = tmp_path / "photos"
+    make_photo_folder(root)
+    local = settings_for(tmp_path / "local", "unused")
+    viaray = _ray(settings_for(tmp_path / "ray", "unused"))
+    index_paths([root], local, model=tiny_model)
+
+    class DriverDied(BaseException):
+        pass
+
+    commits = []
+    real_commit = ray_engine.RayRun._commit
+
+    def commit_then_die(self, entries, out):
+        if len(commits) == 1:  # the second block is staged, never committed
+            raise DriverDied
+        commits.append(len(entries))
+        real_commit(self, entries, out)
+
+    monkeypatch.setattr(ray_engine, "DECODE_BATCH", 4)  # several blocks, so several commits
+    monkeypatch.setattr(ray_engine.RayRun, "_commit", commit_then_die)
+    with pytest.raises(DriverDied):
+        index_paths([root], viaray, model=tiny_model)
+    staging = ray_engine.staging_dir(viaray.db_path)
+    staged = list(staging.glob("*.parquet"))
+    assert len(staged) == 1
+    _, cols = ray_engine.read_shard(staged[0])
+    in_shard = sum(
+        1 for ok, need in zip(cols["ok"], cols["need_model"], strict=True) if ok and need
+    )
+    assert in_shard > 0
+
+    monkeypatch.setattr(ray_engine.RayRun, "_commit", real_commit)
+    s = index_paths([root], viaray, model=tiny_model)
+    with Store.open(local.db_path, create=False) as st:
+        total = st.counts()["results"]
+    assert s.captioned == total - commits[0] - in_shard
+    assert not staging.exists()
+    _same(local.db_path, viaray.db_path, root)
+    assert_faiss_agrees(viaray.db_path)
