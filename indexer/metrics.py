@@ -147,14 +147,37 @@ def cider_d(
     sigma: float = 6.0,
 ) -> tuple[float, list[float]]:
     """Mean and per-image CIDEr-D of tokenised captions (IDF from these references)."""
-    cand_counts = [_ngrams(c.split(), n) for c in candidates]
-    ref_counts = [[_ngrams(r.split(), n) for r in refs] for refs in references]
-    doc_freq: Counter[tuple[str, ...]] = Counter()
-    for refs in ref_counts:
-        doc_freq.update({gram for counts in refs for gram in counts})
-    log_n_docs = math.log(float(len(ref_counts))) if ref_counts else 0.0
+    scorer = CiderD(references, n=n, sigma=sigma)
+    scores = [
+        scorer.score(cand, refs)
+        for cand, refs in zip(candidates, scorer.prepared, strict=True)
+    ]
+    return _mean(scores), scores
 
-    def vectorise(counts: Counter) -> tuple[list[dict], list[float], int]:
+
+class CiderD:
+    """CIDEr-D with the document frequencies fixed once, from `references` (tokenised captions,
+    one list per image). `cider_d` builds one over the scored images' references, as coco-caption
+    does; SCST builds one over all TRAINING references and then scores thousands of sampled
+    captions against single images' references (`prepare` once per image, `score` per caption).
+    """
+
+    def __init__(self, references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0):
+        self.n, self.sigma = n, sigma
+        ref_counts = [[_ngrams(r.split(), n) for r in refs] for refs in references]
+        self.doc_freq: Counter[tuple[str, ...]] = Counter()
+        for refs in ref_counts:
+            self.doc_freq.update({gram for counts in refs for gram in counts})
+        self.log_n_docs = math.log(float(len(ref_counts))) if ref_counts else 0.0
+        # The given images' references, vectorised: score(cand, self.prepared[i]).
+        self.prepared = [[self._vectorise(c) for c in refs] for refs in ref_counts]
+
+    def prepare(self, refs: Sequence[str]) -> list:
+        """One image's tokenised references as vectors under these document frequencies."""
+        return [self._vectorise(_ngrams(r.split(), self.n)) for r in refs]
+
+    def _vectorise(self, counts: Counter) -> tuple[list[dict], list[float], int]:
+        n, doc_freq, log_n_docs = self.n, self.doc_freq, self.log_n_docs
         vec: list[dict] = [{} for _ in range(n)]
         norm = [0.0] * n
         length = 0
@@ -170,12 +193,12 @@ def cider_d(
                 length += tf
         return vec, [math.sqrt(x) for x in norm], length
 
-    scores = []
-    for cand, refs in zip(cand_counts, ref_counts, strict=True):
-        vec, norm, length = vectorise(cand)
+    def score(self, candidate: str, prepared_refs: list) -> float:
+        """CIDEr-D (x10 scale) of one tokenised caption against one image's prepared refs."""
+        n, sigma = self.n, self.sigma
+        vec, norm, length = self._vectorise(_ngrams(candidate.split(), n))
         total = [0.0] * n
-        for ref in refs:
-            vec_r, norm_r, length_r = vectorise(ref)
+        for vec_r, norm_r, length_r in prepared_refs:
             penalty = math.e ** (-(float(length - length_r) ** 2) / (2 * sigma**2))
             for k in range(n):
                 # Clipping (the "-D"): a repeated n-gram counts at most as often as in the ref.
@@ -185,8 +208,7 @@ def cider_d(
                 if norm[k] != 0 and norm_r[k] != 0:
                     val /= norm[k] * norm_r[k]
                 total[k] += val * penalty
-        scores.append(sum(total) / n / len(refs) * 10.0)
-    return _mean(scores), scores
+        return sum(total) / n / len(prepared_refs) * 10.0
 
 
 def _mean(xs: Sequence[float]) -> float:

@@ -38,6 +38,7 @@ COLOURS = {
 BACKGROUNDS = {"white": (245, 245, 245), "black": (20, 20, 20), "gray": (128, 128, 128), **COLOURS}
 COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
 LAYOUTS = ("grid", "centred")
+WORDINGS = ("templates", "varied")
 # Centred layout: the neutral backgrounds only, so every scene has the same strong contrast.
 CENTRED_BACKGROUNDS = ("white", "black", "gray")
 
@@ -63,7 +64,12 @@ class Scene:
 
 
 def generate_scenes(
-    n: int, seed: int, size: int = 96, max_kinds: int = 1, layout: str = "grid"
+    n: int,
+    seed: int,
+    size: int = 96,
+    max_kinds: int = 1,
+    layout: str = "grid",
+    wording: str = "templates",
 ) -> list[Scene]:
     """n scenes, deterministic for (n, seed, size, max_kinds, layout); scene i does not depend on n.
 
@@ -72,14 +78,28 @@ def generate_scenes(
     circle and two blue squares on a white background."). layout="centred": one shape a third of
     the side across, near the centre, on a neutral background ("a red circle on a white
     background.") - a world that a tiny CLIP learns to see in seconds (max_kinds is ignored).
+
+    wording="varied" (same images): five captions per scene drawn independently, as different
+    annotators would write them (`_varied_captions`).
     """
     if size < 32:
         raise ValueError("size must be at least 32 pixels")
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r} (one of {', '.join(LAYOUTS)})")
+    if wording not in WORDINGS:
+        raise ValueError(f"unknown wording {wording!r} (one of {', '.join(WORDINGS)})")
     if layout == "centred":
-        return [_centred_scene(seed, i, size) for i in range(n)]
-    return [_scene(seed, i, size, max_kinds) for i in range(n)]
+        scenes = [_centred_scene(seed, i, size) for i in range(n)]
+    else:
+        scenes = [_scene(seed, i, size, max_kinds) for i in range(n)]
+    if wording == "varied":
+        import dataclasses
+
+        scenes = [
+            dataclasses.replace(s, captions=_varied_captions(s, f"words:{seed}:{i}"))
+            for i, s in enumerate(scenes)
+        ]
+    return scenes
 
 
 def _centred_scene(seed: int, index: int, size: int) -> Scene:
@@ -214,6 +234,27 @@ def _captions(groups: list[ShapeGroup], background: str, rng: random.Random) -> 
     return [templates[0], *rest[:3]]
 
 
+# wording="varied": how often a caption leaves the background out, and the ways it says it.
+VARIED_SHORT = 0.4
+VARIED_LONG = ("{t} on a {b} background.", "{t} against a {b} background.")
+
+
+def _varied_captions(scene: Scene, key: str) -> list[str]:
+    """Five captions drawn independently: "a red circle." (40 %), or one of two wordings that
+    also name the background (30 % each). The likeliest single caption leaves the background out,
+    but most captions of a scene name it: the consensus caption is not the likeliest one, as on
+    real data, which is where cross-entropy's greedy caption and CIDEr-D part ways (SCST's test).
+    Its own RNG: the images are the templates world's."""
+    rng = random.Random(key)
+    things = " and ".join(describe(g) for g in scene.attributes["groups"])
+    background = scene.attributes["background"]
+    return [
+        f"{things}." if rng.random() < VARIED_SHORT
+        else rng.choice(VARIED_LONG).format(t=things, b=background)
+        for _ in range(5)
+    ]  # fmt: skip
+
+
 def _where(x: float, y: float) -> str:
     col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else ""
     row = "top" if y < 1 / 3 else "bottom" if y > 2 / 3 else ""
@@ -233,6 +274,7 @@ def write_dataset(
     max_kinds: int = 1,
     split: str = "train",
     layout: str = "grid",
+    wording: str = "templates",
 ) -> Path:
     """Render n scenes into out_dir in one of the training formats; returns the path to train on.
 
@@ -245,7 +287,10 @@ def write_dataset(
     image_dir = out if fmt == "folder" else out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     examples = []
-    for scene in generate_scenes(n, seed=seed, size=size, max_kinds=max_kinds, layout=layout):
+    scenes = generate_scenes(
+        n, seed=seed, size=size, max_kinds=max_kinds, layout=layout, wording=wording
+    )
+    for scene in scenes:
         path = image_dir / f"{scene.id}.png"
         scene.image.save(path)
         examples.append(Example(path, tuple(scene.captions), scene.id, split))

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from indexer import lstm_training
 from indexer.config import Settings
 from indexer.errors import UsageError
 from indexer.train_base import GPT2_WEIGHTS, BaseModel, load_base, load_hub_gpt2, mapper_config
@@ -72,6 +73,7 @@ class TrainProgress:
     lr: float = 0.0
     samples_per_s: float = 0.0
     stats: EpochStats | None = None  # phase "epoch": the finished epoch
+    reward: float | None = None  # SCST "train": running mean reward of the sampled captions
 
 
 @dataclass
@@ -81,7 +83,14 @@ class EpochStats:
     val_loss: float | None
     seconds: float
     samples_per_s: float
-    best: bool  # lowest validation loss so far (never without validation data)
+    best: bool  # lowest validation loss (SCST: highest val CIDEr-D) so far; never without val
+    # SCST epochs only (None for cross-entropy): mean reward of the sampled captions, their share
+    # ending with "." (the rest ran into the token cap), distinct-2 over them (indexer/
+    # caption_stats.py), and the validation images' greedy CIDEr-D.
+    reward: float | None = None
+    ends_with_period: float | None = None
+    distinct_2: float | None = None
+    val_cider: float | None = None
 
 
 @dataclass
@@ -98,11 +107,16 @@ class TrainResult:
     n_val_captions: int = 0
     feature_seconds: float = 0.0  # time spent computing (not loading) CLIP features
     features_computed: int = 0
+    best_val_cider: float | None = None  # SCST: the kept epoch's validation CIDEr-D
+    scst: bool = False
 
     @property
     def selected_by(self) -> str:
-        """How the epoch in OUT was chosen: "val_loss", or "last_epoch" without val data."""
-        return "val_loss" if self.n_val_captions else "last_epoch"
+        """How the epoch in OUT was chosen: "val_loss" (SCST: "val_cider"), or "last_epoch"
+        without val data."""
+        if not self.n_val_captions:
+            return "last_epoch"
+        return "val_cider" if self.scst else "val_loss"
 
 
 # ---------------------------------------------------------------------------------- the run
@@ -169,6 +183,7 @@ class _Run:
             "val": str(Path(c.val).resolve()) if c.val else None,
             "base": c.base,
             "mapping": c.mapping,
+            **({"arch": c.arch} if c.arch else {}),  # only when set: older states keep resuming
             "prefix_only": c.prefix_only,
             "epochs": c.epochs,
             "batch_size": c.batch_size,
@@ -177,7 +192,10 @@ class _Run:
             "seed": c.seed,
             "train_captions": n_train,
             "val_captions": n_val,
-        }
+            # SCST settings only when set: states of cross-entropy runs keep resuming.
+            **({"scst": True, "reward": c.reward, "samples": c.samples, "top_k": c.top_k}
+               if c.scst else {}),
+        }  # fmt: skip
 
     def _save_state(self, pos: dict) -> None:
         trainable = {k: v for k, v in self.net.state_dict().items() if self._is_trainable(k)}
@@ -186,7 +204,9 @@ class _Run:
     def _is_trainable(self, key: str) -> bool:
         return not (self.cfg.prefix_only and key.startswith("gpt."))
 
-    def _publish(self, epoch: int, val_loss: float | None, train_loss: float) -> None:
+    def _publish(
+        self, epoch: int, val_loss: float | None, train_loss: float, extra: dict | None = None
+    ) -> None:
         trained = {
             "base": self.base.name,
             "data": str(Path(self.cfg.data).resolve()),
@@ -195,34 +215,48 @@ class _Run:
             "train_loss": train_loss,
             "val_loss": val_loss,
             "prefix_only": self.cfg.prefix_only,
+            **(extra or {}),
         }
         # A run that did not resume rewrites OUT whole the first time: what is there (a model
         # replaced with --force, or one left by a deleted state) may differ in CLIP or mapper.
         self.folder.publish(self.net, self.base, trained, whole=not self._published)
         self._published = True
 
-    # ---- main loop
+    # ---- setup shared by cross-entropy and SCST
     def execute(self) -> TrainResult:
+        self._setup()
+        if self.cfg.scst:
+            from indexer.scst import run_scst
+
+            return run_scst(self)
+        return self._cross_entropy()
+
+    def _setup(self) -> None:
+        """Data, base model, CLIP features (cached), token cap and the network to train."""
         import torch
 
         from indexer.features import FeatureCache, clip_identity, compute_features
         from indexer.models import resolve_device, resolve_dtype
 
         cfg = self.cfg
-        device = resolve_device(self.settings.device)
-        dtype = resolve_dtype(self.settings.precision, device)
+        self.device = device = resolve_device(self.settings.device)
+        self.dtype = dtype = resolve_dtype(self.settings.precision, device)
         self.folder.claim(cfg.base, cfg.force)
         self.out.mkdir(parents=True, exist_ok=True)
         train_ex, val_ex, problems = self._examples()
+        self.train_ex, self.val_ex, self.problems = train_ex, val_ex, problems
         torch.manual_seed(cfg.seed)
         self.base = base = load_base(cfg, self.settings, device, dtype)
+        self.arch = lstm_training.run_arch(cfg.arch, base.net)  # --arch, or the base model's
+        lstm_training.check_options(self.arch, cfg.mapping, cfg.prefix_only)
+        grids = {} if lstm_training.needs_grid(self.arch) else None  # show-attend-tell's grid
 
         # CLIP features, once per image (cached across runs and resumes).
         paths = list(dict.fromkeys([e.image_path for e in train_ex + val_ex]))
         resize = self.settings.resize
         cache = FeatureCache.open(self.work, clip_identity(base.clip_dir, base.quick_gelu, resize))
 
-        feat_stats = {"computed": 0, "seconds": 0.0}
+        self.feat_stats = feat_stats = {"computed": 0, "seconds": 0.0}
 
         def feat_progress(p) -> None:
             feat_stats.update(computed=p.computed, seconds=p.seconds)
@@ -242,23 +276,35 @@ class _Run:
             cfg.feature_batch_size,
             on_progress=feat_progress,
             resize=resize,
+            grids=grids,
         )
         problems += [f"{p}: {reason}" for p, reason in bad.items()]
         base.encoder.model.to("cpu")  # not needed on the device any more
-        index = {p: i for i, p in enumerate(feats_by_path)}
-        feat_matrix = (
+        self.index = index = {p: i for i, p in enumerate(feats_by_path)}  # path -> feature row
+        self.feat_matrix = (
             torch.stack(list(feats_by_path.values())).to(device)
             if feats_by_path
             else torch.empty(0)
         )  # (N_images, D)
-        train_rows, train_ids, cap = self._samples(train_ex, index, base.tokenizer, None)
-        val_rows, val_ids, _ = self._samples(val_ex, index, base.tokenizer, cap)
-        if not train_ids:
+        self.grid_matrix = None  # (N_images, N, C) float16: show-attend-tell only
+        if grids is not None and feats_by_path:
+            self.grid_matrix = torch.stack([grids[p] for p in feats_by_path]).to(device)
+        self.train_rows, self.train_ids, self.cap = self._samples(
+            train_ex, index, base.tokenizer, None
+        )
+        self.val_rows, self.val_ids, _ = self._samples(val_ex, index, base.tokenizer, self.cap)
+        if not self.train_ids:
             raise UsageError(f"{cfg.data}: none of the training images could be read")
 
-        # Model: the base, or a fresh mapper on the base GPT-2 when --mapping changes it.
+        # Model: the base, or a fresh mapper on the base GPT-2 when --mapping changes it; for
+        # show-and-tell / show-attend-tell, --from's LSTM or a new one (lstm_training.py).
         net = base.net
-        if cfg.mapping is not None and cfg.mapping != net.cfg.mapping:
+        if self.arch != "clipcap":
+            grid_dim = self.grid_matrix.shape[-1] if self.grid_matrix is not None else 0
+            net = lstm_training.build_net(self.arch, base, grid_dim)
+        elif net is None or lstm_training.net_arch(net) != "clipcap":
+            raise UsageError("--arch clipcap starts from a ClipCap model (--from) or GPT-2 small")
+        elif cfg.mapping is not None and cfg.mapping != net.cfg.mapping:
             from indexer.captioner import ClipCapModel
 
             fresh = ClipCapModel(mapper_config(cfg.mapping, net.cfg))
@@ -267,46 +313,100 @@ class _Run:
         self.net = net = net.float().to(device)
         if cfg.prefix_only:
             net.gpt.requires_grad_(False)
-        params = [p for n, p in net.named_parameters() if p.requires_grad]
+        self.params = [p for n, p in net.named_parameters() if p.requires_grad]
 
-        steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
-        total = steps_per_epoch * cfg.epochs
-        warm = warmup_steps(cfg, total)
-        self.opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6,
+    def batch_features(self, rows: list[int]):
+        """The features one batch trains on: rows of the (N_images, D) feature matrix (and for
+        show-attend-tell the pair (those rows, their (B, N, C) grids))."""
+        import torch
+
+        idx = torch.tensor(rows, device=self.device)
+        if self.grid_matrix is not None:
+            return self.feat_matrix[idx], self.grid_matrix[idx].float()
+        return self.feat_matrix[idx]
+
+    def make_optimiser(self, steps_per_epoch: int) -> None:
+        """AdamW (the recipe's settings) and warm-up + linear decay over the whole run."""
+        import torch
+
+        total = steps_per_epoch * self.cfg.epochs
+        warm = warmup_steps(self.cfg, total)
+        self.opt = torch.optim.AdamW(self.params, lr=self.cfg.lr, betas=(0.9, 0.999), eps=1e-6,
                                      weight_decay=0.0)  # fmt: skip
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: lr_factor(s, warm, total)
         )
+
+    def resume(self) -> dict | None:
+        """Load OUT/training/state.pt into the net, optimiser, scheduler and RNG when it is
+        this run's (same fingerprint); returns it (for the loop position), or None."""
+        import torch
+
+        state = self.folder.read_state(self.fingerprint, start_over=self.cfg.force)
+        if state is None:
+            return None
+        self._published = True  # the model in OUT, if any, is this run's
+        net = self.net
+        expected = {k for k in net.state_dict() if self._is_trainable(k)}
+        if set(state["model"]) != expected:
+            raise UsageError(f"{self.work / 'state.pt'}: weights do not match the model")
+        net.load_state_dict({**net.state_dict(), **state["model"]})
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        return state
+
+    def autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def result(self, history, best_epoch, best_val, resumed, n_captions, n_val, **extra):
+        return TrainResult(
+            out=self.out,
+            name=self.name,
+            history=history,
+            best_epoch=best_epoch,
+            best_val_loss=best_val,
+            resumed_from=resumed,
+            problems=self.problems,
+            n_images=len(self.index),
+            n_captions=n_captions,
+            n_val_captions=n_val,
+            feature_seconds=self.feat_stats["seconds"],
+            features_computed=self.feat_stats["computed"],
+            **extra,
+        )
+
+    # ---- the cross-entropy loop
+    def _cross_entropy(self) -> TrainResult:
+        import torch
+
+        cfg, net, device = self.cfg, self.net, self.device
+        train_rows, train_ids = self.train_rows, self.train_ids
+        val_rows, val_ids = self.val_rows, self.val_ids
+        steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+        self.make_optimiser(steps_per_epoch)
         self.fingerprint = self._fingerprint(len(train_ids), len(val_ids))
 
         history: list[EpochStats] = []
         best_epoch, best_val = None, None
         start_epoch, start_step, resumed = 0, 0, None
         loss_sum, loss_n = 0.0, 0
-        state = self.folder.read_state(self.fingerprint, start_over=cfg.force)
+        state = self.resume()
         if state is not None:
-            self._published = True  # the model in OUT, if any, is this run's
-            expected = {k for k in net.state_dict() if self._is_trainable(k)}
-            if set(state["model"]) != expected:
-                raise UsageError(f"{self.work / 'state.pt'}: weights do not match the model")
-            net.load_state_dict({**net.state_dict(), **state["model"]})
-            self.opt.load_state_dict(state["optimizer"])
-            self.sched.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
             start_epoch, start_step = state["epoch"], state["step_in_epoch"]
             loss_sum, loss_n = state["loss_sum"], state["loss_n"]
             history = [EpochStats(**h) for h in state["history"]]
             best_epoch, best_val = state["best_epoch"], state["best_val"]
             resumed = (start_epoch, start_step)
 
-        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-
-        def autocast():
-            import contextlib
-
-            if dtype == torch.float32:
-                return contextlib.nullcontext()
-            return torch.autocast(device_type=device.type, dtype=dtype)
+        scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        autocast = self.autocast
 
         def position(epoch: int, step: int) -> dict:
             return {
@@ -320,8 +420,11 @@ class _Run:
             }
 
         def run_batch(rows, ids, train: bool):
+            if self.arch != "clipcap":  # show-and-tell / show-attend-tell
+                with autocast():
+                    return lstm_training.batch_loss(net, ids, self.batch_features(rows), train)
             tokens, labels, mask = make_batch(ids, net.cfg.prefix_length)
-            prefix = feat_matrix[torch.tensor(rows, device=device)]
+            prefix = self.batch_features(rows)
             tokens, labels = tokens.to(device), labels.to(device)
             mask = mask.to(device) if mask is not None else None
             with autocast():
@@ -400,20 +503,7 @@ class _Run:
                 self.folder.write_history(history)
                 self.emit(TrainProgress("epoch", epoch + 1, cfg.epochs, stats=stats))
 
-        return TrainResult(
-            out=self.out,
-            name=self.name,
-            history=history,
-            best_epoch=best_epoch,
-            best_val_loss=best_val,
-            resumed_from=resumed,
-            problems=problems,
-            n_images=len(feats_by_path),
-            n_captions=len(train_ids),
-            n_val_captions=len(val_ids),
-            feature_seconds=feat_stats["seconds"],
-            features_computed=feat_stats["computed"],
-        )
+        return self.result(history, best_epoch, best_val, resumed, len(train_ids), len(val_ids))
 
     def _validate(self, net, rows, ids, run_batch, epoch: int) -> float | None:
         """Mean cross-entropy per caption token over the validation captions."""

@@ -29,6 +29,7 @@ IGNORE_INDEX = -100  # label of padding positions: not a token id (the reference
 TRAIN_SPLITS = ("train", "restval", "")  # Karpathy trains on train + restval
 DEFAULT_WARMUP = 5000
 WARMUP_CAP = 0.1  # default warm-up is at most this share of all steps
+SCST_REWARDS = ("cider-d",)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class TrainConfig:
     out: Path  # run folder = the resulting model directory
     base: str | None = None  # --from: registry name or model dir; None = GPT-2 from the hub
     mapping: str | None = None  # mlp | transformer; None = the base model's (mlp from scratch)
+    # clipcap | show-and-tell | show-attend-tell (indexer/lstm_training.py); None = the base
+    # model's (clipcap from scratch)
+    arch: str | None = None
     prefix_only: bool = False  # freeze GPT-2 (eval mode) and train only the mapper
     epochs: int = 10
     batch_size: int = 40  # captions per optimiser step
@@ -49,10 +53,32 @@ class TrainConfig:
     name: str | None = None  # model name stored with results; None = the out folder's name
     force: bool = False  # replace a model already in OUT (even --from's own), or a run with
     # other settings; without it both are refused. A resumable run of these settings is resumed.
+    # SCST (indexer/scst.py): fine-tune --from's cross-entropy model on a CIDEr-D reward.
+    scst: bool = False
+    reward: str = "cider-d"  # the only reward so far
+    samples: int = 5  # captions sampled per image; baseline = mean reward of the others
+    top_k: int = 0  # sample among the k likeliest tokens; 0 = the full distribution
 
     def __post_init__(self):
         if self.mapping not in (None, "mlp", "transformer"):
             raise UsageError(f"unknown mapping {self.mapping!r} (mlp or transformer)")
+        archs = ("clipcap", "show-and-tell", "show-attend-tell")
+        if self.arch not in (None, *archs):
+            raise UsageError(f"unknown architecture {self.arch!r} ({', '.join(archs)})")
+        if self.scst:
+            if self.base is None:
+                raise UsageError(
+                    "--scst fine-tunes a trained captioner: give the cross-entropy model to "
+                    "start from with --from MODEL"
+                )
+            if self.mapping is not None:
+                raise UsageError("--scst keeps --from's mapping network; drop --mapping")
+            if self.reward not in SCST_REWARDS:
+                raise UsageError(f"unknown reward {self.reward!r} ({', '.join(SCST_REWARDS)})")
+            if self.samples < 2:
+                raise UsageError("--samples must be at least 2 (the baseline is the others' mean)")
+            if self.top_k < 0:
+                raise UsageError("--top-k must be 0 (off) or more")
         for field_name in ("epochs", "batch_size"):
             if getattr(self, field_name) < 1:
                 raise UsageError(f"{field_name} must be at least 1")
