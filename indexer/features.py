@@ -9,6 +9,9 @@ the same CLIP features again; we compute them once, through the same decode and 
       metadata "keys":   JSON list of N image keys, row i <-> key i
       metadata "bad":    JSON {image key: reason} for images that could not be decoded
       metadata "clip":   the CLIP identity the features belong to
+      tensor "grid":     (M, N, C) float16, CLIP's grid tokens (`encode_images_grid`), only for the
+                         images a show-attend-tell run asked for; metadata "grid_keys" names rows.
+                         float16 halves the largest part (49 x 768 per ViT-B/32 image, ~75 KB).
 
 An image key is "absolute path|size|mtime_ns": an edited or replaced image gets a new key and is
 encoded again; the file name carries a hash of the CLIP identity, so features of another CLIP are
@@ -58,6 +61,7 @@ class FeatureCache:
     clip: str
     rows: dict[str, torch.Tensor] = field(default_factory=dict)  # key -> (D,) float32
     bad: dict[str, str] = field(default_factory=dict)  # key -> why it could not be decoded
+    grid: dict[str, torch.Tensor] = field(default_factory=dict)  # key -> (N, C) float16
 
     @classmethod
     def open(cls, folder: Path, clip: str) -> FeatureCache:
@@ -81,8 +85,11 @@ class FeatureCache:
                 return
             keys = json.loads(meta["keys"])
             feats = f.get_tensor("features") if keys else torch.empty(0)
+            grid_keys = json.loads(meta.get("grid_keys", "[]"))
+            grid = f.get_tensor("grid") if grid_keys else None
         self.rows = {k: feats[i] for i, k in enumerate(keys)}
         self.bad = json.loads(meta.get("bad", "{}"))
+        self.grid = {k: grid[i] for i, k in enumerate(grid_keys)} if grid is not None else {}
 
     def save(self) -> None:
         from safetensors.torch import save_file
@@ -98,8 +105,13 @@ class FeatureCache:
             "keys": json.dumps(keys),
             "bad": json.dumps(self.bad),
         }
+        tensors = {"features": feats}
+        if self.grid:
+            grid_keys = list(self.grid)
+            tensors["grid"] = torch.stack([self.grid[k] for k in grid_keys]).contiguous()
+            meta["grid_keys"] = json.dumps(grid_keys)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        save_file({"features": feats}, str(tmp), metadata=meta)
+        save_file(tensors, str(tmp), metadata=meta)
         os.replace(tmp, self.path)
 
 
@@ -119,12 +131,15 @@ def compute_features(
     workers: int = 2,
     save_every_s: float = 60.0,
     on_progress: Callable[[FeatureProgress], None] | None = None,
+    grids: dict[Path, torch.Tensor] | None = None,
     resize: str = "fast",
 ) -> tuple[dict[Path, torch.Tensor], dict[Path, str]]:
     """Raw CLIP features of every path: (features by path, failure reason by path).
 
-    Cached images are not opened. The rest are decoded and preprocessed by a few threads (PIL
-    releases the GIL while decoding and resizing) and encoded in batches of batch_size.
+    grids: a dict to fill with each path's CLIP grid tokens (N, C) float16 as well (computed in
+    the same pass; images cached without a grid are encoded again). Cached images are not
+    opened. The rest are decoded and preprocessed by a few threads (PIL releases the GIL while
+    decoding and resizing) and encoded in batches of batch_size.
     """
     keys: dict[Path, str] = {}
     failed: dict[Path, str] = {}
@@ -133,7 +148,12 @@ def compute_features(
             keys[p] = image_key(p)
         except OSError as e:
             failed[p] = f"cannot read file ({e.strerror or e})"
-    todo = [p for p, k in keys.items() if k not in cache.rows and k not in cache.bad]
+    want_grid = grids is not None
+    todo = [
+        p
+        for p, k in keys.items()
+        if k not in cache.bad and (k not in cache.rows or (want_grid and k not in cache.grid))
+    ]
     total = len(keys) + len(failed)
     computed, spent = 0, 0.0
     last_save = time.monotonic()
@@ -163,7 +183,13 @@ def compute_features(
                 else:
                     ready.append((path, item))
             if ready:
-                feats = encoder.encode_images(torch.stack([t for _, t in ready]))  # (b, D)
+                pixels = torch.stack([t for _, t in ready])
+                if want_grid:
+                    feats, grid = encoder.encode_images_grid(pixels)  # (b, D), (b, N, C)
+                    for (path, _), g in zip(ready, grid, strict=True):
+                        cache.grid[keys[path]] = g.half().clone()
+                else:
+                    feats = encoder.encode_images(pixels)  # (b, D)
                 for (path, _), row in zip(ready, feats, strict=True):
                     cache.rows[keys[path]] = row.float().clone()
             computed += len(chunk)
@@ -176,4 +202,6 @@ def compute_features(
         cache.save()
     features = {p: cache.rows[k] for p, k in keys.items() if k in cache.rows}
     failed.update({p: cache.bad[k] for p, k in keys.items() if k in cache.bad})
+    if want_grid:
+        grids.update({p: cache.grid[k] for p, k in keys.items() if k in cache.grid})
     return features, failed

@@ -18,7 +18,7 @@ from indexer.train_recipe import TrainConfig
 @dataclass
 class BaseModel:
     name: str
-    net: Any  # ClipCapModel, float32
+    net: Any  # ClipCapModel or LstmCaptionNet, float32; None: from scratch for an LSTM
     encoder: Any  # ClipEncoder
     tokenizer: Any
     clip_dir: Path
@@ -78,8 +78,10 @@ def load_base(cfg: TrainConfig, settings: Settings, device, dtype) -> BaseModel:
     tok_paths = [_hub_file(entry, f, settings, True) for f in entry.tokenizer_files]
     clip_dir, tok_dir = clip_paths[0].parent, tok_paths[0].parent
     encoder = load_clip(clip_dir, entry.quick_gelu, device, dtype)
-    net = ClipCapModel(ClipCapConfig(**entry.clipcap))
-    load_hub_gpt2(net, settings)
+    net = None  # an LSTM captioner (--arch show-and-tell / show-attend-tell) needs no GPT-2
+    if cfg.arch in (None, "clipcap"):
+        net = ClipCapModel(ClipCapConfig(**entry.clipcap))
+        load_hub_gpt2(net, settings)
     return BaseModel(
         "gpt2", net, encoder, load_tokenizer(tok_dir), clip_dir, tok_dir, entry.quick_gelu
     )

@@ -123,24 +123,27 @@ class RunFolder:
         checkpoint and the spec change."""
         import torch
 
+        from indexer import lstm_training
         from indexer.models import SPEC_FILE, published_state_dict, write_model_dir
 
         out = self.out
+        lstm = lstm_training.net_arch(net) != "clipcap"  # show-and-tell / show-attend-tell
         if whole or not (out / SPEC_FILE).is_file() or not (out / "clip").is_dir():
             tmp = self.work / "publish"
             shutil.rmtree(tmp, ignore_errors=True)
             enc = base.encoder.model
             clip_cfg = json.loads((base.clip_dir / "open_clip_config.json").read_text())
-            write_model_dir(
-                tmp,
-                self.name,
-                net,
+            args = (
                 clip_cfg.get("model_cfg", clip_cfg),
                 {k: v.detach().cpu() for k, v in enc.state_dict().items()},
-                base.tok_dir,
-                base.quick_gelu,
-                f"trained by imgcap train from {base.name}",
             )
+            description = f"trained by imgcap train from {base.name}"
+            ckpt = "clipcap.pt"
+            if lstm:
+                ckpt = lstm_training.write_dir(tmp, self.name, net, *args, base, description)
+            else:
+                write_model_dir(tmp, self.name, net, *args, base.tok_dir, base.quick_gelu,
+                                description)  # fmt: skip
             # Not a model directory while its parts are swapped: a kill here leaves no model
             # rather than a spec pointing at half-replaced files.
             (out / SPEC_FILE).unlink(missing_ok=True)
@@ -148,9 +151,12 @@ class RunFolder:
                 if (out / part).exists():
                     shutil.rmtree(out / part)
                 os.replace(tmp / part, out / part)
-            os.replace(tmp / "clipcap.pt", out / "clipcap.pt")
+            os.replace(tmp / ckpt, out / ckpt)
             spec = json.loads((tmp / SPEC_FILE).read_text())
             shutil.rmtree(tmp, ignore_errors=True)
+        elif lstm:
+            lstm_training.write_checkpoint(net, out)
+            spec = json.loads((out / SPEC_FILE).read_text())
         else:
             tmp_ckpt = out / "clipcap.pt.tmp"
             torch.save(published_state_dict(net), tmp_ckpt)

@@ -59,6 +59,14 @@ def train(
     prefix_only: Annotated[
         bool, typer.Option("--prefix-only", help="Freeze GPT-2; train only the mapping network.")
     ] = False,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            "--arch",
+            help="clipcap, show-and-tell (LSTM from CLIP's feature) or show-attend-tell (LSTM "
+            "attending over CLIP's grid). Default: the --from model's (clipcap from scratch).",
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the data.")] = 10,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Captions per optimiser step.")
@@ -104,6 +112,7 @@ def train(
             out=out,
             base=from_model,
             mapping=mapping,
+            arch=arch,
             prefix_only=prefix_only,
             epochs=epochs,
             batch_size=batch_size,
