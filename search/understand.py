@@ -376,8 +376,14 @@ def _ngrams(toks: list[_Token], free) -> list[tuple[int, int, str]]:
 
 
 def _folders(toks, vocab: Vocabulary, found, lead, use, free) -> None:
-    cues = [i for i, t in enumerate(toks) if not t.used and t.word in ("in", "from", "folder")]
-    if not cues:
+    # Read the index's folders only when the words could name one (they cost a skip scan).
+    words = [t.word for t in toks if not t.used]
+    cued = any(w in ("folder", "folders", "album") for w in words) or any(
+        t.word in ("in", "from") and any(not u.raw.islower() for u in toks[i + 1 : i + 3])
+        for i, t in enumerate(toks)
+        if not t.used
+    )
+    if not cued:
         return
     names = vocab.folders()
     if not names:
