@@ -103,6 +103,7 @@ def decode_batch(batch: dict[str, np.ndarray], size: int, max_pixels: int) -> di
             [d.reason if g is None else "" for (_, d), g in zip(rows, good, strict=True)]
         ),
         "meta": np.array([json.dumps(g.meta) if g else "" for g in good]),
+        "extra": np.array([json.dumps(g.extra) if g else "" for g in good]),
         "pixels": np.stack([g.pixels if g else blank for g in good] or [blank])[: len(rows)],
     }
 
@@ -140,7 +141,7 @@ class ModelActor:
             txt[todo] = out.caption_vecs
             for j, i in enumerate(todo):
                 caps[i] = out.captions[j]
-        keep = ("key", "frame", "ok", "need_model", "reason", "meta")
+        keep = ("key", "frame", "ok", "need_model", "reason", "meta", "extra")
         return {
             **{k: batch[k] for k in keep},
             "caption": np.array(caps, dtype=object),
@@ -322,8 +323,10 @@ class RayRun(_Run):
                 self._failed(it, str(block["reason"][i]))
                 continue
             meta = json.loads(str(block["meta"][i]))
-            entries.append((it, DecodedItem(it.path, meta, _NO_PIXELS, int(block["frame"][i]))))
-            if it.need_model:
+            extra = json.loads(str(block["extra"][i]))
+            d = DecodedItem(it.path, meta, _NO_PIXELS, int(block["frame"][i]), extra)
+            entries.append((it, d))
+            if self._needs_model(it, d):  # the actor computed every need_model row: a subset
                 work.append(i)
         out = BatchOutput(
             block["image_vec"][work],
@@ -362,6 +365,8 @@ class RayRun(_Run):
                 continue  # gone since: the next walk decides
             if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                 continue  # changed since: done again by this run
+            if "at_s" in cols["extra"][i]:
+                continue  # a video keyframe: keyed by frame, redone (cheaply) by this run
             if not cols["ok"][i]:
                 failures.append(FailureRecord(path, cols["reason"][i], size, mtime_ns))
                 continue

@@ -158,3 +158,66 @@ def test_staged_shards_of_a_crashed_driver_are_merged_not_redone(
     assert not staging.exists()
     _same(local.db_path, viaray.db_path, root)
     assert_faiss_agrees(viaray.db_path)
+
+
+KILLED_RUN = """
+import sys
+from indexer import ray_engine
+from indexer.config import Settings
+from indexer.pipeline import index_paths
+ray_engine.DECODE_BATCH = 2  # many small blocks: the kill lands between commits
+settings = Settings(db_path=sys.argv[1], model=sys.argv[2], device="cpu", workers=2,
+                    batch_size=2, max_tokens=6, engine="ray")
+index_paths([sys.argv[3]], settings)
+"""
+
+
+def _results(db) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM results").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_driver_killed_mid_run_resumes_without_duplicates_or_losses(
+    tmp_path, tiny_model, tiny_model_dir, ray_instance
+):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "photos"
+    make_photo_folder(root)
+    local = settings_for(tmp_path / "local", "unused")
+    index_paths([root], local, model=tiny_model)
+    with Store.open(local.db_path, create=False) as st:
+        total = st.counts()["results"]
+    db = tmp_path / "ray" / "imgcap.db"
+    db.parent.mkdir()
+    args = [sys.executable, "-c", KILLED_RUN, str(db), str(tiny_model_dir), str(root)]
+    proc = subprocess.Popen(args, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while _results(db) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.kill()  # SIGKILL: the driver alone, as the OOM killer would
+        proc.wait()
+    finally:
+        # Ray's head processes follow their driver; a few of its agents linger a while.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert 0 < _results(db) < total
+
+    viaray = _ray(settings_for(tmp_path / "ray", "unused", db_path=db))
+    s = index_paths([root], viaray, model=tiny_model)
+    assert not s.interrupted and s.captioned < total  # committed (and staged) work kept
+    _same(local.db_path, db, root)
+    assert_faiss_agrees(db)
