@@ -3,8 +3,10 @@
 A video becomes a few pictures that go through the same CLIP + caption path as photos, each with
 its time in the video. Selection is one pass over the decoded frames with bounded memory:
 
-- frames are looked at no more than ANALYSIS_FPS times a second (decoding still sees every
-  frame: a codec cannot skip them), each as a THUMB_SIDE² RGB thumbnail;
+- frames are looked at no more than ANALYSIS_FPS times a second, each as a THUMB_SIDE² RGB
+  thumbnail. Where the codec's own keyframes (I-frames) are close enough, only they are
+  decoded (see `select_keyframes`); otherwise every frame is, since a codec cannot skip the
+  frames between them;
 - a frame becomes a keyframe when its thumbnail differs from the last keyframe's by more than
   SCENE_THRESHOLD (mean absolute difference, 0..1) and at least `min_gap` seconds have passed
   since that keyframe. Comparing with the last keyframe, not the previous frame, catches both
@@ -43,6 +45,7 @@ THUMB_SIDE = 32  # thumbnail side for comparisons: small enough that noise and m
 SCENE_THRESHOLD = 0.12
 BLANK_STD = 0.02  # thumbnail standard deviation (0..1) below which a frame is "uniform"
 POSTER_WITHIN = 10.0  # seconds searched for a gallery still that is not a black leader
+KEY_ONLY_MIN_GAP = 2.0  # codec keyframes this close are always dense enough (see key_only_gap)
 
 _SUFFIXES = frozenset("." + ext for ext in VIDEO_EXTENSIONS)
 _ISO6709 = re.compile(r"([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)")
@@ -94,8 +97,10 @@ class VideoInfo:
     camera_model: str | None = None
     gps_lat: float | None = None
     gps_lon: float | None = None
+    frames_in_video: int = 0  # packets of the video stream (the demux pass counts them)
     frames_decoded: int = 0
     frames_compared: int = 0
+    key_only: bool = False  # only the codec's own keyframes were decoded (see select_keyframes)
     broken_at: float | None = None  # decoding stopped here with an error (keyframes before kept)
 
 
@@ -157,36 +162,32 @@ def select_keyframes(
     min_gap: float,
     max_frames: int,
     max_pixels: int = 120_000_000,
+    key_only: bool | None = None,
 ) -> tuple[VideoInfo, list[Keyframe]]:
     """Decode the video at `path` once and choose its keyframes (module docstring).
 
     Keyframe images are scaled so their short side is `min_side` (the model input side).
-    Raises BadImageError(path, reason) when the file yields no frame."""
+    Raises BadImageError(path, reason) when the file yields no frame.
+
+    Decoding every frame is most of the cost (a 2-hour 1080p film is ~170,000 frames). A first
+    pass reads the packets without decoding them; when the codec's own keyframes (I-frames) are
+    never more than `key_only_gap(min_gap)` seconds apart, only those are decoded (`key_only`,
+    tens of times faster). Encoders start an I-frame at each scene cut and phones write one
+    every second or two, so the choice is between nearly the same frames. `key_only`: force
+    (True) or forbid (False) it; None decides from the packets."""
     path = os.fspath(path)
-    try:
-        import av
-    except ImportError:
-        raise BadImageError(path, VIDEO_NEEDS_EXTRA) from None
-    try:
-        container = av.open(path, metadata_errors="ignore")
-    except FileNotFoundError:
-        raise BadImageError(path, "file not found") from None
-    except PermissionError:
-        raise BadImageError(path, "permission denied") from None
-    except (av.FFmpegError, OSError, ValueError) as e:
-        raise BadImageError(path, f"not a readable video ({_ffmpeg_reason(e)})") from None
-    with container:
-        if not container.streams.video:
-            raise BadImageError(path, "no video stream")
-        stream = container.streams.video[0]
-        ctx = stream.codec_context
-        if ctx is None:
-            raise BadImageError(path, "unsupported video codec")
-        w, h = int(ctx.width or 0), int(ctx.height or 0)
-        if w * h > max_pixels:
-            raise BadImageError(path, f"video too large ({w * h} pixels > cap {max_pixels})")
+    av = _av(path)
+    keys, packets = _codec_keyframes(path)
+    with _open(path) as container:
+        stream = _video_stream(path, container, max_pixels)
         stream.thread_type = "AUTO"  # frame + slice threads: decoding is most of the time
         info = _container_info(container, stream)
+        info.frames_in_video = packets
+        if key_only is None:
+            key_only = keys is not None and _sparse_enough(keys, key_only_gap(min_gap))
+        if key_only:
+            stream.codec_context.skip_frame = "NONKEY"
+            info.key_only = True
         selector = KeyframeSelector(min_gap, max_frames)
         next_look = -1.0
         rotation = 0
@@ -213,26 +214,94 @@ def select_keyframes(
     return info, frames
 
 
+def key_only_gap(min_gap: float) -> float:
+    """The longest distance between codec keyframes (seconds) at which decoding only them is
+    good enough: twice the keyframe gap asked for, and never below KEY_ONLY_MIN_GAP."""
+    return max(2.0 * min_gap, KEY_ONLY_MIN_GAP)
+
+
+def _sparse_enough(keys: list[float], limit: float) -> bool:
+    """Codec keyframe times (and the stream's end, last) never further apart than `limit`."""
+    return len(keys) >= 2 and max(b - a for a, b in zip(keys, keys[1:], strict=False)) <= limit
+
+
+def _codec_keyframes(path: str) -> tuple[list[float] | None, int]:
+    """(times of the codec's keyframes, then the stream's end; or None when some packet has no
+    time), the number of video packets. Packets are only read, never decoded."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return None, 0
+            stream = container.streams.video[0]
+            tb = float(stream.time_base or 0)
+            keys: list[float] = []
+            start: float | None = None
+            end = 0.0
+            n = 0
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue  # the flush packet demux ends with
+                n += 1
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if pts is None or not tb:
+                    return None, n
+                at = pts * tb
+                start = at if start is None else min(start, at)
+                end = max(end, at)
+                if packet.is_keyframe:
+                    keys.append(at)
+    except (av.FFmpegError, OSError, ValueError):
+        return None, 0  # the decoding pass reports what is wrong
+    if start is None:
+        return None, n
+    return sorted(k - start for k in keys) + [end - start], n
+
+
+def _av(path: str):
+    """The PyAV module, or BadImageError naming the extra that brings it."""
+    try:
+        import av
+    except ImportError:
+        raise BadImageError(path, VIDEO_NEEDS_EXTRA) from None
+    return av
+
+
+def _open(path: str):
+    """av.open with its failures as BadImageError reasons."""
+    av = _av(path)
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except FileNotFoundError:
+        raise BadImageError(path, "file not found") from None
+    except PermissionError:
+        raise BadImageError(path, "permission denied") from None
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise BadImageError(path, f"not a readable video ({_ffmpeg_reason(e)})") from None
+
+
+def _video_stream(path: str, container, max_pixels: int):
+    if not container.streams.video:
+        raise BadImageError(path, "no video stream")
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    if ctx is None:
+        raise BadImageError(path, "unsupported video codec")
+    w, h = int(ctx.width or 0), int(ctx.height or 0)
+    if w * h > max_pixels:
+        raise BadImageError(path, f"video too large ({w * h} pixels > cap {max_pixels})")
+    return stream
+
+
 def poster(path: str | os.PathLike[str], min_side: int, max_pixels: int = 120_000_000):
     """A still for the gallery: the first frame that is not nearly uniform within the first
     POSTER_WITHIN seconds (else the first frame), upright, short side `min_side`. Decodes only
     that far, never the whole video. Raises BadImageError like `select_keyframes`."""
     path = os.fspath(path)
-    try:
-        import av
-    except ImportError:
-        raise BadImageError(path, VIDEO_NEEDS_EXTRA) from None
-    try:
-        container = av.open(path, metadata_errors="ignore")
-    except (av.FFmpegError, OSError, ValueError) as e:
-        raise BadImageError(path, f"not a readable video ({_ffmpeg_reason(e)})") from None
-    with container:
-        if not container.streams.video:
-            raise BadImageError(path, "no video stream")
-        stream = container.streams.video[0]
-        w, h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
-        if w * h > max_pixels:
-            raise BadImageError(path, f"video too large ({w * h} pixels > cap {max_pixels})")
+    av = _av(path)
+    with _open(path) as container:
+        stream = _video_stream(path, container, max_pixels)
         first = None
         try:
             for at, frame in _frames(container, stream):

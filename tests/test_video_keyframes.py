@@ -26,8 +26,9 @@ pytest.importorskip("av")
 STEP = 0.25 + 0.1  # analysis step (1 / ANALYSIS_FPS) plus one frame at 10 fps
 
 
-def times(path, gap=1.0, cap=20, **kw):
-    info, frames = select_keyframes(path, 64, gap, cap, **kw)
+def times(path, gap=1.0, cap=20, key_only=False, **kw):
+    """Keyframe times; every frame decoded unless `key_only` (None: decided from the packets)."""
+    info, frames = select_keyframes(path, 64, gap, cap, key_only=key_only, **kw)
     return info, [f.at for f in frames]
 
 
@@ -65,6 +66,27 @@ def test_cap_spreads_keyframes_over_the_whole_video(tmp_path):
     assert 2 <= len(at) <= 4
     assert at[-1] >= 10.0, at  # not the first four seconds only
     assert all(b - a >= 2.0 for a, b in zip(at, at[1:], strict=False))
+
+
+def test_codec_keyframes_only_when_they_are_dense(tmp_path):
+    # A phone writes an I-frame every second: only those are decoded, and each cut is found
+    # within one of them (here the encoder also starts an I-frame at the cut itself).
+    cuts = (2.5, 5.5)
+    phone = make_video(tmp_path / "phone.mp4", seconds=8, cuts=cuts, gop=10)
+    info, at = times(phone, gap=1.0, key_only=None)
+    assert info.key_only and info.frames_in_video == 80
+    assert info.frames_decoded <= 8 + len(cuts) + 1  # one a second, plus one per cut
+    _, full = times(phone, gap=1.0, key_only=False)
+    assert len(at) == len(full) == 3
+    for got, cut in zip(at[1:], cuts, strict=True):
+        assert cut - 0.01 <= got <= cut + 1.0
+    # Codec keyframes 10 s apart and none at the cuts: every frame is decoded.
+    sparse = make_video(
+        tmp_path / "sparse.mp4", seconds=8, cuts=cuts, gop=100, options={"sc_threshold": "0"}
+    )
+    info, at = times(sparse, gap=1.0, key_only=None)
+    assert not info.key_only and info.frames_decoded == 80
+    assert all(abs(got - cut) <= STEP for got, cut in zip(at[1:], cuts, strict=True))
 
 
 def test_black_leader_is_never_a_keyframe(tmp_path):

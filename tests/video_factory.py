@@ -28,6 +28,8 @@ def make_video(
     metadata: dict[str, str] | None = None,
     drift: float = 0.0,
     black_until: float = 0.0,
+    gop: int | None = None,
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Write a video whose scene changes at each time in `cuts` (scene 0 first)."""
     import av
@@ -38,8 +40,10 @@ def make_video(
     with av.open(str(path), "w") as out:
         if metadata:
             out.metadata.update(metadata)
-        stream = out.add_stream(codec, rate=fps)
+        stream = out.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if gop:
+            stream.codec_context.gop_size = gop  # a codec keyframe every `gop` frames at most
         if rotate:
             stream.set_display_rotation(rotate)
         for i in range(round(seconds * fps)):
