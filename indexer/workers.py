@@ -138,7 +138,7 @@ def decode_for_model(
     if is_video(path):
         from indexer import video
 
-        return video.decode_for_model(path, size, *_video, _max_pixels)
+        return video.decode_for_model(path, size, *_video, max_pixels or _max_pixels)
 
     try:
         decoded, pixels = model_pixels(
