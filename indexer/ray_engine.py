@@ -39,7 +39,7 @@ import numpy as np
 
 from indexer.config import DECODE_BYTES_PER_PIXEL, Settings
 from indexer.core import BatchOutput, DecodedItem, DecodeFailure, decode
-from indexer.errors import UsageError
+from indexer.errors import ImgcapError, UsageError
 from indexer.pipeline import _Run
 from indexer.runner import ModelRunner
 from indexer.scan import Item, Plan
@@ -227,6 +227,8 @@ class RayRun(_Run):
             t = time.monotonic()
             self.model = load_model(self.settings.model, replace(self.settings, device="cpu"))
             self.timings["load_model"] += time.monotonic() - t
+        if self.model.name != self.summary.model:
+            raise ImgcapError(f"model name changed while loading: {self.model.name}")
 
     def _connect(self, ray) -> bool:
         """Join the Ray instance this process already has, or the cluster at --ray-address, or
@@ -299,10 +301,16 @@ class RayRun(_Run):
         )
         self.progress.model_started = time.monotonic()
         t = time.monotonic()
-        for block in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            self.timings["ray"] += time.monotonic() - t
-            self._merge_block(block, by_key)
-            t = time.monotonic()
+        try:
+            for block in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                self.timings["ray"] += time.monotonic() - t
+                self._merge_block(block, by_key)
+                t = time.monotonic()
+        except ray.exceptions.RayError as e:
+            # Retries spent (a decoder that kills its worker every time, a model that cannot
+            # load on a node): what was committed stays; the message names the first cause.
+            first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise ImgcapError(f"the Ray job failed: {first}") from None
         _remove_if_empty(self.staging)
 
     def _merge_block(self, block: dict[str, Any], by_key: dict[int, Item]) -> None:
