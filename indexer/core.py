@@ -60,26 +60,32 @@ def items_from_task(path: str, res: tuple) -> list[DecodedItem] | DecodeFailure:
     return [DecodedItem(path, meta, px, k, ex) for k, (px, ex) in pairs]
 
 
-def decode_file(path: str, size: int) -> list[DecodedItem] | DecodeFailure:
-    """Decode one file (any type the decode task knows) at model input side `size`."""
+def decode_file(
+    path: str, size: int, resize: str | None = None, max_pixels: int | None = None
+) -> list[DecodedItem] | DecodeFailure:
+    """Decode one file (any type the decode task knows) at model input side `size`; `resize`
+    and `max_pixels` default to this process's (workers._init_worker)."""
     from indexer.workers import decode_for_model
 
-    return items_from_task(path, decode_for_model(path, size))
+    return items_from_task(path, decode_for_model(path, size, resize, max_pixels))
 
 
 def decode(
-    paths: list[str], size: int, max_pixels: int | None = None
+    paths: list[str], size: int, settings: Settings | None = None, max_pixels: int | None = None
 ) -> tuple[list[DecodedItem], list[DecodeFailure]]:
     """Decode `paths` in this process: (items in path order, failures). Never raises for a bad
-    file. `max_pixels`: the run's pixel cap for this process (as workers._init_worker sets it)."""
-    if max_pixels:
+    file. `settings`: the run's --resize mode and video keyframe choice (None: this process's);
+    `max_pixels`: the run's pixel cap (Settings.max_pixels_for)."""
+    resize = None
+    if settings is not None:
         from indexer import workers
 
-        workers._max_pixels = max_pixels
+        resize = settings.resize
+        workers._video = (settings.video_gap, settings.video_max_frames)  # as _init_worker
     items: list[DecodedItem] = []
     failures: list[DecodeFailure] = []
     for path in paths:
-        out = decode_file(path, size)
+        out = decode_file(path, size, resize, max_pixels)
         if isinstance(out, DecodeFailure):
             failures.append(out)
         else:

@@ -72,7 +72,9 @@ def staging_dir(db_path: Path) -> Path:
 _niced = False
 
 
-def decode_batch(batch: dict[str, np.ndarray], size: int, max_pixels: int) -> dict[str, Any]:
+def decode_batch(
+    batch: dict[str, np.ndarray], size: int, settings: Settings, max_pixels: int
+) -> dict[str, Any]:
     """Ray task: a block of the work list → one row per decoded picture (failures as rows with
     ok=False and blank pixels, so a bad file never fails the task)."""
     global _niced
@@ -89,7 +91,7 @@ def decode_batch(batch: dict[str, np.ndarray], size: int, max_pixels: int) -> di
     paths = [str(p) for p in batch["path"]]
     key_of = dict(zip(paths, batch["key"].tolist(), strict=True))
     need = dict(zip(paths, batch["need_model"].tolist(), strict=True))
-    items, failures = decode(paths, size, max_pixels)
+    items, failures = decode(paths, size, settings, max_pixels)
     rows: list[tuple[str, DecodedItem | DecodeFailure]] = [(d.path, d) for d in items]
     rows += [(f.path, f) for f in failures]
     blank = np.zeros((size, size, 3), np.uint8)
@@ -278,7 +280,7 @@ class RayRun(_Run):
         ds = ds.map_batches(
             decode_batch,
             batch_size=DECODE_BATCH,
-            fn_kwargs={"size": size, "max_pixels": self.max_pixels},
+            fn_kwargs={"size": size, "settings": self.settings, "max_pixels": self.max_pixels},
             num_cpus=1,
             # The memory one decode at the pixel cap takes (what the local run budgets per
             # worker). It also keeps Ray from fusing decode into the model actors, where it

@@ -90,3 +90,14 @@ def test_runner_batched_equals_unbatched(tmp_path, tiny_model, batch_size):
     assert out.captions == whole.captions
     np.testing.assert_allclose(out.image_vecs, whole.image_vecs, atol=1e-5)
     np.testing.assert_allclose(out.caption_vecs, whole.caption_vecs, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_decode_follows_the_runs_resize_mode(tmp_path, mode):
+    from indexer.workers import decode_for_model
+
+    p = tmp_path / "big.jpg"
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (900, 1300, 3), dtype=np.uint8)).save(p, quality=90)
+    items, _ = decode([str(p)], 64, Settings(resize=mode))
+    np.testing.assert_array_equal(items[0].pixels, decode_for_model(str(p), 64, mode)[2])
