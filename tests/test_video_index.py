@@ -155,3 +155,19 @@ def test_dry_run_counts_videos(tmp_path, library, tiny_model_dir):
     # Nothing is opened for new files (as for photos): bad ones only show when decoded.
     assert names == ["broken.mp4", "holiday.mp4", "notes.mov", "red.jpg"]
     assert summary.unsupported == {}
+
+
+def test_edited_video_is_redone_and_its_old_keyframes_go(tmp_path, tiny_model, tiny_model_dir):
+    lib = tmp_path / "lib"
+    clip = make_video(lib / "clip.mp4", seconds=4, cuts=(2.0,))
+    s = settings(tmp_path, tiny_model_dir)
+    index_paths([lib], s, model=counting(tiny_model))
+    old = {k for (k,) in rows(s, "SELECT frame_key FROM video_frames")}
+    make_video(clip, seconds=6, cuts=(1.5, 4.0))  # re-exported: new content, same path
+    model = counting(tiny_model)
+    summary = index_paths([lib], s, model=model)
+    assert summary.changed == 1 and model.captioner.images == 3
+    new = {k for (k,) in rows(s, "SELECT frame_key FROM video_frames")}
+    assert len(new) == 3 and not old & new
+    keys = {k for (k,) in rows(s, "SELECT content_hash FROM results")}
+    assert keys == new  # the old keyframes' results were collected

@@ -221,3 +221,31 @@ def test_thin_and_difference():
     fr = [Keyframe(t, None, np.zeros(1)) for t in (0, 1, 2.5, 3, 6)]
     assert [f.at for f in thin(fr, 2.0)] == [0, 2.5, 6]
     assert difference(np.zeros((2, 2, 3)), np.ones((2, 2, 3))) == 1.0
+
+
+def test_truncated_video_keeps_what_decodes(tmp_path):
+    full = make_video(tmp_path / "full.mkv", seconds=8, cuts=(1.0, 5.0))
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])  # a broken download
+    info, at = times(cut)
+    assert at[0] == 0.0 and 1 <= len(at) < 3  # the start is indexed, the lost end is not
+    assert info.frames_decoded < 80
+
+
+def test_audio_only_file_is_not_a_video(tmp_path):
+    import av
+
+    path = tmp_path / "voice.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        for _ in range(5):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate = 44100
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with pytest.raises(BadImageError, match="no video stream"):
+        select_keyframes(path, 64, 1, 5)
