@@ -19,6 +19,8 @@ Layout (created by the numbered migrations in `schema`):
   path (not content: copies can differ), with what was read when; rows go with their file.
 - `roots` (schema 6): the index roots; files.root_id + files.rel_path say where a photo is,
   files.path is derived from them (rewritten when a root moves; `roots`).
+- `video_frames`, `videos` (schema 7): each video keyframe's result key ("<video hash>@<ms>")
+  with its video and time, and the videos whose keyframes all have a model's results (`frames`).
 
 Modules, one noun each:
 
@@ -32,6 +34,8 @@ Modules, one noun each:
   rows and the embedded rewrite's new content hash.
 - `places` (schema 5): place names per photo from GPS (`--place`, keyword matches, labels);
   `vocabulary`: what query understanding asks of the index (dates, folders, cameras, videos).
+- `frames` (schema 7): video keyframes, the joins that reach a video's file from a keyframe's
+  result, done videos for change detection, their garbage.
 
 Writers hold an OS file lock beside the database, so a second `imgcap index` on the same database
 is refused with a clear message; readers never take it and keep working (WAL mode).
