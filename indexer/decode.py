@@ -13,7 +13,10 @@ Decisions:
   (PNG, TIFF, ... have no reduced decode) and very large JPEGs get an integer box
   `Image.reduce`. All keep the
   short side >= `min_side`; `min_side <= 0` turns reduction off. `width`/`height` are always the
-  full-size dimensions after EXIF orientation.
+  full-size dimensions after EXIF orientation, and `extent` says where the full image lies in a
+  reduced one (a partial last DCT block or box), so indexer/preprocess.py can resample on the
+  full image's geometry. Callers that feed CLIP ask indexer/preprocess.py, which picks
+  `min_side` from the --resize mode (0 for exact, 2.5x the model input for fast).
 - Truncated files are rejected with the reason "truncated file". `ImageFile.LOAD_TRUNCATED_IMAGES`
   is never set: a half-grey photo would get a wrong caption and vector that look valid, while a
   clear failure tells the user which file to fix or re-export (`imgcap index --retry-failed`).
