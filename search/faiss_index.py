@@ -28,7 +28,8 @@ IVF_NPROBE = 32  # lists scanned per query (x the filter's widening)
 IVF_TRAIN_PER_LIST = 64  # training sample: 64 vectors per list (65,536 at 1M), not all N
 PQ_DIMS_PER_CODE = 8
 # Compressed candidates re-scored exactly from the memory-mapped vectors: max(RERANK, 10 k).
-RERANK = 100
+# 200 of 1M: recall@10 0.99 on clustered 512-d (100: 0.95), ~0.4 MB read per query.
+RERANK = 200
 _ADD_CHUNK = 65_536
 
 # Bytes per vector held in RAM, per type (ids included), for the memory rule.
@@ -60,8 +61,9 @@ def choose_type(n: int, dim: int, memory_gb: float, hnsw_min: int) -> str:
 
 
 def pq_codes(dim: int) -> int:
-    """Sub-quantisers for dim: one byte per PQ_DIMS_PER_CODE dimensions (a divisor of dim)."""
-    m = max(1, dim // PQ_DIMS_PER_CODE)
+    """Sub-quantisers for dim: one byte per PQ_DIMS_PER_CODE dimensions (a divisor of dim), at
+    least 16 (small vectors cost little memory anyway; fewer codes lose too much)."""
+    m = max(1, dim // PQ_DIMS_PER_CODE, min(dim, 16))
     while dim % m:
         m -= 1
     return m
@@ -95,6 +97,7 @@ def make_compressed(raw: np.ndarray, seed: int = 0):
     index = faiss.IndexIVFPQ(
         faiss.IndexFlatIP(dim), dim, nlist, pq_codes(dim), nbits, faiss.METRIC_INNER_PRODUCT
     )
+    index.do_polysemous_training = False  # only for polysemous search, which is not used
     take = min(n, max(IVF_TRAIN_PER_LIST * nlist, 39 * (1 << nbits)))
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, take, replace=False))

@@ -259,6 +259,8 @@ class VectorIndex:
         k = min(k, nvalid)
         if nvalid == nt:
             valid = None
+        if isinstance(index, GpuFlat) and k > GpuFlat.MAX_K:
+            index = index.cpu  # deeper than GPU search goes
         if valid is not None and isinstance(index, GpuFlat) and k + nt - nvalid <= GpuFlat.MAX_K:
             # GPU flat has no selector: ask for as many more as are excluded, then drop them.
             D, idx = index.gpu.search(q, k + nt - nvalid)
