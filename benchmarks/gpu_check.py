@@ -150,7 +150,9 @@ def stage_caption(c: Check) -> None:
     g = torch.Generator().manual_seed(0)
     embed_rate = {}
     for bs in a.greedy_batches:
-        pixels = torch.randn(bs, 3, size, size, generator=g)
+        # On the device already: the index pipeline sends uint8 and normalises there, so a
+        # float32 host-to-device copy here would be charged to the embedding, not the model.
+        pixels = torch.randn(bs, 3, size, size, generator=g).to(model.device)
         secs = timed(lambda p=pixels: enc.encode_images(p), dev, a.repeats)
         embed_rate[bs] = bs / secs
     best_bs = max(embed_rate, key=embed_rate.get)
@@ -251,8 +253,12 @@ def _phone_batch(args: tuple[str, int, int]) -> None:
     from bench_index import make_phone_photos
 
     folder, start, n = args
-    # make_phone_photos names files IMG_<i>; generate this worker's slice in a side folder.
+    # make_phone_photos makes IMG_<i> for i < n that don't exist yet (seeded by i): in a side
+    # folder, placeholders for the indices before this worker's slice leave just the slice.
     side = Path(folder) / f".part{start}"
+    side.mkdir(parents=True, exist_ok=True)
+    for i in range(start):
+        (side / f"IMG_{i:05d}.jpg").touch()
     made = make_phone_photos(side, start + n)[start:]
     for p in made:
         p.rename(Path(folder) / p.name)
