@@ -33,6 +33,9 @@ class EvalResult:
     # without train/val/test): they count in every split, which `warnings` says.
     unsplit_images: int = 0
     warnings: list[str] = field(default_factory=list)
+    # What the metrics hide (mode collapse, cut-off captions): length statistics, vocabulary,
+    # share of distinct captions, distinct-1/2 of the scored captions (indexer/caption_stats.py).
+    caption_stats: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -42,6 +45,7 @@ class EvalResult:
             "unsplit_images": self.unsplit_images,
             "warnings": self.warnings,
             "scores": self.scores,
+            "caption_stats": self.caption_stats,
             "unavailable": self.unavailable,
             "problems": self.problems,
             "images": self.images,
@@ -141,7 +145,10 @@ def evaluate(
         }
         for i, caption in candidates.items()
     ]
+    from indexer.caption_stats import caption_stats
+
     return EvalResult(
+        caption_stats=caption_stats(list(candidates.values())),
         model=model_name,
         split=split,
         scores=report.scores,

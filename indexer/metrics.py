@@ -57,9 +57,21 @@ def bleu(
     candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4
 ) -> tuple[list[float], list[list[float]]]:
     """Corpus BLEU-1..n and per-image BLEU-1..n ([k][image]) of tokenised captions."""
-    total_test = total_ref = 0
-    total_guess, total_correct = [0] * n, [0] * n
+    stats = bleu_counts(candidates, references, n)
     per_image: list[list[float]] = [[] for _ in range(n)]
+    for correct, guess, test_len, ref_len in stats:
+        for k, score in enumerate(_bleu_from_counts(correct, guess, test_len, ref_len)):
+            per_image[k].append(score)
+    return bleu_from_counts(stats, n), per_image
+
+
+def bleu_counts(
+    candidates: Sequence[str], references: Sequence[Sequence[str]], n: int = 4
+) -> list[tuple[list[int], list[int], int, int]]:
+    """Per image: (clipped matches per n, candidate n-grams per n, candidate length, closest
+    reference length). Corpus BLEU of any subset or resample of the images is computed from
+    their sums (`bleu_from_counts`), which is what a bootstrap over images needs."""
+    out = []
     for cand, refs in zip(candidates, references, strict=True):
         words = cand.split()
         test_len = len(words)
@@ -76,15 +88,20 @@ def bleu(
         correct = [0] * n
         for gram, c in _ngrams(words, n).items():
             correct[len(gram) - 1] += min(max_ref.get(gram, 0), c)
+        out.append((correct, guess, test_len, ref_len))
+    return out
+
+
+def bleu_from_counts(stats: Iterable[tuple], n: int = 4) -> list[float]:
+    """Corpus BLEU-1..n from per-image `bleu_counts` rows (repeats count again)."""
+    total_correct, total_guess, total_test, total_ref = [0] * n, [0] * n, 0, 0
+    for correct, guess, test_len, ref_len in stats:
+        for k in range(n):
+            total_correct[k] += correct[k]
+            total_guess[k] += guess[k]
         total_test += test_len
         total_ref += ref_len
-        for k in range(n):
-            total_guess[k] += guess[k]
-            total_correct[k] += correct[k]
-        for k, score in enumerate(_bleu_from_counts(correct, guess, test_len, ref_len)):
-            per_image[k].append(score)
-    corpus = _bleu_from_counts(total_correct, total_guess, total_test, total_ref)
-    return corpus, per_image
+    return _bleu_from_counts(total_correct, total_guess, total_test, total_ref)
 
 
 def _bleu_from_counts(

@@ -79,7 +79,7 @@ def generate_scenes(
     the side across, near the centre, on a neutral background ("a red circle on a white
     background.") - a world that a tiny CLIP learns to see in seconds (max_kinds is ignored).
 
-    wording="varied" (same images): five captions per scene drawn independently, as different
+    wording="varied" (same images): eight captions per scene drawn independently, as different
     annotators would write them (`_varied_captions`).
     """
     if size < 32:
@@ -237,10 +237,11 @@ def _captions(groups: list[ShapeGroup], background: str, rng: random.Random) -> 
 # wording="varied": how often a caption leaves the background out, and the ways it says it.
 VARIED_SHORT = 0.4
 VARIED_LONG = ("{t} on a {b} background.", "{t} against a {b} background.")
+VARIED_CAPTIONS = 8  # per scene: enough that most scenes' own captions show the consensus
 
 
 def _varied_captions(scene: Scene, key: str) -> list[str]:
-    """Five captions drawn independently: "a red circle." (40 %), or one of two wordings that
+    """Eight captions drawn independently: "a red circle." (40 %), or one of two wordings that
     also name the background (30 % each). The likeliest single caption leaves the background out,
     but most captions of a scene name it: the consensus caption is not the likeliest one, as on
     real data, which is where cross-entropy's greedy caption and CIDEr-D part ways (SCST's test).
@@ -251,7 +252,7 @@ def _varied_captions(scene: Scene, key: str) -> list[str]:
     return [
         f"{things}." if rng.random() < VARIED_SHORT
         else rng.choice(VARIED_LONG).format(t=things, b=background)
-        for _ in range(5)
+        for _ in range(VARIED_CAPTIONS)
     ]  # fmt: skip
 
 

@@ -33,6 +33,38 @@ DataArg = Annotated[
     ),
 ]
 
+# SCST (indexer/scst.py): after cross-entropy, fine-tune on the CIDEr-D of sampled captions.
+ScstOpt = Annotated[
+    bool,
+    typer.Option(
+        "--scst",
+        help="Self-critical sequence training: fine-tune --from's cross-entropy model on the "
+        "CIDEr-D of captions it samples.",
+    ),
+]
+RewardOpt = Annotated[str, typer.Option("--reward", help="SCST reward: cider-d.")]
+SamplesOpt = Annotated[
+    int, typer.Option("--samples", min=2, help="SCST: captions sampled per image.")
+]
+TopKOpt = Annotated[
+    int, typer.Option("--top-k", min=0, help="SCST: sample among the k likeliest tokens (0: all).")
+]
+
+CompareOpt = Annotated[
+    tuple[str, str] | None,
+    typer.Option(
+        "--compare",
+        metavar="A B",
+        help="Score two models (names or directories) on the same split: each one's scores, "
+        "B - A and a bootstrap 95% interval over images.",
+        show_default=False,
+    ),
+]
+BootstrapOpt = Annotated[
+    int, typer.Option("--bootstrap", min=1, help="--compare: bootstrap resamples of the images.")
+]
+EvalSeedOpt = Annotated[int, typer.Option("--seed", help="--compare: bootstrap random seed.")]
+
 
 def train(
     data: DataArg,
@@ -89,6 +121,10 @@ def train(
             "with other settings.",
         ),
     ] = False,
+    scst: ScstOpt = False,
+    reward: RewardOpt = "cider-d",
+    samples: SamplesOpt = 5,
+    top_k: TopKOpt = 0,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     offline: OfflineOpt = False,
@@ -121,6 +157,10 @@ def train(
             val=val,
             seed=seed,
             force=force,
+            scst=scst,
+            reward=reward,
+            samples=samples,
+            top_k=top_k,
         )
     )
     with output.TrainProgress() as show:
@@ -157,15 +197,24 @@ def eval_(
     offline: OfflineOpt = False,
     json_out: JsonDocOpt = False,
     resize: ResizeOpt = None,
+    compare: CompareOpt = None,
+    bootstrap: BootstrapOpt = 1000,
+    seed: EvalSeedOpt = 0,
 ) -> None:
     """Score captions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and SPICE (coco-caption).
 
     Captions the images of DATA's split with the model, or scores --captions made elsewhere.
     Images go to CLIP as open_clip's own transform makes them (--resize exact), so scores are
     comparable with published ones.
-    METEOR and SPICE need Java; without it they are listed as unavailable.
+    METEOR and SPICE need Java; without it they are listed as unavailable. Caption length,
+    vocabulary and distinct-caption statistics are printed too (mode collapse hides in metrics).
     """
     from indexer.evaluate import evaluate, write_results
+
+    if compare is not None:
+        _compare(data, compare, split, beams, batch_size, device, precision, offline, resize,
+                 bootstrap, seed, model, captions, out, json_out)  # fmt: skip
+        return
 
     settings = make_settings(
         model=model,
@@ -186,5 +235,43 @@ def eval_(
         print(json.dumps(summary, ensure_ascii=False))
         return
     output.print_eval(result)
+    if out is not None:
+        typer.echo(f"results written to {out}")
+
+
+def _compare(data, models, split, beams, batch_size, device, precision, offline, resize,
+             bootstrap, seed, model, captions, out, json_out) -> None:  # fmt: skip
+    """`imgcap eval --compare A B`."""
+    from indexer.errors import UsageError
+    from indexer.eval_compare import compare_models, write_comparison
+
+    def refuse(what: str) -> None:
+        raise UsageError(f"--compare takes the two models to score: {what}")
+
+    if model is not None:
+        run(lambda: refuse("drop --model"))
+    if captions is not None:
+        run(lambda: refuse("--captions scores a single set of captions"))
+    settings = make_settings(
+        beams=beams,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        offline=offline or None,
+        resize=resize or "exact",
+    )
+    result = run(
+        lambda: compare_models(
+            data, settings, models[0], models[1], split=split, bootstrap=bootstrap, seed=seed
+        )
+    )
+    for warning in result.warnings:
+        err(f"Warning: {warning}")
+    if out is not None:
+        run(lambda: write_comparison(result, out))
+    if json_out:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    output.print_compare(result)
     if out is not None:
         typer.echo(f"results written to {out}")

@@ -336,6 +336,7 @@ def train_summary(result) -> dict:
         "val_captions": result.n_val_captions,
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
+        "best_val_cider": getattr(result, "best_val_cider", None),  # SCST
         "selected_by": result.selected_by,  # val_loss, or last_epoch without validation data
         "resumed_from": result.resumed_from,
         "history": [asdict(h) for h in result.history],
@@ -364,6 +365,10 @@ class TrainProgress:
         if p.phase == "epoch":
             s = p.stats
             val = f"  val loss {s.val_loss:.4f}" if s.val_loss is not None else ""
+            if s.reward is not None:  # SCST: reward, stops and variety instead of a loss
+                val = (f"  reward {s.reward:.3f}  ends with '.' {s.ends_with_period:.0%}  "
+                       f"distinct-2 {s.distinct_2:.2f}")  # fmt: skip
+                val += f"  val CIDEr-D {s.val_cider:.3f}" if s.val_cider is not None else ""
             self.console.print(
                 f"epoch {s.epoch}/{p.epochs}: train loss {s.train_loss:.4f}{val}  "
                 f"{s.samples_per_s:.1f} captions/s  {s.seconds:.0f} s"
@@ -374,13 +379,20 @@ class TrainProgress:
             return
         if p.phase == "features":
             text = f"CLIP features  {p.samples_per_s:.1f} img/s"
+        elif p.phase == "train" and p.reward is not None:
+            text = (
+                f"SCST epoch {p.epoch}/{p.epochs}  reward {p.reward:.3f}  lr {p.lr:.2e}  "
+                f"{p.samples_per_s:.1f} captions/s"
+            )
         elif p.phase == "train":
             text = (
                 f"epoch {p.epoch}/{p.epochs}  loss {p.loss:.4f}  lr {p.lr:.2e}  "
                 f"{p.samples_per_s:.1f} captions/s"
             )
         else:
-            text = f"epoch {p.epoch}/{p.epochs}  validating  loss {p.loss:.4f}"
+            text = f"epoch {p.epoch}/{p.epochs}  validating" + (
+            f"  loss {p.loss:.4f}" if p.loss is not None else ""
+        )
         self.bar.update(self.task, description=text, total=p.steps, completed=p.step)
 
     def __exit__(self, *exc: object) -> None:
@@ -440,6 +452,8 @@ def print_train_summary(result) -> None:
         best = "no epoch finished"
     elif result.selected_by == "last_epoch":
         best = f"kept the last epoch, {result.best_epoch} (no validation data to pick the best)"
+    elif result.selected_by == "val_cider":
+        best = f"best epoch {result.best_epoch} (val CIDEr-D {result.best_val_cider:.4f})"
     else:
         best = f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.4f})"
     echo(
@@ -461,3 +475,40 @@ def print_eval(result) -> None:
         else:
             table.add_row(name, f"{value:.4f}", f"{value * 100:.2f}")
     Console().print(table)
+    if result.caption_stats:
+        echo(caption_stats_line(result.caption_stats))
+
+
+def caption_stats_line(st: dict) -> str:
+    """Length, vocabulary and distinct captions in one line (indexer/caption_stats.py)."""
+    return (
+        f"captions: {st['length_mean']:.1f} words on average (median {st['length_median']:g}, "
+        f"{st['length_min']}-{st['length_max']}), vocabulary {st['vocabulary']} words, "
+        f"{st['distinct_captions']:.0%} distinct, distinct-2 {st['distinct_2']:.2f}, "
+        f"{st['ends_with_period']:.0%} end with '.'"
+    )
+
+
+def print_compare(result) -> None:
+    """`imgcap eval --compare A B`: both scores, B - A and its bootstrap interval per metric."""
+    for problem in result.problems[:10]:
+        err(f"skipped: {problem}")
+    from rich.console import Console
+    from rich.table import Table
+
+    a, b = (printable(m) for m in result.models)
+    table = Table(
+        "metric", f"A {a}", f"B {b}", "B - A", "95% interval",
+        title=f"{result.n_images} images, {result.bootstrap} bootstrap resamples (seed "
+        f"{result.seed})",
+    )  # fmt: skip
+    for m in result.metrics:
+        mark = " *" if m.significant else ""
+        table.add_row(m.name, f"{m.a:.4f}", f"{m.b:.4f}", f"{m.diff:+.4f}{mark}",
+                      f"[{m.low:+.4f}, {m.high:+.4f}]")  # fmt: skip
+    for name, why in result.unavailable.items():
+        table.add_row(name, "-", "-", "-", why)
+    Console().print(table)
+    echo("* the interval excludes 0")
+    echo(f"A: {caption_stats_line(result.caption_stats[0])}")
+    echo(f"B: {caption_stats_line(result.caption_stats[1])}")
