@@ -102,7 +102,8 @@ def caption(
         ),
     ] = None,
 ) -> None:
-    """Caption image files and print one caption per image (nothing is stored).
+    """Caption image files and print one caption per image (nothing is stored). A video's
+    caption is its keyframes' captions, joined by ' | '.
 
     Exit status 0 when every image was captioned, 1 when some could not be read (each named).
     """
