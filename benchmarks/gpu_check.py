@@ -193,6 +193,27 @@ def stage_caption(c: Check) -> None:
         f"<= {CAPTION_VS_EMBED_TARGET:.0f}x",
         c.judged(ratio <= CAPTION_VS_EMBED_TARGET),
     )
+    # What the host-sync policy is worth: with the real stop token (random weights rarely
+    # produce it, so still ~--tokens tokens), checking for finished captions at every step (the
+    # old behaviour) against the default interval.
+    from indexer.captioner import greedy_decode
+
+    feats = torch.randn(bs, dim, generator=g)
+    with cap._autocast():
+        prefix = cap.model.prefix_embeddings(feats.to(model.device))
+    rates = {}
+    for name, every in (("every step", 1), ("default", None)):
+
+        def run(every=every):
+            with cap._autocast():
+                greedy_decode(cap.model, prefix, a.tokens, cap.stop_token, check_every=every)
+
+        rates[name] = bs / timed(run, dev, a.repeats)
+    c.add(
+        "caption",
+        f"greedy, stop checks every step / default (b {bs})",
+        f"{rates['every step']:,.0f} / {rates['default']:,.0f}/s",
+    )
 
 
 def stage_index(c: Check) -> None:
