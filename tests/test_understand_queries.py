@@ -210,3 +210,25 @@ def test_camera_phrases_from_makes_and_models():
     assert "pixel" not in phrases and phrases["google"] == "Google"
     assert phrases["d750"] == "D750" and phrases["x t3"] == "X-T3"
     assert phrases["nikon"] == "NIKON"
+
+
+def test_any_words_parse_without_error_and_the_text_keeps_their_order():
+    """Random queries from tricky words: never an error; the text left is the query's words
+    in order, less those read as filters (or all of them)."""
+    import random
+
+    words = (
+        "last this past next summer winter may march 2019 2019-02-30 2021-03 1990s 0000 in from"
+        " the folder Work Holidays paris Paris France new york city nice reading 2 years ago"
+        " days weeks 999 since after before until canon apple shot on with video , . 's -"
+    ).split()
+    rng = random.Random(0)
+    vocab = FakeVocabulary({"video"})
+    for _ in range(2000):
+        q = " ".join(rng.choice(words) for _ in range(rng.randint(1, 8)))
+        got = understand.understand(q, vocab, TODAY)
+        left = got.text.split()
+        it = iter(q.split())
+        assert all(w in it for w in left), (q, got)  # a subsequence of the query
+        if got.after and got.before:
+            assert got.after < got.before, (q, got)
