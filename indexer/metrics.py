@@ -12,7 +12,8 @@ tylin/coco-caption), which every captioning paper since 2015 reports:
   averaged over images (rouge.py).
 - CIDEr-D: tf-idf n-gram cosine (n=1..4) with clipping, Gaussian length penalty sigma=6, x10, mean
   over the references; document frequencies from the references of the scored images
-  (cider_scorer.py; coco-caption names this metric "CIDEr").
+  (cider_scorer.py; coco-caption names this metric "CIDEr"). `CiderD` keeps them fixed, e.g.
+  over all training references for SCST's reward.
 - METEOR 1.5 and SPICE 1.0: Java programs; run from the jars shipped in the optional `pycocoevalcap`
   package when it and Java are present, otherwise reported as unavailable with the reason.
 
