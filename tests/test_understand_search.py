@@ -144,6 +144,7 @@ def test_the_gallery_shows_what_it_understood_and_places(db):
     assert "Paris, Île-de-France, France" in page  # on the card
     literal = c.get("/", params={"q": "whiteboard in paris", "literal": "1"}).text
     assert "Understood:" not in literal
+    assert 'name="place"' in c.get("/").text  # the filter form has the place field
     hits = c.get("/api/search", params={"q": "dog", "place": "nice"}).json()["hits"]
     assert [Path(h["path"]).name for h in hits] == ["beach dog.png"]
     photo = c.get(f"/photo/{hits[0]['id']}").text
