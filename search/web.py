@@ -13,6 +13,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from search.output import timecode
+
 TEMPLATES = Path(__file__).parent / "templates"
 _WORD = re.compile(r"(\w+)", re.UNICODE)
 SIGNAL_LABELS = {"image": "img", "caption": "cap", "keyword": "kw"}
@@ -33,6 +35,7 @@ def environment():
     env.filters["why"] = why_chips
     env.filters["shortdate"] = short_date
     env.filters["filesize"] = file_size
+    env.filters["timecode"] = timecode  # a video hit's moment, 01:23
     env.globals["thumb_url"] = thumb_url
     env.globals["local_time"] = _local_time
     return env
