@@ -151,10 +151,15 @@ class Library:
         for r in store.files_for_results(conn, [i for i, _ in found], filters):
             by_result.setdefault(r["result_id"], []).append(r)
         hits: list[Hit] = []
+        videos: set[str] = set()  # a video once, at its nearest keyframe (as search)
         for rank, (rid, sim) in enumerate(found, start=1):
             for r in by_result.get(rid, []):
                 if not query._file_exists(r["path"]):
                     continue  # moved or deleted since the last run: never shown (as search)
+                if r.get("at_s") is not None:
+                    if r["path"] in videos:
+                        continue
+                    videos.add(r["path"])
                 camera = " ".join(x for x in (r["camera_make"], r["camera_model"]) if x) or None
                 hits.append(
                     Hit(
@@ -170,6 +175,7 @@ class Library:
                         taken_at=r["taken_at"],
                         camera=camera,
                         indexed_at=r["indexed_at"],
+                        at_seconds=r.get("at_s"),
                     )
                 )
                 if len(hits) >= limit:

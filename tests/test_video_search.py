@@ -171,6 +171,9 @@ def test_gallery_shows_a_video_once_with_a_still(tmp_path):
     hits = c.get("/api/search", params={"q": "birthday cake", "n": 20}).json()["hits"]
     videos = [h for h in hits if h["path"].endswith("holiday.mp4")]
     assert len(videos) == 1 and videos[0]["at_seconds"] == pytest.approx(83.4)
+    dog = next(h["id"] for h in hits if h["path"].endswith("dog_beach.png"))
+    similar = c.get(f"/api/similar/{dog}", params={"n": 50}).json()["hits"]
+    assert [h["path"].endswith("holiday.mp4") for h in similar].count(True) == 1
     page = c.get("/", params={"q": "birthday cake"}).text
     assert page.count("@ 01:23") == 1  # the card of the video, at its moment
     thumb = c.get(f"/thumb/{videos[0]['id']}")
