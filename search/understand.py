@@ -34,7 +34,8 @@ Explicit options win: with --after/--before no date is parsed, with --in no fold
 dateparser and parsedatetime were measured for this and not used (BENCHMARKS.md): dateparser
 costs 0.3 s to import and 0.2 s for its first search (the whole cold-search budget is 1 s),
 reads "may" and "the 1984" as dates and has no seasons; parsedatetime reads "2019" as 20:19 and
-"summer 2018" as today. The grammar below is small and every rule is tested.
+"summer 2018" as today. The date grammar (search/dates.py `date_phrase`) is small and every
+rule is tested.
 """
 
 from __future__ import annotations
@@ -43,20 +44,14 @@ import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, Protocol
 
 from indexer.places import fold
+from search.dates import date_phrase
 
 MAX_NGRAM = 4  # longest place / folder / camera name looked for, in words
 
-MONTHS = {
-    "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7,
-    "august": 8, "september": 9, "october": 10, "november": 11, "december": 12,
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
-    "sept": 9, "oct": 10, "nov": 11, "dec": 12,
-}  # fmt: skip
-SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}  # first month
 # Words that put a date, place or folder in context; eaten with it ("dogs in Paris").
 LEAD_WORDS = {"in", "from", "during", "at", "near", "on", "of", "taken", "shot"}
 OPEN_ENDED = {"since", "after", "before", "until", "till"}
@@ -160,121 +155,6 @@ def _tokens(query: str) -> list[_Token]:
     return out
 
 
-# ------------------------------------------------------------------------------------- dates
-def _month_start(year: int, month: int) -> date:
-    year += (month - 1) // 12
-    month = (month - 1) % 12 + 1
-    return date(year, month, 1)
-
-
-def _season(year: int, first_month: int) -> tuple[date, date]:
-    start = _month_start(year, first_month)
-    return start, _month_start(year, first_month + 3)
-
-
-def _latest_ended(make: Callable[[int], tuple[date, date]], today: date) -> tuple[date, date]:
-    """The latest occurrence (by year) of a yearly period that ended on or before today."""
-    for year in range(today.year, today.year - 3, -1):
-        start, end = make(year)
-        if end <= today:
-            return start, end
-    raise AssertionError("a yearly period ends within two years")
-
-
-def _containing_or_this_year(
-    make: Callable[[int], tuple[date, date]], today: date
-) -> tuple[date, date]:
-    for year in (today.year - 1, today.year):
-        start, end = make(year)
-        if start <= today < end:
-            return start, end
-    return make(today.year)
-
-
-def _yearly(make: Callable[[int], tuple[date, date]], last: bool, today: date):
-    return _latest_ended(make, today) if last else _containing_or_this_year(make, today)
-
-
-def _is_year(word: str) -> bool:
-    return len(word) == 4 and word.isdigit() and 1800 <= int(word) <= 2199
-
-
-_ISO = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
-_DECADE = re.compile(r"^(\d{3})0s$")
-_N_AGO = re.compile(r"^\d{1,3}$")
-
-
-def _date_at(
-    toks: list[_Token], i: int, today: date, vocab: Vocabulary
-) -> tuple[int, date, date] | None:
-    """(words used, start, end) of a date phrase starting at toks[i], or None."""
-    w = [t.word for t in toks[i : i + 3]] + ["", "", ""]
-    raw = toks[i].raw
-    a, b, c = w[0], w[1], w[2]
-    if a == "yesterday":
-        return 1, today - timedelta(days=1), today
-    if a == "today":
-        return 1, today, today + timedelta(days=1)
-    if a == "past" and b in ("year", "month", "week"):
-        days = {"year": 365, "month": 30, "week": 7}[b]  # a rolling window, unlike "last"
-        return 2, today - timedelta(days=days), today + timedelta(days=1)
-    if a in ("last", "this", "past") and b:
-        last = a != "this"
-        if b == "year":
-            y = today.year - 1 if last else today.year
-            return 2, date(y, 1, 1), date(y + 1, 1, 1)
-        if b == "month":
-            start = _month_start(today.year, today.month - (1 if last else 0))
-            return 2, start, _month_start(start.year, start.month + 1)
-        if b == "week":
-            monday = today - timedelta(days=today.weekday()) - timedelta(weeks=1 if last else 0)
-            return 2, monday, monday + timedelta(weeks=1)
-        if b in SEASONS:
-            return 2, *_yearly(lambda y: _season(y, SEASONS[b]), last, today)
-        if b in MONTHS and (len(b) > 3 or b == "may") and a != "past":
-            m = MONTHS[b]
-            return 2, *_yearly(lambda y: (date(y, m, 1), _month_start(y, m + 1)), last, today)
-        if last and _N_AGO.match(b) and c in ("days", "weeks", "months", "years") and int(b) > 0:
-            n = int(b)
-            if c == "days":
-                start = today - timedelta(days=n)
-            elif c == "weeks":
-                start = today - timedelta(weeks=n)
-            elif c == "months":
-                start = _month_start(today.year, today.month - n).replace(day=min(today.day, 28))
-            else:
-                start = date(today.year - n, today.month, min(today.day, 28))
-            return 3, start, today + timedelta(days=1)
-    if _N_AGO.match(a) and b in ("year", "years") and c == "ago" and int(a) > 0:
-        y = today.year - int(a)
-        return 3, date(y, 1, 1), date(y + 1, 1, 1)
-    if a in SEASONS and _is_year(b):
-        start, end = _season(int(b), SEASONS[a])
-        return 2, start, end
-    if a in MONTHS and _is_year(b):
-        m = MONTHS[a]
-        return 2, date(int(b), m, 1), _month_start(int(b), m + 1)
-    m = _ISO.match(raw.strip(".,;:!?()"))
-    if m:
-        year, month, day = int(m[1]), int(m[2]), m[3]
-        try:
-            if day is None:
-                return 1, date(year, month, 1), _month_start(year, month + 1)
-            d = date(year, month, int(day))
-            return 1, d, d + timedelta(days=1)
-        except ValueError:
-            return None  # "2019-13": not a date; stays text
-    if _is_year(a):
-        start, end = date(int(a), 1, 1), date(int(a) + 1, 1, 1)
-        return (1, start, end) if vocab.has_photos(start.isoformat(), end.isoformat()) else None
-    m = _DECADE.match(a)
-    if m:
-        start = date(int(m[1]) * 10, 1, 1)
-        end = date(start.year + 10, 1, 1)
-        return (1, start, end) if vocab.has_photos(start.isoformat(), end.isoformat()) else None
-    return None
-
-
 # ------------------------------------------------------------------------------------ parser
 def understand(
     query: str,
@@ -311,7 +191,8 @@ def understand(
         for i in range(len(toks)):
             if toks[i].used or (i + 1 < len(toks) and toks[i + 1].word == "folder"):
                 continue
-            got = _date_at(toks, i, today, vocab)
+            words = [t.word for t in toks[i : i + 3]]
+            got = date_phrase(words, toks[i].raw, today, vocab.has_photos)
             if got is None or not free(i, got[0]):
                 continue
             n, start, end = got
