@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -49,3 +52,14 @@ def test_a_failing_stage_is_a_row_not_a_crash(monkeypatch, capsys):
     assert "| boom | failed: RuntimeError: CUDA error: device-side assert | - |  | ERROR |" in out
     assert "| faiss | CPU flat search" in out  # the stages after it still ran
     assert "| nosuch | unknown stage | - |  | ERROR |" in out
+
+
+def test_no_gpu_is_a_row_per_stage_not_a_crash(capsys):
+    import gpu_check
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    rc = gpu_check.main(["--device", "cuda", "--smoke", "--stages", "training"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "no CUDA device" in out and "| training | failed: " in out
