@@ -13,7 +13,7 @@ pixels; `pixels_to_tensor` then does ToTensor + Normalize.
   resample uses the full image's geometry (crop box computed on the full size, mapped into the
   reduced image), so only the anti-aliasing of the last ×REDUCE_GAP differs. Measured ≥ 40 dB
   PSNR from exact on 12 MP and panorama JPEGs/PNGs (tests/test_preprocess_fidelity.py); reducing
-  to just above S, as before, was ~28 dB on real photos and moved CLIP features visibly.
+  to just above S with the crop computed on the reduced image, as before, was 27-41 dB.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import numpy as np
 
 RESIZE_MODES = ("fast", "exact")
 # Fast mode keeps the decoded short side >= REDUCE_GAP × the model input before the final
-# antialiased resize. 2 measured 43-55 dB from exact on 12 MP/panorama JPEG and PNG (2.5-3
-# gain ~1-10 dB for a further ~1.3-2x decode time on PNGs; JPEG DCT scales come in powers of
-# two, so 2 and 3 give the same draft scale for most phone photos). See BENCHMARKS.md.
+# antialiased resize. PSNR from exact on detailed 12 MP/panorama JPEGs and PNGs: gap 1 30-47 dB,
+# 2 45-54 dB, 2.5 48-56 dB, 3 51-56 dB. JPEG DCT scales are powers of two, so 2-3 decode a 12 MP
+# phone photo at the same 1/4 scale; 2.5 keeps a margin over the 40 dB bar on the worst case
+# (a detailed PNG) at little cost. See BENCHMARKS.md.
 REDUCE_GAP = 2.5
 
 
