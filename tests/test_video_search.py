@@ -196,3 +196,11 @@ def test_status_counts_a_video_once(db):
         conn.close()
     assert counts["files"] == 3
     assert counts["models"][MODEL] == {"results": 2 + len(KEYFRAMES), "photos": 3}
+
+
+def test_editing_a_video_caption_is_refused_clearly(db, tmp_path):
+    from indexer.errors import UsageError
+    from indexer.store.user_captions import set_user_caption
+
+    with pytest.raises(UsageError, match="is a video"):
+        set_user_caption(db, str(tmp_path / "lib" / "holiday.mp4"), MODEL, "ours", np.ones(64))

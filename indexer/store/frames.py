@@ -109,6 +109,14 @@ def done_hashes(conn: sqlite3.Connection, model: str) -> set[str]:
     return {h for (h,) in rows}
 
 
+def is_video(conn: sqlite3.Connection, content_hash: str) -> bool:
+    """Whether this content is a video with keyframes stored."""
+    row = conn.execute(
+        "SELECT 1 FROM video_frames WHERE video_hash = ? LIMIT 1", [content_hash]
+    ).fetchone()
+    return row is not None
+
+
 def models_of_videos(conn: sqlite3.Connection, hashes: Iterable[str]) -> set[str]:
     """Models with results for keyframes of these videos (whose searchable files changed)."""
     models: set[str] = set()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import StoreError, UsageError
+from indexer.store import frames
 from indexer.store.connection import store_error, translated
 from indexer.store.records import now_iso, vec_to_blob
 
@@ -65,6 +66,11 @@ def set_user_caption(
             "SELECT dim FROM results WHERE content_hash = ? AND model = ?", [h, model]
         ).fetchone()
         if row is None:
+            if frames.exists(s.db.conn) and frames.is_video(s.db.conn, h):
+                raise UsageError(
+                    f"{_name(target)} is a video: its captions belong to its keyframes, and"
+                    " editing them is not supported"
+                )
             raise StoreError(f"{_name(target)} has no caption from model {model!r} to replace")
         if int(row[0]) != len(vec):
             raise StoreError(
