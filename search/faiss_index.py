@@ -24,7 +24,9 @@ HNSW_M = 32  # graph degree: 32 keeps recall@10 >= 0.99 on 512-d CLIP-like data
 HNSW_EF_CONSTRUCTION = 80
 
 # IVF-PQ: about sqrt(N) lists (1,024 at 1M), PQ with 8 dimensions per byte-sized sub-code.
-IVF_NPROBE = 32  # lists scanned per query (x the filter's widening)
+# Lists scanned per query (x the filter's widening). On clustered 512-d vectors at 20k (128
+# lists), candidate recall@10 after re-ranking 200: 0.89 at 32, 0.94 at 64, 0.96 at 128.
+IVF_NPROBE = 64
 IVF_TRAIN_PER_LIST = 64  # training sample: 64 vectors per list (65,536 at 1M), not all N
 PQ_DIMS_PER_CODE = 8
 # Compressed candidates re-scored exactly from the memory-mapped vectors: max(RERANK, 10 k).
