@@ -117,10 +117,10 @@ def main() -> None:
     cases = {
         "plain words, --literal": ["dog on a park bench", "--literal"],
         "plain words, parsing on": ["dog on a park bench"],
-        "'dog in Paris 2019 from the 2019 folder', parsing on": [
-            "dog in Paris 2019 from the 2019 folder"
+        "'dog in Paris 2024 from the 2024 folder', parsing on": [
+            "dog in Paris 2024 from the 2024 folder"
         ],
-        "same, --literal": ["dog in Paris 2019 from the 2019 folder", "--literal"],
+        "same, --literal": ["dog in Paris 2024 from the 2024 folder", "--literal"],
     }
     for label, words in cases.items():
         walls, cpus = [], []
@@ -139,7 +139,7 @@ def main() -> None:
         out[f"cold search cpu s: {label}"] = round(statistics.median(cpus), 3)
         print(label, [round(w, 2) for w in walls], flush=True)
     r = subprocess.run(
-        [sys.executable, "-c", STAGES, str(db), "dog in Paris 2019 from the 2019 folder"],
+        [sys.executable, "-c", STAGES, str(db), "dog in Paris 2024 from the 2024 folder"],
         env={**env, "PYTHONPATH": str(ROOT)},
         check=True,
         capture_output=True,
