@@ -86,6 +86,7 @@ def test_excludes_unsupported_files_and_raw_without_the_extra(tmp_path, tiny_mod
     import sys
 
     monkeypatch.setitem(sys.modules, "rawpy", None)  # the `raw` extra is not installed
+    monkeypatch.setitem(sys.modules, "av", None)  # nor `video`: videos are counted as skipped
     root = tmp_path / "photos"
     _photo(root / "trip" / "beach.jpg")
     _photo(root / "@eaDir" / "beach.jpg" / "SYNOPHOTO_THUMB_XL.jpg")  # NAS thumbnail: default
