@@ -431,12 +431,18 @@ def load_model(
     return _maybe_gpu(_current(Path(db_path), conn, model, memory_gb)[0])
 
 
+_gpu_resources = None
+
+
 def _maybe_gpu(indexes: dict[str, VectorIndex]) -> dict[str, VectorIndex]:
     if not gpu_available():
         return indexes
-    import faiss
+    global _gpu_resources
+    if _gpu_resources is None:  # one per process: creating it costs more than a search
+        import faiss
 
-    res = faiss.StandardGpuResources()
+        _gpu_resources = faiss.StandardGpuResources()
+    res = _gpu_resources
     for vi in indexes.values():
         vi.index = to_gpu(vi.index, res)
         if vi.delta is not None:

@@ -42,6 +42,7 @@ def stand_in_gpu(monkeypatch):
     import faiss
 
     monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
+    monkeypatch.setattr(vectors, "_gpu_resources", None)  # not kept for a real GPU later
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
     monkeypatch.setattr(
         faiss, "index_cpu_to_gpu", lambda res, dev, ix: _NoParams(ix), raising=False
