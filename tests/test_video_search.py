@@ -204,3 +204,18 @@ def test_editing_a_video_caption_is_refused_clearly(db, tmp_path):
 
     with pytest.raises(UsageError, match="is a video"):
         set_user_caption(db, str(tmp_path / "lib" / "holiday.mp4"), MODEL, "ours", np.ones(64))
+
+
+def test_a_videos_own_tags_find_it(db, tmp_path):
+    from indexer.store import photo_tags
+
+    video = tmp_path / "lib" / "holiday.mp4"
+    st = video.stat()
+    row = photo_tags.TagRow(str(video), ["Grandma"], None, st.st_size, st.st_mtime_ns, "", [])
+    with Store.open(db) as s:
+        photo_tags.save(s.db, [row])
+    hits = _search(db, "grandma", mode="keyword", limit=10)
+    assert [h.path for h in hits] == [str(video)]  # once, though every keyframe carries it
+    assert hits[0].tags == ["Grandma"]
+    tagged = _search(db, "", filters=FileFilter(tags=("grandma",)), limit=10)
+    assert [h.path for h in tagged] == [str(video)]

@@ -136,10 +136,17 @@ def tag_condition(tags: Sequence[str], alias: str = "f") -> tuple[str, list[Any]
 
 @translated
 def keyword_matches(
-    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, where: str, params: list
+    conn: sqlite3.Connection,
+    model: str,
+    fts_query: str,
+    limit: int,
+    where: str,
+    params: list,
+    join: str = "JOIN results r ON r.content_hash = f.content_hash",
 ) -> list[tuple[int, float]]:
     """(result id, BM25) of `model`'s results whose photo's tags or description match the FTS5
-    query, best first; `where`/`params` restrict the files (alias f)."""
+    query, best first; `where`/`params` restrict the files (alias f); `join` goes from `files f`
+    to `results r` (a video's through its keyframes)."""
     if not exists(conn):
         return []
     rows = conn.execute(
@@ -148,9 +155,8 @@ def keyword_matches(
         " FROM photo_tags_fts WHERE photo_tags_fts MATCH ?)"
         " SELECT r.id, min(m.rank) AS best FROM m"
         " JOIN photo_tags t ON t.rowid = m.rowid"
-        " JOIN files f ON f.path = t.path"
-        " JOIN results r ON r.content_hash = f.content_hash AND r.model = ?"
-        f" WHERE {where} GROUP BY r.id ORDER BY best LIMIT ?",
+        f" JOIN files f ON f.path = t.path {join}"
+        f" WHERE r.model = ? AND {where} GROUP BY r.id ORDER BY best LIMIT ?",
         [fts_query, model, *params, limit],
     ).fetchall()
     return [(int(i), -float(s)) for i, s in rows]

@@ -147,7 +147,9 @@ def keyword_matches(
     `fts_query` must already be sanitised (search/query.py quotes every term)."""
     found = _caption_matches(conn, model, fts_query, limit, flt)
     where, params = _file_where(flt)
-    tagged = photo_tags.keyword_matches(conn, model, fts_query, limit, where, params)
+    tagged = photo_tags.keyword_matches(
+        conn, model, fts_query, limit, where, params, _join(conn, from_results=False)
+    )
     placed = places.keyword_matches(
         conn, model, fts_query, limit, where, params, _join(conn, from_results=False)
     )
