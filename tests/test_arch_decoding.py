@@ -198,7 +198,8 @@ def test_scst_sample_logprobs_padding_and_top1(arch):
     feats, grid = _inputs(3)
     features = (feats, grid) if arch == ARCHS[1] else feats
     g = torch.Generator().manual_seed(0)
-    batch = net.sample(features, n=4, max_tokens=9, stop_token=STOP, generator=g)
+    with torch.enable_grad():  # a load_model earlier in the session turned it off
+        batch = net.sample(features, n=4, max_tokens=9, stop_token=STOP, generator=g)
     assert batch.tokens.shape[0] == 12 and batch.logprobs.requires_grad
     for r in range(12):
         n = int(batch.lengths[r])
@@ -216,5 +217,6 @@ def test_scst_sample_logprobs_padding_and_top1(arch):
     for r in range(6):
         n = int(top1.lengths[r])
         assert top1.tokens[r, :n].tolist() == greedy[r // 2]
-    batch.logprobs.sum().backward()  # gradients reach the network
+    with torch.enable_grad():
+        batch.logprobs.sum().backward()  # gradients reach the network
     assert net.embed.weight.grad is not None
