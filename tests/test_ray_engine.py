@@ -167,7 +167,7 @@ from indexer.config import Settings
 from indexer.pipeline import index_paths
 ray_engine.DECODE_BATCH = 2  # many small blocks: the kill lands between commits
 settings = Settings(db_path=sys.argv[1], model=sys.argv[2], device="cpu", workers=2,
-                    batch_size=2, max_tokens=6, engine="ray")
+                    batch_size=2, max_tokens=6, engine="ray", ray_address=sys.argv[4])
 index_paths([sys.argv[3]], settings)
 """
 
@@ -198,7 +198,10 @@ def test_driver_killed_mid_run_resumes_without_duplicates_or_losses(
         total = st.counts()["results"]
     db = tmp_path / "ray" / "imgcap.db"
     db.parent.mkdir()
-    args = [sys.executable, "-c", KILLED_RUN, str(db), str(tiny_model_dir), str(root)]
+    # The driver joins the test's Ray instance, as a driver joins a cluster: killing it leaves
+    # the cluster up (and saves starting a second instance).
+    address = ray.get_runtime_context().gcs_address
+    args = [sys.executable, "-c", KILLED_RUN, str(db), str(tiny_model_dir), str(root), address]
     proc = subprocess.Popen(args, start_new_session=True, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -207,7 +210,6 @@ def test_driver_killed_mid_run_resumes_without_duplicates_or_losses(
         proc.kill()  # SIGKILL: the driver alone, as the OOM killer would
         proc.wait()
     finally:
-        # Ray's head processes follow their driver; a few of its agents linger a while.
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
