@@ -340,7 +340,8 @@ def export(
         )
     )
     if out != "-":
-        _err_plain(f"exported {n} photo{'s' if n != 1 else ''} to {out}")
+        noun = "row" if keyframes else "photo"  # a keyframe row is no photo
+        _err_plain(f"exported {n} {noun}{'s' if n != 1 else ''} to {out}")
 
 
 def _err_plain(message: str) -> None:

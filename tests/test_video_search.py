@@ -138,6 +138,7 @@ def test_export_cli_keyframes_option(db, tmp_path):
     res = CliRunner().invoke(cli.app, ["export", str(out), "--db", str(db), "--keyframes"])
     assert res.exit_code == 0, res.output
     assert len(read_export(out)) == 2 + len(KEYFRAMES)
+    assert f"exported {2 + len(KEYFRAMES)} rows" in res.output
 
 
 def test_deleted_video_file_is_not_shown(db, tmp_path):
