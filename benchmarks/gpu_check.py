@@ -9,8 +9,10 @@ Stages (each one's failure is a row in the table, never a crash of the script):
 - caption:  greedy and beam captions/s, bf16, large batches, exactly --tokens tokens (stop token
             ignored), full-size random weights (FLOPs don't depend on them); CLIP image
             embedding alone at the same batch, for the "captions <= 2x embedding" target;
-- index:    end-to-end `index_paths` images/s on 12 MP phone JPEGs against the host-decode
-            ceiling (decode workers alone on every core), through benchmarks/bench_index.py;
+- index:    `index_paths` on 12 MP phone JPEGs (1,024 distinct ones on a GPU) against the
+            host-decode ceiling (decode workers alone on every core), after a small warm-up
+            run; judged on the run's own images/s (first to last model batch), the wall time
+            with start-up (pool, walk, hashing) printed beside it; via bench_index.py;
 - faiss:    the GPU FAISS path (faiss-gpu): flat inner-product search on the GPU, checked
             against the CPU index;
 - training: samples/s of the ClipCap recipe's optimiser step (benchmarks/bench_train.py).
@@ -26,6 +28,7 @@ failed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -241,14 +244,19 @@ def stage_index(c: Check) -> None:
     size = model.encoder.image_size
     ceiling = bench_decode_ceiling(paths, workers, size)["images_per_s"]
     c.add("index", f"host-decode ceiling ({workers} workers)", f"{ceiling:,.1f}/s")
+    # A first small run warms the model's kernels up (cuBLAS, autocast caches) on its own DB.
+    warm = c.tmp / "warm"
+    _small_photos(warm, 8)
+    bench_pipeline(warm, model, dataclasses.replace(settings, db_path=c.tmp / "warm.db"))
     got = bench_pipeline(folder, model, settings)
-    e2e = got["end_to_end_images_per_s"]
     assert got["images"] == len(paths), got
-    c.add("index", f"end to end, {len(paths)} photos", f"{e2e:,.1f}/s")
-    share = e2e / ceiling if ceiling else 0.0
+    e2e, steady = got["end_to_end_images_per_s"], got["images_per_s"]
+    c.add("index", f"end to end, {len(paths)} photos (wall, with start-up)", f"{e2e:,.1f}/s")
+    c.add("index", "while captioning (the run's images/s)", f"{steady:,.1f}/s")
+    share = steady / ceiling if ceiling else 0.0
     c.add(
         "index",
-        "end to end / host-decode ceiling",
+        "while captioning / host-decode ceiling",
         f"{share:.0%}",
         f">= {CEILING_TARGET:.0%}",
         c.judged(share >= CEILING_TARGET),
@@ -395,7 +403,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.greedy_batches = [512, 1024, 2048] if big else [32, 64]
         args.beam_batches = [128, 256] if big else [8]
         args.train_batches = [40, 256] if big else [40]
-        args.photos = args.photos or (384 if big else 32)
+        args.photos = args.photos or (1024 if big else 32)
         args.repeats = args.repeats or 3
         args.index_batch = 256 if big else 64
     return args
