@@ -288,6 +288,7 @@ class _Run:
         self.progress.phase = "naming places"
         self._report(force=True)
         found = refresh_places(self.store)
+        self.summary.places_named = found.geocoded
         if found.problem:
             self.summary.warnings.append(f"places not named: {found.problem}")
 

@@ -47,6 +47,7 @@ class IndexSummary:
     failed: int = 0  # failed_this_run + failures_standing: files not indexed because they fail
     captioned: int = 0  # images that went through the model (unique content, so <= files)
     reused: int = 0  # files that got stored results by content hash, with no model work
+    places_named: int = 0  # photos whose place was named from their GPS (indexer/places.py)
     failed_reasons: dict[str, int] = field(default_factory=dict)  # this run's: reason -> count
     failures: list[dict[str, str]] = field(default_factory=list)  # [{path, reason}] of this run
     interrupted: bool = False

@@ -318,6 +318,9 @@ def print_index_summary(s) -> None:
             "(unchanged since they failed), see "
             "`imgcap failures`; `--retry-failed` tries them again"
         )
+    if getattr(s, "places_named", 0):
+        n = s.places_named
+        echo(f"  {n} photo{'' if n == 1 else 's'} placed from GPS (city, region, country)")
     if s.unsupported:  # not silently ignored: a folder of .mov files must not look empty
         n = sum(s.unsupported.values())
         kinds = ", ".join(f"{ext} {k}" for ext, k in list(s.unsupported.items())[:5])

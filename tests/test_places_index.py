@@ -72,8 +72,10 @@ def search_json(*args: str) -> list[dict]:
     return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
 
 
-def test_index_names_places_from_exif_gps(indexed):
+def test_index_names_places_from_exif_gps(indexed, tiny_model_dir):
     root, db = indexed
+    res = runner.invoke(app, ["index", str(root), "--model", str(tiny_model_dir), "--workers", "1"])
+    assert "placed from GPS" not in res.output  # named once, in the first run
     assert places_of(db) == {
         "eiffel.jpg": "Paris, Île-de-France, France",
         "tokyo tower.jpg": "Tokyo, Japan",
@@ -134,6 +136,7 @@ def test_photos_indexed_before_places_get_them_on_the_next_run(indexed, tiny_mod
     res = index(root, tiny_model_dir)
     summary = json.loads(res.stdout)
     assert summary["captioned"] == 0 and summary["unchanged"] == 4  # no model work
+    assert summary["places_named"] == 3
     assert places_of(db)["eiffel.jpg"] == "Paris, Île-de-France, France"
 
 
@@ -141,7 +144,9 @@ def test_changed_gps_is_renamed_and_removed_gps_clears_the_place(indexed, tiny_m
     root, db = indexed
     gps_photo(root / "trip/eiffel.jpg", 41.8902, 12.4922)  # now the Colosseum
     gps_photo(root / "trip/sydney.jpg", None, None, (30, 30, 200))
-    assert index(root, tiny_model_dir).exit_code == 0
+    args = ["index", str(root), "--model", str(tiny_model_dir), "--device", "cpu"]
+    res = runner.invoke(app, [*args, "--workers", "1"])
+    assert res.exit_code == 0 and "1 photo placed from GPS" in res.output, res.output
     got = places_of(db)
     assert got["eiffel.jpg"] == "Rome, Lazio, Italy" and got["sydney.jpg"] is None
     conn = sqlite3.connect(db)
