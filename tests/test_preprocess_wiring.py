@@ -138,3 +138,31 @@ def test_encoder_tensor_is_the_encoder_s_normalisation(tiny_model):
     px = np.random.default_rng(0).integers(0, 256, (enc.image_size, enc.image_size, 3), np.uint8)
     expected = enc.preprocess(Image.fromarray(px))
     assert torch.equal(encoder_tensor(enc, px), expected)
+
+
+def test_index_cli_stores_open_clip_s_vector_with_resize_exact(
+    big, tiny_model, tiny_model_dir, tmp_path
+):
+    """The whole index path (walk, decode workers, model batch, store) in exact mode stores the
+    image vector of open_clip's own transform of the full photo."""
+    from indexer.store import Store
+    from indexer.store.records import blob_to_vec
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "big.jpg").write_bytes(big.read_bytes())
+    db = tmp_path / "x.db"
+    args = ["index", str(folder), "--db", str(db), "--model", str(tiny_model_dir)]
+    r = CliRunner().invoke(
+        cli.app, [*args, "--device", "cpu", "--workers", "1", "--resize", "exact"]
+    )
+    assert r.exit_code == 0, r.output
+    with Store.open(db) as store:
+        stored = blob_to_vec(next(iter(store.db["results"].rows))["image_vec"])
+    enc = tiny_model.encoder
+    full = ImageOps.exif_transpose(Image.open(big)).convert("RGB")
+    want = enc.encode_images(enc.preprocess(full)[None])[0].numpy()
+    np.testing.assert_allclose(stored, want, rtol=0, atol=1e-6)
+    # ...a tolerance that tells the modes apart: fast's vector is much farther away.
+    fast = enc.encode_images(encoder_tensor(enc, model_pixels(big, enc.image_size)[1])[None])[0]
+    assert np.abs(fast.numpy() - want).max() > 1e-4
