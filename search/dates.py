@@ -100,6 +100,7 @@ def _is_year(word: str) -> bool:
 
 
 _ISO = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
+_YEARS = re.compile(r"^(\d{4})[-–](\d{4})$")  # 2018-2020, 2018–2020
 _DECADE = re.compile(r"^(\d{3})0s$")
 _N_AGO = re.compile(r"^\d{1,3}$")
 
@@ -148,6 +149,14 @@ def date_phrase(
     if _N_AGO.match(a) and b in ("year", "years") and c == "ago" and int(a) > 0:
         y = today.year - int(a)
         return 3, date(y, 1, 1), date(y + 1, 1, 1)
+    years = _YEARS.match(raw.strip(".,;:!?()"))
+    span = (1, years[1], years[2]) if years else None
+    if _is_year(a) and b in ("to", "until", "through") and _is_year(c):
+        span = (3, a, c)
+    if span and _is_year(span[1]) and _is_year(span[2]) and span[1] < span[2]:
+        start, end = date(int(span[1]), 1, 1), date(int(span[2]) + 1, 1, 1)
+        if has_photos(start.isoformat(), end.isoformat()):
+            return span[0], start, end
     if a in SEASONS and _is_year(b):
         start, end = _season(int(b), SEASONS[a])
         return 2, start, end

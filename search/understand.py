@@ -6,7 +6,8 @@ the text that is embedded and keyword-matched:
 
 - dates: "yesterday", "today", "this/last week|month|year", "last summer", "this winter",
   "last march", "summer 2018", "March 2021" / "mar 2021", "2021-03", "2021-03-15",
-  "2 years ago", "past 30 days", and a bare year ("2019") or decade ("1990s") only when the
+  "2 years ago", "past 30 days", and a bare year ("2019"), decade ("1990s") or span of years
+  ("2018 to 2020", "2018-2020") only when the
   index has photos taken then ("1984 poster" stays text when no photo is from 1984). "since",
   "after", "before" and "until" in front of a date make it open-ended. A month name alone is
   never a date ("may" the verb; "march" the walk). Relative dates count from today's date on
@@ -53,7 +54,7 @@ from search.dates import date_phrase
 MAX_NGRAM = 4  # longest place / folder / camera name looked for, in words
 
 # Words that put a date, place or folder in context; eaten with it ("dogs in Paris").
-LEAD_WORDS = {"in", "from", "during", "at", "near", "on", "of", "taken", "shot"}
+LEAD_WORDS = {"in", "from", "during", "at", "near", "on", "of", "to", "taken", "shot"}
 OPEN_ENDED = {"since", "after", "before", "until", "till"}
 CAMERA_LEAD = {"with", "on", "by", "using"}
 # GeoNames places whose name is an everyday English word: lowercase and on their own they stay
@@ -67,7 +68,8 @@ EVERYDAY = set(
     "station airport house home school sunset sunrise snow rain sun moon star water fire "
     "rock stone sand gold silver green white black red blue brown rose lily ivy daisy hazel "
     "grace faith chase page mark bill gay rich young price march may august cork crewe "
-    "leek poole chester tours nancy rennes metz ham bad cheddar wells"
+    "leek poole chester tours nancy rennes metz ham bad cheddar wells aurora bear buffalo "
+    "phoenix turkey china chad guinea jordan victoria florence austin darwin eugene"
     .split()
 )  # fmt: skip
 # Camera makes that are everyday words: a camera only after "with", "on", "by", "using".

@@ -21,6 +21,7 @@ PLACES = [  # (city, region, country) of the index's photos
     ("New York City", "New York", "United States"),
     ("Zürich", "Zurich", "Switzerland"),
     ("London", "England", "United Kingdom"),
+    ("Istanbul", "Istanbul", "Turkey"),
 ]
 FOLDERS = [
     "/home/ann/Pictures/Holidays/2019",
@@ -98,6 +99,9 @@ CASES = [
     ("photos from 2021-03", "photos", {"after": "2021-03-01", "before": "2021-04-01"}),
     ("2021-03-15 birthday", "birthday", {"after": "2021-03-15", "before": "2021-03-16"}),
     ("2019-13 poster", None, {}),  # not a real month
+    ("beach 2018 to 2020", "beach", {"after": "2018-01-01", "before": "2021-01-01"}),
+    ("beach 2018-2020", "beach", {"after": "2018-01-01", "before": "2021-01-01"}),
+    ("1970-1975 cars", None, {}),  # no photo then
     ("2020 2021 fireworks", "2021 fireworks", {"after": "2020-01-01", "before": "2021-01-01"}),
     ("whiteboard photos from the Work folder", "whiteboard photos", {"folder": "Work"}),
     ("sunset in Holidays", "sunset", {"folder": "Holidays"}),
@@ -117,6 +121,8 @@ CASES = [
     ("castles of ile de france", "castles", {"place": ["Île-de-France"]}),
     ("Paris's cafés", "cafés", {"place": ["Paris"]}),
     ("dogs in Springfield", None, {}),  # no photo from Springfield
+    ("turkey dinner", None, {}),  # photos from Turkey, but this is a bird
+    ("kebab trip to turkey", "kebab trip", {"place": ["Turkey"]}),
     ("canon portrait", "portrait", {"camera": "Canon"}),
     ("sunset shot on iphone", "sunset", {"camera": "iPhone"}),
     ("eos 5d bird", "bird", {"camera": "EOS 5D"}),
