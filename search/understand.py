@@ -7,9 +7,9 @@ the text that is embedded and keyword-matched:
 - dates: "yesterday", "today", "this/last week|month|year", "last summer", "this winter",
   "last march", "summer 2018", "March 2021" / "mar 2021", "2021-03", "2021-03-15",
   "2 years ago", "past 30 days", and a bare year ("2019"), decade ("1990s") or span of years
-  ("2018 to 2020", "2018-2020") only when the
-  index has photos taken then ("1984 poster" stays text when no photo is from 1984). "since",
-  "after", "before" and "until" in front of a date make it open-ended. A month name alone is
+  ("2018 to 2020", "2018-2020") only when the index has photos taken then ("1984 poster"
+  stays text when no photo is from 1984). "since", "after", "before" and "until" in front of
+  a date make it open-ended. A month name alone is
   never a date ("may" the verb; "march" the walk). Relative dates count from today's date on
   this computer (local time), weeks start on Monday, seasons are the meteorological ones of the
   northern hemisphere (spring = March-May, summer = June-August, autumn/fall =
