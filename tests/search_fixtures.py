@@ -44,13 +44,12 @@ class FakeEncoder:
         self.calls.append("texts")
         return np.stack([embed_text(t) * 3.0 for t in texts])  # raw: not unit length, like CLIP
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        return np.asarray(image.convert("RGB").resize((4, 4)), dtype=np.float32).reshape(-1)
-
-    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+    def encode_images(self, pixels) -> np.ndarray:
+        """(N, 3, S, S) normalised model inputs, as indexer.preprocess makes them."""
         self.calls.append("images")
-        proj = np.random.default_rng(7).standard_normal((pixels.shape[-1], DIM)).astype(np.float32)
-        return (np.asarray(pixels) - 127.5) @ proj
+        flat = np.asarray(pixels, dtype=np.float32).reshape(len(pixels), -1)
+        proj = np.random.default_rng(7).standard_normal((flat.shape[1], DIM)).astype(np.float32)
+        return flat @ proj
 
 
 def fake_loader(encoder: FakeEncoder | None = None):
@@ -80,9 +79,12 @@ def write_image(path: Path, seed: int) -> None:
 
 
 def image_vec_of_file(path: Path) -> np.ndarray:
+    """The image vector `imgcap index` would store for `path` with FakeEncoder."""
+    from indexer.preprocess import encoder_tensor, model_pixels
+
     enc = FakeEncoder()
-    with Image.open(path) as im:
-        return enc.encode_images(enc.preprocess(im)[None])[0]
+    _, px = model_pixels(path, enc.image_size)
+    return enc.encode_images(encoder_tensor(enc, px)[None])[0]
 
 
 def make_db(
