@@ -24,14 +24,15 @@ HNSW_M = 32  # graph degree: 32 keeps recall@10 >= 0.99 on 512-d CLIP-like data
 HNSW_EF_CONSTRUCTION = 80
 
 # IVF-PQ: about sqrt(N) lists (1,024 at 1M), PQ with 8 dimensions per byte-sized sub-code.
-# Lists scanned per query (x the filter's widening). On clustered 512-d vectors at 20k (128
-# lists), candidate recall@10 after re-ranking 200: 0.89 at 32, 0.94 at 64, 0.96 at 128.
-IVF_NPROBE = 64
+# Lists scanned per query (x the filter's widening). At 1M clustered 512-d vectors (1,024
+# lists) recall@10 did not move between 32, 64 and 128 (the PQ ranking, not the lists, limits
+# it: see RERANK), while latency grew; BENCHMARKS.md "A vector index that grows".
+IVF_NPROBE = 32
 IVF_TRAIN_PER_LIST = 64  # training sample: 64 vectors per list (65,536 at 1M), not all N
 PQ_DIMS_PER_CODE = 8
 # Compressed candidates re-scored exactly from the memory-mapped vectors: max(RERANK, 10 k).
-# 200 of 1M: recall@10 0.99 on clustered 512-d (100: 0.95), ~0.4 MB read per query.
-RERANK = 200
+# At 1M clustered 512-d: recall@10 0.777 at 100, 0.934 at 200, 0.9985 at 400 (~0.8 MB read).
+RERANK = 400
 _ADD_CHUNK = 65_536
 
 # Bytes per vector held in RAM, per type (ids included), for the memory rule.
