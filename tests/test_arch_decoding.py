@@ -69,7 +69,9 @@ def _naive_beam(net, feats, grid, w, max_tokens, stop):
     logp = torch.log_softmax(logits[0].float(), -1)
     top = logp.topk(w)
     beams = [([int(t)], float(s), int(t) == stop, state) for s, t in zip(*top, strict=True)]
-    while len(beams[0][0]) < max_tokens and not all(b[2] for b in beams):
+    for _ in range(max_tokens - 1):  # the first token is placed; each pass adds one
+        if all(b[2] for b in beams):
+            break
         cands = []
         for ids, total, done, st in beams:
             if done:
@@ -81,7 +83,6 @@ def _naive_beam(net, feats, grid, w, max_tokens, stop):
                 cands.append((ids + [v], total + float(lp[v]), v == stop, st2))
         cands.sort(key=lambda c: -c[1] / len(c[0]))
         beams = cands[:w]
-        # unfinished beams all have the same length; finished ones keep theirs
     best = max(beams, key=lambda c: c[1] / len(c[0]))
     return best[0]
 
@@ -106,11 +107,20 @@ def test_batched_greedy_equals_naive_one_image_decoding(arch):
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("beams", [2, 3])
 def test_batched_beam_search_equals_naive_beam_search(arch, beams):
-    net = _net(arch, seed=2)
     feats, grid = _inputs(5, seed=3)
-    got, _ = beam_decode(net, feats, grid, beams=beams, max_tokens=7, stop_token=STOP)
-    want = [_naive_beam(net, feats[i : i + 1], grid[i : i + 1], beams, 7, STOP) for i in range(5)]
-    assert got == want
+    lengths = set()
+    # More and more likely stops, so finished beams compete with longer ones at different
+    # lengths: where ranking by the mean (not the sum) log-prob matters.
+    for more_stop in (0.0, 0.5, 1.0, 1.5):
+        net = _net(arch, seed=2)
+        with torch.no_grad():
+            net.out.bias[STOP] += more_stop
+        got, _ = beam_decode(net, feats, grid, beams=beams, max_tokens=7, stop_token=STOP)
+        want = [_naive_beam(net, feats[i : i + 1], grid[i : i + 1], beams, 7, STOP)
+                for i in range(5)]  # fmt: skip
+        assert got == want, more_stop
+        lengths |= {len(t) for t in want}
+    assert len(lengths) >= 3  # captions of several lengths won
 
 
 @pytest.mark.parametrize("arch", ARCHS)
