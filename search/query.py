@@ -24,7 +24,6 @@ import math
 import os
 import re
 import sqlite3
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -34,12 +33,23 @@ import numpy as np
 
 from indexer import store
 from indexer.config import Settings
-from indexer.errors import ModelNotAvailableError, StoreError, UsageError
+from indexer.errors import StoreError, UsageError
 from indexer.store import FileFilter, photo_tags, places
+from search.query_encoder import (  # noqa: F401 - re-exported: tests patch query.load_encoder
+    NEGATIVE_WEIGHT,
+    EncoderLoader,
+    TextImageEncoder,
+    _stored_name,
+    _unit,
+    load_encoder,
+    model_source,
+    query_vectors,
+    resolve_model,
+)
+from search.query_encoder import query_vectors as _query_vectors  # noqa: F401 - old name
 
 MODES = ("hybrid", "image", "caption", "keyword")
 RRF_K = 60  # the constant from the RRF paper; damps the difference between ranks 1 and 2
-NEGATIVE_WEIGHT = 1.0  # query vector = q - w * negative (as rclip does): both unit length
 MIN_CANDIDATES = 100  # first candidate depth per signal; grows x4 while hits are missing
 MAX_KEYWORD_DEPTH = 1 << 40  # SQLite LIMIT is a signed 64-bit integer; far above any library
 
@@ -101,72 +111,6 @@ class Hit:
         return d
 
 
-class TextImageEncoder:
-    """What search needs from CLIP (indexer.encoder.ClipEncoder satisfies it)."""
-
-    image_size: int
-
-    def encode_texts(self, texts: list[str]): ...  # -> (B, D)
-    def encode_images(self, pixels): ...  # (B, 3, S, S) -> (B, D)
-    def preprocess(self, image): ...  # PIL -> (3, S, S)
-
-
-EncoderLoader = Callable[[str, Settings], TextImageEncoder]
-
-
-def load_encoder(model: str, settings: Settings) -> TextImageEncoder:
-    """CLIP only (never the captioner): a search needs nothing else from the model.
-
-    Text goes through the NumPy text tower when it can reproduce the model exactly (no torch
-    import: the cold-start budget); images (--like) and other models load the torch encoder,
-    only when first used."""
-    return _QueryEncoder(model, settings)
-
-
-class _QueryEncoder:
-    def __init__(self, model: str, settings: Settings):
-        from indexer.models import read_spec, resolve_model_dir
-        from search.text_encoder import load_text_encoder
-
-        self.model, self.settings = model, settings
-        self._torch = None
-        model_dir = resolve_model_dir(model, settings)
-        clip = read_spec(model_dir)["clip"]
-        clip_dir = Path(clip["dir"]).expanduser()
-        clip_dir = clip_dir if clip_dir.is_absolute() else model_dir / clip_dir
-        self._text = load_text_encoder(clip_dir, bool(clip.get("quick_gelu", True)))
-
-    def _torch_encoder(self):
-        if self._torch is None:
-            from indexer.models import load_model
-
-            self._torch = load_model(self.model, self.settings, captioner=False).encoder
-        return self._torch
-
-    def encode_texts(self, texts: list[str]):
-        if self._text is not None:
-            return self._text.encode_texts(texts)
-        return self._torch_encoder().encode_texts(texts)
-
-    @property
-    def image_size(self) -> int:
-        return self._torch_encoder().image_size
-
-    def preprocess(self, image):
-        return self._torch_encoder().preprocess(image)
-
-    @property
-    def mean(self) -> tuple:  # the CLIP's Normalize, for indexer.preprocess.encoder_tensor
-        return self._torch_encoder().mean
-
-    @property
-    def std(self) -> tuple:
-        return self._torch_encoder().std
-
-    def encode_images(self, pixels):
-        return self._torch_encoder().encode_images(pixels)
-
-
 # ----------------------------------------------------------------------------------- helpers
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -193,66 +137,6 @@ def matched_words(caption: str, words: list[str]) -> list[str]:
     return [w for w in words if w in caption_words]
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32).reshape(-1)
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
-
-
-def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Settings) -> str:
-    """The stored model name to search. An explicit name (or model directory) must have results;
-    without one, the settings' model if it has results, else the model with the most results."""
-    indexed = store.models_with_results(conn)
-    if not indexed:
-        raise StoreError("the index is empty: run `imgcap index PATH` first")
-    if requested is None:
-        wanted = _stored_name(settings.model)  # IMGCAP_MODEL may name a model directory
-        return wanted if wanted in indexed else indexed[0]
-    if requested in indexed:
-        return requested
-    from indexer.models import is_model_dir, read_spec
-
-    if is_model_dir(requested):
-        name = read_spec(Path(requested).expanduser())["name"]
-        if name in indexed:
-            return name
-    raise UsageError(
-        f"no results for model {requested!r} in this index; indexed: {', '.join(indexed)}"
-    )
-
-
-def _stored_name(name_or_dir: str) -> str:
-    """The name results are stored under for a registry name or a model directory."""
-    from indexer.models import is_model_dir, read_spec
-
-    if is_model_dir(name_or_dir):
-        return read_spec(Path(name_or_dir).expanduser())["name"]
-    return name_or_dir
-
-
-def model_source(
-    conn: sqlite3.Connection, model: str, requested: str | None, settings: Settings
-) -> str:
-    """What to load the query encoder from for the stored model `model`: what the user named
-    (--model, or IMGCAP_MODEL when it names this model), else where `imgcap index` loaded it
-    from (remembered in the database), else the name itself (a registry name)."""
-    if requested is not None:
-        return requested
-    if settings.model != model and _stored_name(settings.model) == model:
-        return settings.model
-    source = store.model_sources(conn).get(model)
-    if source is None or not os.path.isabs(source):
-        return source or model
-    from indexer.models import is_model_dir
-
-    if not is_model_dir(source):
-        raise ModelNotAvailableError(
-            f"this index was made with model {model!r} from the directory {source}, which is"
-            " no longer there: pass --model DIR with its model directory (or use --mode keyword)"
-        )
-    return source
-
-
 def _validate(req: SearchRequest) -> None:
     if req.mode not in MODES:
         raise UsageError(f"unknown mode {req.mode!r} (one of {', '.join(MODES)})")
@@ -268,42 +152,6 @@ def _validate(req: SearchRequest) -> None:
             raise UsageError(f"no words to search for in {text!r}")
         if req.min_score is not None:
             raise UsageError("--min-score is a CLIP similarity; --mode keyword has none")
-
-
-def _query_vectors(
-    req: SearchRequest, model: str, settings: Settings, loader: EncoderLoader
-) -> tuple[np.ndarray, np.ndarray]:
-    """(the query vector, the vector actually searched with): unit text and/or image vectors;
-    --not subtracts its text vector from the searched one (inner product is linear, so that is
-    the same as ranking by cos(q) - w * cos(neg))."""
-    if req.like is not None:
-        from indexer.decode import check_header
-
-        # Refuse a FIFO, a non-image or an over-cap photo from its header, before the model loads.
-        check_header(req.like, settings.max_pixels_for(1))
-    try:
-        encoder = loader(model, settings)
-    except UsageError:
-        raise UsageError(
-            f"this index was made by model {model!r}, which is not a registry name: pass"
-            " --model DIR (its model directory) to search by meaning, or use --mode keyword"
-        ) from None
-    parts = []
-    if req.text and req.text.strip():
-        parts.append(_unit(np.asarray(encoder.encode_texts([req.text.strip()]))[0]))
-    if req.like is not None:
-        from indexer.preprocess import encoder_tensor, model_pixels
-
-        size = getattr(encoder, "image_size", 224)
-        _, px = model_pixels(req.like, size, settings.resize, settings.max_pixels_for(1))
-        pixels = encoder_tensor(encoder, px)[None]  # (1, 3, S, S), as `imgcap index` sees it
-        parts.append(_unit(np.asarray(encoder.encode_images(pixels))[0]))
-    q = _unit(np.sum(parts, axis=0))
-    searched = q
-    if req.negative and req.negative.strip():
-        neg = _unit(np.asarray(encoder.encode_texts([req.negative.strip()]))[0])
-        searched = q - NEGATIVE_WEIGHT * neg
-    return q, searched
 
 
 def _file_exists(path: str) -> bool:
@@ -396,7 +244,7 @@ def _search(
         indexes = vectors.load_model(db_path, conn, model, settings.vector_memory_gb)
         # Load by what the user named (a model directory's stored name is not a path).
         source = model_source(conn, model, req.model, settings)
-        q, searched = _query_vectors(req, source, settings, encoder_loader)
+        q, searched = query_vectors(req, source, settings, encoder_loader)
         dim = indexes["image"].index.d
         if len(q) != dim:
             raise StoreError(
