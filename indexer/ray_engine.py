@@ -104,10 +104,15 @@ def decode_batch(
         "reason": np.array(
             [d.reason if g is None else "" for (_, d), g in zip(rows, good, strict=True)]
         ),
-        "meta": np.array([json.dumps(g.meta) if g else "" for g in good]),
-        "extra": np.array([json.dumps(g.extra) if g else "" for g in good]),
+        "meta": np.array([_json(g.meta) if g else "" for g in good]),
+        "extra": np.array([_json(g.extra) if g else "" for g in good]),
         "pixels": np.stack([g.pixels if g else blank for g in good] or [blank])[: len(rows)],
     }
+
+
+def _json(facts: dict) -> str:
+    """Metadata as JSON; NumPy scalars (a video's keyframe times) as their Python values."""
+    return json.dumps(facts, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
 
 class ModelActor:
