@@ -11,6 +11,14 @@ Measures, through indexer.train's own batch/loss code and optimiser settings:
 - the time one epoch of COCO train (~566k captions, Karpathy train+restval) would take.
 Captions are random token ids of --tokens length (COCO captions average ~12-14 GPT-2 tokens; the
 batch is padded to its longest, so 20 is a realistic padded length).
+
+    python benchmarks/bench_train.py --scst                # + SCST steps, full-size model
+    python benchmarks/bench_train.py --world               # SCST vs cross-entropy, synthetic world
+
+--scst: one SCST step = sample --samples captions for each of batch/samples images (KV cache,
+--tokens tokens each: random weights never stop early), CIDEr-D rewards, the policy-gradient
+pass; reported as sampled captions/s. --world: tests/test_scst_world.py's comparison (tiny model,
+cross-entropy, then SCST, against cross-entropy alone for the same training time), with timings.
 """
 
 from __future__ import annotations
@@ -105,6 +113,123 @@ def feature_caching(model, n: int, tmp: Path) -> float:
     return spent / n
 
 
+def scst_steps(net, tokenizer, device, dtype, args) -> float:
+    """Median seconds per SCST step on random features (after one warm-up step)."""
+    import contextlib
+
+    from indexer.ptb_tokenizer import tokenize
+    from indexer.scst import Reward, leave_one_out_advantage, policy_for, policy_loss
+
+    net.requires_grad_(True)
+    net.train()
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-6, eps=1e-6, weight_decay=0.0)
+    images = max(1, args.batch_size // args.samples)
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(images, net.cfg.prefix_dim, generator=g).to(device)
+    refs = [("a man riding a wave on top of a surfboard.", "a surfer riding a big wave.")] * images
+    reward = Reward(refs)
+    policy = policy_for(net)
+    ctx = (
+        contextlib.nullcontext
+        if dtype == torch.float32
+        else lambda: torch.autocast(device_type=device.type, dtype=dtype)
+    )
+    times = []
+    with torch.enable_grad():
+        for i in range(args.steps + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            gen = torch.Generator(device=device).manual_seed(i)
+            with ctx():
+                batch = policy.sample(feats, args.samples, args.tokens, 13, 0, gen)
+            texts = tokenizer.batch_decode(batch.tokens.tolist())  # the reward's own work
+            rewards = torch.tensor(
+                [reward(tokenize(t).split(), r // args.samples, True)
+                 for r, t in enumerate(texts)]
+            ).view(-1, args.samples)  # fmt: skip
+            loss = policy_loss(leave_one_out_advantage(rewards.to(device)), batch.logprobs)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def world_comparison(device: str) -> None:
+    """tests/test_scst_world.py's runs, timed: cross-entropy, + SCST, cross-entropy alone."""
+    import math
+    import re
+    import shutil
+
+    from indexer.metrics import cider_d
+    from indexer.models import write_tiny_model
+    from indexer.ptb_tokenizer import tokenize
+    from indexer.synthetic import generate_scenes, teach_clip, write_dataset
+    from indexer.train import TrainConfig, train
+
+    settings = Settings(device=device)
+    size, ce_epochs, scst_epochs = 64, 10, 6
+
+    def scenes(n, seed):
+        return generate_scenes(n, seed=seed, size=size, layout="centred", wording="varied")
+
+    def score(model_dir, held):
+        m = load_model(str(model_dir), settings)
+        pixels = torch.stack([m.encoder.preprocess(s.image) for s in held])
+        caps = m.captioner.caption(m.encoder.encode_images(pixels))
+        refs = [[tokenize(r) for r in s.captions] for s in held]
+        cider = cider_d([tokenize(c) for c in caps], refs)[0]
+
+        def says(c, w):
+            return re.search(rf"\b{w}(e?s)?\b", c) is not None
+
+        both = sum(
+            says(c, s.attributes["colour"]) and says(c, s.attributes["shape"])
+            for s, c in zip(held, caps, strict=True)
+        )
+        return cider, both / len(held)
+
+    root = Path(tempfile.mkdtemp(prefix="bench-scst-"))
+    try:
+        data = write_dataset(root / "train", 120, seed=0, fmt="csv", size=size,
+                             layout="centred", wording="varied")  # fmt: skip
+        seeing = write_tiny_model(root / "seeing", seed=0)
+        teach_clip(seeing, scenes(400, 0), steps=300, seed=0)
+        common = {"data": data, "warmup": 0, "seed": 0}
+        ce = train(TrainConfig(out=root / "ce", base=str(seeing), epochs=ce_epochs, lr=1e-2,
+                               **common), settings)  # fmt: skip
+        scst = train(TrainConfig(out=root / "scst", base=str(root / "ce"), epochs=scst_epochs,
+                                 lr=1.5e-3, scst=True, **common), settings)  # fmt: skip
+        ce_s = sum(h.seconds for h in ce.history) / len(ce.history)
+        scst_s = sum(h.seconds for h in scst.history)
+        extra = math.ceil(scst_s / ce_s)
+        alone_cfg = TrainConfig(
+            out=root / "alone", base=str(seeing), epochs=ce_epochs + extra, lr=1e-2, **common
+        )
+        alone = train(alone_cfg, settings)
+        held = scenes(100, 1)
+        rows = [
+            (f"cross-entropy, {ce_epochs} epochs", root / "ce", ce_s * ce_epochs,
+             ce.history[-1].samples_per_s),
+            (f"+ SCST, {scst_epochs} epochs", root / "scst", ce_s * ce_epochs + scst_s,
+             sum(h.samples_per_s for h in scst.history) / scst_epochs),
+            (f"cross-entropy alone, {ce_epochs + extra} epochs", root / "alone",
+             sum(h.seconds for h in alone.history), alone.history[-1].samples_per_s),
+        ]  # fmt: skip
+        print("\n| run | training s | captions/s | held-out CIDEr-D | colour+shape |")
+        print("|---|---:|---:|---:|---:|")
+        for name, d, secs, rate in rows:
+            cider, acc = score(d, held)
+            print(f"| {name} | {secs:.1f} | {rate:.0f} | {cider:.3f} | {acc:.0%} |", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
@@ -113,7 +238,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--images", type=int, default=64, help="images for feature caching")
     ap.add_argument("--precisions", default="auto", help="comma list of fp32,bf16 (auto: all)")
+    ap.add_argument("--scst", action="store_true", help="also time SCST steps")
+    ap.add_argument("--samples", type=int, default=5, help="SCST captions per image")
+    ap.add_argument("--world", action="store_true", help="only the synthetic-world comparison")
     args = ap.parse_args()
+    if args.world:
+        torch.set_num_threads(1)  # the tiny model is fastest on one thread (tests/conftest.py)
+        world_comparison(args.device)
+        return
 
     settings = Settings(device=args.device, precision="fp32")
     with tempfile.TemporaryDirectory() as d:
@@ -144,6 +276,11 @@ def main() -> None:
                 epoch_h = COCO_TRAIN_CAPTIONS / rate / 3600
                 what = "mapper only (--prefix-only)" if prefix_only else "MLP + GPT-2 fine-tuned"
                 print(f"| {what} | {prec} | {s:.3f} | {rate:.1f} | {epoch_h:.1f} h |", flush=True)
+            if args.scst:
+                s = scst_steps(net, model.captioner.tokenizer, device, dtype, args)
+                rate = args.batch_size // args.samples * args.samples / s
+                print(f"| SCST, {args.samples} samples/image, {args.tokens} tokens | {prec} | "
+                      f"{s:.3f} | {rate:.1f} sampled | - |", flush=True)  # fmt: skip
         model.encoder.model.to(device)
         per_image = feature_caching(model, args.images, tmp)
         print(
