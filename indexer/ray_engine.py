@@ -272,7 +272,10 @@ class RayRun(_Run):
         self.runner = ModelRunner(self.model, self.settings, batch)  # for the summary
         size = self.model.encoder.image_size
         ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
+        ctx.enable_progress_bars = False  # imgcap's own progress display is the one shown
+        from ray.util.debug import log_once
+
+        log_once("ray_data_progress_manager_disabled")  # Ray Data's "bars disabled" warning
         ctx.print_on_execution_start = False
         # Actors load the model themselves (onto their GPU), from --model as the driver did; a
         # model object handed to index_paths (tests, benchmarks) is shipped to them instead.

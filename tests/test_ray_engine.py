@@ -112,11 +112,12 @@ def test_ray_engine_without_ray_says_how_to_install(tmp_path, monkeypatch):
     assert not db.exists()
 
 
-def test_staged_shards_of_a_crashed_driver_are_merged_not_redone(
+def test_staged_shards_of_an_interrupted_driver_are_merged_not_redone(
     tmp_path, tiny_model, ray_instance, monkeypatch
 ):
-    """The driver dies after staging a block and before its transaction: the next run merges
-    the shard (no model work for it) and ends with the database the local pipeline makes."""
+    """Ctrl-C reaches the driver after it staged a block and before its transaction: the run
+    stops cleanly (interrupted, committed blocks kept); the next run merges the staged shard
+    (no model work for it) and ends with the database the local pipeline makes."""
     from indexer import ray_engine
 
     root = tmp_path / "photos"
@@ -125,22 +126,19 @@ def test_staged_shards_of_a_crashed_driver_are_merged_not_redone(
     viaray = _ray(settings_for(tmp_path / "ray", "unused"))
     index_paths([root], local, model=tiny_model)
 
-    class DriverDied(BaseException):
-        pass
-
     commits = []
     real_commit = ray_engine.RayRun._commit
 
     def commit_then_die(self, entries, out):
         if len(commits) == 1:  # the second block is staged, never committed
-            raise DriverDied
+            raise KeyboardInterrupt
         commits.append(len(entries))
         real_commit(self, entries, out)
 
     monkeypatch.setattr(ray_engine, "DECODE_BATCH", 4)  # several blocks, so several commits
     monkeypatch.setattr(ray_engine.RayRun, "_commit", commit_then_die)
-    with pytest.raises(DriverDied):
-        index_paths([root], viaray, model=tiny_model)
+    stopped = index_paths([root], viaray, model=tiny_model)
+    assert stopped.interrupted and stopped.captioned == commits[0] > 0
     staging = ray_engine.staging_dir(viaray.db_path)
     staged = list(staging.glob("*.parquet"))
     assert len(staged) == 1
