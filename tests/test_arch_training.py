@@ -158,3 +158,28 @@ def test_scst_fine_tunes_an_lstm_captioner(world, tmp_path, arch):
     assert read_spec(tmp_path / "scst")["arch"] == arch
     accuracy, wrong = _held_out_accuracy(tmp_path / "scst")
     assert accuracy >= 0.9, wrong
+
+
+def test_lstm_from_scratch_needs_no_gpt2_weights(tiny_model_dir, tmp_path, monkeypatch):
+    """Without --from, an LSTM run takes the default model's CLIP and tokenizer only: GPT-2's
+    hub weights (ClipCap's from-scratch base) are never fetched."""
+    import indexer.models
+    import indexer.train_base
+    from indexer.config import Settings
+    from indexer.models import read_spec
+    from indexer.synthetic import write_dataset
+    from indexer.train import TrainConfig, train
+
+    def hub_file(entry, f, settings, download):  # the default model's files, from the tiny one
+        part = "clip" if f in entry.clip_files else "tokenizer"
+        return tiny_model_dir / part / ("vocab.json" if part == "tokenizer" else "x")
+
+    def no_gpt2(net, settings):
+        raise AssertionError("GPT-2's weights were asked for")
+
+    monkeypatch.setattr(indexer.models, "_hub_file", hub_file)
+    monkeypatch.setattr(indexer.train_base, "load_hub_gpt2", no_gpt2)
+    data = write_dataset(tmp_path / "data", 8, seed=0, fmt="csv", size=SIZE, layout=LAYOUT)
+    cfg = TrainConfig(data=data, out=tmp_path / "st", arch="show-and-tell", epochs=1, lr=LR)
+    result = train(cfg, Settings(device="cpu"))
+    assert result.history and read_spec(tmp_path / "st")["arch"] == "show-and-tell"
