@@ -134,7 +134,8 @@ def train(
     """Fine-tune a captioner on your captioned photos (ClipCap recipe), keeping the best epoch.
 
     Running the same command again after an interruption resumes the run. The result loads
-    everywhere with --model OUT.
+    everywhere with --model OUT. --arch show-and-tell / show-attend-tell train an LSTM captioner
+    on CLIP instead of ClipCap (same data, cache, resume and SCST).
     """
     from indexer.train import TrainConfig
     from indexer.train import train as run_train
