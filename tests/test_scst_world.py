@@ -11,7 +11,8 @@ data too (cross-entropy's greedy captions are the safe, generic ones).
 The comparison: cross-entropy for CE_EPOCHS, then SCST for SCST_EPOCHS; against cross-entropy
 alone for CE_EPOCHS plus as many epochs as SCST's training time buys (each run's own measured
 seconds per epoch, rounded up: cross-entropy gets at least the same time). One module fixture,
-tiny models, CLIP features cached by each run; about a minute on a busy 2-core machine.
+tiny models, CLIP features cached by each run; ~40 s on a quiet 2-core machine (2-3 min when
+it is shared by eight sessions), most of it teaching the tiny CLIP.
 """
 
 from __future__ import annotations
