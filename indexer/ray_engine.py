@@ -29,6 +29,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -252,7 +254,12 @@ class RayRun(_Run):
         else:
             kwargs["address"] = "local"  # never a cluster found by accident
             kwargs["num_cpus"] = self.workers
+        # ray.init makes SIGTERM exit the process at once; the run's own handler (a clean stop
+        # like Ctrl-C, pipeline._sigterm_as_ctrl_c) must stay.
+        on_term = signal.getsignal(signal.SIGTERM)
         ray.init(**kwargs)
+        if threading.current_thread() is threading.main_thread() and on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
         return True
 
     def _actors(self, ray) -> tuple[int, float, str]:
