@@ -21,6 +21,8 @@ Layout (created by the numbered migrations in `schema`):
   files.path is derived from them (rewritten when a root moves; `roots`).
 - `video_frames`, `videos` (schema 7): each video keyframe's result key ("<video hash>@<ms>")
   with its video and time, and the videos whose keyframes all have a model's results (`frames`).
+- `vector_log` (schema 8): filled by triggers on `results` (insert, delete, vector update): which
+  results' vectors changed, so the FAISS cache applies only those (`vector_log`).
 
 Modules, one noun each:
 
@@ -36,6 +38,8 @@ Modules, one noun each:
   `vocabulary`: what query understanding asks of the index (dates, folders, cameras, videos).
 - `frames` (schema 7): video keyframes, the joins that reach a video's file from a keyframe's
   result, done videos for change detection, their garbage.
+- `vector_log` (schema 8): the change log's table and triggers, what changed since a position,
+  pruning (by `collect_garbage`).
 
 Writers hold an OS file lock beside the database, so a second `imgcap index` on the same database
 is refused with a clear message; readers never take it and keep working (WAL mode).
