@@ -406,8 +406,13 @@ def _current(
     """(the model's indexes, up to date; what it took: "none" | "update" | "compact" |
     "rebuild")."""
     memory_gb = default_memory_gb() if memory_gb is None else memory_gb
-    pointer = index_cache.read_pointer(index_dir(db_path), model_slug(model))
+    d, slug = index_dir(db_path), model_slug(model)
+    pointer = index_cache.read_pointer(d, slug)
     loaded = _load(db_path, pointer) if pointer is not None else None
+    if loaded is None and pointer is not None:  # a writer may have replaced the set meanwhile
+        again = index_cache.read_pointer(d, slug)
+        if again is not None and again != pointer:
+            pointer, loaded = again, _load(db_path, again)
     if loaded is not None:
         if index_cache.is_fresh(pointer, conn, model):
             return loaded, "none"

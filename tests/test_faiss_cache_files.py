@@ -171,3 +171,24 @@ def test_pointer_of_an_older_layout_is_rebuilt_once(tmp_path):
     assert _sync(db)["action"] == "rebuild"
     assert _sync(db)["action"] == "none"
     assert os.listdir(vectors.index_dir(db))
+
+
+def test_a_reader_whose_set_was_replaced_meanwhile_reads_the_new_one(tmp_path, monkeypatch):
+    db = tmp_path / "p.db"
+    _add(db, range(30))
+    _sync(db)
+    stale = _pointer(db)  # what a reader read just before a writer published a new set
+    _add(db, range(30, 35))
+    _sync(db)
+    real, calls = index_cache.read_pointer, []
+
+    def first_stale(d, slug):
+        calls.append(slug)
+        return stale if len(calls) == 1 else real(d, slug)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("rebuilt although a complete newer set was there")
+
+    monkeypatch.setattr(index_cache, "read_pointer", first_stale)
+    monkeypatch.setattr(vectors, "build_model", no_build)
+    assert _load(db)["image"].ntotal == 35 and len(calls) == 2
