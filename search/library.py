@@ -59,10 +59,9 @@ class Library:
         self._loader = encoder_loader or query.load_encoder
         self._encoders: dict[str, Any] = {}
         self._lock = threading.Lock()
-        # One FAISS cache load/rebuild at a time: after an index batch or a caption edit, two
-        # requests would both rebuild the stale cache, and vectors.py names its temp files by
-        # process id, so two threads of one process must not write them at once. (Searches are
-        # CPU bound; on a few cores running them one by one costs little.)
+        # One FAISS cache load/update at a time: after an index batch or a caption edit, two
+        # requests would both apply the same update (or rebuild) to the stale cache. (Searches
+        # are CPU bound; on a few cores running them one by one costs little.)
         self._searching = threading.Lock()
         self.thumbnails = ThumbnailCache(self.db_path, max_pixels=settings.max_pixels_for(1))
 
