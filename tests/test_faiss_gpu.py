@@ -79,6 +79,18 @@ def test_stand_in_gpu_search_equals_cpu(tmp_path, monkeypatch, stand_in_gpu, exa
     assert searched_on_gpu > 0, "the GPU copies were searched (tombstones: k + masked)"
 
 
+def assert_same_ranking(g_ids, g_sims, c_ids, c_sims, tol=1e-4) -> None:
+    """Equal lists, except that GPU float rounding (~1e-7) may swap neighbours whose scores
+    differ by less than that: then each differing id scores (on the CPU) what the CPU list has
+    at that rank, within tol."""
+    assert len(g_ids) == len(c_ids)
+    np.testing.assert_allclose(g_sims, c_sims, atol=tol)
+    cpu_score = dict(zip(c_ids.tolist(), c_sims.tolist(), strict=True))
+    for rank, (g, c) in enumerate(zip(g_ids.tolist(), c_ids.tolist(), strict=True)):
+        if g != c:
+            assert abs(cpu_score.get(g, g_sims[rank]) - c_sims[rank]) <= tol, (rank, g, c)
+
+
 def _compare_with_cpu(tmp_path, monkeypatch, exact_max) -> int:
     monkeypatch.setattr(vectors, "EXACT_SUBSET_MAX", exact_max)
     monkeypatch.setattr(vectors, "HNSW_MIN_VECTORS", 100)  # ignored on GPU: exact at every size
@@ -103,8 +115,7 @@ def _compare_with_cpu(tmp_path, monkeypatch, exact_max) -> int:
             for k, allowed in ((10, None), (1000, None), (2500, None), (10, vi.ids[::7])):
                 g_ids, g_sims = vi.search(q, k, allowed)
                 c_ids, c_sims = cpu.search(q, k, allowed)
-                assert list(g_ids) == list(c_ids)
-                np.testing.assert_allclose(g_sims, c_sims, atol=1e-4)
+                assert_same_ranking(g_ids, g_sims, c_ids, c_sims)
                 assert not set(gone) & set(g_ids)
     return sum(getattr(vi.index.gpu, "calls", 0) for vi in idx.values())
 
