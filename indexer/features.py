@@ -9,9 +9,12 @@ the same CLIP features again; we compute them once, through the same decode and 
       metadata "keys":   JSON list of N image keys, row i <-> key i
       metadata "bad":    JSON {image key: reason} for images that could not be decoded
       metadata "clip":   the CLIP identity the features belong to
+    <out>/training/features-<clip id>.grid-0000.safetensors, -0001, ...
       tensor "grid":     (M, N, C) float16, CLIP's grid tokens (`encode_images_grid`), only for the
-                         images a show-attend-tell run asked for; metadata "grid_keys" names rows.
+                         images a show-attend-tell run asked for; metadata "keys" names rows.
                          float16 halves the largest part (49 x 768 per ViT-B/32 image, ~75 KB).
+                         Grids are appended as new shards, never rewritten: at COCO scale they
+                         are gigabytes, which the periodic rewrite of the main file can't afford.
 
 An image key is "absolute path|size|mtime_ns": an edited or replaced image gets a new key and is
 encoded again; the file name carries a hash of the CLIP identity, so features of another CLIP are
@@ -62,6 +65,7 @@ class FeatureCache:
     rows: dict[str, torch.Tensor] = field(default_factory=dict)  # key -> (D,) float32
     bad: dict[str, str] = field(default_factory=dict)  # key -> why it could not be decoded
     grid: dict[str, torch.Tensor] = field(default_factory=dict)  # key -> (N, C) float16
+    grid_saved: set[str] = field(default_factory=set)  # grid keys already in a shard on disk
 
     @classmethod
     def open(cls, folder: Path, clip: str) -> FeatureCache:
@@ -74,7 +78,27 @@ class FeatureCache:
             except Exception:  # noqa: BLE001 - a corrupt cache is recomputed, never fatal
                 cache.rows.clear()
                 cache.bad.clear()
+            cache._read_grid_shards()
         return cache
+
+    def _grid_shards(self) -> list[Path]:
+        return sorted(self.path.parent.glob(self.path.stem + ".grid-*.safetensors"))
+
+    def _read_grid_shards(self) -> None:
+        from safetensors import safe_open
+
+        for shard in self._grid_shards():
+            try:
+                with safe_open(str(shard), framework="pt") as f:
+                    meta = f.metadata() or {}
+                    if meta.get("clip") != self.clip:
+                        continue
+                    keys = json.loads(meta["keys"])
+                    grid = f.get_tensor("grid")
+            except Exception:  # noqa: BLE001 - a corrupt shard's images are encoded again
+                continue
+            self.grid.update({k: grid[i] for i, k in enumerate(keys)})
+            self.grid_saved.update(keys)
 
     def _read(self) -> None:
         from safetensors import safe_open
@@ -85,11 +109,8 @@ class FeatureCache:
                 return
             keys = json.loads(meta["keys"])
             feats = f.get_tensor("features") if keys else torch.empty(0)
-            grid_keys = json.loads(meta.get("grid_keys", "[]"))
-            grid = f.get_tensor("grid") if grid_keys else None
         self.rows = {k: feats[i] for i, k in enumerate(keys)}
         self.bad = json.loads(meta.get("bad", "{}"))
-        self.grid = {k: grid[i] for i, k in enumerate(grid_keys)} if grid is not None else {}
 
     def save(self) -> None:
         from safetensors.torch import save_file
@@ -105,13 +126,19 @@ class FeatureCache:
             "keys": json.dumps(keys),
             "bad": json.dumps(self.bad),
         }
-        tensors = {"features": feats}
-        if self.grid:
-            grid_keys = list(self.grid)
-            tensors["grid"] = torch.stack([self.grid[k] for k in grid_keys]).contiguous()
-            meta["grid_keys"] = json.dumps(grid_keys)
+        new_grid = [k for k in self.grid if k not in self.grid_saved]
+        if new_grid:  # first, so the main file never names images whose grid is not on disk
+            shards = self._grid_shards()
+            n = int(shards[-1].name.rsplit("-", 1)[1].split(".")[0]) + 1 if shards else 0
+            shard = self.path.with_name(f"{self.path.stem}.grid-{n:04d}.safetensors")
+            tmp = shard.with_name(shard.name + ".tmp")
+            grid = torch.stack([self.grid[k] for k in new_grid]).contiguous()  # (M, N, C)
+            meta_grid = {"clip": self.clip, "keys": json.dumps(new_grid)}
+            save_file({"grid": grid}, str(tmp), metadata=meta_grid)
+            os.replace(tmp, shard)
+            self.grid_saved.update(new_grid)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
+        save_file({"features": feats}, str(tmp), metadata=meta)
         os.replace(tmp, self.path)
 
 
