@@ -459,8 +459,9 @@ def print_train_summary(result) -> None:
         best = f"best epoch {result.best_epoch} (val CIDEr-D {result.best_val_cider:.4f})"
     else:
         best = f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.4f})"
+    what = "sampled captions per epoch" if getattr(result, "scst", False) else "training captions"
     echo(
-        f"{result.name}: {result.n_images} images, {result.n_captions} training captions, "
+        f"{result.name}: {result.n_images} images, {result.n_captions} {what}, "
         f"{len(result.problems)} skipped; {best}. Use it with --model {result.out}"
     )
 
