@@ -99,5 +99,8 @@ def test_cli_scst_json_and_epoch_lines(data, tiny_model_dir, tmp_path):
     assert epoch["reward"] is not None and 0 <= epoch["ends_with_period"] <= 1
     assert summary["selected_by"] == "last_epoch" and summary["captions"] == 8 * 2
     assert "reward" in r.stderr and "distinct-2" in r.stderr  # the epoch line
+    r = CliRunner().invoke(cli.app, [*args, "--out", str(tmp_path / "human")])
+    assert r.exit_code == 0, r.output
+    assert "16 sampled captions per epoch" in r.stdout and "kept the last epoch" in r.stdout
     r = CliRunner().invoke(cli.app, ["train", str(data), "--out", str(tmp_path / "x"), "--scst"])
     assert r.exit_code == 2 and "--from" in r.output
