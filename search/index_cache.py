@@ -24,6 +24,7 @@ from search.faiss_index import KINDS
 
 POINTER_VERSION = 2
 _STALE_TMP_S = 600  # temp files of a writer killed mid-write are removed after this long
+_COPY_ROWS = 65_536  # rows per chunk when a compressed index's full vectors are copied
 
 
 @dataclass
@@ -257,13 +258,27 @@ def save_state(
     publish(d, slug, pointer, write)
 
 
-def fold(d: Path, pointer: dict, kind: str, part: Part) -> Part:
+def fold(d: Path, slug: str, pointer: dict, kind: str, part: Part) -> Part:
     """The delta added into the base with the base's own `add` (HNSW links the new nodes into
-    its graph). The base is read again without memory-mapping: FAISS cannot grow a mapped one."""
+    its graph). The base is read again without memory-mapping: FAISS cannot grow a mapped one.
+    A compressed base's full vectors are copied in chunks into a new file (they do not fit in
+    RAM, by definition)."""
     import faiss
 
     base = faiss.read_index(str(d / pointer["files"][kind]))
     vecs = part.delta.reconstruct_n(0, part.delta.ntotal)
     base.add(vecs)
-    raw = None if part.raw is None else np.concatenate([np.asarray(part.raw), vecs])
+    raw = None
+    if part.raw is not None:
+        nb = len(part.raw)
+        raw = np.lib.format.open_memmap(
+            d / f".{slug}.g-{os.urandom(3).hex()}.{kind}.raw.tmp",
+            "w+",
+            np.float32,
+            (nb + len(vecs), part.raw.shape[1]),
+        )
+        for at in range(0, nb, _COPY_ROWS):
+            end = min(nb, at + _COPY_ROWS)
+            raw[at:end] = part.raw[at:end]
+        raw[nb:] = vecs
     return Part(base, None, raw)

@@ -83,7 +83,8 @@ def update(
         delta.add(new[kind])
         parts[kind] = Part(_cpu(o.index), delta, o.raw)
         if delta.ntotal > limits.delta_max:
-            parts[kind] = index_cache.fold(vectors.index_dir(db_path), pointer, kind, parts[kind])
+            d, slug = vectors.index_dir(db_path), vectors.model_slug(model)
+            parts[kind] = index_cache.fold(d, slug, pointer, kind, parts[kind])
             folded = True
     reuse = None
     if not folded:  # the base files (and compressed vectors) stay as they are

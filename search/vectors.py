@@ -419,7 +419,11 @@ def _current(
         from search import index_update
 
         limits = index_update.Limits(HNSW_MIN_VECTORS, DELTA_MAX, COMPACT_MASKED_SHARE)
-        updated = index_update.update(db_path, conn, pointer, loaded, memory_gb, limits)
+        try:
+            updated = index_update.update(db_path, conn, pointer, loaded, memory_gb, limits)
+        except (OSError, RuntimeError) as e:  # a fold's scratch file on a full disk
+            _cache_not_saved(d, e)
+            updated = "rebuild"
         if not isinstance(updated, str):
             return updated, "update"
         if updated == "compact":
