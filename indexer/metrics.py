@@ -167,8 +167,7 @@ def cider_d(
     """Mean and per-image CIDEr-D of tokenised captions (IDF from these references)."""
     scorer = CiderD(references, n=n, sigma=sigma)
     scores = [
-        scorer.score(cand, refs)
-        for cand, refs in zip(candidates, scorer.prepared, strict=True)
+        scorer.score(cand, refs) for cand, refs in zip(candidates, scorer.prepared, strict=True)
     ]
     return _mean(scores), scores
 
@@ -180,15 +179,26 @@ class CiderD:
     captions against single images' references (`prepare` once per image, `score` per caption).
     """
 
-    def __init__(self, references: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0):
+    def __init__(
+        self,
+        references: Sequence[Sequence[str]],
+        n: int = 4,
+        sigma: float = 6.0,
+        keep: bool = True,
+    ):
         self.n, self.sigma = n, sigma
-        ref_counts = [[_ngrams(r.split(), n) for r in refs] for refs in references]
         self.doc_freq: Counter[tuple[str, ...]] = Counter()
-        for refs in ref_counts:
-            self.doc_freq.update({gram for counts in refs for gram in counts})
-        self.log_n_docs = math.log(float(len(ref_counts))) if ref_counts else 0.0
-        # The given images' references, vectorised: score(cand, self.prepared[i]).
-        self.prepared = [[self._vectorise(c) for c in refs] for refs in ref_counts]
+        kept = []
+        for refs in references:
+            counts = [_ngrams(r.split(), n) for r in refs]
+            self.doc_freq.update({gram for c in counts for gram in c})
+            if keep:
+                kept.append(counts)
+        self.log_n_docs = math.log(float(len(references))) if references else 0.0
+        # keep: the given images' references, vectorised: score(cand, self.prepared[i]). SCST
+        # over COCO passes keep=False: 566k references' n-gram vectors would take gigabytes;
+        # it `prepare`s an image's references when it scores them.
+        self.prepared = [[self._vectorise(c) for c in refs] for refs in kept]
 
     def prepare(self, refs: Sequence[str]) -> list:
         """One image's tokenised references as vectors under these document frequencies."""

@@ -88,17 +88,25 @@ class Reward:
     with the guards above. `references`: raw caption texts per training image."""
 
     def __init__(self, references: list[tuple[str, ...]]):
+        import functools
+
         from indexer.metrics import CiderD
         from indexer.ptb_tokenizer import tokenize
 
-        self._cider = CiderD([[tokenize(r) for r in refs] for refs in references])
+        self._refs = [[tokenize(r) for r in refs] for refs in references]
+        self._cider = CiderD(self._refs, keep=False)
+        # The images of a step are scored n times each; a bounded cache keeps their prepared
+        # reference vectors without holding a whole dataset's.
+        self._prepared = functools.lru_cache(maxsize=4096)(
+            lambda image: self._cider.prepare(self._refs[image])
+        )
 
     def __call__(self, words: list[str], image: int, ended: bool) -> float:
         """words: the caption tokenised (`ptb_tokenizer.tokenize`), image: index into
         `references`, ended: the caption ended with the stop token."""
         if not ended or not words or repetitive(words):
             return 0.0
-        return self._cider.score(" ".join(words), self._cider.prepared[image])
+        return self._cider.score(" ".join(words), self._prepared(image))
 
 
 def leave_one_out_advantage(rewards: torch.Tensor) -> torch.Tensor:
