@@ -13,7 +13,10 @@ The pointer is renamed last, so a reader sees the old set of files or the new on
 Vectors are L2-normalised here, so inner product = cosine.
 
 Growing without rebuilding: the cache is stale when the store's `vector_state` (generation,
-count) or the head of its change log (indexer/store/vector_log.py) differs from the pointer's.
+count) differs from the pointer's, or its change log (indexer/store/vector_log.py) has entries for
+the model after the pointer's position. Any writer of results brings it up to date with
+`sync_indexes(db_path)` after committing (`imgcap index` at the end of a run, the Ray driver
+after its merge); a search that finds it behind does the same first.
 It is then brought up to date from the log: the ids that changed since the pointer's log
 position are masked where they were (a tombstone: deleted, replaced, or a caption edited) and
 their current rows, if any, are appended to the delta. The delta is exact and small; past
