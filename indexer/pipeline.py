@@ -26,17 +26,15 @@ loses at most the batch in flight: the next run skips everything committed.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from indexer.batch_rows import batch_rows, file_record, result_key
 from indexer.config import Settings
 from indexer.core import BatchOutput, DecodedItem, DecodeFailure, items_from_task
 from indexer.decode import check_header
@@ -45,8 +43,8 @@ from indexer.runner import ModelRunner
 from indexer.runner import pixels_to_tensor as pixels_to_tensor
 from indexer.scan import Item, Plan, classify, hash_error, model_name, plan, under
 from indexer.scan import dry_run as _dry_run
-from indexer.store import FailureRecord, FileRecord, ResultRecord, Store, writer_lock
-from indexer.store.frames import FrameRecord, VideoRecord, frame_key
+from indexer.signals import sigterm_as_ctrl_c as _sigterm_as_ctrl_c
+from indexer.store import FailureRecord, FileRecord, Store, writer_lock
 from indexer.store.roots import add_roots, folders_of
 from indexer.summary import IndexSummary as IndexSummary
 from indexer.summary import Progress
@@ -110,31 +108,6 @@ def _model_source(settings: Settings, name: str) -> str | None:
     if is_model_dir(settings.model):
         return str(Path(settings.model).expanduser().resolve())
     return settings.model if settings.model == name else None  # None: a model passed in
-
-
-@contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM (`kill`, `timeout`, a service manager stopping us) stops the run the way Ctrl-C
-    does: the batch in flight is abandoned, the rest recorded, the summary returned with
-    `interrupted=True`. Only the first one interrupts, so a repeated SIGTERM cannot break the
-    few writes that record the stop. Signal handlers belong to the main thread; elsewhere (a
-    library caller's thread) SIGTERM keeps its default."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired = False
-
-    def interrupt(signum, frame) -> None:
-        nonlocal fired
-        if not fired:
-            fired = True
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class _Run:
@@ -436,59 +409,31 @@ class _Run:
     def _commit(self, batch: list[tuple[Item, DecodedItem]], out: BatchOutput | None) -> None:
         """ONE transaction with a batch's results and files. `out` row i belongs to the i-th
         entry for which `_needs_model` holds (None: none does). Both runners end here."""
-        work = [(it, d) for it, d in batch if self._needs_model(it, d)]
-        if len(work) != (len(out.captions) if out is not None else 0):
-            # A runner that chose its model work by another rule would store captions under
-            # the wrong pictures: refuse loudly instead.
-            raise ImgcapError(f"internal: {len(work)} pictures need the model, output differs")
-        results = [
-            ResultRecord(_key(it, d), out.captions[i], out.image_vecs[i], out.caption_vecs[i])
-            for i, (it, d) in enumerate(work)
-        ]
-        files: dict[str, FileRecord] = {}  # by path: a video's keyframes share one file row
-        keyframes: list[FrameRecord] = []
-        videos: list[VideoRecord] = []
-        done: list[Item] = []  # files now complete: photos, and videos with their last keyframe
-        dups: list[Item] = []  # identical files that waited for this batch's results
-        for it, d in batch:
-            files[it.path] = self._record(it, d.meta)
-            if "at_s" in d.extra:
-                # A video's row is written with its first keyframes, so a run killed half-way
-                # keeps them (the next one skips their model work); it counts as done, and
-                # duplicates follow, only with its last keyframe.
-                keyframes.append(FrameRecord(it.content_hash, round(d.extra["at_s"] * 1000)))
-                if d.frame < d.extra["keyframes"] - 1:
-                    continue
-                n = d.extra["keyframes"]
-                videos.append(VideoRecord(it.content_hash, n, d.extra.get("duration")))
-            done.append(it)
-            for dup in self.waiters.pop(it.content_hash, []):
-                files[dup.path] = self._record(dup, d.meta)
-                dups.append(dup)
+        rows = batch_rows(batch, out, self._needs_model, self.waiters)
         t = time.monotonic()
         self.store.write_batch(
             self.summary.model,
-            results,
-            [*files.values(), *self.reuse_files],  # reused files ride along
-            keyframes=keyframes,
-            videos=videos,
+            rows.results,
+            [*rows.files.values(), *self.reuse_files],  # reused files ride along
+            keyframes=rows.keyframes,
+            videos=rows.videos,
         )
         self.timings["store"] += time.monotonic() - t
         self.reuse_files = []
-        self.have.update(r.content_hash for r in results)
-        self.have.update(it.content_hash for it in done)
-        for it in done:
+        self.have.update(r.content_hash for r in rows.results)
+        self.have.update(it.content_hash for it in rows.done)
+        for it in rows.done:
             self.inflight.discard(it.content_hash)
             self._count(it, reused=not it.need_model)
-        for dup in dups:
+        for dup in rows.dups:
             self._count(dup, reused=True)
-        self.progress.captioned += len(work)
+        self.progress.captioned += len(rows.results)
         self._report()
 
     def _needs_model(self, item: Item, d: DecodedItem) -> bool:
         """A video keyframe captioned by an earlier, interrupted run needs no model work."""
         if "at_s" in d.extra:
-            return item.need_model and _key(item, d) not in self.have
+            return item.need_model and result_key(item, d) not in self.have
         return item.need_model
 
     def _failed(self, item: Item, reason: str) -> None:
@@ -515,12 +460,7 @@ class _Run:
             s.reused += 1
         self.progress.done += 1
 
-    @staticmethod
-    def _record(item: Item, meta: dict) -> FileRecord:
-        e = item.entry
-        return FileRecord(
-            path=item.path, size=e.size, mtime_ns=e.mtime_ns, content_hash=item.content_hash, **meta
-        )
+    _record = staticmethod(file_record)
 
     def _ensure_model(self) -> None:
         if self.runner is not None:
@@ -548,10 +488,3 @@ class _Run:
             self.last_report = now
             self.on_progress(self.progress)
 
-
-def _key(item: Item, d: DecodedItem) -> str:
-    """The content key a picture's result is stored under: the file's hash, or for a video
-    keyframe its video's hash and time (indexer/store/frames.py)."""
-    if "at_s" in d.extra:
-        return frame_key(item.content_hash, round(d.extra["at_s"] * 1000))
-    return item.content_hash

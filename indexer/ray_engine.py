@@ -255,7 +255,7 @@ class RayRun(_Run):
             kwargs["address"] = "local"  # never a cluster found by accident
             kwargs["num_cpus"] = self.workers
         # ray.init makes SIGTERM exit the process at once; the run's own handler (a clean stop
-        # like Ctrl-C, pipeline._sigterm_as_ctrl_c) must stay.
+        # like Ctrl-C, indexer.signals.sigterm_as_ctrl_c) must stay.
         on_term = signal.getsignal(signal.SIGTERM)
         ray.init(**kwargs)
         if threading.current_thread() is threading.main_thread() and on_term is not None:

@@ -38,11 +38,11 @@ def disk_fills_after_one_batch(monkeypatch):
     real = Store.write_batch
     calls = []
 
-    def write_batch(self, model, results, files):
+    def write_batch(self, model, results, files, **frames):
         calls.append(len(results))
         if len(calls) == 2:
             self.db.execute("PRAGMA max_page_count = 1")  # clamped to the current size
-        return real(self, model, results, files)
+        return real(self, model, results, files, **frames)
 
     monkeypatch.setattr(Store, "write_batch", write_batch)
     return calls
@@ -79,11 +79,11 @@ def test_after_freeing_space_the_next_run_resumes(photos, tmp_path, tiny_model_d
     with monkeypatch.context() as m:
         calls = []
 
-        def write_batch(self, model, results, files):
+        def write_batch(self, model, results, files, **frames):
             calls.append(1)
             if len(calls) == 2:
                 self.db.execute("PRAGMA max_page_count = 1")
-            return real(self, model, results, files)
+            return real(self, model, results, files, **frames)
 
         m.setattr(Store, "write_batch", write_batch)
         with pytest.raises(StoreError):
