@@ -7,6 +7,8 @@ batches, validation, and publishing the best epoch. The pieces it runs live besi
     indexer/train_recipe.py   TrainConfig, the learning-rate schedule, batches, the caption loss
     indexer/train_base.py     the model a run starts from (--from, or GPT-2 small + new mapper)
     indexer/train_folder.py   the output folder: resume state, history, the model directory
+    indexer/train_history.py  TrainProgress, EpochStats, TrainResult (what a run reports)
+    indexer/scst.py           the SCST loop, run on this module's setup when cfg.scst
 
 state.pt is written atomically after every epoch and every `checkpoint_every_s` seconds (and on
 Ctrl-C), so running the same command again after a kill continues where the last save was.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from indexer import lstm_training
@@ -25,6 +27,7 @@ from indexer.config import Settings
 from indexer.errors import UsageError
 from indexer.train_base import GPT2_WEIGHTS, BaseModel, load_base, load_hub_gpt2, mapper_config
 from indexer.train_folder import STATE_FORMAT, RunFolder
+from indexer.train_history import EpochStats, TrainProgress, TrainResult
 from indexer.train_recipe import (
     DEFAULT_WARMUP,
     IGNORE_INDEX,
@@ -60,63 +63,6 @@ __all__ = [  # the names callers imported from here before the split keep workin
     "train",
     "warmup_steps",
 ]
-
-
-@dataclass
-class TrainProgress:
-    phase: str  # "features" | "train" | "val" | "epoch"
-    epoch: int = 0  # 1-based
-    epochs: int = 0
-    step: int = 0  # within the epoch (train/val), or images done (features)
-    steps: int = 0
-    loss: float | None = None  # running mean of the epoch so far (train), or val loss
-    lr: float = 0.0
-    samples_per_s: float = 0.0
-    stats: EpochStats | None = None  # phase "epoch": the finished epoch
-    reward: float | None = None  # SCST "train": running mean reward of the sampled captions
-
-
-@dataclass
-class EpochStats:
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    seconds: float
-    samples_per_s: float
-    best: bool  # lowest validation loss (SCST: highest val CIDEr-D) so far; never without val
-    # SCST epochs only (None for cross-entropy): mean reward of the sampled captions, their share
-    # ending with "." (the rest ran into the token cap), distinct-2 over them (indexer/
-    # caption_stats.py), and the validation images' greedy CIDEr-D.
-    reward: float | None = None
-    ends_with_period: float | None = None
-    distinct_2: float | None = None
-    val_cider: float | None = None
-
-
-@dataclass
-class TrainResult:
-    out: Path
-    name: str
-    history: list[EpochStats]
-    best_epoch: int | None  # the epoch whose weights are in OUT (the last one without val data)
-    best_val_loss: float | None
-    resumed_from: tuple[int, int] | None  # (completed epochs, steps into the next) when resumed
-    problems: list[str] = field(default_factory=list)  # skipped rows and unreadable images
-    n_images: int = 0
-    n_captions: int = 0
-    n_val_captions: int = 0
-    feature_seconds: float = 0.0  # time spent computing (not loading) CLIP features
-    features_computed: int = 0
-    best_val_cider: float | None = None  # SCST: the kept epoch's validation CIDEr-D
-    scst: bool = False
-
-    @property
-    def selected_by(self) -> str:
-        """How the epoch in OUT was chosen: "val_loss" (SCST: "val_cider"), or "last_epoch"
-        without val data."""
-        if not self.n_val_captions:
-            return "last_epoch"
-        return "val_cider" if self.scst else "val_loss"
 
 
 # ---------------------------------------------------------------------------------- the run
