@@ -324,6 +324,28 @@ def index(
             " when the cluster has GPUs).",
         ),
     ] = 0.0,
+    video_gap: Annotated[
+        float | None,
+        typer.Option(
+            "--video-gap",
+            metavar="SECONDS",
+            min=0.1,
+            help="Videos: at most one keyframe every SECONDS (default 5; for videos not yet"
+            " indexed).",
+            show_default=False,
+        ),
+    ] = None,
+    video_max_frames: Annotated[
+        int | None,
+        typer.Option(
+            "--video-max-frames",
+            metavar="N",
+            min=1,
+            help="Videos: at most N keyframes per video; longer ones get a wider gap (default"
+            " 60).",
+            show_default=False,
+        ),
+    ] = None,
     db_here: Annotated[
         bool,
         typer.Option(
@@ -355,6 +377,8 @@ def index(
         engine=engine,
         ray_address=ray_address,
         gpus_per_worker=gpus_per_worker or None,
+        video_gap=video_gap,
+        video_max_frames=video_max_frames,
     )
     stopped: list[ImgcapError] = []  # a run stopped by a full disk (say) still reports its work
 
