@@ -341,8 +341,7 @@ def index(
             "--video-max-frames",
             metavar="N",
             min=1,
-            help="Videos: at most N keyframes per video; longer ones get a wider gap (default"
-            " 60).",
+            help="Videos: at most N keyframes per video; longer ones get a wider gap (default 60).",
             show_default=False,
         ),
     ] = None,

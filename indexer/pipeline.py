@@ -487,4 +487,3 @@ class _Run:
         if force or now - self.last_report >= 0.1:
             self.last_report = now
             self.on_progress(self.progress)
-

@@ -394,8 +394,8 @@ class TrainProgress:
             )
         else:
             text = f"epoch {p.epoch}/{p.epochs}  validating" + (
-            f"  loss {p.loss:.4f}" if p.loss is not None else ""
-        )
+                f"  loss {p.loss:.4f}" if p.loss is not None else ""
+            )
         self.bar.update(self.task, description=text, total=p.steps, completed=p.step)
 
     def __exit__(self, *exc: object) -> None:
