@@ -98,7 +98,7 @@ def grow(n: int, add: int, seed: int) -> dict:
 def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
     import faiss
 
-    from search import faiss_index, vectors
+    from search import faiss_index, vector_index, vectors
 
     data, queries = _data(n, seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,15 +127,15 @@ def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
         }
         ids = np.arange(n, dtype=np.int64)
         vi = vectors.VectorIndex("bench", "image", index, ids, raw=raw)
-        defaults = vectors.RERANK, vectors.IVF_NPROBE
+        defaults = vector_index.RERANK, vector_index.IVF_NPROBE
         for p in nprobe:
             for r in rerank:
                 # what VectorIndex.search scans and re-scores exactly
-                vectors.RERANK, vectors.IVF_NPROBE = r, p
+                vector_index.RERANK, vector_index.IVF_NPROBE = r, p
                 try:
                     ms, got = time_queries(vi, queries)
                 finally:
-                    vectors.RERANK, vectors.IVF_NPROBE = defaults
+                    vector_index.RERANK, vector_index.IVF_NPROBE = defaults
                 recall = statistics.mean(
                     len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)
                 )

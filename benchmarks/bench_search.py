@@ -58,7 +58,7 @@ def latency(
 ) -> list[dict]:
     import faiss
 
-    from search import vectors
+    from search import vector_index, vectors
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((2000, DIM), dtype=np.float32)
@@ -79,8 +79,8 @@ def latency(
         hnsw_index = vectors._make_index(data, hnsw=True)
         build_s = time.perf_counter() - t
         hnsw = vectors.VectorIndex("bench", "image", hnsw_index, ids)
-        for ef in ef_search or [vectors.HNSW_EF_SEARCH]:
-            vectors.HNSW_EF_SEARCH = ef  # what VectorIndex.search passes as efSearch
+        for ef in ef_search or [vector_index.HNSW_EF_SEARCH]:
+            vector_index.HNSW_EF_SEARCH = ef  # what VectorIndex.search passes as efSearch
             ms, got = time_queries(hnsw, queries)
             recall = float(
                 np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact, strict=True)])

@@ -12,7 +12,7 @@ import pytest
 from test_faiss_incremental import _add, _delete, _result_id
 
 from indexer.store import connect_readonly
-from search import faiss_index, vectors
+from search import faiss_index, vector_index, vectors
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def assert_same_ranking(g_ids, g_sims, c_ids, c_sims, tol=1e-4) -> None:
 
 
 def _compare_with_cpu(tmp_path, monkeypatch, exact_max) -> int:
-    monkeypatch.setattr(vectors, "EXACT_SUBSET_MAX", exact_max)
+    monkeypatch.setattr(vector_index, "EXACT_SUBSET_MAX", exact_max)
     monkeypatch.setattr(vectors, "HNSW_MIN_VECTORS", 100)  # ignored on GPU: exact at every size
     db = tmp_path / "p.db"
     _add(db, range(3000))

@@ -13,7 +13,7 @@ import pytest
 
 from indexer.store import FileRecord, ResultRecord, Store, connect_readonly
 from indexer.store.user_captions import clear_user_caption, set_user_caption
-from search import vectors
+from search import vector_index, vectors
 
 DIM = 32
 
@@ -123,7 +123,7 @@ def assert_same_answers(got, want, db, queries=6) -> None:
 def search_path(request, monkeypatch):
     """Filtered searches both ways: gathered exactly, or through a FAISS ID selector."""
     if request.param == "selector":
-        monkeypatch.setattr(vectors, "EXACT_SUBSET_MAX", 0)
+        monkeypatch.setattr(vector_index, "EXACT_SUBSET_MAX", 0)
     return request.param
 
 
