@@ -45,6 +45,19 @@ Writers hold an OS file lock beside the database, so a second `imgcap index` on 
 is refused with a clear message; readers never take it and keep working (WAL mode).
 """
 
+import sys
+
+if "sqlite_utils" not in sys.modules and "pandas" not in sys.modules:
+    # sqlite-utils imports pandas when it is installed (the `ray` extra brings it), only to map
+    # pandas values on insert, which imgcap never passes; that import was 0.2-0.3 s of every
+    # cold `imgcap search` (BENCHMARKS.md). Hide pandas from that one import; later imports of
+    # pandas (the Ray engine's) work as usual.
+    sys.modules["pandas"] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils  # noqa: F401
+    finally:
+        del sys.modules["pandas"]
+
 from indexer.store.connection import connect_readonly, store_error
 from indexer.store.database import Store
 from indexer.store.lock import lock_path, writer_lock
