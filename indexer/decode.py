@@ -29,9 +29,9 @@ Decisions:
 - Transparency is composited on white (what a viewer shows for a logo or a screenshot).
 - HEIC/HEIF open through pillow-heif, registered lazily once per process. pillow-heif already
   applies the HEIF rotation and resets the EXIF orientation to 1, so nothing is rotated twice.
-- Metadata is best effort: broken EXIF gives None fields, never a failed image. Every EXIF string
-  has its control characters (and bidi overrides) replaced by spaces: a Make of "Canon\r=1+1"
-  must not split a CSV row or drive the terminal.
+- Metadata (indexer/exif.py) is best effort: broken EXIF gives None fields, never a failed
+  image. Every EXIF string has its control characters (and bidi overrides) replaced by spaces: a
+  Make of "Canon\r=1+1" must not split a CSV row or drive the terminal.
 - Only regular files are opened: the path is stat'ed first and the descriptor is opened
   non-blocking and fstat'ed again, so a FIFO, socket or device never blocks or is read.
 - Memory: a non-JPEG cannot be decoded at a reduced size, so the full-size image is loaded once
@@ -49,7 +49,6 @@ import re
 import stat
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -57,18 +56,25 @@ from PIL.TiffImagePlugin import TiffImageFile
 
 from indexer.config import RAW_EXTENSIONS
 from indexer.errors import BadImageError
+from indexer.exif import (  # noqa: F401 - re-exported (indexer/raw.py, indexer/video.py, tests)
+    _CONTROL,
+    _DATETIME,
+    _DATETIME_ORIGINAL,
+    _EXIF_IFD,
+    _GPS_IFD,
+    _MAKE,
+    _MODEL,
+    _OFFSET_TIME_ORIGINAL,
+    _ORIENTATION,
+    _degrees,
+    _gps,
+    _metadata,
+    _taken_at,
+    _text,
+    clean_text,
+)
 from indexer.video import is_video, looks_like_video
 from indexer.walk import file_kind
-
-# EXIF tags (see the EXIF 2.32 spec, or PIL.ExifTags).
-_ORIENTATION = 0x0112
-_MAKE = 0x010F
-_MODEL = 0x0110
-_DATETIME = 0x0132
-_EXIF_IFD = 0x8769
-_GPS_IFD = 0x8825
-_DATETIME_ORIGINAL = 0x9003
-_OFFSET_TIME_ORIGINAL = 0x9011
 
 # Same table as PIL.ImageOps.exif_transpose; applied by hand because by then the image has been
 # converted and reduced, and we already hold the orientation.
@@ -89,8 +95,6 @@ _RAW_SUFFIXES = frozenset("." + ext for ext in RAW_EXTENSIONS)
 _STRIP_PIXELS = 1_000_000
 
 _heif_registered = False
-# C0, DEL and C1 controls, plus the Unicode bidi embeddings/overrides/isolates and marks.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -387,86 +391,6 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return im.convert("RGB")  # L, P, 1, CMYK, YCbCr, LAB, ...
-
-
-def _metadata(im: Image.Image) -> dict:
-    meta: dict = {"orientation": 1}
-    try:
-        exif = im.getexif()
-    except Exception:  # noqa: BLE001 - unreadable EXIF means no metadata, not a bad image
-        return meta
-    for key, read in (
-        ("orientation", lambda: int(exif.get(_ORIENTATION, 1))),
-        ("taken_at", lambda: _taken_at(exif)),
-        ("camera_make", lambda: _text(exif.get(_MAKE))),
-        ("camera_model", lambda: _text(exif.get(_MODEL))),
-    ):
-        try:
-            meta[key] = read()
-        except Exception:  # noqa: BLE001 - one broken tag must not hide the others
-            pass
-    try:
-        meta["gps_lat"], meta["gps_lon"] = _gps(exif.get_ifd(_GPS_IFD))
-    except Exception:  # noqa: BLE001
-        pass
-    return meta
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        return None
-    # Cameras pad with NULs and spaces ("Canon\x00\x00", "NIKON CORPORATION   "); a hostile
-    # file can carry \r, \n, ESC or a bidi override, which would split CSV rows, drive the
-    # terminal or reverse what is shown. Each run of them becomes one space.
-    value = " ".join(clean_text(value).split())
-    return value or None
-
-
-def clean_text(value: str) -> str:
-    """`value` with every control character (C0, DEL, C1) and bidi control replaced by a space."""
-    return _CONTROL.sub(" ", value)
-
-
-def _taken_at(exif: Image.Exif) -> str | None:
-    sub = exif.get_ifd(_EXIF_IFD)
-    for raw, offset in (
-        (sub.get(_DATETIME_ORIGINAL), sub.get(_OFFSET_TIME_ORIGINAL)),
-        (exif.get(_DATETIME), None),
-    ):
-        text = _text(raw)
-        if not text:
-            continue
-        try:
-            when = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
-        except ValueError:  # "0000:00:00 00:00:00" and other placeholders
-            continue
-        iso = when.isoformat()
-        offset = _text(offset)
-        if offset and re.fullmatch(r"[+-]\d\d:\d\d", offset):
-            iso += offset
-        return iso
-    return None
-
-
-def _gps(gps: dict) -> tuple[float | None, float | None]:
-    lat = _degrees(gps.get(2), gps.get(1), "S")
-    lon = _degrees(gps.get(4), gps.get(3), "W")
-    if lat is None or lon is None or abs(lat) > 90 or abs(lon) > 180:
-        return None, None
-    return lat, lon
-
-
-def _degrees(dms: object, ref: object, negative: str) -> float | None:
-    """(degrees, minutes, seconds) rationals + "N"/"S" or "E"/"W" → signed decimal degrees."""
-    if not isinstance(dms, tuple) or not dms:
-        return None
-    parts = [float(x) for x in dms[:3]]
-    value = sum(p / 60**i for i, p in enumerate(parts))
-    if value != value:  # NaN from a 0/0 rational
-        return None
-    return -value if _text(ref) == negative else value
 
 
 def _decoder_reason(exc: Exception) -> str:
