@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from indexer.beam import beam_step, is_stop, stop_row
 from indexer.checkpoint import assign_state_dict, empty_parameters, key_problems, read_state_dict
 from indexer.errors import ModelFormatError
 from indexer.quiet import quiet_third_party
@@ -367,10 +368,7 @@ def beam_decode(
     scores = scores.reshape(b * w)  # sum of log-probs of each beam
     lengths = torch.ones(b * w, device=dev)
     stopped = _is_stop(tokens[:, 0], stop_token)
-    # What a stopped beam may do next: token 0 at no cost, nothing else (no boolean-mask
-    # indexing, which would sync with the host at every step).
-    stop_row = torch.full((vocab,), float("-inf"), device=dev)
-    stop_row[0] = 0.0
+    stop = stop_row(vocab, dev)  # a finished beam carries on with token 0 at no cost
 
     def finish(img_rows: list[int]) -> None:
         """Record the best beam (highest mean log-prob) of each live image index in img_rows."""
@@ -402,20 +400,11 @@ def beam_decode(
                     stopped[keep],
                 )
                 cache.batch_select_indices(keep)
-        nb = tokens.shape[0] // w
         out = _run(gpt, cache, input_ids=tokens[:, -1:])
         logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (nb*w, V)
-        # A finished beam may only continue with token 0 at no cost, so it keeps its score.
-        logp = torch.where(stopped[:, None], stop_row, logp)
-        lengths = lengths + (~stopped).float()
-        mean = (scores[:, None] + logp) / lengths[:, None]  # (nb*w, V) candidate mean log-prob
-        top_mean, idx = mean.view(nb, w * vocab).topk(w, dim=-1)  # (nb, w)
-        src = (idx // vocab + torch.arange(nb, device=dev)[:, None] * w).reshape(-1)
-        new_tok = (idx % vocab).reshape(-1)
-        lengths = lengths[src]
-        tokens = torch.cat((tokens[src], new_tok[:, None]), dim=1)
-        scores = top_mean.reshape(-1) * lengths
-        stopped = stopped[src] | _is_stop(new_tok, stop_token)
+        tokens, scores, lengths, stopped, src = beam_step(
+            logp, tokens, scores, lengths, stopped, w, stop_token, stop
+        )
         cache.reorder_cache(src)
     return results
 
@@ -437,10 +426,7 @@ def _run(gpt, cache, **inputs):
     return gpt(**inputs, **{_cache_keyword(): cache}, use_cache=True, logits_to_keep=1)
 
 
-def _is_stop(tok: torch.Tensor, stop_token: int | None) -> torch.Tensor:
-    if stop_token is None:
-        return torch.zeros_like(tok, dtype=torch.bool)
-    return tok == stop_token
+_is_stop = is_stop  # the old name
 
 
 class Captioner:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from indexer.beam import beam_step, is_stop, stop_row
+
 
 def _select(state: dict, idx: torch.Tensor) -> dict:
     return {k: v[idx] for k, v in state.items()}
@@ -73,6 +75,7 @@ def beam_decode(net, features, grid, beams: int = 5, max_tokens: int = 67, stop_
     scores = scores.reshape(b * w)  # sum of log-probs of each beam
     lengths = torch.ones(b * w, device=dev)
     stopped = _is_stop(tokens[:, 0], stop_token)
+    stop = stop_row(vocab, dev)
 
     def finish(img_rows: torch.Tensor) -> None:
         for i in img_rows.tolist():
@@ -103,28 +106,15 @@ def beam_decode(net, features, grid, beams: int = 5, max_tokens: int = 67, stop_
             )
             state = _select(state, keep)
             hist = hist[keep] if hist is not None else None
-        nb = tokens.shape[0] // w
         logits, state, alpha = net.step(tokens[:, -1], state)
         logp = torch.log_softmax(logits.float(), dim=-1)  # (nb*w, V)
-        # A finished beam may only continue with token 0 at no cost, so it keeps its score.
-        logp[stopped] = float("-inf")
-        logp[stopped, 0] = 0.0
-        lengths = lengths + (~stopped).float()
-        mean = (scores[:, None] + logp) / lengths[:, None]  # (nb*w, V) candidate mean log-prob
-        top_mean, idx = mean.view(nb, w * vocab).topk(w, dim=-1)  # (nb, w)
-        src = (idx // vocab + torch.arange(nb, device=dev)[:, None] * w).reshape(-1)
-        new_tok = (idx % vocab).reshape(-1)
-        lengths = lengths[src]
-        tokens = torch.cat((tokens[src], new_tok[:, None]), dim=1)
-        scores = top_mean.reshape(-1) * lengths
-        stopped = stopped[src] | _is_stop(new_tok, stop_token)
+        tokens, scores, lengths, stopped, src = beam_step(
+            logp, tokens, scores, lengths, stopped, w, stop_token, stop
+        )
         state = _select(state, src)
         if hist is not None:
             hist = torch.cat((hist[src], alpha[src][:, None]), dim=1)
     return [r if r is not None else [] for r in results], maps
 
 
-def _is_stop(tok: torch.Tensor, stop_token: int | None) -> torch.Tensor:
-    if stop_token is None:
-        return torch.zeros_like(tok, dtype=torch.bool)
-    return tok == stop_token
+_is_stop = is_stop  # the old name
