@@ -26,8 +26,8 @@ from indexer.store.records import (
     FileRecord,
     FileState,
     ResultRecord,
-    chunks,
     now_iso,
+    rows_in,
     vec_to_blob,
 )
 
@@ -118,11 +118,9 @@ class Store:
         """content_hash -> metadata of some indexed file with that content (to copy, not decode)."""
         out: dict[str, dict[str, Any]] = {}
         cols = ", ".join(META_COLUMNS)
-        for chunk in chunks(list(hashes)):
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT content_hash, {cols} FROM files WHERE content_hash IN ({marks})"
-            for row in self.db.execute(sql, chunk):
-                out.setdefault(row[0], dict(zip(META_COLUMNS, row[1:], strict=True)))
+        sql = f"SELECT content_hash, {cols} FROM files WHERE content_hash IN ({{marks}})"
+        for row in rows_in(self.db.conn, sql, hashes):
+            out.setdefault(row[0], dict(zip(META_COLUMNS, row[1:], strict=True)))
         return out
 
     @_sql
@@ -316,19 +314,12 @@ class Store:
 
     # ------------------------------------------------------------------------------- helpers
     def _hashes_of_paths(self, paths: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for chunk in chunks(list(paths)):
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT path, content_hash FROM files WHERE path IN ({marks})"
-            out.update(self.db.execute(sql, chunk).fetchall())
-        return out
+        sql = "SELECT path, content_hash FROM files WHERE path IN ({marks})"
+        return dict(rows_in(self.db.conn, sql, paths))
 
     def _models_of_hashes(self, hashes: set[str]) -> set[str]:
-        models: set[str] = set()
-        for chunk in chunks(list(hashes)):
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT DISTINCT model FROM results WHERE content_hash IN ({marks})"
-            models.update(m for (m,) in self.db.execute(sql, chunk))
+        sql = "SELECT DISTINCT model FROM results WHERE content_hash IN ({marks})"
+        models = {m for (m,) in rows_in(self.db.conn, sql, hashes)}
         return models | frames.models_of_videos(self.db.conn, hashes)
 
     def _delete_files(self, paths: Sequence[str]) -> None:

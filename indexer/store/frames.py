@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from indexer.store.records import chunks
+from indexer.store.records import rows_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +119,11 @@ def is_video(conn: sqlite3.Connection, content_hash: str) -> bool:
 
 def models_of_videos(conn: sqlite3.Connection, hashes: Iterable[str]) -> set[str]:
     """Models with results for keyframes of these videos (whose searchable files changed)."""
-    models: set[str] = set()
-    for chunk in chunks(list(hashes)):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT DISTINCT r.model FROM video_frames vf JOIN results r"
-            f" ON r.content_hash = vf.frame_key WHERE vf.video_hash IN ({marks})",
-            chunk,
-        )
-        models.update(m for (m,) in rows)
-    return models
+    sql = (
+        "SELECT DISTINCT r.model FROM video_frames vf JOIN results r"
+        " ON r.content_hash = vf.frame_key WHERE vf.video_hash IN ({marks})"
+    )
+    return {m for (m,) in rows_in(conn, sql, hashes)}
 
 
 def collect(conn: sqlite3.Connection) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from indexer.store.connection import conn_path, store_error, translated
-from indexer.store.records import chunks, now_iso
+from indexer.store.records import now_iso, rows_in
 
 
 def create(db: Database) -> None:
@@ -67,14 +67,8 @@ class TagRow:
 @translated
 def states(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, tuple[int, int, str]]:
     """path -> (size, mtime_ns, sidecars) as last read, for the given paths."""
-    out: dict[str, tuple[int, int, str]] = {}
-    for chunk in chunks(list(paths)):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT path, size, mtime_ns, sidecars FROM photo_tags WHERE path IN ({marks})", chunk
-        )
-        out.update((p, (s, m, c)) for p, s, m, c in rows)
-    return out
+    sql = "SELECT path, size, mtime_ns, sidecars FROM photo_tags WHERE path IN ({marks})"
+    return {p: (s, m, c) for p, s, m, c in rows_in(conn, sql, paths)}
 
 
 @translated
@@ -167,14 +161,8 @@ def tags_for_paths(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, 
     """path -> its tags (paths without any are left out)."""
     if not exists(conn):
         return {}
-    out: dict[str, list[str]] = {}
-    for chunk in chunks(list(paths)):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT path, tags FROM photo_tags WHERE path IN ({marks}) AND tags != '[]'", chunk
-        )
-        out.update((p, json.loads(t)) for p, t in rows)
-    return out
+    sql = "SELECT path, tags FROM photo_tags WHERE path IN ({marks}) AND tags != '[]'"
+    return {p: json.loads(t) for p, t in rows_in(conn, sql, paths)}
 
 
 @translated
@@ -182,13 +170,8 @@ def matching_paths(conn: sqlite3.Connection, fts_query: str, paths: Sequence[str
     """Which of `paths` have tags or a description matching the FTS5 query."""
     if not exists(conn):
         return set()
-    out: set[str] = set()
-    for chunk in chunks(list(paths)):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT t.path FROM photo_tags_fts JOIN photo_tags t ON t.rowid = photo_tags_fts.rowid"
-            f" WHERE photo_tags_fts MATCH ? AND t.path IN ({marks})",
-            [fts_query, *chunk],
-        )
-        out.update(p for (p,) in rows)
-    return out
+    sql = (
+        "SELECT t.path FROM photo_tags_fts JOIN photo_tags t ON t.rowid = photo_tags_fts.rowid"
+        " WHERE photo_tags_fts MATCH ? AND t.path IN ({marks})"
+    )
+    return {p for (p,) in rows_in(conn, sql, paths, before=[fts_query])}

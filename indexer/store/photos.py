@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from indexer.store.connection import translated
-from indexer.store.records import chunks
+from indexer.store.records import rows_in
 
 _PHOTO_KEYS = (
     "id", "path", "size", "mtime_ns", "content_hash", "width", "height", "taken_at",
@@ -52,14 +52,8 @@ def photo(conn: sqlite3.Connection, file_id: int, model: str) -> dict[str, Any] 
 @translated
 def file_ids(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, tuple[int, str]]:
     """path -> (file id, content hash) for the given indexed paths (missing ones are left out)."""
-    out: dict[str, tuple[int, str]] = {}
-    for chunk in chunks(list(paths)):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT path, id, content_hash FROM files WHERE path IN ({marks})", chunk
-        )
-        out.update((p, (int(i), h)) for p, i, h in rows)
-    return out
+    sql = "SELECT path, id, content_hash FROM files WHERE path IN ({marks})"
+    return {p: (int(i), h) for p, i, h in rows_in(conn, sql, paths)}
 
 
 @translated
@@ -68,16 +62,12 @@ def caption_sources(conn: sqlite3.Connection, hashes: Sequence[str], model: str)
     "generated" before schema version 3)."""
     if not user_caption_columns(conn):
         return {h: "generated" for h in hashes}
-    out: dict[str, str] = {}
-    for chunk in chunks(list(hashes)):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT content_hash, generated_caption IS NOT NULL FROM results"
-            f" WHERE model = ? AND content_hash IN ({marks})",
-            [model, *chunk],
-        )
-        out.update((h, "user" if edited else "generated") for h, edited in rows)
-    return out
+    sql = (
+        "SELECT content_hash, generated_caption IS NOT NULL FROM results"
+        " WHERE model = ? AND content_hash IN ({marks})"
+    )
+    rows = rows_in(conn, sql, hashes, before=[model])
+    return {h: "user" if edited else "generated" for h, edited in rows}
 
 
 @translated

@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from indexer.places import Place, fold
 from indexer.store.connection import conn_path, store_error, translated
-from indexer.store.records import chunks
+from indexer.store.records import rows_in
 
 
 def create(db: Database) -> None:
@@ -211,16 +211,11 @@ def labels_for_paths(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str
     """path -> place label (paths without a place left out)."""
     if not exists(conn):
         return {}
-    out: dict[str, str] = {}
-    for chunk in chunks(list(paths)):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT f.path, p.label FROM files f JOIN places p ON p.id = f.place_id"
-            f" WHERE f.path IN ({marks})",
-            chunk,
-        )
-        out.update(rows)
-    return out
+    sql = (
+        "SELECT f.path, p.label FROM files f JOIN places p ON p.id = f.place_id"
+        " WHERE f.path IN ({marks})"
+    )
+    return dict(rows_in(conn, sql, paths))
 
 
 @translated
@@ -228,13 +223,8 @@ def matching_paths(conn: sqlite3.Connection, fts_query: str, paths: Sequence[str
     """Which of `paths` have a place whose names match the FTS5 query."""
     if not exists(conn):
         return set()
-    out: set[str] = set()
-    for chunk in chunks(list(paths)):
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT f.path FROM places_fts JOIN files f ON f.place_id = places_fts.rowid"
-            f" WHERE places_fts MATCH ? AND f.path IN ({marks})",
-            [fts_query, *chunk],
-        )
-        out.update(p for (p,) in rows)
-    return out
+    sql = (
+        "SELECT f.path FROM places_fts JOIN files f ON f.place_id = places_fts.rowid"
+        " WHERE places_fts MATCH ? AND f.path IN ({marks})"
+    )
+    return {p for (p,) in rows_in(conn, sql, paths, before=[fts_query])}

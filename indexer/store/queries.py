@@ -19,7 +19,7 @@ import numpy as np
 
 from indexer.store import frames, photo_tags, places
 from indexer.store.connection import conn_path, store_error, translated
-from indexer.store.records import chunks
+from indexer.store.records import rows_in
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,15 +201,9 @@ def _only_model(conn: sqlite3.Connection) -> str | None:
 @translated
 def keyword_subset(conn: sqlite3.Connection, fts_query: str, result_ids: Sequence[int]) -> set[int]:
     """Which of `result_ids` have a caption matching the FTS5 query (for --not)."""
-    out: set[int] = set()
-    for chunk in chunks([int(i) for i in result_ids]):  # type: ignore[arg-type]
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT rowid FROM results_fts WHERE results_fts MATCH ? AND rowid IN ({marks})",
-            [fts_query, *chunk],
-        )
-        out.update(int(r) for (r,) in rows)
-    return out
+    sql = "SELECT rowid FROM results_fts WHERE results_fts MATCH ? AND rowid IN ({marks})"
+    ids = [int(i) for i in result_ids]  # type: ignore[arg-type]
+    return {int(r) for (r,) in rows_in(conn, sql, ids, before=[fts_query])}
 
 
 _HIT_COLUMNS = (
@@ -254,16 +248,12 @@ def files_for_results(
 ) -> list[dict[str, Any]]:
     """Every file (passing `flt`) that uses one of the given results, ordered by path."""
     where, params = _file_where(flt)
-    out: list[dict[str, Any]] = []
-    for chunk in chunks([int(i) for i in result_ids]):  # type: ignore[arg-type]
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT {_hit_columns(conn)} FROM results r {_join(conn, True)}"
-            f" WHERE r.id IN ({marks}) AND {where} ORDER BY f.path",
-            [*chunk, *params],
-        )
-        out += [dict(zip(_HIT_KEYS, row, strict=True)) for row in rows]
-    return out
+    sql = (
+        f"SELECT {_hit_columns(conn)} FROM results r {_join(conn, True)}"
+        f" WHERE r.id IN ({{marks}}) AND {where} ORDER BY f.path"
+    )
+    ids = [int(i) for i in result_ids]  # type: ignore[arg-type]
+    return [dict(zip(_HIT_KEYS, row, strict=True)) for row in rows_in(conn, sql, ids, after=params)]
 
 
 def export_rows(conn: sqlite3.Connection, model: str, flt: FileFilter) -> Iterator[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,3 +75,14 @@ def blob_to_vec(blob: bytes) -> np.ndarray:
 def chunks(items: list, size: int = CHUNK) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def rows_in(
+    conn, sql: str, values: Iterable, before: Sequence = (), after: Sequence = ()
+) -> Iterator[tuple]:
+    """The rows of `sql` for all of `values`, a chunk at a time (SQLite caps the parameters of
+    one statement): its `{marks}` becomes one `?` per value of the chunk; `before` and `after`
+    are the statement's other parameters, on either side of them."""
+    for chunk in chunks(list(values)):
+        marks = ", ".join("?" * len(chunk))
+        yield from conn.execute(sql.replace("{marks}", marks), [*before, *chunk, *after])

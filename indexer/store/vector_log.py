@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from indexer.store.connection import translated
-from indexer.store.records import chunks
+from indexer.store.records import rows_in
 
 # Positions kept by `prune`: at least this many, or as many as there are results. A cache
 # behind by more changes than there are rows gains nothing from replaying them.
@@ -113,14 +113,8 @@ def result_vectors(
     conn: sqlite3.Connection, model: str, ids: Iterable[int]
 ) -> list[tuple[int, bytes, bytes]]:
     """(id, image_vec, caption_vec) of those ids that are `model`'s results now, by id."""
-    out: list[tuple[int, bytes, bytes]] = []
-    for chunk in chunks(list(ids)):
-        marks = ", ".join("?" * len(chunk))
-        out += conn.execute(
-            f"SELECT id, image_vec, caption_vec FROM results WHERE model = ? AND id IN ({marks})",
-            [model, *chunk],
-        ).fetchall()
-    return sorted(out)
+    sql = "SELECT id, image_vec, caption_vec FROM results WHERE model = ? AND id IN ({marks})"
+    return sorted(rows_in(conn, sql, ids, before=[model]))
 
 
 def prune(conn: sqlite3.Connection) -> int:
