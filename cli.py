@@ -22,8 +22,8 @@ from typing import Annotated, Literal
 import typer
 
 from indexer.errors import ImgcapError
-from search import cli_captions, cli_models, cli_roots, cli_search, cli_training, output
-from search.cli_options import (
+from search.cli import captions, models, output, roots, search, training
+from search.cli.options import (
     HELP_SETTINGS,
     BatchOpt,
     BeamsOpt,
@@ -39,13 +39,14 @@ from search.cli_options import (
     ResizeOpt,
     print_version,
 )
-from search.cli_options import Commands as _Commands
-from search.cli_options import db_path as _db_path
-from search.cli_options import file_filter as _file_filter
-from search.cli_options import make_settings as _settings
-from search.cli_options import reraise as _raise
-from search.cli_options import run as _run
-from search.output import err as _err
+from search.cli.options import Commands as _Commands
+from search.cli.options import db_path as _db_path
+from search.cli.options import file_filter as _file_filter
+from search.cli.options import make_settings as _settings
+from search.cli.options import reraise as _raise
+from search.cli.options import run as _run
+from search.cli.output import err as _err
+from search.cli.progress import IndexProgress, ModelLoading
 
 # Plain click-style help (rich_markup_mode=None), as sqlite-utils and llm print it: choices as
 # [a|b], no <bool> or <list[Path]> type placeholders, paragraphs rewrapped to the terminal.
@@ -58,8 +59,8 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings=HELP_SETTINGS,
 )
-app.add_typer(cli_models.models_app, name="models")
-app.add_typer(cli_roots.roots_app, name="roots")
+app.add_typer(models.models_app, name="models")
+app.add_typer(roots.roots_app, name="roots")
 
 
 @app.callback()
@@ -104,8 +105,8 @@ def caption(
 
     Exit status 0 when every image was captioned, 1 when some could not be read (each named).
     """
-    from indexer.caption_files import caption_files
-    from indexer.models import loading_steps
+    from indexer.models.loading import loading_steps
+    from indexer.run.caption_files import caption_files
 
     if attention is not None and len(images) != 1:
         _err("Error: --attention draws the maps of one photo; give exactly one image.")
@@ -139,15 +140,15 @@ def caption(
             typer.echo(f"{output.printable(str(path))}\t{output.printable(text or '')}")
 
     if attention is not None:  # one photo, its words' attention maps drawn into a PNG
-        from indexer.attention_map import save_attention
+        from indexer.models.attention_map import save_attention
 
-        with output.ModelLoading() as loading, loading_steps(loading):
+        with ModelLoading() as loading, loading_steps(loading):
             got = _run(lambda: save_attention(images[0], settings, attention))
         emit(images[0], got.caption, None)
         shown = output.printable(str(attention))
         _err(f"attention maps of {len(got.words)} words written to {shown}")
         raise typer.Exit(0)
-    with output.ModelLoading() as loading, loading_steps(loading):
+    with ModelLoading() as loading, loading_steps(loading):
         _run(lambda: caption_files(images, settings, emit))
     raise typer.Exit(1 if failed else 0)
 
@@ -239,7 +240,7 @@ def serve(
     # As for `search`: one query is a few small matmuls, and idle BLAS threads spinning on a
     # busy 2-core machine made some queries take a second. Must be set before numpy loads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from search.server import serve as run_server
+    from search.web.server import serve as run_server
 
     settings = _settings(db_path=db)
     _run(lambda: run_server(settings, host, port, open_, model, say=typer.echo, warn=_err))
@@ -354,8 +355,8 @@ def index(
         ),
     ] = False,
 ) -> None:
-    from indexer.pipeline import index_paths
-    from indexer.roots import db_here as _db_here
+    from indexer.run.pipeline import index_paths
+    from indexer.run.roots import db_here as _db_here
 
     if db_here:
         db = _run(lambda: _db_here(paths, db))
@@ -392,9 +393,9 @@ def index(
             stopped.append(e)
             return e.summary
 
-    from indexer.models import loading_steps
+    from indexer.models.loading import loading_steps
 
-    with output.IndexProgress(enabled=not dry_run) as show, loading_steps(show.loading):
+    with IndexProgress(enabled=not dry_run) as show, loading_steps(show.loading):
         summary = _run(run)
     if not dry_run and not stopped:
         _sync_vectors(settings.db_path)
@@ -414,7 +415,7 @@ def index(
 def _sync_vectors(db_path: Path) -> None:
     """Bring the FAISS cache in line with what this run committed (searches rebuild it anyway)."""
     try:
-        from search.vectors import sync_indexes
+        from search.vectors.cache import sync_indexes
     except ImportError:  # search/ not installed alongside: the cache is rebuilt on first search
         return
     _run(lambda: sync_indexes(db_path))
@@ -427,7 +428,7 @@ def failures(
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
 ) -> None:
     """List every file that could not be indexed, with the reason."""
-    from indexer.store import Store
+    from indexer.store.database import Store
 
     def read() -> list[dict]:
         with Store.open(_db_path(db), create=False) as store:
@@ -451,16 +452,16 @@ def failures(
 _FAILURE_COLUMNS = ("path", "reason", "size", "mtime_ns", "failed_at", "model")
 
 
-app.command(cls=QueryCommand)(cli_search.search)
-app.command()(cli_training.train)
-app.command("eval")(cli_training.eval_)
+app.command(cls=QueryCommand)(search.search)
+app.command()(training.train)
+app.command("eval")(training.eval_)
 app.command("caption-set", short_help="Set your own caption for a photo (or --clear it).")(
-    cli_captions.caption_set
+    captions.caption_set
 )
 app.command("write-back", short_help="Write captions into XMP sidecars or the photos.")(
-    cli_captions.write_back
+    captions.write_back
 )
-app.command("merge")(cli_roots.merge)
+app.command("merge")(roots.merge)
 
 
 def main() -> None:  # pragma: no cover - console entry point convenience

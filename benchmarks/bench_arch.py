@@ -35,10 +35,12 @@ SIZE, LAYOUT = 64, "centred"
 
 def world(root: Path, epochs: int, quick: bool) -> list[dict]:
     from indexer.config import Settings
-    from indexer.metrics import score_captions
-    from indexer.models import load_model, write_tiny_model
-    from indexer.synthetic import generate_scenes, teach_clip, write_dataset
-    from indexer.train import TrainConfig, train
+    from indexer.models.loading import load_model
+    from indexer.models.random_weights import write_tiny_model
+    from indexer.train.loop import train
+    from indexer.train.metrics import score_captions
+    from indexer.train.recipe import TrainConfig
+    from indexer.train.synthetic import generate_scenes, teach_clip, write_dataset
 
     n_train, n_test = (60, 20) if quick else (300, 60)
     data = write_dataset(root / "train", n_train, seed=0, fmt="csv", size=SIZE, layout=LAYOUT)
@@ -82,8 +84,8 @@ def world(root: Path, epochs: int, quick: bool) -> list[dict]:
 
 def full_size_speed(tokens: int, batch: int, repeats: int) -> list[dict]:
     """Decoder-only captions/s at full size, random weights, fixed length."""
-    from indexer.captioner import Captioner, ClipCapConfig, ClipCapModel
-    from indexer.lstm_captioner import LstmCaptioner, LstmCaptionNet, LstmConfig
+    from indexer.models.clipcap import Captioner, ClipCapConfig, ClipCapModel
+    from indexer.models.lstm import LstmCaptioner, LstmCaptionNet, LstmConfig
 
     class Tok:  # decoding speed only: never detokenised
         def encode(self, text):

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from naive_clipcap import naive_beam, naive_greedy  # noqa: E402
 
 from indexer.config import Settings  # noqa: E402
-from indexer.models import cpu_has_bf16, load_model, write_random_model  # noqa: E402
+from indexer.models.loading import cpu_has_bf16, load_model  # noqa: E402
+from indexer.models.random_weights import write_random_model  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:

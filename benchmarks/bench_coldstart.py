@@ -100,7 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model
         if model_dir is None:
-            from indexer.models import write_random_model
+            from indexer.models.random_weights import write_random_model
 
             model_dir = write_random_model(Path(tmp) / "random-coco")
         run_once(model_dir, args.tokens, args.threads)  # warm-up: page cache, one-time conversion

@@ -27,8 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexer import captioner as after  # noqa: E402
-from indexer.captioner import ClipCapConfig, ClipCapModel  # noqa: E402
+from indexer.models import clipcap as after  # noqa: E402
+from indexer.models.clipcap import ClipCapConfig, ClipCapModel  # noqa: E402
 
 
 def load_before(rev: str):

@@ -56,8 +56,8 @@ def _timed(fn):
 def grow(n: int, add: int, seed: int) -> dict:
     import faiss
 
-    from search import vectors
-    from search.faiss_index import make_index
+    from search.vectors.index import VectorIndex
+    from search.vectors.kinds import make_index
 
     data, queries = _data(n + add, seed)
     base_vecs, new = data[:n], data[n:]
@@ -73,11 +73,11 @@ def grow(n: int, add: int, seed: int) -> dict:
             return delta
 
         delta, delta_s = _timed(delta_path)
-        plain = vectors.VectorIndex("bench", "image", hnsw, ids[:n])
+        plain = VectorIndex("bench", "image", hnsw, ids[:n])
         plain_ms, _ = time_queries(plain, queries)
         masked = np.zeros(n + add, dtype=bool)
         masked[np.random.default_rng(seed).choice(n, 1000, replace=False)] = True
-        grown = vectors.VectorIndex("bench", "image", hnsw, ids, delta, masked)
+        grown = VectorIndex("bench", "image", hnsw, ids, delta, masked)
         grown_ms, _ = time_queries(grown, queries)
         _, fold_s = _timed(lambda: hnsw.add(new))
         _, write_s = _timed(lambda: faiss.write_index(hnsw, os.path.join(tmp, "base.faiss")))
@@ -98,7 +98,9 @@ def grow(n: int, add: int, seed: int) -> dict:
 def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
     import faiss
 
-    from search import faiss_index, vector_index, vectors
+    from search.vectors import index, kinds
+    from search.vectors.index import VectorIndex
+    from search.vectors.kinds import IVF_NPROBE, RERANK
 
     data, queries = _data(n, seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +109,7 @@ def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
         raw.flush()
         del raw
         raw = np.load(Path(tmp) / "raw.npy", mmap_mode="r")
-        index, build_s = _timed(lambda: faiss_index.make_compressed(raw))
+        index, build_s = _timed(lambda: kinds.make_compressed(raw))
         faiss.write_index(index, str(Path(tmp) / "ivfpq.faiss"))
         ram = os.path.getsize(Path(tmp) / "ivfpq.faiss") + 8 * n  # + position ids
         want = []
@@ -118,24 +120,24 @@ def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
             "n": n,
             "nlist": int(index.nlist),
             "pq_bytes_per_vector": int(index.pq.code_size),
-            "nprobe": faiss_index.IVF_NPROBE,
+            "nprobe": kinds.IVF_NPROBE,
             "build_s (train on sample + add)": round(build_s, 1),
             "ram_mb_one_kind": round(ram / 1e6, 1),
-            "ram_mb_flat_one_kind": round(faiss_index.memory_bytes("flat", n, DIM) / 2e6, 1),
-            "ram_mb_hnsw_one_kind": round(faiss_index.memory_bytes("hnsw", n, DIM) / 2e6, 1),
+            "ram_mb_flat_one_kind": round(kinds.memory_bytes("flat", n, DIM) / 2e6, 1),
+            "ram_mb_hnsw_one_kind": round(kinds.memory_bytes("hnsw", n, DIM) / 2e6, 1),
             "rerank": {},
         }
         ids = np.arange(n, dtype=np.int64)
-        vi = vectors.VectorIndex("bench", "image", index, ids, raw=raw)
-        defaults = vector_index.RERANK, vector_index.IVF_NPROBE
+        vi = VectorIndex("bench", "image", index, ids, raw=raw)
+        defaults = RERANK, IVF_NPROBE
         for p in nprobe:
             for r in rerank:
                 # what VectorIndex.search scans and re-scores exactly
-                vector_index.RERANK, vector_index.IVF_NPROBE = r, p
+                RERANK, IVF_NPROBE = r, p
                 try:
                     ms, got = time_queries(vi, queries)
                 finally:
-                    vector_index.RERANK, vector_index.IVF_NPROBE = defaults
+                    RERANK, IVF_NPROBE = defaults
                 recall = statistics.mean(
                     len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)
                 )
@@ -149,8 +151,9 @@ def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
 
 
 def sync(rows: int, add: int, workdir: Path, seed: int) -> dict:
-    from indexer.store import FileRecord, ResultRecord, Store
-    from search import vectors
+    from indexer.store.database import Store
+    from indexer.store.records import FileRecord, ResultRecord
+    from search.vectors import cache
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -176,12 +179,12 @@ def sync(rows: int, add: int, workdir: Path, seed: int) -> dict:
                 )
 
     write(0, rows)
-    _, first_s = _timed(lambda: vectors.sync_indexes(db))
+    _, first_s = _timed(lambda: cache.sync_indexes(db))
     write(rows, rows + add)
-    state, update_s = _timed(lambda: vectors.sync_indexes(db))
+    state, update_s = _timed(lambda: cache.sync_indexes(db))
     assert state["bench"]["action"] == "update", state
-    shutil.rmtree(vectors.index_dir(db))
-    state, rebuild_s = _timed(lambda: vectors.sync_indexes(db))
+    shutil.rmtree(cache.index_dir(db))
+    state, rebuild_s = _timed(lambda: cache.sync_indexes(db))
     assert state["bench"]["action"] == "rebuild", state
     return {
         "rows": rows,

@@ -44,10 +44,12 @@ if "--omp-active" not in sys.argv:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from indexer.config import Settings  # noqa: E402
-from indexer.models import cpu_has_bf16  # noqa: E402
-from indexer.pipeline import decode_for_model, index_paths  # noqa: E402
-from indexer.store import FileRecord, ResultRecord, Store  # noqa: E402
-from indexer.walk import content_hash  # noqa: E402
+from indexer.media.walk import content_hash  # noqa: E402
+from indexer.models.loading import cpu_has_bf16  # noqa: E402
+from indexer.run.pipeline import index_paths
+from indexer.run.workers import decode_for_model  # noqa: E402
+from indexer.store.database import Store
+from indexer.store.records import FileRecord, ResultRecord  # noqa: E402
 
 PHONE = (4032, 3024)
 
@@ -128,7 +130,7 @@ class FixedLengthCaptioner:
 
 
 def load_random(model_dir: Path, settings: Settings, tokens: int, typical: bool = True):
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     model = load_model(str(model_dir), settings)
     captioner = FixedLengthCaptioner(model.captioner, tokens, typical)
@@ -176,7 +178,7 @@ def bench_naive(paths: list[Path], model, tokens: int) -> dict:
 
 def bench_decode_ceiling(paths: list[Path], workers: int, size: int) -> dict:
     """Decode + geometry alone in worker processes: how fast the host can feed a model."""
-    from indexer.pipeline import _init_worker, _pool_context
+    from indexer.run.workers import _init_worker, _pool_context
 
     with ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_init_worker) as ex:
         list(ex.map(decode_for_model, [str(paths[0])] * workers, [size] * workers))  # warm up
@@ -295,7 +297,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from indexer.models import read_spec
+    from indexer.models.model_dir import read_spec
 
     work = args.work
     model_dir = work / f"model-{args.arch}"

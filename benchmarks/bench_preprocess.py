@@ -28,8 +28,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexer.decode import decode_image  # noqa: E402
-from indexer.preprocess import REDUCE_GAP, clip_geometry, model_pixels  # noqa: E402
+from indexer.media.decode import decode_image  # noqa: E402
+from indexer.media.preprocess import REDUCE_GAP, clip_geometry, model_pixels  # noqa: E402
 
 S = 224
 PHOTOS = [  # name, sample, width, height, format

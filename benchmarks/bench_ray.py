@@ -33,7 +33,7 @@ import bench_index  # noqa: E402
 from bench_index import bench_decode_ceiling, load_random, make_phone_photos  # noqa: E402
 
 from indexer.config import Settings  # noqa: E402
-from indexer.pipeline import index_paths  # noqa: E402
+from indexer.run.pipeline import index_paths  # noqa: E402
 
 
 def one_run(folder: Path, db: Path, model, settings: Settings) -> dict:
@@ -48,7 +48,7 @@ def one_run(folder: Path, db: Path, model, settings: Settings) -> dict:
 
 def bench_hash(paths: list[Path]) -> dict:
     """The driver's content hash (it reads every new file in full), one thread."""
-    from indexer.walk import content_hash
+    from indexer.media.walk import content_hash
 
     t = time.perf_counter()
     size = sum(p.stat().st_size for p in paths)
@@ -63,7 +63,8 @@ def bench_merge(db: Path, rows: int = 4096, batch: int = 256) -> dict:
     transactions of `batch` rows as merged blocks arrive."""
     import numpy as np
 
-    from indexer.store import FileRecord, ResultRecord, Store
+    from indexer.store.database import Store
+    from indexer.store.records import FileRecord, ResultRecord
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
@@ -97,7 +98,7 @@ def main() -> None:
 
     model_dir = args.work / f"model-{args.arch}"
     if not (model_dir / "imgcap-model.json").exists():
-        from indexer.models import write_random_model
+        from indexer.models.random_weights import write_random_model
 
         write_random_model(model_dir, args.arch)
     paths = make_phone_photos(args.work / "phone", args.images)

@@ -28,8 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.store import FileRecord, ResultRecord, Store, connect_readonly, schema  # noqa: E402
+from indexer.store import schema
+from indexer.store.connection import connect_readonly
+from indexer.store.database import Store
 from indexer.store.merge import merge  # noqa: E402
+from indexer.store.records import FileRecord, ResultRecord  # noqa: E402
 from indexer.store.roots import add_roots, move_root  # noqa: E402
 
 DIM = 512

@@ -58,7 +58,9 @@ def latency(
 ) -> list[dict]:
     import faiss
 
-    from search import vector_index, vectors
+    from search.vectors import cache, index
+    from search.vectors.index import VectorIndex
+    from search.vectors.kinds import HNSW_EF_CONSTRUCTION, HNSW_M
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((2000, DIM), dtype=np.float32)
@@ -67,7 +69,7 @@ def latency(
         data = clustered(n, rng, centres)
         queries = clustered(n_queries, rng, centres)
         ids = np.arange(n, dtype=np.int64)
-        flat = vectors.VectorIndex("bench", "image", vectors._make_index(data, hnsw=False), ids)
+        flat = VectorIndex("bench", "image", cache._make_index(data, hnsw=False), ids)
         ms, exact = time_queries(flat, queries)
         p50, p95 = percentiles(ms)
         rows.append({"n": n, "index": "exact", "p50_ms": p50, "p95_ms": p95, "recall@10": 1.0})
@@ -76,11 +78,11 @@ def latency(
         if not hnsw_too:
             continue
         t = time.perf_counter()
-        hnsw_index = vectors._make_index(data, hnsw=True)
+        hnsw_index = cache._make_index(data, hnsw=True)
         build_s = time.perf_counter() - t
-        hnsw = vectors.VectorIndex("bench", "image", hnsw_index, ids)
-        for ef in ef_search or [vector_index.HNSW_EF_SEARCH]:
-            vector_index.HNSW_EF_SEARCH = ef  # what VectorIndex.search passes as efSearch
+        hnsw = VectorIndex("bench", "image", hnsw_index, ids)
+        for ef in ef_search or [index.HNSW_EF_SEARCH]:
+            index.HNSW_EF_SEARCH = ef  # what VectorIndex.search passes as efSearch
             ms, got = time_queries(hnsw, queries)
             recall = float(
                 np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact, strict=True)])
@@ -89,7 +91,7 @@ def latency(
             rows.append(
                 {
                     "n": n,
-                    "index": f"hnsw M={vectors.HNSW_M} efC={vectors.HNSW_EF_CONSTRUCTION} efS={ef}",
+                    "index": f"hnsw M={HNSW_M} efC={HNSW_EF_CONSTRUCTION} efS={ef}",
                     "p50_ms": p50,
                     "p95_ms": p95,
                     "recall@10": recall,
@@ -111,7 +113,8 @@ WORDS = (
 
 def make_db(workdir: Path, n: int, model: str, seed: int) -> Path:
     """n photo files (empty files: only their existence matters) + results with random vectors."""
-    from indexer.store import FileRecord, ResultRecord, Store
+    from indexer.store.database import Store
+    from indexer.store.records import FileRecord, ResultRecord
 
     db_path = workdir / "photos.db"
     if db_path.exists():
@@ -194,7 +197,7 @@ def _children_cpu() -> float:
 
 
 def cold(photos: int, workdir: Path, runs: int, seed: int) -> dict:
-    from indexer.models import write_random_model
+    from indexer.models.random_weights import write_random_model
 
     workdir.mkdir(parents=True, exist_ok=True)
     model_dir = workdir / "model"

@@ -57,7 +57,8 @@ def add_big_jpegs(workdir: Path, db: Path, model: str, count: int) -> list[str]:
     """`count` 12 MP JPEGs indexed into db (random vectors); returns their paths."""
     from PIL import Image
 
-    from indexer.store import FileRecord, ResultRecord, Store
+    from indexer.store.database import Store
+    from indexer.store.records import FileRecord, ResultRecord
 
     folder = workdir / "big"
     folder.mkdir(exist_ok=True)
@@ -113,7 +114,7 @@ class Server:
 
 
 def run(photos: int, workdir: Path, n_queries: int, big: int, cold_runs: int, seed: int) -> dict:
-    from indexer.models import write_random_model
+    from indexer.models.random_weights import write_random_model
 
     workdir.mkdir(parents=True, exist_ok=True)
     model_dir = workdir / "model"

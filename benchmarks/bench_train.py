@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from indexer.config import Settings  # noqa: E402
-from indexer.models import cpu_has_bf16, load_model, resolve_dtype, write_random_model  # noqa: E402
-from indexer.train import caption_loss, make_batch  # noqa: E402
+from indexer.models.loading import cpu_has_bf16, load_model, resolve_dtype  # noqa: E402
+from indexer.models.random_weights import write_random_model  # noqa: E402
+from indexer.train.recipe import caption_loss, make_batch  # noqa: E402
 
 COCO_TRAIN_CAPTIONS = 566_747
 
@@ -94,7 +95,7 @@ def feature_caching(model, n: int, tmp: Path) -> float:
     import numpy as np
     from PIL import Image
 
-    from indexer.features import FeatureCache, compute_features
+    from indexer.train.features import FeatureCache, compute_features
 
     rng = np.random.default_rng(0)
     paths = []
@@ -117,8 +118,8 @@ def scst_steps(net, tokenizer, device, dtype, args) -> float:
     """Median seconds per SCST step on random features (after one warm-up step)."""
     import contextlib
 
-    from indexer.ptb_tokenizer import tokenize
-    from indexer.scst import Reward, leave_one_out_advantage, policy_for, policy_loss
+    from indexer.train.ptb import tokenize
+    from indexer.train.scst import Reward, leave_one_out_advantage, policy_for, policy_loss
 
     net.requires_grad_(True)
     net.train()
@@ -166,11 +167,12 @@ def world_comparison(device: str) -> None:
     import re
     import shutil
 
-    from indexer.metrics import cider_d
-    from indexer.models import write_tiny_model
-    from indexer.ptb_tokenizer import tokenize
-    from indexer.synthetic import generate_scenes, teach_clip, write_dataset
-    from indexer.train import TrainConfig, train
+    from indexer.models.random_weights import write_tiny_model
+    from indexer.train.loop import train
+    from indexer.train.metrics import cider_d
+    from indexer.train.ptb import tokenize
+    from indexer.train.recipe import TrainConfig
+    from indexer.train.synthetic import generate_scenes, teach_clip, write_dataset
 
     settings = Settings(device=device)
     size, ce_epochs, scst_epochs = 64, 10, 6

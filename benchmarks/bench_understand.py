@@ -88,9 +88,9 @@ def main() -> None:
 
     from bench_search import make_db
 
-    from indexer.models import write_random_model
-    from indexer.places import refresh_places
-    from indexer.store import Store
+    from indexer.metadata.places import refresh_places
+    from indexer.models.random_weights import write_random_model
+    from indexer.store.database import Store
 
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from video_factory import scene  # noqa: E402
 
 from indexer.config import Settings  # noqa: E402
-from indexer.video import select_keyframes  # noqa: E402
+from indexer.media.video import select_keyframes  # noqa: E402
 
 CLIPS = {
     # name: (width, height, fps, seconds, seconds between cuts, GOP in frames or None: x264's)

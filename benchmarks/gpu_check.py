@@ -90,7 +90,7 @@ class Check:
 
     def model(self):
         """The model of the speed figures: full-size random weights, or tiny with --smoke."""
-        from indexer.models import write_random_model, write_tiny_model
+        from indexer.models.random_weights import write_random_model, write_tiny_model
 
         if self.model_dir is None:
             if self.smoke:
@@ -143,7 +143,7 @@ def stage_caption(c: Check) -> None:
     import torch
 
     from indexer.config import Settings
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     a = c.args
     model = load_model(str(c.model()), Settings(device=a.device, precision=a.precision))
@@ -199,7 +199,7 @@ def stage_caption(c: Check) -> None:
     # What the host-sync policy is worth: with the real stop token (random weights rarely
     # produce it, so still ~--tokens tokens), checking for finished captions at every step (the
     # old behaviour) against the default interval.
-    from indexer.captioner import greedy_decode
+    from indexer.models.clipcap import greedy_decode
 
     feats = torch.randn(bs, dim, generator=g)
     with cap._autocast():
@@ -350,7 +350,7 @@ def stage_training(c: Check) -> None:
     from bench_train import train_steps
 
     from indexer.config import Settings
-    from indexer.models import load_model, resolve_dtype
+    from indexer.models.loading import load_model, resolve_dtype
 
     a = c.args
     model = load_model(str(c.model()), Settings(device=a.device, precision="fp32"))

@@ -25,10 +25,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from indexer import store
 from indexer.config import Settings
 from indexer.errors import ImgcapError, UsageError
-from indexer.store import FileFilter, photos
+from indexer.store import photos
+from indexer.store.connection import connect_readonly
+from indexer.store.queries import FileFilter, export_rows
 
 # source: "user" when a person wrote the caption (imgcap serve, caption-set), else "generated".
 COLUMNS = (
@@ -154,14 +155,14 @@ def iter_export(
     flt: FileFilter,
     keyframes: bool = False,
 ) -> Iterator:
-    from search.query import resolve_model
+    from search.query_encoder import resolve_model
 
-    conn = store.connect_readonly(db_path)
+    conn = connect_readonly(db_path)
     try:
         name = resolve_model(conn, model, settings)
         edited = photos.edited_result_ids(conn, name)
         batch: list[dict[str, Any]] = []
-        for row in _per_video(store.export_rows(conn, name, flt), edited, keyframes):
+        for row in _per_video(export_rows(conn, name, flt), edited, keyframes):
             batch.append(export_row(row))
             if len(batch) >= 500:
                 yield from _tagged(conn, batch)

@@ -31,10 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from indexer import store
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import FileFilter, photo_tags, places
+from indexer.store import photo_tags, places
+from indexer.store.connection import connect_readonly
+from indexer.store.queries import (
+    FileFilter,
+    files_for_results,
+    filtered_result_ids,
+    keyword_matches,
+    keyword_subset,
+)
 from search.query_encoder import (  # noqa: F401 - re-exported: tests patch query.load_encoder
     NEGATIVE_WEIGHT,
     EncoderLoader,
@@ -189,7 +196,7 @@ def search_understood(
         req = replace(req, text=" ".join(filter_only))
     _validate(req)
     encoder_loader = encoder_loader or load_encoder
-    conn = store.connect_readonly(db_path)
+    conn = connect_readonly(db_path)
     try:
         got = None
         if req.understand and (req.text or "").strip():
@@ -232,16 +239,16 @@ def _search(
         return []  # indexed before tags were read: no photo has any yet
     if req.filters.place and not places.exists(conn):
         return []  # indexed before places were named: no photo has one yet
-    allowed = store.filtered_result_ids(conn, model, req.filters) if req.filters.active else None
+    allowed = filtered_result_ids(conn, model, req.filters) if req.filters.active else None
     if allowed is not None and len(allowed) == 0:
         return []
 
     indexes: dict = {}
     q = searched = None
     if vector_signals:
-        from search import vectors
+        from search.vectors import cache
 
-        indexes = vectors.load_model(db_path, conn, model, settings.vector_memory_gb)
+        indexes = cache.load_model(db_path, conn, model, settings.vector_memory_gb)
         # Load by what the user named (a model directory's stored name is not a path).
         source = model_source(conn, model, req.model, settings)
         q, searched = query_vectors(req, source, settings, encoder_loader)
@@ -265,9 +272,9 @@ def _search(
         exhausted = True
         for s in signals:
             if s == "keyword":
-                found = store.keyword_matches(conn, model, kw, depth, req.filters)
+                found = keyword_matches(conn, model, kw, depth, req.filters)
                 if neg_kw and found:
-                    bad = store.keyword_subset(conn, neg_kw, [i for i, _ in found])
+                    bad = keyword_subset(conn, neg_kw, [i for i, _ in found])
                     # Push down, not out: matches of --not go after every other keyword match.
                     found = sorted(found, key=lambda x: x[0] in bad)  # stable sort
             else:
@@ -328,7 +335,7 @@ def _fuse_and_expand(
         exact = {s: indexes[s].scores(q, ids) for s in lists if s in indexes}
 
     by_result: dict[int, list[dict[str, Any]]] = {}
-    for row in store.files_for_results(conn, order, req.filters):
+    for row in files_for_results(conn, order, req.filters):
         by_result.setdefault(row["result_id"], []).append(row)
     # Tags are per photo, results per content: in a keyword search a copy whose caption
     # doesn't match is shown only if its own tags or description do.
@@ -340,7 +347,7 @@ def _fuse_and_expand(
         own_match = photo_tags.matching_paths(conn, kw, paths)
         own_match |= places.matching_paths(conn, kw, paths)  # a photo's place is its own too
         if req.mode == "keyword":
-            tags_only = set(order) - store.keyword_subset(conn, kw, order)
+            tags_only = set(order) - keyword_subset(conn, kw, order)
 
     hits: list[Hit] = []
     shown_videos: set[str] = set()  # a video is shown once, at its best keyframe (first in order)

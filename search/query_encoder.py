@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import store
 from indexer.config import Settings
 from indexer.errors import ModelNotAvailableError, StoreError, UsageError
+from indexer.store.queries import model_sources, models_with_results
 
 NEGATIVE_WEIGHT = 1.0  # query vector = q - w * negative (as rclip does): both unit length
 
@@ -42,7 +42,8 @@ def load_encoder(model: str, settings: Settings) -> TextImageEncoder:
 
 class _QueryEncoder:
     def __init__(self, model: str, settings: Settings):
-        from indexer.models import read_spec, resolve_model_dir
+        from indexer.models.loading import resolve_model_dir
+        from indexer.models.model_dir import read_spec
         from search.text_encoder import load_text_encoder
 
         self.model, self.settings = model, settings
@@ -55,7 +56,7 @@ class _QueryEncoder:
 
     def _torch_encoder(self):
         if self._torch is None:
-            from indexer.models import load_model
+            from indexer.models.loading import load_model
 
             self._torch = load_model(self.model, self.settings, captioner=False).encoder
         return self._torch
@@ -90,7 +91,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Settings) -> str:
     """The stored model name to search. An explicit name (or model directory) must have results;
     without one, the settings' model if it has results, else the model with the most results."""
-    indexed = store.models_with_results(conn)
+    indexed = models_with_results(conn)
     if not indexed:
         raise StoreError("the index is empty: run `imgcap index PATH` first")
     if requested is None:
@@ -98,7 +99,7 @@ def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Set
         return wanted if wanted in indexed else indexed[0]
     if requested in indexed:
         return requested
-    from indexer.models import is_model_dir, read_spec
+    from indexer.models.model_dir import is_model_dir, read_spec
 
     if is_model_dir(requested):
         name = read_spec(Path(requested).expanduser())["name"]
@@ -111,7 +112,7 @@ def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Set
 
 def _stored_name(name_or_dir: str) -> str:
     """The name results are stored under for a registry name or a model directory."""
-    from indexer.models import is_model_dir, read_spec
+    from indexer.models.model_dir import is_model_dir, read_spec
 
     if is_model_dir(name_or_dir):
         return read_spec(Path(name_or_dir).expanduser())["name"]
@@ -128,10 +129,10 @@ def model_source(
         return requested
     if settings.model != model and _stored_name(settings.model) == model:
         return settings.model
-    source = store.model_sources(conn).get(model)
+    source = model_sources(conn).get(model)
     if source is None or not os.path.isabs(source):
         return source or model
-    from indexer.models import is_model_dir
+    from indexer.models.model_dir import is_model_dir
 
     if not is_model_dir(source):
         raise ModelNotAvailableError(
@@ -148,7 +149,7 @@ def query_vectors(
     --not subtracts its text vector from the searched one (inner product is linear, so that is
     the same as ranking by cos(q) - w * cos(neg))."""
     if req.like is not None:
-        from indexer.decode import check_header
+        from indexer.media.decode import check_header
 
         # Refuse a FIFO, a non-image or an over-cap photo from its header, before the model loads.
         check_header(req.like, settings.max_pixels_for(1))
@@ -163,7 +164,7 @@ def query_vectors(
     if req.text and req.text.strip():
         parts.append(_unit(np.asarray(encoder.encode_texts([req.text.strip()]))[0]))
     if req.like is not None:
-        from indexer.preprocess import encoder_tensor, model_pixels
+        from indexer.media.preprocess import encoder_tensor, model_pixels
 
         size = getattr(encoder, "image_size", 224)
         _, px = model_pixels(req.like, size, settings.resize, settings.max_pixels_for(1))

@@ -10,19 +10,20 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from indexer import store
+from indexer.store.connection import connect_readonly
+from indexer.store.queries import model_sources, status_counts
 
 
 def status(db_path: Path) -> dict[str, Any]:
     """Everything `imgcap status` shows, as plain data (nothing is built or written)."""
-    from search import vectors
+    from search.vectors.cache import cache_state, index_dir
 
     db_path = Path(db_path)
-    conn = store.connect_readonly(db_path)
+    conn = connect_readonly(db_path)
     try:
-        counts = store.status_counts(conn)
-        cache = vectors.cache_state(db_path, conn)
-        sources = store.model_sources(conn)
+        counts = status_counts(conn)
+        cache = cache_state(db_path, conn)
+        sources = model_sources(conn)
     finally:
         conn.close()
     size = sum(
@@ -30,7 +31,7 @@ def status(db_path: Path) -> dict[str, Any]:
         for p in (db_path, Path(str(db_path) + "-wal"))
         if p.is_file()  # the WAL holds commits not yet checkpointed into the main file
     )
-    cache_dir = vectors.index_dir(db_path)
+    cache_dir = index_dir(db_path)
     cache_size = sum(p.stat().st_size for p in cache_dir.glob("*") if p.is_file())
     models = {
         # source: the model directory (or registry name) a search loads; None before schema 2

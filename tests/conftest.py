@@ -28,7 +28,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random model directory (seed 0, name 'tiny-0')."""
-    from indexer.models import write_tiny_model
+    from indexer.models.random_weights import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny0") / "model", seed=0)
 
@@ -36,7 +36,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir_b(tmp_path_factory) -> Path:
     """A second tiny model (seed 1, name 'tiny-1'), for model-switch scenarios."""
-    from indexer.models import write_tiny_model
+    from indexer.models.random_weights import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny1") / "model", seed=1)
 
@@ -45,6 +45,6 @@ def tiny_model_dir_b(tmp_path_factory) -> Path:
 def tiny_model(tiny_model_dir):
     """The tiny model loaded on the CPU (shared: don't mutate its weights)."""
     from indexer.config import Settings
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     return load_model(str(tiny_model_dir), Settings(device="cpu"))

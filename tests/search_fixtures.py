@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from indexer.store import FileRecord, ResultRecord, Store
+from indexer.store.database import Store
+from indexer.store.records import FileRecord, ResultRecord
 
 DIM = 64
 MODEL = "fake-clip"
@@ -80,7 +81,7 @@ def write_image(path: Path, seed: int) -> None:
 
 def image_vec_of_file(path: Path) -> np.ndarray:
     """The image vector `imgcap index` would store for `path` with FakeEncoder."""
-    from indexer.preprocess import encoder_tensor, model_pixels
+    from indexer.media.preprocess import encoder_tensor, model_pixels
 
     enc = FakeEncoder()
     _, px = model_pixels(path, enc.image_size)

@@ -9,7 +9,7 @@ from search_fixtures import FakeEncoder, Photo, make_db
 from starlette.testclient import TestClient
 
 from indexer.config import Settings
-from search.server import create_app
+from search.web.server import create_app
 
 BASE = "http://127.0.0.1:8765"
 

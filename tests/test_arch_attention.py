@@ -12,14 +12,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cli
-from indexer.attention_map import COLUMNS, LABEL, AttentionCaption, _words, render
+from indexer.models.attention_map import COLUMNS, LABEL, AttentionCaption, _words, render
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def sat_dir(tmp_path_factory) -> Path:
-    from indexer.lstm_captioner import write_tiny_lstm_model
+    from indexer.models.lstm import write_tiny_lstm_model
 
     return write_tiny_lstm_model(tmp_path_factory.mktemp("sat") / "m", "show-attend-tell")
 
@@ -34,8 +34,8 @@ def photo(tmp_path_factory) -> Path:
 
 
 def test_attention_png_has_one_tile_per_word_and_the_same_caption(sat_dir, photo, tmp_path):
-    from indexer.attention_map import attention_caption
     from indexer.config import Settings
+    from indexer.models.attention_map import attention_caption
 
     out = tmp_path / "att.png"
     r = runner.invoke(cli.app, ["caption", str(photo), "--model", str(sat_dir), "--device",
@@ -91,7 +91,7 @@ def test_word_pieces_share_one_map():
 
 
 def test_models_without_attention_are_refused(tiny_model_dir, photo, tmp_path):
-    from indexer.lstm_captioner import write_tiny_lstm_model
+    from indexer.models.lstm import write_tiny_lstm_model
 
     out = tmp_path / "att.png"
     r = runner.invoke(cli.app, ["caption", str(photo), "--model", str(tiny_model_dir),

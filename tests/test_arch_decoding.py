@@ -8,14 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from indexer.lstm_captioner import (
-    IGNORE_INDEX,
-    LstmCaptionNet,
-    LstmConfig,
-    beam_decode,
-    greedy_decode,
-    lstm_loss,
-)
+from indexer.models.lstm import IGNORE_INDEX, LstmCaptionNet, LstmConfig, lstm_loss
+from indexer.models.lstm_decoding import beam_decode, greedy_decode
 
 STOP = 13
 V, D, N, C = 40, 12, 9, 10  # vocabulary, global feature, grid cells, grid width
@@ -126,7 +120,7 @@ def test_batched_beam_search_equals_naive_beam_search(arch, beams):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_batch_size_does_not_change_captions(arch):
     """Through the captioner (float32, as used): one batch of 7 == seven batches of 1."""
-    from indexer.lstm_captioner import LstmCaptioner
+    from indexer.models.lstm import LstmCaptioner
 
     net = _net(arch).float()
     tok = _FakeTokenizer()
@@ -143,7 +137,7 @@ def test_batch_size_does_not_change_captions(arch):
 
 def test_show_attend_tell_refuses_to_caption_without_the_grid():
     from indexer.errors import ModelFormatError
-    from indexer.lstm_captioner import LstmCaptioner
+    from indexer.models.lstm import LstmCaptioner
 
     cap = LstmCaptioner(
         _net(ARCHS[1]).float(), _FakeTokenizer(), torch.device("cpu"), torch.float32

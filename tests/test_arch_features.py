@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from indexer.features import FeatureCache, compute_features
+from indexer.train.features import FeatureCache, compute_features
 
 
 class CountingEncoder:

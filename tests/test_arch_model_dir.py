@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 import cli
 from indexer.config import Settings
 from indexer.errors import ModelFormatError
-from indexer.models import load_model, read_spec
+from indexer.models.loading import load_model
+from indexer.models.model_dir import read_spec
 
 ARCHS = ("show-and-tell", "show-attend-tell")
 runner = CliRunner()
@@ -24,7 +25,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory) -> dict[str, Path]:
-    from indexer.lstm_captioner import write_tiny_lstm_model
+    from indexer.models.lstm import write_tiny_lstm_model
 
     root = tmp_path_factory.mktemp("lstm-models")
     return {arch: write_tiny_lstm_model(root / arch, arch, seed=0) for arch in ARCHS}
@@ -42,7 +43,7 @@ def photos(tmp_path_factory) -> Path:
 
 def _direct_caption(model_dir: Path, path: Path) -> str:
     """The caption computed straight through the library (no CLI, no batching)."""
-    from indexer.decode import decode_image
+    from indexer.media.decode import decode_image
 
     model = load_model(str(model_dir), Settings(device="cpu"))
     enc = model.encoder
@@ -54,7 +55,7 @@ def _direct_caption(model_dir: Path, path: Path) -> str:
 # ------------------------------------------------------------------------------------- spec
 @pytest.mark.parametrize("arch", ARCHS)
 def test_spec_names_the_architecture_and_loads(model_dirs, arch):
-    from indexer.lstm_captioner import LstmCaptioner
+    from indexer.models.lstm import LstmCaptioner
 
     spec = read_spec(model_dirs[arch])
     assert spec["arch"] == arch and "clipcap" not in spec
@@ -123,7 +124,7 @@ def test_vit_grid_comes_from_the_same_pass_as_the_pooled_feature(model_dirs):
 def test_resnet_grid_is_the_last_spatial_map():
     import open_clip
 
-    from indexer.encoder import visual_with_grid
+    from indexer.models.clip import visual_with_grid
 
     torch.manual_seed(0)
     clip = open_clip.CLIP(
@@ -157,7 +158,7 @@ def test_caption_command(model_dirs, photos, arch):
 def test_index_search_and_serve(model_dirs, photos, tmp_path, arch):
     from starlette.testclient import TestClient
 
-    from search.server import create_app
+    from search.web.server import create_app
 
     model = str(model_dirs[arch])
     db = tmp_path / "lib.db"
@@ -180,7 +181,7 @@ def test_index_search_and_serve(model_dirs, photos, tmp_path, arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_eval_command(model_dirs, tmp_path, arch):
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "data", 4, seed=0, fmt="coco", size=64, layout="centred")
     r = runner.invoke(cli.app, ["eval", str(data), "--model", str(model_dirs[arch]), "--split",

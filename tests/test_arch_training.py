@@ -28,8 +28,8 @@ ARCHS = tuple(EPOCHS)
 def world(tmp_path_factory):
     import torch
 
-    from indexer.models import write_tiny_model
-    from indexer.synthetic import generate_scenes, teach_clip, write_dataset
+    from indexer.models.random_weights import write_tiny_model
+    from indexer.train.synthetic import generate_scenes, teach_clip, write_dataset
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -66,8 +66,8 @@ def _held_out_accuracy(model_dir: Path, beams: int = 1) -> tuple[float, list]:
     import torch
 
     from indexer.config import Settings
-    from indexer.models import load_model
-    from indexer.synthetic import generate_scenes
+    from indexer.models.loading import load_model
+    from indexer.train.synthetic import generate_scenes
 
     scenes = generate_scenes(N_HELD_OUT, seed=1, size=SIZE, layout=LAYOUT)
     model = load_model(str(model_dir), Settings(device="cpu"))
@@ -84,7 +84,7 @@ def _held_out_accuracy(model_dir: Path, beams: int = 1) -> tuple[float, list]:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_held_out_scenes_get_the_right_colour_and_shape(world, arch):
-    from indexer.models import read_spec
+    from indexer.models.model_dir import read_spec
 
     out = _train(world, arch)
     spec = read_spec(out)
@@ -129,7 +129,8 @@ def test_clipcap_options_are_refused_for_lstm_archs(world, tmp_path):
 def test_same_command_again_resumes_nothing_left(world, tmp_path):
     """A finished show-attend-tell run, run again: resumed at its end, features from the cache."""
     from indexer.config import Settings
-    from indexer.train import TrainConfig, train
+    from indexer.train.loop import train
+    from indexer.train.recipe import TrainConfig
 
     out = shutil.copytree(_train(world, "show-attend-tell"), tmp_path / "again")
     cfg = TrainConfig(data=world["data"], out=out, base=str(world["seeing"]),
@@ -144,8 +145,9 @@ def test_same_command_again_resumes_nothing_left(world, tmp_path):
 def test_scst_fine_tunes_an_lstm_captioner(world, tmp_path, arch):
     """SCST runs on the LSTM's own policy (sample/greedy) and publishes the same architecture."""
     from indexer.config import Settings
-    from indexer.models import read_spec
-    from indexer.train import TrainConfig, train
+    from indexer.models.model_dir import read_spec
+    from indexer.train.loop import train
+    from indexer.train.recipe import TrainConfig
 
     start = _train(world, arch)
     cfg = TrainConfig(data=world["data"], out=tmp_path / "scst", base=str(start), scst=True,
@@ -160,12 +162,13 @@ def test_scst_fine_tunes_an_lstm_captioner(world, tmp_path, arch):
 def test_lstm_from_scratch_needs_no_gpt2_weights(tiny_model_dir, tmp_path, monkeypatch):
     """Without --from, an LSTM run takes the default model's CLIP and tokenizer only: GPT-2's
     hub weights (ClipCap's from-scratch base) are never fetched."""
-    import indexer.models
-    import indexer.train_base
+    import indexer.models.loading
+    import indexer.train.base
     from indexer.config import Settings
-    from indexer.models import read_spec
-    from indexer.synthetic import write_dataset
-    from indexer.train import TrainConfig, train
+    from indexer.models.model_dir import read_spec
+    from indexer.train.loop import train
+    from indexer.train.recipe import TrainConfig
+    from indexer.train.synthetic import write_dataset
 
     def hub_file(entry, f, settings, download):  # the default model's files, from the tiny one
         part = "clip" if f in entry.clip_files else "tokenizer"
@@ -174,8 +177,8 @@ def test_lstm_from_scratch_needs_no_gpt2_weights(tiny_model_dir, tmp_path, monke
     def no_gpt2(net, settings):
         raise AssertionError("GPT-2's weights were asked for")
 
-    monkeypatch.setattr(indexer.models, "_hub_file", hub_file)
-    monkeypatch.setattr(indexer.train_base, "load_hub_gpt2", no_gpt2)
+    monkeypatch.setattr(indexer.models.loading, "_hub_file", hub_file)
+    monkeypatch.setattr(indexer.train.base, "load_hub_gpt2", no_gpt2)
     data = write_dataset(tmp_path / "data", 8, seed=0, fmt="csv", size=SIZE, layout=LAYOUT)
     cfg = TrainConfig(data=data, out=tmp_path / "st", arch="show-and-tell", epochs=1, lr=LR)
     result = train(cfg, Settings(device="cpu"))

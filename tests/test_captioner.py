@@ -8,7 +8,8 @@ import pytest
 import torch
 from naive_clipcap import naive_beam, naive_greedy
 
-from indexer.captioner import (
+from indexer.errors import ModelFormatError
+from indexer.models.clipcap import (
     GPT2_SMALL,
     Captioner,
     ClipCapConfig,
@@ -19,8 +20,8 @@ from indexer.captioner import (
     greedy_decode,
     load_clipcap,
 )
-from indexer.errors import ModelFormatError
-from indexer.models import TINY_GPT2, published_state_dict
+from indexer.models.model_dir import published_state_dict
+from indexer.models.random_weights import TINY_GPT2
 
 STOP = 13  # "." in GPT-2 BPE and in the tiny tokenizer
 

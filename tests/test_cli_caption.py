@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from cli import app
 from indexer.config import Settings
-from indexer.decode import decode_image
-from indexer.models import load_model
+from indexer.media.decode import decode_image
+from indexer.models.loading import load_model
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 runner = CliRunner()
@@ -116,7 +116,7 @@ def test_offline_hub_model_gives_a_clear_message(photos, tmp_path):
 
 def test_unreachable_hub_is_a_clear_message_too(photos, tmp_path, monkeypatch):
     """Not offline by flag, but the network is down: same message, no retry storm."""
-    import indexer.models as models
+    import indexer.models.loading as models
 
     monkeypatch.setattr(
         models, "_hub_unreachable", lambda: "cannot reach huggingface.co:443 (test)"

@@ -15,8 +15,10 @@ from search_fixtures import Photo, fake_loader, make_db
 from typer.testing import CliRunner
 
 import cli
-from indexer.store import FailureRecord, Store
-from search import output, query
+from indexer.store.database import Store
+from indexer.store.records import FailureRecord
+from search import query
+from search.cli import output
 
 HOSTILE = "bad\x1b]0;pwned\x07name\nline\rcr.png"  # retitles the terminal, splits lines
 

@@ -11,7 +11,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli import app
-from indexer.store import Store, writer_lock
+from indexer.store.database import Store
+from indexer.store.lock import writer_lock
 
 runner = CliRunner()
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -54,7 +55,7 @@ def test_index_json_summary_then_nothing_to_do(folder, tiny_model_dir, tmp_path)
     with Store.open(db, create=False) as store:
         assert store.counts() == {"files": 3, "results": 3, "failures": 2}
     # The FAISS cache was brought up to date at the end of the run.
-    from search.vectors import sync_indexes
+    from search.vectors.cache import sync_indexes
 
     assert all(not m["rebuilt"] and m["fresh"] for m in sync_indexes(db).values())
 

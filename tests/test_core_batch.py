@@ -7,14 +7,8 @@ import pytest
 from PIL import Image
 
 from indexer.config import Settings
-from indexer.core import (
-    DecodedItem,
-    DecodeFailure,
-    decode,
-    items_from_task,
-    process_batch,
-)
-from indexer.runner import ModelRunner
+from indexer.run.runner import ModelRunner
+from indexer.run.work import DecodedItem, DecodeFailure, decode, items_from_task, process_batch
 
 SETTINGS = Settings(device="cpu", max_tokens=6)
 
@@ -94,7 +88,7 @@ def test_runner_batched_equals_unbatched(tmp_path, tiny_model, batch_size):
 
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_decode_follows_the_runs_resize_mode(tmp_path, mode):
-    from indexer.workers import decode_for_model
+    from indexer.run.workers import decode_for_model
 
     p = tmp_path / "big.jpg"
     rng = np.random.default_rng(1)

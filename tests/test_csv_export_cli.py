@@ -5,7 +5,7 @@ from __future__ import annotations
 from search_fixtures import Photo, make_db
 from typer.testing import CliRunner
 
-from indexer.store import Store
+from indexer.store.database import Store
 
 
 def _export(*args: str):

@@ -9,7 +9,8 @@ import re
 
 from typer.testing import CliRunner
 
-from indexer.store import FailureRecord, Store
+from indexer.store.database import Store
+from indexer.store.records import FailureRecord
 from search.export import unneutralise
 
 NAMES = ["carriage\rreturn.jpg", "=1+1.jpg", "line\n@SUM(A1).jpg"]

@@ -12,7 +12,7 @@ from search_fixtures import Photo, make_db
 
 from indexer.config import Settings
 from indexer.errors import ImgcapError, StoreError, UsageError
-from indexer.store import Store
+from indexer.store.database import Store
 from search.export import csv_line, export, neutralise, read_export, unneutralise, write_csv
 
 SETTINGS = Settings()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from indexer.datasets import (
+from indexer.errors import UsageError
+from indexer.train.datasets import (
     Example,
     detect_format,
     load_dataset,
@@ -17,7 +18,6 @@ from indexer.datasets import (
     read_folder,
     write_examples,
 )
-from indexer.errors import UsageError
 
 
 def png(path: Path) -> Path:

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 import cli
 from indexer.config import Settings
 from indexer.errors import StoreError
-from indexer.pipeline import index_paths
-from indexer.store import Store
+from indexer.run.pipeline import index_paths
+from indexer.store.database import Store
 
 N_PHOTOS = 24
 BATCH = 12  # rows of ~330 bytes: a second batch cannot fit in the pages the first left
@@ -115,7 +115,7 @@ def test_no_space_for_the_lock_file(tmp_path, monkeypatch):
 
     import filelock
 
-    from indexer.store import writer_lock
+    from indexer.store.lock import writer_lock
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import cli
 from indexer.errors import StoreError
-from indexer.store import lock_path, writer_lock
+from indexer.store.lock import lock_path, writer_lock
 
 
 def test_symlinked_db_shares_the_lock_of_its_target(tmp_path):

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 import cli
 from indexer.config import Settings
 from indexer.errors import ModelNotAvailableError
-from indexer.pipeline import index_paths
-from indexer.store import connect_readonly, model_sources
+from indexer.run.pipeline import index_paths
+from indexer.store.connection import connect_readonly
+from indexer.store.queries import model_sources
 from search.query import SearchRequest, search
 
 

@@ -22,10 +22,14 @@ from typer.testing import CliRunner
 import cli
 from indexer.config import Settings
 from indexer.errors import StoreError
-from indexer.store import Store, connect_readonly, connection, writer_lock
-from search import query, vectors
+from indexer.store import connection
+from indexer.store.connection import connect_readonly
+from indexer.store.database import Store
+from indexer.store.lock import writer_lock
+from search import query
 from search.query import SearchRequest
 from search.status import status
+from search.vectors import cache
 
 PHOTOS = [Photo("a/dog.png", "a dog on a park bench"), Photo("b/car.png", "a red car")]
 
@@ -54,10 +58,10 @@ def read_only_medium(monkeypatch):
 
     monkeypatch.setattr(connection, "_open_uri", open_uri)
     monkeypatch.setattr(filelock.FileLock, "acquire", _erofs)
-    monkeypatch.setattr(vectors, "_write_atomic", _erofs)
-    monkeypatch.setattr(vectors, "_warned", set())
+    monkeypatch.setattr(cache, "_write_atomic", _erofs)
+    monkeypatch.setattr(cache, "_warned", set())
     warnings: list[str] = []
-    monkeypatch.setattr(vectors, "warn", warnings.append)
+    monkeypatch.setattr(cache, "warn", warnings.append)
     return warnings
 
 
@@ -68,7 +72,7 @@ def test_read_only_database_is_searchable_from_memory(db, read_only_medium):
         assert hits[0].path.endswith("dog.png")
     assert len(read_only_medium) == 1, "warned once, not per search"
     assert "read-only" in read_only_medium[0] and "from memory" in read_only_medium[0]
-    assert not list(vectors.index_dir(db).glob("*")), "nothing written"
+    assert not list(cache.index_dir(db).glob("*")), "nothing written"
     info = status(db)
     assert info["files"] == 2 and info["models"]["fake-clip"]["index"]["state"] == "missing"
     with Store.open(db, create=False) as store:  # `imgcap failures` reads through this
@@ -117,14 +121,14 @@ def test_full_disk_while_saving_the_cache_searches_from_memory(db, monkeypatch, 
         )
 
     monkeypatch.setattr(faiss, "write_index", full)
-    monkeypatch.setattr(vectors, "_warned", set())
+    monkeypatch.setattr(cache, "_warned", set())
     settings = Settings(db_path=db)
     for _ in range(2):
         hits = query.search(db, SearchRequest(text="car"), settings, fake_loader())
         assert hits[0].path.endswith("car.png")
     err = capsys.readouterr().err
     assert err.count("Warning:") == 1 and "disk is full" in err and "from memory" in err
-    assert not any(p.suffix == ".tmp" for p in vectors.index_dir(db).glob("*"))
+    assert not any(p.suffix == ".tmp" for p in cache.index_dir(db).glob("*"))
 
 
 def _mount_read_only(src, dst) -> bool:
@@ -145,7 +149,7 @@ def test_real_read_only_mount(db, tmp_path, monkeypatch):
         conn = connect_readonly(ro_db)  # mode=ro fails here for real; immutable=1 works
         assert conn.execute("SELECT count(*) FROM files").fetchone()[0] == 2
         conn.close()
-        monkeypatch.setattr(vectors, "_warned", set())
+        monkeypatch.setattr(cache, "_warned", set())
         hits = query.search(
             ro_db, SearchRequest(text="dog"), Settings(db_path=ro_db), fake_loader()
         )

@@ -11,16 +11,11 @@ from typer.testing import CliRunner
 
 from cli import app
 from indexer.errors import StoreError
-from indexer.store import (
-    SCHEMA_VERSION,
-    FileRecord,
-    ResultRecord,
-    Store,
-    connect_readonly,
-    migrations,
-    model_sources,
-)
-from indexer.store.schema import APPLICATION_ID
+from indexer.store.connection import connect_readonly
+from indexer.store.database import Store
+from indexer.store.queries import model_sources
+from indexer.store.records import FileRecord, ResultRecord
+from indexer.store.schema import APPLICATION_ID, SCHEMA_VERSION, migrations
 
 
 def _write_one(store: Store, h: str = "h1") -> None:

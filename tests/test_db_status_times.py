@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from indexer.store import Store
+from indexer.store.database import Store
 from search.status import duration, local_time
 
 NOW = dt.datetime(2026, 12, 3, 8, 38, 30, tzinfo=dt.UTC)

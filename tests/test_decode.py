@@ -11,8 +11,8 @@ import pytest
 from photo_factory import BIG_JPEG, GRADIENT_TIFF, PHONE_EXIF, make_photo_folder
 from PIL import Image, ImageFile
 
-from indexer.decode import DecodedImage, decode_image
 from indexer.errors import BadImageError
+from indexer.media.decode import DecodedImage, decode_image
 
 
 @pytest.fixture(scope="module")

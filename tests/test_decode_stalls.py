@@ -11,8 +11,8 @@ import torch
 from naive_clipcap import naive_beam, naive_greedy
 from transformers.cache_utils import DynamicLayer
 
-from indexer.captioner import Captioner, _cache_keyword, beam_decode, greedy_decode
-from indexer.kv_cache import BufferLayer, decoding_cache
+from indexer.models.clipcap import Captioner, _cache_keyword, beam_decode, greedy_decode
+from indexer.models.kv_cache import BufferLayer, decoding_cache
 
 STOP = 13
 

@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from indexer.captioner import beam_decode, greedy_decode
+from indexer.models.clipcap import beam_decode, greedy_decode
 
 pytestmark = [
     pytest.mark.gpu,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from indexer.caption_stats import caption_stats, distinct_ngrams
+from indexer.train.caption_stats import caption_stats, distinct_ngrams
 
 
 # ------------------------------------------------------------------------- caption statistics
@@ -36,7 +36,7 @@ def test_distinct_ngrams_edge_cases():
 
 # ------------------------------------------------------------------------------- bootstrap
 def _rows(captions: dict[str, str], refs: dict[str, list[str]]) -> dict:
-    from indexer.metrics import score_captions
+    from indexer.train.metrics import score_captions
 
     report = score_captions(captions, refs, ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr-D"))
     rows = {i: {"caption": c, "scores": report.per_image[i]} for i, c in captions.items()}
@@ -44,8 +44,9 @@ def _rows(captions: dict[str, str], refs: dict[str, list[str]]) -> dict:
 
 
 def test_bootstrap_matches_a_naive_resampling_loop():
-    from indexer.eval_compare import _bootstrap
-    from indexer.metrics import bleu, tokenize
+    from indexer.train.compare import _bootstrap
+    from indexer.train.metrics import bleu
+    from indexer.train.ptb import tokenize
 
     rng = random.Random(0)
     words = "a red blue circle square on white black background two".split()
@@ -91,7 +92,7 @@ def test_bootstrap_matches_a_naive_resampling_loop():
 # ------------------------------------------------------------------------------------ the CLI
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("evalcmp"), 6, seed=0, fmt="csv", size=64)
 

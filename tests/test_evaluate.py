@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 import cli
 from indexer.config import Settings
 from indexer.errors import UsageError
-from indexer.evaluate import evaluate, read_captions_file
+from indexer.train.evaluate import evaluate, read_captions_file
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     return write_dataset(
         tmp_path_factory.mktemp("eval"), 5, seed=0, fmt="coco", size=64, split="test"
@@ -24,7 +24,7 @@ def data(tmp_path_factory) -> Path:
 
 
 def _references(data: Path) -> dict[str, list[str]]:
-    from indexer.datasets import load_dataset
+    from indexer.train.datasets import load_dataset
 
     return {e.image_id: list(e.captions) for e in load_dataset(data).examples}
 
@@ -55,7 +55,7 @@ def test_read_captions_file_accepts_our_results_and_rejects_junk(tmp_path):
 
 
 def test_unknown_split_is_a_usage_error(tmp_path):
-    from indexer.datasets import Example, write_examples
+    from indexer.train.datasets import Example, write_examples
 
     img = tmp_path / "images" / "a.png"
     img.parent.mkdir()

@@ -9,10 +9,11 @@ import json
 import pytest
 from search_fixtures import Photo, make_db
 
-from indexer import store
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import FileFilter, Store
+from indexer.store.connection import connect_readonly
+from indexer.store.database import Store
+from indexer.store.queries import FileFilter, export_rows
 from search.export import COLUMNS, export, export_row, format_for, read_export
 
 SETTINGS = Settings()
@@ -38,9 +39,9 @@ def db(tmp_path):
 
 
 def _db_rows(db, flt=None):
-    conn = store.connect_readonly(db)
+    conn = connect_readonly(db)
     try:
-        return [export_row(r) for r in store.export_rows(conn, "fake-clip", flt or FileFilter())]
+        return [export_row(r) for r in export_rows(conn, "fake-clip", flt or FileFilter())]
     finally:
         conn.close()
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from test_faiss_incremental import _add, _delete, _from_scratch, _load, _sync, assert_same_answers
 
-from search import index_cache, vectors
+from search.vectors import cache, files
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pointer(db) -> dict:
-    (p,) = vectors.index_dir(db).glob("*.json")
+    (p,) = cache.index_dir(db).glob("*.json")
     return json.loads(p.read_text())
 
 
@@ -34,7 +34,7 @@ def test_an_update_that_fails_midway_leaves_the_old_state(tmp_path, monkeypatch)
     before = _pointer(db)
     _add(db, range(35, 40))
     _delete(db, [1])
-    real, calls = index_cache._save_index, []
+    real, calls = files._save_index, []
 
     def dies(path, *args):  # the second index file of the update: the caption kind's delta
         calls.append(path)
@@ -42,14 +42,14 @@ def test_an_update_that_fails_midway_leaves_the_old_state(tmp_path, monkeypatch)
             raise KeyboardInterrupt
         real(path, *args)
 
-    monkeypatch.setattr(index_cache, "_save_index", dies)
+    monkeypatch.setattr(files, "_save_index", dies)
     with pytest.raises(KeyboardInterrupt):
         _sync(db)
-    monkeypatch.setattr(index_cache, "_save_index", real)
+    monkeypatch.setattr(files, "_save_index", real)
     assert _pointer(db) == before, "the pointer still names the old, complete set"
-    ids, masked, parts = index_cache.load_set(vectors.index_dir(db), before)
+    ids, masked, parts = files.load_set(cache.index_dir(db), before)
     assert len(ids) == 35 and masked is None and parts["image"].delta.ntotal == 5
-    assert not list(vectors.index_dir(db).glob(".*.tmp")), "temp files removed on the way out"
+    assert not list(cache.index_dir(db).glob(".*.tmp")), "temp files removed on the way out"
     state = _sync(db)  # the next sync redoes the update from the old state
     assert (state["action"], state["vectors"], state["masked"]) == ("update", 39, 1)
     assert_same_answers(_load(db), _from_scratch(db, tmp_path, monkeypatch), db)
@@ -75,18 +75,18 @@ vectors.sync_indexes({str(db)!r}, memory_gb=8)
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert r.returncode == 9, r.stderr.decode()
-    leftovers = list(vectors.index_dir(db).glob(".*.tmp"))
+    leftovers = list(cache.index_dir(db).glob(".*.tmp"))
     assert leftovers and _pointer(db) == before
     # A reader meanwhile: the old state, complete.
     vi = _load(db)["image"]  # stale, so this load also applies the update
     assert vi.ntotal == 40
     # Leftovers of the dead writer go once they are old enough to be nobody's work in progress.
-    monkeypatch.setattr(index_cache, "_STALE_TMP_S", 0)
+    monkeypatch.setattr(files, "_STALE_TMP_S", 0)
     _add(db, [40])
     _sync(db)
-    assert not list(vectors.index_dir(db).glob(".*.tmp"))
+    assert not list(cache.index_dir(db).glob(".*.tmp"))
     named = set(_pointer(db)["files"].values())
-    assert {p.name for p in vectors.index_dir(db).glob("*") if p.suffix != ".json"} == named
+    assert {p.name for p in cache.index_dir(db).glob("*") if p.suffix != ".json"} == named
 
 
 @pytest.mark.parametrize("damage", ["truncated pointer", "missing file", "garbage delta"])
@@ -96,7 +96,7 @@ def test_damaged_or_missing_files_mean_a_rebuild(tmp_path, monkeypatch, damage):
     _sync(db)
     _add(db, range(30, 36))
     _sync(db)
-    d = vectors.index_dir(db)
+    d = cache.index_dir(db)
     files = _pointer(db)["files"]
     if damage == "truncated pointer":
         (p,) = d.glob("*.json")
@@ -157,7 +157,7 @@ def test_an_old_reader_keeps_searching_after_a_new_state_replaced_its_files(tmp_
     old_files = set(_pointer(db)["files"].values())
     _delete(db, range(10))  # past the masked share: compacted into new files
     assert _sync(db)["action"] == "compact"
-    assert not old_files & {p.name for p in vectors.index_dir(db).iterdir()}, "old files gone"
+    assert not old_files & {p.name for p in cache.index_dir(db).iterdir()}, "old files gone"
     ids, _ = old["image"].search(np.ones(32, np.float32), 40)
     assert len(ids) == 33  # its own (older) state, still whole
 
@@ -166,11 +166,11 @@ def test_pointer_of_an_older_layout_is_rebuilt_once(tmp_path):
     db = tmp_path / "p.db"
     _add(db, range(10))
     _sync(db)
-    (p,) = vectors.index_dir(db).glob("*.json")
+    (p,) = cache.index_dir(db).glob("*.json")
     p.write_text(json.dumps({**json.loads(p.read_text()), "version": 1}))
     assert _sync(db)["action"] == "rebuild"
     assert _sync(db)["action"] == "none"
-    assert os.listdir(vectors.index_dir(db))
+    assert os.listdir(cache.index_dir(db))
 
 
 def test_a_reader_whose_set_was_replaced_meanwhile_reads_the_new_one(tmp_path, monkeypatch):
@@ -180,7 +180,7 @@ def test_a_reader_whose_set_was_replaced_meanwhile_reads_the_new_one(tmp_path, m
     stale = _pointer(db)  # what a reader read just before a writer published a new set
     _add(db, range(30, 35))
     _sync(db)
-    real, calls = index_cache.read_pointer, []
+    real, calls = files.read_pointer, []
 
     def first_stale(d, slug):
         calls.append(slug)
@@ -189,6 +189,6 @@ def test_a_reader_whose_set_was_replaced_meanwhile_reads_the_new_one(tmp_path, m
     def no_build(*args, **kwargs):
         raise AssertionError("rebuilt although a complete newer set was there")
 
-    monkeypatch.setattr(index_cache, "read_pointer", first_stale)
-    monkeypatch.setattr(vectors, "build_model", no_build)
+    monkeypatch.setattr(files, "read_pointer", first_stale)
+    monkeypatch.setattr(cache, "build_model", no_build)
     assert _load(db)["image"].ntotal == 35 and len(calls) == 2

@@ -10,13 +10,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cli
-from search import vectors
+from search.vectors import cache
 
 runner = CliRunner()
 
 
 def _pointer(db: Path) -> dict:
-    (p,) = vectors.index_dir(db).glob("*.json")
+    (p,) = cache.index_dir(db).glob("*.json")
     return json.loads(p.read_text())
 
 
@@ -48,8 +48,8 @@ def test_index_one_new_photo_then_search_adds_without_rebuilding(
     first = _pointer(db)
 
     builds: list[str] = []
-    real = vectors.build_model
-    monkeypatch.setattr(vectors, "build_model", lambda *a, **k: builds.append(1) or real(*a, **k))
+    real = cache.build_model
+    monkeypatch.setattr(cache, "build_model", lambda *a, **k: builds.append(1) or real(*a, **k))
     Image.new("RGB", (80, 60), (240, 240, 20)).save(folder / "new.png")
     assert _index(folder, db, tiny_model_dir)["new"] == 1
     after_index = _pointer(db)  # the run's end brought the cache up to date: an add

@@ -11,20 +11,20 @@ import pytest
 from test_faiss_incremental import DIM, _add, _delete, _result_id, _sql_vectors, _vecs
 
 from indexer.config import Settings
-from indexer.store import connect_readonly
-from search import faiss_index, vectors
+from indexer.store.connection import connect_readonly
+from search.vectors import cache, kinds
 
 TINY_BUDGET = 1e-4  # GB: 100 kB, so even a test collection is "too big for RAM"
 
 
 def _sync(db, memory_gb=TINY_BUDGET) -> dict:
-    return vectors.sync_indexes(db, memory_gb=memory_gb)["m"]
+    return cache.sync_indexes(db, memory_gb=memory_gb)["m"]
 
 
 def _load(db, memory_gb=TINY_BUDGET):
     conn = connect_readonly(db)
     try:
-        return vectors.load_model(db, conn, "m", memory_gb=memory_gb)
+        return cache.load_model(db, conn, "m", memory_gb=memory_gb)
     finally:
         conn.close()
 
@@ -43,19 +43,17 @@ def _recall(vi, db, kind: str, k: int = 10, queries: int = 40) -> float:
 def test_the_memory_budget_chooses_the_type():
     n, dim = 1_000_000, 512
     # float32 of both kinds at 1M x 512: 4.1 GB exact, ~4.7 GB HNSW; IVF-PQ ~0.16 GB.
-    assert faiss_index.choose_type(n, dim, 8, 300_000) == "hnsw"
-    assert faiss_index.choose_type(n, dim, 4, 300_000) == "ivfpq"
-    assert faiss_index.choose_type(10_000, dim, 8, 300_000) == "flat"
-    assert faiss_index.memory_bytes("ivfpq", n, dim) < 0.05 * faiss_index.memory_bytes(
-        "flat", n, dim
-    )
+    assert kinds.choose_type(n, dim, 8, 300_000) == "hnsw"
+    assert kinds.choose_type(n, dim, 4, 300_000) == "ivfpq"
+    assert kinds.choose_type(10_000, dim, 8, 300_000) == "flat"
+    assert kinds.memory_bytes("ivfpq", n, dim) < 0.05 * kinds.memory_bytes("flat", n, dim)
     assert Settings().vector_memory_gb == 8.0
 
 
 def test_budget_from_the_environment(monkeypatch):
     monkeypatch.setenv("IMGCAP_VECTOR_MEMORY_GB", "0.5")
     assert Settings.from_env().vector_memory_gb == 0.5
-    assert vectors.default_memory_gb() == 0.5
+    assert cache.default_memory_gb() == 0.5
 
 
 def test_compressed_index_is_close_to_exact_and_scores_exactly(tmp_path):
@@ -63,7 +61,7 @@ def test_compressed_index_is_close_to_exact_and_scores_exactly(tmp_path):
     _add(db, range(3000))
     state = _sync(db)
     assert (state["type"], state["action"]) == ("ivfpq", "rebuild")
-    pointer = json.loads(next(vectors.index_dir(db).glob("*.json")).read_text())
+    pointer = json.loads(next(cache.index_dir(db).glob("*.json")).read_text())
     assert {"image.raw", "caption.raw"} <= set(pointer["files"])
     idx = _load(db)
     vi = idx["image"]
@@ -81,8 +79,8 @@ def test_compressed_index_is_close_to_exact_and_scores_exactly(tmp_path):
 
 
 def test_compressed_index_grows_masks_and_folds(tmp_path, monkeypatch):
-    monkeypatch.setattr(vectors, "DELTA_MAX", 150)
-    monkeypatch.setattr(vectors, "EXACT_SUBSET_MAX", 0)  # filters through the IVF selector
+    monkeypatch.setattr(cache, "DELTA_MAX", 150)
+    monkeypatch.setattr(cache, "EXACT_SUBSET_MAX", 0)  # filters through the IVF selector
     db = tmp_path / "p.db"
     _add(db, range(2000))
     _sync(db)

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from test_faiss_incremental import _add, _delete, _result_id
 
-from indexer.store import connect_readonly
-from search import faiss_index, vector_index, vectors
+from indexer.store.connection import connect_readonly
+from search.vectors import cache, index, kinds
+from search.vectors.index import VectorIndex
+from search.vectors.kinds import KINDS
 
 
 @pytest.fixture
 def gpu():
-    if not faiss_index.gpu_available():
+    if not kinds.gpu_available():
         pytest.skip("needs a GPU build of FAISS (pip install 'imgcap[gpu]') and a CUDA device")
 
 
@@ -32,7 +34,7 @@ class _NoParams:
         self.calls = 0
 
     def search(self, q, k):
-        assert k <= faiss_index.GpuFlat.MAX_K
+        assert k <= kinds.GpuFlat.MAX_K
         self.calls += 1
         return self.index.search(q, k)
 
@@ -42,7 +44,7 @@ def stand_in_gpu(monkeypatch):
     import faiss
 
     monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
-    monkeypatch.setattr(vectors, "_gpu_resources", None)  # not kept for a real GPU later
+    monkeypatch.setattr(cache, "_gpu_resources", None)  # not kept for a real GPU later
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
     monkeypatch.setattr(
         faiss, "index_cpu_to_gpu", lambda res, dev, ix: _NoParams(ix), raising=False
@@ -52,16 +54,16 @@ def stand_in_gpu(monkeypatch):
 def _load(db):
     conn = connect_readonly(db)
     try:
-        return vectors.load_model(db, conn, "m", memory_gb=8)
+        return cache.load_model(db, conn, "m", memory_gb=8)
     finally:
         conn.close()
 
 
-def _cpu_twin(vi: vectors.VectorIndex) -> vectors.VectorIndex:
+def _cpu_twin(vi: VectorIndex) -> VectorIndex:
     """The same state, searched on the CPU only."""
-    unwrap = lambda ix: ix.cpu if isinstance(ix, faiss_index.GpuFlat) else ix  # noqa: E731
+    unwrap = lambda ix: ix.cpu if isinstance(ix, kinds.GpuFlat) else ix  # noqa: E731
     delta = unwrap(vi.delta) if vi.delta is not None else None
-    return vectors.VectorIndex(
+    return VectorIndex(
         vi.model, vi.kind, unwrap(vi.index), vi.position_ids, delta, vi.masked, vi.raw
     )
 
@@ -74,7 +76,7 @@ def test_gpu_search_equals_cpu(tmp_path, monkeypatch, gpu, exact_max):
 
 @pytest.mark.parametrize("exact_max", [10**9, 0])
 def test_stand_in_gpu_search_equals_cpu(tmp_path, monkeypatch, stand_in_gpu, exact_max):
-    assert faiss_index.gpu_available()
+    assert kinds.gpu_available()
     searched_on_gpu = _compare_with_cpu(tmp_path, monkeypatch, exact_max)
     assert searched_on_gpu > 0, "the GPU copies were searched (tombstones: k + masked)"
 
@@ -92,21 +94,21 @@ def assert_same_ranking(g_ids, g_sims, c_ids, c_sims, tol=1e-4) -> None:
 
 
 def _compare_with_cpu(tmp_path, monkeypatch, exact_max) -> int:
-    monkeypatch.setattr(vector_index, "EXACT_SUBSET_MAX", exact_max)
-    monkeypatch.setattr(vectors, "HNSW_MIN_VECTORS", 100)  # ignored on GPU: exact at every size
+    monkeypatch.setattr(index, "EXACT_SUBSET_MAX", exact_max)
+    monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 100)  # ignored on GPU: exact at every size
     db = tmp_path / "p.db"
     _add(db, range(3000))
-    vectors.sync_indexes(db, memory_gb=8)
+    cache.sync_indexes(db, memory_gb=8)
     _add(db, range(3000, 3200))  # a delta
     gone = [_result_id(db, i) for i in (1, 2, 3050)]
-    vectors.sync_indexes(db, memory_gb=8)
+    cache.sync_indexes(db, memory_gb=8)
     _delete(db, [1, 2, 3050])  # tombstones in the base and in the delta
     idx = _load(db)
     rng = np.random.default_rng(0)
-    for kind in vectors.KINDS:
+    for kind in KINDS:
         vi = idx[kind]
-        assert isinstance(vi.index, faiss_index.GpuFlat) and vi.index_type == "flat"
-        assert isinstance(vi.delta, faiss_index.GpuFlat) and vi.masked_count == 3
+        assert isinstance(vi.index, kinds.GpuFlat) and vi.index_type == "flat"
+        assert isinstance(vi.delta, kinds.GpuFlat) and vi.masked_count == 3
         cpu = _cpu_twin(vi)
         _, mat = vi.vectors(vi.ids)
         for _ in range(10):

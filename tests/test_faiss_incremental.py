@@ -11,9 +11,12 @@ import json
 import numpy as np
 import pytest
 
-from indexer.store import FileRecord, ResultRecord, Store, connect_readonly
+from indexer.store.connection import connect_readonly
+from indexer.store.database import Store
+from indexer.store.records import FileRecord, ResultRecord
 from indexer.store.user_captions import clear_user_caption, set_user_caption
-from search import vector_index, vectors
+from search.vectors import cache, index
+from search.vectors.kinds import KINDS
 
 DIM = 32
 
@@ -61,13 +64,13 @@ def _result_id(db, i: int) -> int:
 
 
 def _sync(db) -> dict:
-    return vectors.sync_indexes(db, memory_gb=8)["m"]
+    return cache.sync_indexes(db, memory_gb=8)["m"]
 
 
 def _load(db):
     conn = connect_readonly(db)
     try:
-        return vectors.load_model(db, conn, "m", memory_gb=8)
+        return cache.load_model(db, conn, "m", memory_gb=8)
     finally:
         conn.close()
 
@@ -77,8 +80,8 @@ def _from_scratch(db, tmp_path, monkeypatch):
     conn = connect_readonly(db)
     try:
         with monkeypatch.context() as m:
-            m.setattr(vectors, "index_dir", lambda _db: tmp_path / "scratch.faiss")
-            return vectors.build_model(db, conn, "m", memory_gb=8)
+            m.setattr(cache, "index_dir", lambda _db: tmp_path / "scratch.faiss")
+            return cache.build_model(db, conn, "m", memory_gb=8)
     finally:
         conn.close()
 
@@ -98,7 +101,7 @@ def _sql_vectors(db, kind: str) -> tuple[np.ndarray, np.ndarray]:
 def assert_same_answers(got, want, db, queries=6) -> None:
     """Every kind, several queries, unfiltered and filtered, k small and k = everything."""
     rng = np.random.default_rng(7)
-    for kind in vectors.KINDS:
+    for kind in KINDS:
         g, w = got[kind], want[kind]
         assert g.ntotal == w.ntotal and list(g.ids) == list(w.ids)
         ids, mat = _sql_vectors(db, kind)
@@ -123,7 +126,7 @@ def assert_same_answers(got, want, db, queries=6) -> None:
 def search_path(request, monkeypatch):
     """Filtered searches both ways: gathered exactly, or through a FAISS ID selector."""
     if request.param == "selector":
-        monkeypatch.setattr(vector_index, "EXACT_SUBSET_MAX", 0)
+        monkeypatch.setattr(index, "EXACT_SUBSET_MAX", 0)
     return request.param
 
 
@@ -132,11 +135,11 @@ def test_add_delete_replace_edit_equal_a_rebuild(
     tmp_path, monkeypatch, search_path, index_type
 ):  # fmt: skip
     if index_type == "hnsw":  # small enough that HNSW with efSearch 256 is exact
-        monkeypatch.setattr(vectors, "HNSW_MIN_VECTORS", 10)
+        monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 10)
     db = tmp_path / "p.db"
     _add(db, range(60))
     assert _sync(db)["action"] == "rebuild"
-    pointer0 = json.loads(next(vectors.index_dir(db).glob("*.json")).read_text())
+    pointer0 = json.loads(next(cache.index_dir(db).glob("*.json")).read_text())
 
     _add(db, range(60, 75))  # add
     state = _sync(db)
@@ -166,7 +169,7 @@ def test_add_delete_replace_edit_equal_a_rebuild(
     assert _sync(db)["action"] == "update"
     assert_same_answers(_load(db), _from_scratch(db, tmp_path, monkeypatch), db)
 
-    pointer = json.loads(next(vectors.index_dir(db).glob("*.json")).read_text())
+    pointer = json.loads(next(cache.index_dir(db).glob("*.json")).read_text())
     assert pointer["base_generation"] == pointer0["base_generation"], "never rebuilt"
     assert pointer["files"]["image"] == pointer0["files"]["image"], "base file reused"
     assert pointer["updates"] == 5
@@ -179,7 +182,7 @@ def test_a_deleted_photo_never_appears(tmp_path, search_path):
     gone = [_result_id(db, i) for i in (0, 1, 2, 39)]
     _delete(db, [0, 1, 2, 39])
     idx = _load(db)  # a search after the change, without a sync between
-    for kind in vectors.KINDS:
+    for kind in KINDS:
         vi = idx[kind]
         assert not set(gone) & set(vi.ids)
         ids, _ = vi.search(np.ones(DIM, np.float32), 100)
@@ -227,8 +230,8 @@ def test_compaction_past_the_masked_share(tmp_path, monkeypatch):
 @pytest.mark.parametrize("index_type", ["flat", "hnsw"])
 def test_delta_is_folded_into_the_base(tmp_path, monkeypatch, index_type):
     if index_type == "hnsw":
-        monkeypatch.setattr(vectors, "HNSW_MIN_VECTORS", 10)
-    monkeypatch.setattr(vectors, "DELTA_MAX", 20)
+        monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 10)
+    monkeypatch.setattr(cache, "DELTA_MAX", 20)
     db = tmp_path / "p.db"
     _add(db, range(40))
     _sync(db)
@@ -248,7 +251,7 @@ def test_delta_is_folded_into_the_base(tmp_path, monkeypatch, index_type):
 
 
 def test_flat_grown_past_the_hnsw_threshold_is_rebuilt_as_hnsw(tmp_path, monkeypatch):
-    monkeypatch.setattr(vectors, "HNSW_MIN_VECTORS", 30)
+    monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 30)
     db = tmp_path / "p.db"
     _add(db, range(20))
     assert _sync(db)["type"] == "flat"
@@ -283,7 +286,7 @@ def test_only_the_changed_model_is_touched(tmp_path):
     db = tmp_path / "p.db"
     _add(db, range(10))
     _add(db, range(100, 105), model="other")
-    vectors.sync_indexes(db)
+    cache.sync_indexes(db)
     _add(db, range(10, 12))
-    states = vectors.sync_indexes(db)
+    states = cache.sync_indexes(db)
     assert (states["m"]["action"], states["other"]["action"]) == ("update", "none")

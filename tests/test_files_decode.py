@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer import decode
 from indexer.config import Settings, auto_max_pixels
-from indexer.decode import check_header, decode_image
 from indexer.errors import BadImageError
+from indexer.media import decode
+from indexer.media.decode import check_header, decode_image
+from indexer.media.exif import clean_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +43,8 @@ def test_exif_strings_lose_their_control_characters(tmp_path):
 
 
 def test_clean_text_keeps_ordinary_unicode():
-    assert decode.clean_text("Fujifilm X-T3 é 写真") == "Fujifilm X-T3 é 写真"
-    assert decode.clean_text("a\x00b\x85c\u2066d") == "a b c d"
+    assert clean_text("Fujifilm X-T3 é 写真") == "Fujifilm X-T3 é 写真"
+    assert clean_text("a\x00b\x85c\u2066d") == "a b c d"
 
 
 # ------------------------------------------------------------------------------ FIFOs, devices
@@ -296,7 +297,7 @@ def _gradient(w: int, h: int, alpha: bool = False) -> Image.Image:
 
 @pytest.mark.parametrize("alpha", [False, True])
 def test_a_large_webp_is_scaled_by_libwebp_like_a_reduce(tmp_path, monkeypatch, alpha):
-    from indexer import webp
+    from indexer.media import webp
 
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from indexer import pipeline
 from indexer.config import Settings
-from indexer.pipeline import index_paths
-from indexer.raw import RAW_NEEDS_EXTRA
-from indexer.workers import DecodePool, decode_for_model
+from indexer.media.raw import RAW_NEEDS_EXTRA
+from indexer.media.walk import content_hash
+from indexer.run import pipeline
+from indexer.run.pipeline import index_paths
+from indexer.run.workers import DecodePool, decode_for_model
 
 
 def _settings(tmp_path: Path, model_dir, **kw) -> Settings:
@@ -43,7 +44,7 @@ def test_a_huge_non_image_fails_from_its_header_and_is_never_hashed(
     with open(huge, "wb") as f:
         f.truncate(20 * 1024**3)  # sparse: 80 s to hash on the reporter's disk
     hashed: list[str] = []
-    real = pipeline.content_hash
+    real = content_hash
     monkeypatch.setattr(pipeline, "content_hash", lambda p: hashed.append(p) or real(p))
 
     t = time.monotonic()
@@ -62,7 +63,7 @@ def test_max_megapixels_is_applied_before_hashing_and_in_the_workers(
     _photo(root / "small.png", (30, 20))  # 600 pixels
     big = _photo(root / "big.png", (50, 40))  # 2,000 pixels
     hashed: list[str] = []
-    real = pipeline.content_hash
+    real = content_hash
     monkeypatch.setattr(pipeline, "content_hash", lambda p: hashed.append(p) or real(p))
     settings = _settings(tmp_path, "unused", max_megapixels=0.001)  # 1,000 pixels
     s = index_paths([root], settings, model=tiny_model)
@@ -124,7 +125,7 @@ def test_raw_failures_are_retried_once_the_extra_is_installed(tmp_path, monkeypa
     import sys
     import types
 
-    from indexer.scan import plan
+    from indexer.run.scan import plan
 
     root = tmp_path / "photos"
     cr3 = root / "IMG_0001.CR3"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.decode import check_header, decode_image
 from indexer.errors import BadImageError
-from indexer.raw import RAW_NEEDS_EXTRA
+from indexer.media.decode import check_header, decode_image
+from indexer.media.raw import RAW_NEEDS_EXTRA
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from indexer.config import DEFAULT_EXCLUDES, Settings
-from indexer.walk import FileEntry, walk
+from indexer.media.walk import FileEntry, walk
 
 
 def _tree(root: Path, files: list[str]) -> None:
@@ -110,7 +110,7 @@ def test_raw_files_are_walked_by_default(tmp_path):
 def test_image_named_fifos_and_devices_are_reported_never_opened(tmp_path):
     import os
 
-    from indexer.walk import WalkProblem
+    from indexer.media.walk import WalkProblem
 
     _tree(tmp_path, ["a.jpg"])
     os.mkfifo(tmp_path / "pipe.jpg")

@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli import app
-from indexer.store import Store
+from indexer.store.database import Store
 
 runner = CliRunner()
 
@@ -71,7 +71,7 @@ def test_merge_then_index_does_no_model_work(tiny_model_dir, tmp_path):
     assert paths == sorted(
         [str(desktop / "red.png"), str(mounted / "blue.png"), str(mounted / "red copy.png")]
     )
-    from search.vectors import sync_indexes
+    from search.vectors.cache import sync_indexes
 
     assert all(m["fresh"] and not m["rebuilt"] for m in sync_indexes(db).values())
     # Everything merged is known: indexing the laptop's folder here captions nothing.

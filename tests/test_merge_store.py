@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from indexer.errors import StoreError, UsageError
-from indexer.store import FileRecord, ResultRecord, Store
+from indexer.store.database import Store
 from indexer.store.merge import merge
 from indexer.store.photo_tags import TagRow, save
+from indexer.store.records import FileRecord, ResultRecord
 from indexer.store.roots import add_roots
 from indexer.store.user_captions import set_user_caption
 
@@ -205,7 +206,7 @@ def test_refusals_leave_both_files_untouched(pair, tmp_path):
 
 
 def test_merge_takes_the_writer_lock(pair):
-    from indexer.store import writer_lock
+    from indexer.store.lock import writer_lock
 
     ours, theirs = pair
     with writer_lock(ours), pytest.raises(StoreError, match="already writing"):

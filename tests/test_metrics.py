@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer import metrics
 from indexer.errors import UsageError
-from indexer.metrics import bleu, cider_d, rouge_l, score_captions, tokenize
+from indexer.train import metrics
+from indexer.train.metrics import bleu, cider_d, rouge_l, score_captions
+from indexer.train.ptb import ptb_tokens, tokenize
 
 DATA = Path(__file__).parent / "data" / "metrics"
 PYTHON_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D")
@@ -33,7 +34,7 @@ def load(name: str) -> dict:
 
 @pytest.mark.parametrize("case", load("ptb_tokenizer.json")["cases"], ids=lambda c: c["text"][:40])
 def test_ptb_tokens_match_stanford_ptbtokenizer(case):
-    assert " ".join(metrics.ptb_tokens(case["text"])) == case["java"]
+    assert " ".join(ptb_tokens(case["text"])) == case["java"]
 
 
 def test_tokenize_drops_coco_punctuation_but_keeps_brackets():

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from cli import app
 from indexer.config import Settings
 from indexer.errors import ModelFormatError
-from indexer.models import SPEC_FILE, load_model, read_spec
+from indexer.models.loading import load_model
+from indexer.models.model_dir import SPEC_FILE, read_spec
 
 runner = CliRunner()
 CPU = Settings(device="cpu")

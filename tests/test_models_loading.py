@@ -12,10 +12,11 @@ import open_clip
 import pytest
 import torch
 
-from indexer.captioner import ClipCapConfig, ClipCapModel, greedy_decode
-from indexer.checkpoint import read_state_dict
 from indexer.config import Settings
-from indexer.models import load_model, loading_steps, prepare_checkpoint, read_spec
+from indexer.models.checkpoint import read_state_dict
+from indexer.models.clipcap import ClipCapConfig, ClipCapModel, greedy_decode
+from indexer.models.loading import load_model, loading_steps, prepare_checkpoint
+from indexer.models.model_dir import read_spec
 
 CPU = Settings(device="cpu")
 

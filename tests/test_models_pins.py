@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import indexer.registry as registry
+import indexer.models.registry as registry
 from cli import app
-from indexer.captioner import ClipCapConfig, ClipCapModel
-from indexer.checkpoint import empty_parameters, read_state_dict
 from indexer.config import Settings
 from indexer.errors import ModelFormatError
-from indexer.models import download_model, read_spec
+from indexer.models.checkpoint import empty_parameters, read_state_dict
+from indexer.models.clipcap import ClipCapConfig, ClipCapModel
+from indexer.models.loading import download_model
+from indexer.models.model_dir import read_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

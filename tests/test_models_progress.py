@@ -10,7 +10,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from cli import app
-from search import output
+from search.cli.progress import IndexProgress, ModelLoading
 
 runner = CliRunner()
 
@@ -33,7 +33,7 @@ def _photo(tmp_path: Path) -> Path:
 
 def test_caption_shows_the_load_steps(tiny_model_dir, tmp_path, monkeypatch):
     steps: list[str] = []
-    monkeypatch.setattr(output.ModelLoading, "__call__", lambda self, step: steps.append(step))
+    monkeypatch.setattr(ModelLoading, "__call__", lambda self, step: steps.append(step))
     args = ["caption", str(_photo(tmp_path)), "--model", str(tiny_model_dir)]
     res = runner.invoke(app, args, env=_env(tmp_path))
     assert res.exit_code == 0, res.output
@@ -42,7 +42,7 @@ def test_caption_shows_the_load_steps(tiny_model_dir, tmp_path, monkeypatch):
 
 def test_index_shows_the_load_steps(tiny_model_dir, tmp_path, monkeypatch):
     steps: list[str] = []
-    monkeypatch.setattr(output.IndexProgress, "loading", lambda self, step: steps.append(step))
+    monkeypatch.setattr(IndexProgress, "loading", lambda self, step: steps.append(step))
     photo = _photo(tmp_path)
     args = ["index", str(photo.parent), "--model", str(tiny_model_dir)]
     res = runner.invoke(app, [*args, "--db", str(tmp_path / "lib.db")], env=_env(tmp_path))
@@ -51,7 +51,7 @@ def test_index_shows_the_load_steps(tiny_model_dir, tmp_path, monkeypatch):
 
 
 def test_model_loading_spinner_says_the_step_and_stops():
-    loading = output.ModelLoading()
+    loading = ModelLoading()
     loading.console = Console(file=io.StringIO(), force_terminal=True)
     loading.enabled = True
     loading("build CLIP")

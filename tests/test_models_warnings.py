@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from indexer.captioner import beam_decode, greedy_decode
+from indexer.models.clipcap import beam_decode, greedy_decode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def test_decoders_raise_no_warning_even_as_errors(tiny_model):
 
 def test_loading_leaves_the_process_warning_filters_alone(tiny_model_dir):
     from indexer.config import Settings
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     before = list(warnings.filters)
     load_model(str(tiny_model_dir), Settings(device="cpu"))

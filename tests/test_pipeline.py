@@ -16,11 +16,16 @@ import pytest
 from photo_factory import BIG_JPEG, PHONE_EXIF, make_photo_folder
 from PIL import Image
 
-from indexer import pipeline
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.pipeline import clip_geometry, index_paths, pixels_to_tensor
-from indexer.store import Store, blob_to_vec, writer_lock
+from indexer.media.preprocess import clip_geometry
+from indexer.run import pipeline
+from indexer.run.pipeline import index_paths
+from indexer.run.work import pixels_to_tensor
+from indexer.run.workers import decode_for_model
+from indexer.store.database import Store
+from indexer.store.lock import writer_lock
+from indexer.store.records import blob_to_vec
 
 UNIQUE_GOOD = 16  # photo_factory's good files minus the two byte-identical copies in dupes/
 
@@ -92,8 +97,8 @@ def rows(db_path: Path, root: Path) -> tuple[list, list]:
 
 def assert_faiss_agrees(db_path: Path) -> None:
     """The FAISS cache, synced as `imgcap index` does at the end, holds exactly SQLite's results."""
-    from indexer.store import connect_readonly
-    from search.vectors import load_model, sync_indexes
+    from indexer.store.connection import connect_readonly
+    from search.vectors.cache import load_model, sync_indexes
 
     sync_indexes(db_path)
     conn = connect_readonly(db_path)
@@ -250,7 +255,7 @@ def test_empty_root_is_treated_as_unmounted_not_deleted(tmp_path, tiny_model):
 
 
 def test_model_switch_adds_results_side_by_side(photos, tmp_path, tiny_model, tiny_model_dir_b):
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     root, expected = photos
     settings = settings_for(tmp_path, "unused")
@@ -320,7 +325,7 @@ def crash_on_bmp(path: str, size: int):
     """Decode task for the crash test: the worker process dies on .bmp files."""
     if path.endswith(".bmp"):
         os._exit(1)
-    return pipeline.decode_for_model(path, size)
+    return decode_for_model(path, size)
 
 
 def test_a_crashing_decoder_fails_only_its_file(photos, tmp_path, tiny_model, monkeypatch):
@@ -412,7 +417,7 @@ def test_sigkill_mid_run_then_resume_equals_a_clean_run(photos, tmp_path, tiny_m
         db_path=killed_db, model=str(tiny_model_dir), device="cpu", workers=1, batch_size=2,
         max_tokens=6,
     )  # fmt: skip
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     model = counting(load_model(str(tiny_model_dir), settings))
     index_paths([root], settings, model=model)

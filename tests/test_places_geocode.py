@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from indexer import places
-from indexer.places import Place, fold, load_gazetteer
+from indexer.metadata import places
+from indexer.metadata.places import Place, fold, load_gazetteer
 
 KNOWN = [  # (lat, lon) -> (city, country): landmarks, not city centres
     ((48.8584, 2.2945), ("Paris", "France")),  # Eiffel Tower (the nearest place is Vanves)

@@ -13,8 +13,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli import app
-from indexer.places import refresh_places
-from indexer.store import Store, schema
+from indexer.metadata.places import refresh_places
+from indexer.store import schema
+from indexer.store.database import Store
 from search.export import read_export
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from indexer.decode import decode_image
-from indexer.preprocess import (
+from indexer.media.decode import decode_image
+from indexer.media.preprocess import (
     REDUCE_GAP,
     clip_geometry,
     decode_min_side,
@@ -101,7 +101,7 @@ def test_exact_is_open_clip_bit_for_bit_on_large_oriented_photos(big_photos):
 def test_exact_equals_the_model_s_own_open_clip_transform(tiny_model, tmp_path):
     """The encoder's transform (built by open_clip from the model's preprocess config) at the
     model's own input size, with the model's mean/std."""
-    from indexer.preprocess import encoder_tensor
+    from indexer.media.preprocess import encoder_tensor
 
     enc = tiny_model.encoder
     path = save(tiled(SAMPLES / "rocket.jpg", 1500, 1000), tmp_path / "r.jpg", 6)

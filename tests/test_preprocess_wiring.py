@@ -13,10 +13,10 @@ from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
 import cli
-import indexer.preprocess as preprocess
+import indexer.media.preprocess as preprocess
 from indexer.config import Settings
-from indexer.preprocess import encoder_tensor, model_pixels
-from indexer.workers import DecodePool, decode_for_model
+from indexer.media.preprocess import encoder_tensor, model_pixels
+from indexer.run.workers import DecodePool, decode_for_model
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
@@ -85,7 +85,7 @@ def test_bad_resize_value_is_a_usage_error(big, tiny_model_dir):
 
 
 def test_eval_defaults_to_exact(tiny_model_dir, tmp_path, modes):
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     data = write_dataset(tmp_path, 2, seed=0, fmt="coco", size=64, split="test")
     base = ["eval", str(data), "--model", str(tiny_model_dir), "--device", "cpu", "--json"]
@@ -99,7 +99,7 @@ def test_eval_defaults_to_exact(tiny_model_dir, tmp_path, modes):
 
 
 def test_feature_cache_features_are_open_clip_s_in_exact_mode(big, tiny_model, tmp_path):
-    from indexer.features import FeatureCache, clip_identity, compute_features
+    from indexer.train.features import FeatureCache, clip_identity, compute_features
 
     enc = tiny_model.encoder
     feats = {}
@@ -117,7 +117,9 @@ def test_feature_cache_features_are_open_clip_s_in_exact_mode(big, tiny_model, t
 
 
 def test_search_like_uses_the_settings_mode(big, tiny_model, tmp_path):
-    from search.query import SearchRequest, _query_vectors, _unit
+    from search.query import SearchRequest
+    from search.query_encoder import _unit
+    from search.query_encoder import query_vectors as _query_vectors
 
     enc = tiny_model.encoder
     full = ImageOps.exif_transpose(Image.open(big)).convert("RGB")
@@ -145,7 +147,7 @@ def test_index_cli_stores_open_clip_s_vector_with_resize_exact(
 ):
     """The whole index path (walk, decode workers, model batch, store) in exact mode stores the
     image vector of open_clip's own transform of the full photo."""
-    from indexer.store import Store
+    from indexer.store.database import Store
     from indexer.store.records import blob_to_vec
 
     folder = tmp_path / "photos"

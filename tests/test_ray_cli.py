@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from indexer import pipeline
-from indexer.summary import IndexSummary
+from indexer.run import pipeline
+from indexer.run.summary import IndexSummary
 
 pytestmark = pytest.mark.ray
 

@@ -11,8 +11,8 @@ from photo_factory import make_photo_folder
 from test_pipeline import RESULT_COLUMNS, assert_faiss_agrees, rows, settings_for
 
 from indexer.config import Settings
-from indexer.pipeline import index_paths
-from indexer.store import Store
+from indexer.run.pipeline import index_paths
+from indexer.store.database import Store
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray")
@@ -118,7 +118,7 @@ def test_staged_shards_of_an_interrupted_driver_are_merged_not_redone(
     """Ctrl-C reaches the driver after it staged a block and before its transaction: the run
     stops cleanly (interrupted, committed blocks kept); the next run merges the staged shard
     (no model work for it) and ends with the database the local pipeline makes."""
-    from indexer import ray_engine
+    from indexer.run import ray_engine
 
     root = tmp_path / "photos"
     make_photo_folder(root)

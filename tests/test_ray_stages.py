@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from indexer.config import Settings
-from indexer.core import process_batch
+from indexer.run.work import process_batch
 
 pytestmark = pytest.mark.ray
 pytest.importorskip("ray")
@@ -35,7 +35,7 @@ def _batch(tmp_path, n=3):
 
 
 def test_decode_rows_carry_keys_failures_and_metadata(tmp_path):
-    from indexer.ray_engine import decode_batch
+    from indexer.run.ray_engine import decode_batch
 
     out = decode_batch(_batch(tmp_path), 32, SETTINGS, 10_000_000)
     by_key = {int(k): i for i, k in enumerate(out["key"])}
@@ -50,7 +50,7 @@ def test_decode_rows_carry_keys_failures_and_metadata(tmp_path):
 
 
 def test_model_actor_equals_process_batch_on_the_rows_that_need_it(tmp_path, tiny_model):
-    from indexer.ray_engine import ModelActor, decode_batch
+    from indexer.run.ray_engine import ModelActor, decode_batch
 
     size = tiny_model.encoder.image_size
     rows = decode_batch(_batch(tmp_path), size, SETTINGS, 10_000_000)
@@ -73,7 +73,7 @@ def test_model_actor_equals_process_batch_on_the_rows_that_need_it(tmp_path, tin
 
 
 def test_shards_round_trip(tmp_path):
-    from indexer.ray_engine import read_shard, write_shard
+    from indexer.run.ray_engine import read_shard, write_shard
 
     rng = np.random.default_rng(2)
     rows = {

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from indexer.config import find_db_here
-from indexer.store import Store
+from indexer.store.database import Store
 
 runner = CliRunner()
 

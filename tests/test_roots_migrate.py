@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from sqlite_utils import Database
 
-from indexer.store import FileRecord, ResultRecord, Store, schema, vec_to_blob
+from indexer.store import schema
+from indexer.store.database import Store
+from indexer.store.records import FileRecord, ResultRecord, vec_to_blob
 from indexer.store.roots import infer_roots, list_roots
 
 OLD_PATHS = [
@@ -162,7 +164,8 @@ def test_only_a_db_here_database_travels(tmp_path):
 def test_a_travelling_database_follows_its_folder(tmp_path, opener):
     import shutil
 
-    from indexer.store import FailureRecord, connect_readonly
+    from indexer.store.connection import connect_readonly
+    from indexer.store.records import FailureRecord
     from indexer.store.roots import add_roots
 
     root = tmp_path / "a" / "photos"
@@ -194,9 +197,11 @@ def test_a_travelling_database_follows_its_folder(tmp_path, opener):
 def test_a_travelling_database_on_read_only_media_is_read_at_its_new_place(tmp_path, monkeypatch):
     import shutil
 
-    from indexer.store import FailureRecord, FileFilter, connect_readonly, export_rows
     from indexer.store import photo_tags as tags
     from indexer.store import roots as roots_mod
+    from indexer.store.connection import connect_readonly
+    from indexer.store.queries import FileFilter, export_rows
+    from indexer.store.records import FailureRecord
 
     root = tmp_path / "a" / "photos"
     db = root / ".imgcap" / "imgcap.db"

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from indexer.config import Settings
-from indexer.pipeline import index_paths
+from indexer.run.pipeline import index_paths
 
 
 def _settings(tmp_path: Path, model_dir) -> Settings:

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from indexer.config import Settings
-from indexer.pipeline import index_paths
-from indexer.store import Store
+from indexer.run.pipeline import index_paths
+from indexer.store.database import Store
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from indexer.config import Settings
-from indexer.models import load_model
-from indexer.pipeline import index_paths
+from indexer.models.loading import load_model
+from indexer.run.pipeline import index_paths
 
 COUNTS = ("new", "changed", "model_added", "moved", "unchanged", "removed", "failures_standing")
 
@@ -142,8 +142,8 @@ def test_text_and_json_summaries_agree(folder, tmp_path, tiny_model_dir, tiny_mo
 
 def test_a_run_with_nothing_to_caption_reports_no_rate(capsys):
     # "0 captioned at 0.0 images/s" reads like a stall; an up-to-date library says so plainly.
-    from indexer.summary import IndexSummary
-    from search.output import print_index_summary
+    from indexer.run.summary import IndexSummary
+    from search.cli.output import print_index_summary
 
     s = IndexSummary(model="m", dry_run=False)
     s.unchanged, s.seconds = 5, 0.02

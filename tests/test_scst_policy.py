@@ -7,14 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from indexer.scst import (
-    ClipCapPolicy,
-    Reward,
-    leave_one_out_advantage,
-    policy_for,
-    policy_loss,
-    repetitive,
-)
+from indexer.train.sampling import ClipCapPolicy
+from indexer.train.scst import Reward, leave_one_out_advantage, policy_for, policy_loss, repetitive
 
 STOP = 13  # "." in GPT-2's BPE and the tiny tokenizer
 
@@ -107,8 +101,8 @@ REFS = [
 
 
 def test_reward_uses_document_frequencies_of_all_training_references():
-    from indexer.metrics import cider_d
-    from indexer.ptb_tokenizer import tokenize
+    from indexer.train.metrics import cider_d
+    from indexer.train.ptb import tokenize
 
     reward = Reward(REFS)
     cands = ["a red circle on white", "blue squares", "a green cross on a gray background"]

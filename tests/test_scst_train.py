@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from indexer.config import Settings
 from indexer.errors import UsageError
-from indexer.train import TrainConfig, train
+from indexer.train.loop import train
+from indexer.train.recipe import TrainConfig
 
 CPU = Settings(device="cpu")
 
@@ -24,7 +25,7 @@ class _Killed(Exception):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("scst_data"), 8, seed=0, fmt="csv", size=64)
 
@@ -71,7 +72,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_weights(data, tiny_model_di
 
 
 def test_validation_cider_picks_the_epoch(data, tiny_model_dir, tmp_path):
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     val = write_dataset(tmp_path / "val", 4, seed=5, fmt="csv", size=64, split="val")
     result = train(_cfg(data, tmp_path / "run", tiny_model_dir, val=val), CPU)

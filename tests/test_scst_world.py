@@ -34,7 +34,7 @@ MARGIN = 0.3
 
 
 def _world_scenes(n: int, seed: int):
-    from indexer.synthetic import generate_scenes
+    from indexer.train.synthetic import generate_scenes
 
     return generate_scenes(n, seed=seed, size=SIZE, layout="centred", wording="varied")
 
@@ -47,9 +47,9 @@ def _score(model_dir, scenes) -> dict:
     import torch
 
     from indexer.config import Settings
-    from indexer.metrics import cider_d
-    from indexer.models import load_model
-    from indexer.ptb_tokenizer import tokenize
+    from indexer.models.loading import load_model
+    from indexer.train.metrics import cider_d
+    from indexer.train.ptb import tokenize
 
     model = load_model(str(model_dir), Settings(device="cpu"))
     pixels = torch.stack([model.encoder.preprocess(s.image) for s in scenes])
@@ -67,9 +67,10 @@ def _score(model_dir, scenes) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from indexer.config import Settings
-    from indexer.models import write_tiny_model
-    from indexer.synthetic import teach_clip, write_dataset
-    from indexer.train import TrainConfig, train
+    from indexer.models.random_weights import write_tiny_model
+    from indexer.train.loop import train
+    from indexer.train.recipe import TrainConfig
+    from indexer.train.synthetic import teach_clip, write_dataset
 
     cpu = Settings(device="cpu")
     root = tmp_path_factory.mktemp("scst_world")

@@ -20,7 +20,8 @@ from search_fixtures import (
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import FileFilter, Store
+from indexer.store.database import Store
+from indexer.store.queries import FileFilter
 from search import query
 from search.query import SearchRequest, fts_query, query_words, search
 

@@ -11,7 +11,8 @@ from search_fixtures import MODEL, ResultRecord, embed_text
 from serve_fixtures import BASE, client, ids_by_name, make_gallery
 
 from indexer.errors import StoreError, UsageError
-from indexer.store import Store, connect_readonly
+from indexer.store.connection import connect_readonly
+from indexer.store.database import Store
 from indexer.store.user_captions import clear_user_caption, set_user_caption, user_captions
 
 NEW = "zebra crossing painted purple"
@@ -65,7 +66,7 @@ def test_edit_survives_reindexing_and_clear_restores_it(tmp_path):
     moved = root / "moved.png"
     (root / "home/kitchen.png").rename(moved)
     st = moved.stat()
-    from indexer.store import FileRecord
+    from indexer.store.records import FileRecord
 
     with Store.open(db) as s:
         rec = ResultRecord(h, "a new generated caption", np.ones(64, np.float32), np.ones(64))
@@ -167,7 +168,7 @@ def test_export_marks_edited_captions(tmp_path):
 
 
 def test_edit_while_an_index_run_holds_the_database(tmp_path):
-    from indexer.store import writer_lock
+    from indexer.store.lock import writer_lock
 
     _, db = make_gallery(tmp_path)
     c = client(db)

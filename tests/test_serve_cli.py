@@ -124,7 +124,7 @@ def test_open_model_check_and_startup_line(tmp_path, monkeypatch):
 
     from indexer.config import Settings
     from indexer.errors import UsageError
-    from search import server
+    from search.web import server
 
     _, db = make_gallery(tmp_path)
     opened, said = [], []

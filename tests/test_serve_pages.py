@@ -117,7 +117,8 @@ def test_similar_uses_stored_vectors_and_never_the_encoder(tmp_path):
 
 
 def test_status_page_lists_failures(tmp_path):
-    from indexer.store import FailureRecord, Store
+    from indexer.store.database import Store
+    from indexer.store.records import FailureRecord
 
     _, db = make_gallery(tmp_path)
     with Store.open(db) as s:
@@ -146,7 +147,7 @@ def test_empty_states(tmp_path):
 
 
 def test_index_in_progress_is_shown(tmp_path):
-    from indexer.store import Store
+    from indexer.store.database import Store
 
     _, db = make_gallery(tmp_path)
     with Store.open(db) as s:
@@ -197,11 +198,11 @@ def test_new_results_show_up_without_a_restart(tmp_path):
     assert "zebra.png" not in ids_by_name(c)
     # What an `imgcap index` run does meanwhile: commit another batch to the same database.
     make_db(root, [Photo("zebra.png", "a zebra on the savanna")], tmp_path / "other.db", seed=7)
-    from indexer.store import Store, connect_readonly
+    from indexer.store.connection import connect_readonly
+    from indexer.store.database import Store
 
     with connect_readonly(tmp_path / "other.db") as src, Store.open(db) as s:
-        from indexer.store import FileRecord, ResultRecord
-        from indexer.store.records import blob_to_vec
+        from indexer.store.records import FileRecord, ResultRecord, blob_to_vec
 
         h, cap, iv, cv = src.execute(
             "SELECT content_hash, caption, image_vec, caption_vec FROM results"
@@ -221,11 +222,11 @@ def test_concurrent_requests_rebuild_the_faiss_cache_one_at_a_time(tmp_path, mon
     import threading
     import time
 
-    from search import vectors
+    from search.vectors import cache
 
     _, db = make_gallery(tmp_path)
     c = client(db)
-    real, active, peak = vectors.build_model, [0], [0]
+    real, active, peak = cache.build_model, [0], [0]
     lock = threading.Lock()
 
     def build(*args, **kwargs):
@@ -239,7 +240,7 @@ def test_concurrent_requests_rebuild_the_faiss_cache_one_at_a_time(tmp_path, mon
             with lock:
                 active[0] -= 1
 
-    monkeypatch.setattr(vectors, "build_model", build)
+    monkeypatch.setattr(cache, "build_model", build)
     urls = [("/api/search", {"q": "dog"})] * 3 + [("/api/similar/1", {})] * 2
     results = []
     threads = [threading.Thread(target=lambda u=u, p=p: results.append(c.get(u, params=p)))

@@ -12,14 +12,14 @@ from serve_fixtures import BASE
 from starlette.testclient import TestClient
 
 from indexer.config import Settings
-from search.server import create_app
+from search.web.server import create_app
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 NEW = "grandma's purple zebra cake"
 
 
 def test_edit_outlives_index_runs(tmp_path, tiny_model, tiny_model_dir):
-    from indexer.pipeline import index_paths
+    from indexer.run.pipeline import index_paths
 
     root = tmp_path / "photos"
     shutil.copytree(SAMPLES, root, ignore=shutil.ignore_patterns("*.md", "a*", "r*"))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 from search_fixtures import Photo, ResultRecord, embed_text, make_db
 
-from indexer.store import FileFilter, Store, connect_readonly, keyword_matches
+from indexer.store.connection import connect_readonly
+from indexer.store.database import Store
+from indexer.store.queries import FileFilter, keyword_matches
 from search.query import fts_query, query_words
 
 REFERENCE = (

@@ -11,7 +11,7 @@ import pytest
 from search_fixtures import Photo
 from serve_fixtures import client, ids_by_name, make_gallery
 
-from search.server import allowed_host
+from search.web.server import allowed_host
 
 XSS = "<img src=x onerror=alert(1)>"
 

@@ -13,8 +13,9 @@ from PIL import Image
 from search_fixtures import Photo
 from serve_fixtures import client, ids_by_name, make_gallery
 
-from indexer.store import FileRecord, Store
-from search.thumbnails import ThumbnailCache, cache_dir
+from indexer.store.database import Store
+from indexer.store.records import FileRecord
+from search.web.thumbnails import ThumbnailCache, cache_dir
 
 
 def _jpeg(path, w, h, orientation=None):
@@ -130,7 +131,7 @@ def test_concurrent_generation_is_capped(tmp_path):
 
 
 def test_a_cache_that_cannot_be_written_still_serves(tmp_path, monkeypatch):
-    import search.thumbnails as thumbnails
+    import search.web.thumbnails as thumbnails
 
     _, db = make_gallery(tmp_path)
     c = client(db)

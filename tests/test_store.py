@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 
 from indexer.errors import StoreError
-from indexer.store import (
-    FailureRecord,
-    FileRecord,
-    ResultRecord,
-    Store,
-    blob_to_vec,
-    writer_lock,
-)
+from indexer.store.database import Store
+from indexer.store.lock import writer_lock
+from indexer.store.records import FailureRecord, FileRecord, ResultRecord, blob_to_vec
 
 
 def _result(h: str, caption: str = "a dog on a beach", dim: int = 8) -> ResultRecord:

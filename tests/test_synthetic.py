@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.datasets import load_dataset
-from indexer.synthetic import (
+from indexer.train.datasets import load_dataset
+from indexer.train.synthetic import (
     BACKGROUNDS,
     CENTRED_BACKGROUNDS,
     COLOURS,

@@ -38,9 +38,10 @@ def world(tmp_path_factory):
     import torch
 
     from indexer.config import Settings
-    from indexer.models import write_tiny_model
-    from indexer.synthetic import generate_scenes, teach_clip, write_dataset
-    from indexer.train import TrainConfig, train
+    from indexer.models.random_weights import write_tiny_model
+    from indexer.train.loop import train
+    from indexer.train.recipe import TrainConfig
+    from indexer.train.synthetic import generate_scenes, teach_clip, write_dataset
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -71,7 +72,7 @@ def _caption_scenes(model_dir: Path, scenes) -> list[str]:
     import torch
 
     from indexer.config import Settings
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     model = load_model(str(model_dir), Settings(device="cpu"))
     pixels = torch.stack([model.encoder.preprocess(s.image) for s in scenes])
@@ -94,7 +95,7 @@ def test_training_converged(world):
 
 
 def test_held_out_scenes_get_the_right_colour_and_shape(world):
-    from indexer.synthetic import generate_scenes
+    from indexer.train.synthetic import generate_scenes
 
     scenes = generate_scenes(N_HELD_OUT, seed=1, size=SIZE, layout=LAYOUT)
     captions = _caption_scenes(world["trained"], scenes)
@@ -145,7 +146,7 @@ def test_index_then_keyword_search_finds_red_circles(world, tmp_path):
 
 def _index_and_search(world, tmp_path) -> tuple[list[dict], dict[str, dict]]:
     import cli
-    from indexer.synthetic import generate_scenes
+    from indexer.train.synthetic import generate_scenes
 
     folder = tmp_path / "photos"
     folder.mkdir()

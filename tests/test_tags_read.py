@@ -12,9 +12,9 @@ from writeback_fixtures import (
     sidecar_with_description,
 )
 
-from indexer import xmp
-from indexer.photo_tags import read_photo_tags, sidecar_paths, sidecar_signature
-from indexer.writeback import Item, write_back
+from indexer.metadata import xmp
+from indexer.metadata.tags import read_photo_tags, sidecar_paths, sidecar_signature
+from indexer.metadata.writeback import Item, write_back
 
 DIGIKAM = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
  <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">

@@ -15,8 +15,9 @@ from writeback_fixtures import DARKTABLE_SIDECAR, make_photo, sidecar_with_descr
 
 import cli
 from indexer.config import Settings
-from indexer.photo_tags import refresh_tags
-from indexer.store import FileFilter, Store
+from indexer.metadata.tags import refresh_tags
+from indexer.store.database import Store
+from indexer.store.queries import FileFilter
 from search import query
 from search.export import read_export
 from search.query import SearchRequest, search
@@ -102,7 +103,7 @@ def test_an_edited_sidecar_is_read_again_and_only_it(tagged):
 
 
 def test_index_reads_tags_and_a_sidecar_edit_recaptions_nothing(tmp_path, tiny_model):
-    from indexer.pipeline import index_paths
+    from indexer.run.pipeline import index_paths
 
     root = tmp_path / "photos"
     make_photo(root / "a.jpg")
@@ -139,7 +140,7 @@ def test_index_reads_tags_and_a_sidecar_edit_recaptions_nothing(tmp_path, tiny_m
 
 
 def test_sidecars_are_not_counted_as_unsupported_files(tmp_path, tiny_model):
-    from indexer.pipeline import index_paths
+    from indexer.run.pipeline import index_paths
 
     root = tmp_path / "photos"
     make_photo(root / "a.jpg")

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from indexer.config import Settings
-from indexer.models import load_model, read_spec, write_tiny_model
+from indexer.models.loading import load_model
+from indexer.models.model_dir import read_spec
+from indexer.models.random_weights import write_tiny_model
 from search.text_encoder import load_text_encoder
 
 
@@ -46,8 +48,9 @@ def test_search_end_to_end_with_the_tiny_model(tiny, tmp_path):
 
     from PIL import Image
 
-    from indexer.decode import decode_image
-    from indexer.store import FileRecord, ResultRecord, Store
+    from indexer.media.decode import decode_image
+    from indexer.store.database import Store
+    from indexer.store.records import FileRecord, ResultRecord
     from search.query import SearchRequest, search
 
     settings = Settings(device="cpu", precision="fp32")

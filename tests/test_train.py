@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from indexer.config import Settings
 from indexer.errors import UsageError
-from indexer.train import (
+from indexer.train.loop import train
+from indexer.train.recipe import (
     IGNORE_INDEX,
     TrainConfig,
     caption_loss,
     lr_factor,
     make_batch,
-    train,
     warmup_steps,
 )
 
@@ -29,7 +29,7 @@ CPU = Settings(device="cpu")
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("data"), 8, seed=0, fmt="csv", size=64)
 
@@ -40,7 +40,7 @@ def _cfg(data: Path, out: Path, base: Path, **kw) -> TrainConfig:
 
 
 def _net(model_dir: Path):
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     return load_model(str(model_dir), CPU).captioner.model
 
@@ -102,8 +102,8 @@ def test_warmup_default_is_capped_to_a_tenth_of_the_steps():
 
 # ---------------------------------------------------------------------------------- the run
 def test_written_model_dir_loads_and_has_the_published_layout(small_data, tiny_model_dir, tmp_path):
-    from indexer.captioner import read_state_dict
-    from indexer.models import load_model
+    from indexer.models.checkpoint import read_state_dict
+    from indexer.models.loading import load_model
 
     out = tmp_path / "run"
     result = train(_cfg(small_data, out, tiny_model_dir, epochs=2), CPU)
@@ -160,7 +160,7 @@ def test_resume_refuses_other_settings(small_data, tiny_model_dir, tmp_path):
 
 
 def test_prefix_only_leaves_gpt2_unchanged(small_data, tiny_model_dir, tmp_path):
-    from indexer.captioner import read_state_dict
+    from indexer.models.checkpoint import read_state_dict
 
     out = tmp_path / "run"
     train(_cfg(small_data, out, tiny_model_dir, prefix_only=True, lr=1e-2), CPU)
@@ -177,7 +177,7 @@ def test_prefix_only_leaves_gpt2_unchanged(small_data, tiny_model_dir, tmp_path)
 
 
 def test_transformer_mapper_on_the_tiny_gpt2(small_data, tiny_model_dir, tmp_path):
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     out = tmp_path / "run"
     train(_cfg(small_data, out, tiny_model_dir, mapping="transformer"), CPU)
@@ -188,7 +188,7 @@ def test_transformer_mapper_on_the_tiny_gpt2(small_data, tiny_model_dir, tmp_pat
 
 
 def test_bad_rows_and_unreadable_images_are_reported_and_skipped(tiny_model_dir, tmp_path):
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "d", 4, seed=0, fmt="csv", size=64)
     broken = tmp_path / "d" / "images" / "broken.png"

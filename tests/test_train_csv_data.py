@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from indexer.datasets import read_csv
+from indexer.train.datasets import read_csv
 
 
 def _images(folder: Path, *names: str) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from indexer.config import Settings
-from indexer.evaluate import evaluate
+from indexer.train.evaluate import evaluate
 
 
 def _dataset(tmp_path: Path, splits: list[str | None]) -> tuple[Path, Path]:

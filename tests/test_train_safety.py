@@ -12,21 +12,22 @@ from typer.testing import CliRunner
 
 from indexer.config import Settings
 from indexer.errors import UsageError
-from indexer.train import TrainConfig, train
+from indexer.train.loop import train
+from indexer.train.recipe import TrainConfig
 
 CPU = Settings(device="cpu")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("data"), 4, seed=0, fmt="csv", size=64)
 
 
 @pytest.fixture(scope="module")
 def val_data(tmp_path_factory) -> Path:
-    from indexer.synthetic import write_dataset
+    from indexer.train.synthetic import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("val"), 3, seed=5, fmt="csv", size=64)
 
@@ -67,7 +68,7 @@ def test_out_equal_to_from_is_refused_without_force(data, tiny_model_dir, tmp_pa
 
 
 def test_force_replaces_from_in_place_and_the_result_loads(data, tiny_model_dir, tmp_path):
-    from indexer.models import load_model
+    from indexer.models.loading import load_model
 
     model = _copy(tiny_model_dir, tmp_path / "model")
     result = train(_cfg(data, model, model, force=True, mapping="transformer"), CPU)

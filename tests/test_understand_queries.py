@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from indexer.places import fold
-from indexer.store import FileFilter
+from indexer.metadata.places import fold
+from indexer.store.queries import FileFilter
 from search import understand
 from search.understand import Understood, camera_phrases
 

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 import cli
 from indexer.config import Settings
-from indexer.places import refresh_places
-from indexer.store import FileFilter, Store
+from indexer.metadata.places import refresh_places
+from indexer.store.database import Store
+from indexer.store.queries import FileFilter
 from search import query
 from search.query import SearchRequest, search, search_understood
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 import sqlite3
 
-from indexer.store import Store, vocabulary
+from indexer.store import vocabulary
+from indexer.store.database import Store
 
 
 def test_skip_scans_equal_select_distinct(tmp_path):

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from indexer import store
-from indexer.store import FileRecord, ResultRecord, Store
-from search import vectors
+from indexer.store.connection import connect_readonly
+from indexer.store.database import Store
+from indexer.store.records import FileRecord, ResultRecord
+from search.vectors import cache
 
 DIM = 32
 
@@ -29,7 +30,7 @@ def _write(db_path, n, start=0, seed=0, model="m"):
 
 
 def _all_vectors(db_path, kind, model="m"):
-    conn = store.connect_readonly(db_path)
+    conn = connect_readonly(db_path)
     rows = conn.execute(
         f"SELECT id, {kind}_vec FROM results WHERE model = ? ORDER BY id", [model]
     ).fetchall()
@@ -39,9 +40,9 @@ def _all_vectors(db_path, kind, model="m"):
 
 
 def _load(db_path, model="m"):
-    conn = store.connect_readonly(db_path)
+    conn = connect_readonly(db_path)
     try:
-        return vectors.load_model(db_path, conn, model)
+        return cache.load_model(db_path, conn, model)
     finally:
         conn.close()
 
@@ -54,34 +55,34 @@ def test_build_normalises_and_writes_pointer(tmp_path):
     assert idx["image"].ntotal == 50 and idx["image"].index_type == "flat"
     _, vecs = idx["image"].vectors(idx["image"].ids)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
-    pointer = json.loads(next(vectors.index_dir(db).glob("*.json")).read_text())
+    pointer = json.loads(next(cache.index_dir(db).glob("*.json")).read_text())
     assert (pointer["generation"], pointer["count"], pointer["vectors"]) == (1, 50, 50)
 
 
 def test_fresh_index_is_reused_and_stale_one_rebuilt(tmp_path):
     db = tmp_path / "p.db"
     _write(db, 20)
-    assert vectors.sync_indexes(db)["m"]["rebuilt"] is True
-    assert vectors.sync_indexes(db)["m"]["rebuilt"] is False  # generation unchanged: no work
+    assert cache.sync_indexes(db)["m"]["rebuilt"] is True
+    assert cache.sync_indexes(db)["m"]["rebuilt"] is False  # generation unchanged: no work
     _write(db, 5, start=20, seed=1)  # a new batch bumps the generation
-    state = vectors.sync_indexes(db)["m"]
+    state = cache.sync_indexes(db)["m"]
     # Issue 11: new rows are added to the cache, not rebuilt (tests/test_faiss_incremental.py).
     assert state["action"] == "update" and state["rebuilt"] is False and state["count"] == 25
     assert _load(db)["caption"].ntotal == 25
-    (pointer_file,) = vectors.index_dir(db).glob("*.json")
+    (pointer_file,) = cache.index_dir(db).glob("*.json")
     named = set(json.loads(pointer_file.read_text())["files"].values())
-    names = {p.name for p in vectors.index_dir(db).iterdir()}
+    names = {p.name for p in cache.index_dir(db).iterdir()}
     assert names == named | {pointer_file.name}, "files the pointer no longer names are removed"
 
 
 def test_damaged_cache_is_rebuilt(tmp_path):
     db = tmp_path / "p.db"
     _write(db, 10)
-    vectors.sync_indexes(db)
-    for p in vectors.index_dir(db).glob("*.faiss"):
+    cache.sync_indexes(db)
+    for p in cache.index_dir(db).glob("*.faiss"):
         p.write_bytes(b"garbage")
     assert _load(db)["image"].ntotal == 10
-    assert vectors.sync_indexes(db)["m"]["rebuilt"] is False  # rewritten by the load above
+    assert cache.sync_indexes(db)["m"]["rebuilt"] is False  # rewritten by the load above
 
 
 def test_unwritable_cache_location_serves_from_memory(tmp_path, monkeypatch):
@@ -89,13 +90,13 @@ def test_unwritable_cache_location_serves_from_memory(tmp_path, monkeypatch):
     _write(db, 10)
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    monkeypatch.setattr(vectors, "index_dir", lambda _db: blocker / "cache")
+    monkeypatch.setattr(cache, "index_dir", lambda _db: blocker / "cache")
     assert _load(db)["image"].ntotal == 10
 
 
 @pytest.mark.parametrize("exact_max", [10**9, 0])  # exact subset path, then the selector path
 def test_filtered_search_matches_brute_force(tmp_path, monkeypatch, exact_max):
-    monkeypatch.setattr(vectors, "EXACT_SUBSET_MAX", exact_max)
+    monkeypatch.setattr(cache, "EXACT_SUBSET_MAX", exact_max)
     db = tmp_path / "p.db"
     _write(db, 300)
     vi = _load(db)["image"]
@@ -113,7 +114,7 @@ def test_filtered_search_matches_brute_force(tmp_path, monkeypatch, exact_max):
 
 
 def test_hnsw_above_threshold_has_high_recall(tmp_path, monkeypatch):
-    monkeypatch.setattr(vectors, "HNSW_MIN_VECTORS", 100)
+    monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 100)
     db = tmp_path / "p.db"
     _write(db, 2000)
     vi = _load(db)["image"]
@@ -128,7 +129,7 @@ def test_hnsw_above_threshold_has_high_recall(tmp_path, monkeypatch):
         recalls.append(len(set(got) & set(want)) / 10)
     assert np.mean(recalls) >= 0.99
     # Filtered HNSW (selector path) only returns allowed ids, and as many as asked.
-    monkeypatch.setattr(vectors, "EXACT_SUBSET_MAX", 0)
+    monkeypatch.setattr(cache, "EXACT_SUBSET_MAX", 0)
     allowed = ids[ids % 2 == 0]
     got, _ = vi.search(mat[0], 20, allowed)
     assert len(got) == 20 and set(got) <= set(allowed)
@@ -153,6 +154,6 @@ def test_models_get_separate_indexes(tmp_path):
     db = tmp_path / "p.db"
     _write(db, 10, model="a")
     _write(db, 4, start=100, model="b/with slash")
-    state = vectors.sync_indexes(db)
+    state = cache.sync_indexes(db)
     assert {m: s["count"] for m, s in state.items()} == {"a": 10, "b/with slash": 4}
     assert _load(db, "b/with slash")["image"].ntotal == 4

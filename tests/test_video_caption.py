@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from video_factory import break_video, make_video
 
 from cli import app
-from indexer.caption_files import caption_files
 from indexer.config import Settings
-from indexer.video import decode_for_model
+from indexer.media.video import decode_for_model
+from indexer.run.caption_files import caption_files
 
 pytest.importorskip("av")
 
@@ -30,7 +30,7 @@ def test_video_caption_is_its_keyframes_captions(tmp_path, tiny_model, tiny_mode
     assert got[2][1] is None and "video" in got[2][2]
 
     # Naive: each keyframe alone through the model.
-    from indexer.preprocess import encoder_tensor
+    from indexer.media.preprocess import encoder_tensor
 
     enc = tiny_model.encoder
     _, _, pixels, extras = decode_for_model(str(clip), enc.image_size, 1.0, 60, 10**8)

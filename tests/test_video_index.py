@@ -12,7 +12,7 @@ from PIL import Image
 from video_factory import break_video, make_video
 
 from indexer.config import Settings
-from indexer.pipeline import index_paths
+from indexer.run.pipeline import index_paths
 from indexer.store.frames import frame_key
 
 pytest.importorskip("av")
@@ -137,9 +137,9 @@ def test_duplicate_moved_and_deleted_videos(tmp_path, tiny_model, tiny_model_dir
 def test_without_the_video_extra_videos_are_skipped_with_the_reason(
     tmp_path, library, tiny_model, tiny_model_dir, monkeypatch
 ):
-    import indexer.video
+    import indexer.media.video
 
-    monkeypatch.setattr(indexer.video, "extra_installed", lambda: False)
+    monkeypatch.setattr(indexer.media.video, "extra_installed", lambda: False)
     s = settings(tmp_path, tiny_model_dir)
     summary = index_paths([library], s, model=counting(tiny_model))
     assert summary.new == 1  # the photo

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from video_factory import break_video, make_video
 
-from indexer.decode import check_header
 from indexer.errors import BadImageError
-from indexer.video import (
+from indexer.media.decode import check_header
+from indexer.media.video import (
     BLANK_STD,
     SCENE_THRESHOLD,
     Keyframe,

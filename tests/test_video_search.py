@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 
 import cli
 from indexer.config import Settings
-from indexer.store import FileFilter, FileRecord, ResultRecord, Store
+from indexer.store.database import Store
 from indexer.store.frames import FrameRecord, VideoRecord, frame_key
-from search import output
+from indexer.store.queries import FileFilter
+from indexer.store.records import FileRecord, ResultRecord
+from search.cli import output
 from search.export import KEYFRAME_COLUMNS, export, read_export
 from search.query import SearchRequest, search
 
@@ -149,12 +151,12 @@ def test_deleted_video_file_is_not_shown(db, tmp_path):
 
 def test_frame_vectors_are_searchable_like_photos(db):
     # The FAISS cache holds keyframes like photos: as many vectors as results.
-    from indexer import store
-    from search import vectors
+    from indexer.store.connection import connect_readonly
+    from search.vectors import cache
 
-    conn = store.connect_readonly(db)
+    conn = connect_readonly(db)
     try:
-        indexes = vectors.load_model(db, conn, MODEL)
+        indexes = cache.load_model(db, conn, MODEL)
         assert indexes["image"].ntotal == 2 + len(KEYFRAMES)
     finally:
         conn.close()
@@ -188,11 +190,12 @@ def test_gallery_shows_a_video_once_with_a_still(tmp_path):
 
 
 def test_status_counts_a_video_once(db):
-    from indexer import store
+    from indexer.store.connection import connect_readonly
+    from indexer.store.queries import status_counts
 
-    conn = store.connect_readonly(db)
+    conn = connect_readonly(db)
     try:
-        counts = store.status_counts(conn)
+        counts = status_counts(conn)
     finally:
         conn.close()
     assert counts["files"] == 3

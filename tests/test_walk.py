@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from photo_factory import make_photo_folder
 
-from indexer.walk import FileEntry, WalkProblem, content_hash, walk
+from indexer.media.walk import FileEntry, WalkProblem, content_hash, walk
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from writeback_fixtures import make_photo
 
 import cli
-from indexer import xmp
 from indexer.config import Settings
+from indexer.metadata import xmp
 
 
 def invoke(*args):
@@ -21,7 +21,7 @@ def invoke(*args):
 def test_caption_set_survives_reindex_and_is_written_back(
     tmp_path, tiny_model, tiny_model_dir, monkeypatch
 ):
-    from indexer.pipeline import index_paths
+    from indexer.run.pipeline import index_paths
 
     root = tmp_path / "photos"
     photo = make_photo(root / "a.jpg")

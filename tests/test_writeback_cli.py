@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from writeback_fixtures import exif_read, needs_exiftool
 
 import cli
-from indexer import xmp
+from indexer.metadata import xmp
 from search import query
 
 PHOTOS = [
@@ -81,7 +81,7 @@ def test_embed_through_the_cli(env):
 
 
 def test_ctrl_c_prints_the_summary_and_exits_130(env, monkeypatch):
-    from indexer import writeback
+    from indexer.metadata import writeback
 
     real = writeback.write_sidecar
     calls = []

@@ -10,10 +10,10 @@ import subprocess
 import pytest
 from writeback_fixtures import FORMATS, exif_read, exif_write, make_photo, needs_exiftool, pixels
 
-from indexer import writeback, xmp
 from indexer.errors import ToolMissingError
-from indexer.walk import content_hash
-from indexer.writeback import Item, write_back
+from indexer.media.walk import content_hash
+from indexer.metadata import writeback, xmp
+from indexer.metadata.writeback import Item, write_back
 
 CAPTION = xmp.Caption("A red square, ünïcode 東京.", "tiny-0", "generated", "2026-12-03T04:00:00Z")
 
@@ -155,7 +155,7 @@ def test_control_characters_never_reach_the_file(tmp_path):
 
 
 def test_one_exiftool_serves_the_run_and_survives_a_bad_file(tmp_path, monkeypatch):
-    from indexer import exiftool
+    from indexer.metadata import exiftool
 
     started = []
     real_start = exiftool.Session._start

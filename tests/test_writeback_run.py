@@ -9,10 +9,10 @@ import pytest
 from search_fixtures import Photo, make_db
 from writeback_fixtures import exif_read, make_photo, needs_exiftool, pixels
 
-from indexer import xmp
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.writeback import run_write_back
+from indexer.metadata import xmp
+from indexer.metadata.writeback import run_write_back
 
 PHOTOS = [
     Photo("trip/beach.png", "a dog on a beach"),
@@ -78,7 +78,7 @@ def test_unknown_model_and_missing_database(library, tmp_path):
 
 @needs_exiftool
 def test_embed_then_index_recaptions_nothing(tmp_path, tiny_model):
-    from indexer.pipeline import index_paths
+    from indexer.run.pipeline import index_paths
 
     root = tmp_path / "photos"
     for name in ("a.jpg", "b.png", "c.webp", "d.tif"):

@@ -15,8 +15,8 @@ from writeback_fixtures import (
     sidecar_with_description,
 )
 
-from indexer import xmp
-from indexer.writeback import Item, sidecar_for, write_back
+from indexer.metadata import xmp
+from indexer.metadata.writeback import Item, sidecar_for, write_back
 
 CAPTION = xmp.Caption(
     "A cat sitting on a wooden floor.", "tiny-0", "generated", "2026-12-03T04:00:00+00:00"

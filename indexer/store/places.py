@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from indexer.places import Place, fold
+from indexer.metadata.places import Place, fold
 from indexer.store.connection import conn_path, store_error, translated
 from indexer.store.records import rows_in
 

@@ -1,0 +1,271 @@
+"""CLIP through open_clip: the image tower feeds both search and the caption prefix; the text
+tower embeds captions and queries.
+
+The published ClipCap MLP checkpoints were trained on OpenAI ViT-B/32, which uses QuickGELU.
+open_clip >= 2.29 builds a standard-GELU model for the plain `ViT-B-32` name and only warns, so
+the model spec always says `quick_gelu` explicitly and we force it here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+from indexer.errors import ModelFormatError
+from indexer.models.checkpoint import (
+    assign_state_dict,
+    describe_load_error,
+    empty_parameters,
+    key_problems,
+    read_state_dict,
+)
+
+
+class ClipEncoder:
+    def __init__(self, model, preprocess, tokenizer, device: torch.device, dtype: torch.dtype):
+        self.model = model
+        self._preprocess = preprocess  # open_clip's EVAL transform (never the train one)
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        size = model.visual.image_size
+        self.image_size: int = int(size[0] if isinstance(size, tuple | list) else size)
+        self.embed_dim: int = int(model.text_projection.shape[1]) if _has_text(model) else 0
+        cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+        self.mean = tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
+        self.std = tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+
+    def preprocess(self, image) -> torch.Tensor:
+        """PIL RGB image -> (3, S, S) float32: bicubic short-side resize, centre crop, normalise."""
+        return self._preprocess(image)
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, D) raw (not normalised) float32 features on the CPU."""
+        with self._autocast():
+            feats = self.model.encode_image(pixels.to(self.device, non_blocking=True))
+        return feats.float().cpu()
+
+    @torch.inference_mode()
+    def encode_images_grid(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, S, S) -> (features (B, D) as `encode_images`, grid (B, N, C)), one pass.
+
+        The grid is what show-attend-tell attends over: a ViT's patch tokens after its final
+        LayerNorm (N = (S / patch)^2, C = width: 49 x 768 for ViT-B/32), or a ResNet's last
+        spatial map before attention pooling (N = (S / 32)^2, C = channels). Row-major, so
+        token n sits at (n // side, n % side) of the image."""
+        with self._autocast():
+            feats, grid = visual_with_grid(self.model.visual, pixels.to(self.device))
+        return feats.float().cpu(), grid.float().cpu()
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """Texts -> (B, D) raw float32 features on the CPU (truncated at the context length)."""
+        if not texts:
+            return torch.empty(0, self.embed_dim)
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        with self._autocast():
+            feats = self._encode_tokens(tokens)
+        return feats.float().cpu()
+
+    def _encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """open_clip's CLIP.encode_text over only the first L positions, L = the longest text.
+
+        Attention is causal and the output is read at the end-of-text token, so the padding after
+        it can't change the result; captions are ~20 of the 77 positions, so this is ~4x less
+        work. Any text tower we don't know to be like that goes through open_clip unchanged."""
+        m = self.model
+        if getattr(m, "text_pool_type", None) != "argmax" or getattr(m, "attn_mask", None) is None:
+            return m.encode_text(tokens)
+        length = int(tokens.argmax(dim=-1).max()) + 1  # end-of-text has the highest token id
+        tokens = tokens[:, :length]
+        cast = m.transformer.get_cast_dtype()
+        x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:length].to(cast)
+        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
+        x = m.ln_final(x)  # (B, L, width)
+        x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+        if isinstance(m.text_projection, torch.nn.Linear):
+            return m.text_projection(x)
+        return x @ m.text_projection  # (B, D)
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+def visual_with_grid(visual, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """open_clip's image tower forward, also returning the grid it pools: the same operations
+    as VisionTransformer.forward / ModifiedResNet.forward, so the pooled output is identical."""
+    if hasattr(visual, "_embeds") and hasattr(visual, "_pool") and hasattr(visual, "transformer"):
+        tokens = visual.transformer(visual._embeds(x))  # (B, 1 + N, width)
+        pooled, grid = visual._pool(tokens)  # grid: (B, N, width), after ln_post
+        if visual.proj is not None:
+            pooled = pooled @ visual.proj
+        return pooled, grid
+    if hasattr(visual, "attnpool") and hasattr(visual, "layer4"):
+        fmap = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(x)))))
+        grid = fmap.flatten(2).transpose(1, 2)  # (B, C, h, w) -> (B, h*w, C)
+        return visual.attnpool(fmap), grid
+    raise ModelFormatError(
+        f"this CLIP image tower ({type(visual).__name__}) gives no grid of patch tokens or "
+        "spatial features; show-attend-tell needs a ViT or ResNet CLIP"
+    )
+
+
+def _has_text(model) -> bool:
+    return getattr(model, "text_projection", None) is not None
+
+
+# open_clip's preference when a folder holds several weight files.
+_WEIGHT_NAMES = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model.pth",
+    "model.pth",
+)
+
+
+def _weights_file(clip_dir: Path) -> Path | None:
+    found = [p for p in clip_dir.iterdir() if p.suffix in (".safetensors", ".bin", ".pth")]
+    for name in _WEIGHT_NAMES:
+        if clip_dir / name in found:
+            return clip_dir / name
+    found.sort(key=lambda p: (p.suffix != ".safetensors", p.name))
+    return found[0] if found else None
+
+
+def load_clip(
+    clip_dir: Path, quick_gelu: bool, device: torch.device, dtype: torch.dtype, on_step=None
+) -> ClipEncoder:
+    """Load open_clip from a directory in the hub layout: open_clip_config.json + weights file
+    (open_clip_model.safetensors, or open_clip_pytorch_model.bin read with weights_only; a pickle
+    that would run code is refused). on_step(text) is told when building and loading start."""
+    import json
+
+    import open_clip
+
+    step = on_step or (lambda _text: None)
+    clip_dir = Path(clip_dir)
+    config = clip_dir / "open_clip_config.json"
+    if not config.is_file():
+        raise ModelFormatError(f"{clip_dir}: missing open_clip_config.json")
+    weights = _weights_file(clip_dir)
+    if weights is None:
+        # open_clip would only warn and go on with random weights: refuse instead.
+        raise ModelFormatError(f"{clip_dir}: no CLIP weights file (open_clip_model.safetensors)")
+    try:
+        cfg = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelFormatError(f"{config}: unreadable ({e})") from None
+    problem = clip_config_problem(cfg)
+    if problem:
+        raise ModelFormatError(f"{config}: {problem}")
+    step("read CLIP weights")
+    sd = read_state_dict(weights)  # safe for any file: safetensors, or tensors-only pickles
+    model = preprocess = None
+    if _plain_clip(cfg):
+        step("build CLIP")
+        model, preprocess = _build_plain_clip(cfg, quick_gelu, sd, step)
+    if model is None:  # a layout open_clip converts on load (or another tower): its own loader
+        step("build CLIP (open_clip loader)")
+        ref = f"local-dir:{clip_dir}"
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                ref, force_quick_gelu=quick_gelu, weights_only=True
+            )
+        except Exception as e:  # unreadable weights, config open_clip rejects, ...
+            why = describe_load_error(e)
+            raise ModelFormatError(f"{clip_dir}: cannot load CLIP ({why})") from None
+    try:
+        tokenizer = open_clip.get_tokenizer(f"local-dir:{clip_dir}")
+    except Exception as e:
+        raise ModelFormatError(f"{clip_dir}: cannot load the CLIP tokenizer ({e})") from None
+    model = model.to(device).eval()
+    return ClipEncoder(model, preprocess, tokenizer, device, dtype)
+
+
+# Bounds on the sizes a CLIP config may ask for, checked before anything is built: some buffers
+# are real even in a meta build (the text tower's causal mask is context_length squared). Every
+# open_clip model is far inside them (ViT-bigG: width 1664, 48 layers, 224 px, 77 tokens).
+_CLIP_LIMITS = {
+    "embed_dim": 16384,
+    "image_size": 4096,
+    "patch_size": 1024,
+    "width": 16384,
+    "head_width": 4096,
+    "layers": 256,
+    "heads": 512,
+    "context_length": 4096,
+    "vocab_size": 1_000_000,
+}
+
+
+def clip_config_problem(cfg) -> str | None:
+    """What is wrong with open_clip_config.json's sizes (naming the field), or None."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
+        return "field 'model_cfg' must be an object"
+    m = cfg["model_cfg"]
+    parts = [("model_cfg", m)] + [
+        (f"model_cfg.{k}", m[k]) for k in ("vision_cfg", "text_cfg") if isinstance(m.get(k), dict)
+    ]
+    for where, d in parts:
+        for key, hi in _CLIP_LIMITS.items():
+            v = d.get(key)
+            values = v if isinstance(v, list) else [v]  # ResNet layers, (h, w) image sizes
+            if v is None or all(
+                isinstance(x, int) and not isinstance(x, bool) and 0 < x <= hi for x in values
+            ):
+                continue
+            return f"field '{where}.{key}' must be an integer in 1..{hi} (got {v!r})"
+    return None
+
+
+def _plain_clip(cfg) -> bool:
+    """An open_clip CLIP built from its own towers (OpenAI ViT/ResNet layouts), which is what
+    every registry model uses; timm/HF towers and CoCa go through open_clip's loader."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
+        return False
+    m = cfg["model_cfg"]
+    return not (
+        m.get("custom_text")
+        or "multimodal_cfg" in m
+        or "timm_model_name" in (m.get("vision_cfg") or {})
+        or "hf_model_name" in (m.get("text_cfg") or {})
+    )
+
+
+def _build_plain_clip(cfg: dict, quick_gelu: bool, sd: dict, step):
+    """(model, eval transform), built without random init and loaded by assignment, or
+    (None, None) when sd needs open_clip's conversions (then its loader handles the file).
+
+    Mirrors open_clip's create_model_and_transforms for a local directory: same config overrides,
+    same preprocessing config (defaults <- file <- the model's image size)."""
+    from dataclasses import asdict
+
+    from open_clip.model import CLIP, set_model_preprocess_cfg
+    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+
+    model_cfg = dict(cfg["model_cfg"])
+    model_cfg.pop("custom_text", None)  # open_clip pops it too (False here: _plain_clip)
+    if quick_gelu:
+        model_cfg["quick_gelu"] = True
+    try:
+        with empty_parameters():
+            model = CLIP(**model_cfg)
+    except (TypeError, ValueError, KeyError):  # a config only open_clip's factory understands
+        return None, None
+    if key_problems(model, sd):
+        return None, None
+    step("assign CLIP weights")
+    assign_state_dict(model, sd)
+    pp = merge_preprocess_dict(asdict(PreprocessCfg()), cfg.get("preprocess_cfg") or {})
+    pp["size"] = model.visual.image_size
+    set_model_preprocess_cfg(model, pp)
+    return model, image_transform_v2(PreprocessCfg(**pp), is_train=False)

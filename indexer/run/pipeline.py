@@ -1,0 +1,491 @@
+"""One index run: walk → skip unchanged → hash → reuse → decode (workers) → CLIP → caption →
+caption vectors → store, one transaction per batch.
+
+Stages, all driven from `index_paths` in the main process:
+
+1. walk the roots (nothing opened) and compare each file with the store (indexer/scan.py): same
+   path, size and mtime_ns and a result for this model → unchanged, skipped without opening it;
+2. hash the rest in a few threads (hashlib releases the GIL), each file's header checked first
+   (decode.check_header: a huge non-image or an image over the pixel cap fails without being
+   read); a content hash that already has a result for this model is reused with no model work
+   (moved, renamed, duplicated, touched files);
+3. decode the rest in worker PROCESSES (indexer/workers.py): decode_image plus the CLIP eval
+   resize + centre crop. Up to `prefetch` images are in flight, so workers keep decoding while
+   the model runs;
+4. per batch (indexer/runner.py): normalise → `encode_images` ONCE → the same features go to the
+   captioner and are stored as the image vector → `encode_texts(captions)` → one store
+   transaction.
+
+Failures of single files are recorded (store `failures`) and reported, never fatal. Garbage
+(results no file references) is collected once at the end, so reuse routed earlier in a run can
+never point at a result deleted meanwhile. Ctrl-C abandons the batch in flight (its transaction
+never commits), records what was learned and returns a summary with `interrupted=True`. A SIGKILL
+loses at most the batch in flight: the next run skips everything committed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from indexer.config import Settings
+from indexer.errors import BadImageError, ImgcapError, StoreError, UsageError
+from indexer.media.decode import check_header
+from indexer.media.preprocess import clip_geometry as clip_geometry
+from indexer.media.walk import content_hash
+from indexer.run.batch_rows import batch_rows, file_record, result_key
+from indexer.run.runner import ModelRunner
+from indexer.run.scan import Item, Plan, classify, hash_error, model_name, plan, under
+from indexer.run.scan import dry_run as _dry_run
+from indexer.run.signals import sigterm_as_ctrl_c as _sigterm_as_ctrl_c
+from indexer.run.summary import IndexSummary as IndexSummary
+from indexer.run.summary import Progress
+from indexer.run.work import BatchOutput, DecodedItem, DecodeFailure, items_from_task
+from indexer.run.work import pixels_to_tensor as pixels_to_tensor
+from indexer.run.workers import DecodePool, decode_for_model
+from indexer.run.workers import _init_worker as _init_worker
+from indexer.run.workers import _pool_context as _pool_context
+from indexer.store.database import Store
+from indexer.store.lock import writer_lock
+from indexer.store.records import FailureRecord, FileRecord
+from indexer.store.roots import add_roots, folders_of
+
+HASH_THREADS = 4  # hashing is I/O + C code that releases the GIL; a few threads keep disks busy
+REUSE_FLUSH = 512  # files reused without model work are written in transactions of this size
+
+# The worker task; a module attribute so that fault-injection tests can swap in a crashing one.
+DECODE_TASK = decode_for_model
+TAG_WARNINGS = 20  # problems with photos' own tags named in the summary; the rest counted
+
+
+def index_paths(
+    roots: list[Path],
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    retry_failed: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    model: Any = None,
+) -> IndexSummary:
+    """Index every image under `roots` into the database at `settings.db_path`.
+
+    `model`: an already loaded Model (tests, benchmarks); by default `load_model(settings.model)`
+    is called, and only when some image needs model work. Raises StoreError when another run
+    holds the database; per-file problems end up in the summary and the `failures` table.
+    """
+    top = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
+    if not top:
+        raise UsageError("give at least one folder or file to index")
+    missing = [r for r in top if not os.path.exists(r)]
+    if missing:
+        raise UsageError(f"not found: {', '.join(missing)}")
+    if settings.engine not in ("local", "ray"):
+        raise UsageError(f"unknown engine {settings.engine!r} (local or ray)")
+    run_class = _Run
+    if settings.engine == "ray" and not dry_run:
+        from indexer.run.ray_engine import RayRun, import_ray
+
+        import_ray()  # before any work: says how to install it
+        run_class = RayRun
+    with _sigterm_as_ctrl_c():
+        if dry_run:
+            return _dry_run(top, settings, retry_failed)
+        with writer_lock(settings.db_path), Store.open(settings.db_path) as store:
+            # Before any file row is written, so each finds its root (a trigger).
+            add_roots(store.db, folders_of(top), settings.db_path)
+            return run_class(top, settings, store, retry_failed, on_progress, model).execute()
+
+
+def _model_source(settings: Settings, name: str) -> str | None:
+    """Where the model stored as `name` loads from (remembered in the database, so a search
+    needs no --model): the absolute model directory, or the registry name."""
+    from indexer.models.model_dir import is_model_dir
+
+    if is_model_dir(settings.model):
+        return str(Path(settings.model).expanduser().resolve())
+    return settings.model if settings.model == name else None  # None: a model passed in
+
+
+class _Run:
+    """State of one (non-dry) run. `execute` is the whole algorithm; the rest are its steps."""
+
+    def __init__(self, top, settings, store, retry_failed, on_progress, model):
+        self.top: list[str] = top
+        self.settings: Settings = settings
+        self.store: Store = store
+        self.retry_failed: bool = retry_failed
+        self.on_progress = on_progress or (lambda p: None)
+        self.model = model
+        self.progress = Progress()
+        self.runner: ModelRunner | None = None
+        self.pool: DecodePool | None = None
+        self.timings = Counter()
+        self.failures: list[FailureRecord] = []  # recorded at the end (see module docstring)
+        self.reuse_files: list[FileRecord] = []
+        self.waiters: dict[str, list[Item]] = {}  # content hash in flight -> later duplicates
+        self.inflight: set[str] = set()
+        self.last_report = 0.0
+        self.workers = settings.workers or os.cpu_count() or 1
+        self.max_pixels = settings.max_pixels_for(self.workers)  # --max-megapixels or memory
+
+    # ----------------------------------------------------------------------------- algorithm
+    def execute(self) -> IndexSummary:
+        t0 = time.monotonic()
+        name = model_name(self.settings, self.model)
+        self.summary = summary = IndexSummary(model=name)
+        run_id = self.store.start_run(name, source=_model_source(self.settings, name))
+        found: Plan | None = None
+        status = "completed"
+        try:
+            self._report(force=True)
+            self.have = self.store.result_hashes(name)  # grows as batches commit
+            self.had = frozenset(self.have)
+            found = self._plan()
+            self._process(found.todo)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _sigterm_as_ctrl_c)
+            summary.interrupted = True
+            status = "interrupted"
+        except BaseException as e:
+            self._shutdown()
+            self._stopped(run_id, "failed", e)
+            raise
+        try:
+            self._shutdown()
+            self._finish(found)
+        except BaseException as e:
+            # A second Ctrl-C while finishing: what was committed is kept, and the run is
+            # marked for what it is, not left 'running'.
+            stopped = summary.interrupted or isinstance(e, KeyboardInterrupt)
+            self._stopped(run_id, "interrupted" if stopped else "failed", e)
+            raise
+        summary.seconds = round(time.monotonic() - t0, 3)
+        self.store.finish_run(run_id, status, summary.to_dict())
+        self._report(force=True)
+        return summary
+
+    def _stopped(self, run_id: int, status: str, error: BaseException) -> None:
+        """The run stops on `error`. Mark it, if the database still takes a write (a full disk
+        may not; the user then sees the first error, not this one). A StoreError carries the
+        summary of what was committed, so the CLI can print it before the message."""
+        self.summary.captioned = self.progress.captioned
+        try:
+            self.store.finish_run(run_id, status, self.summary.to_dict())
+        except StoreError:
+            pass
+        if isinstance(error, StoreError):
+            error.summary = self.summary
+
+    def _plan(self) -> Plan:
+        """Walk and compare with the store; count what needs no work."""
+        summary = self.summary
+        found = plan(
+            self.top,
+            self.settings,
+            self.store.file_states(),
+            self.store.failure_states(),
+            self.have,
+            self.retry_failed,
+            self.progress,
+        )
+        summary.warnings.extend(found.warnings)
+        summary.unsupported = dict(found.unsupported.most_common())
+        summary.unchanged = found.unchanged
+        summary.failures_standing = sum(found.standing.values())
+        # Content that left an old path: a new path with the same hash is a move, not new.
+        self.gone_hashes = Counter(found.known[path].content_hash for path in found.gone)
+        for pr in found.problems:
+            self.failures.append(FailureRecord(pr.path, pr.reason))
+        self.progress.skipped = summary.unchanged + summary.failures_standing
+        self.progress.todo = len(found.todo)
+        self.progress.phase = "indexing"
+        self._report(force=True)
+        return found
+
+    def _finish(self, found: Plan | None) -> None:
+        """Record what was learned; after a complete walk and run, drop what disappeared.
+        `found` is None when the run was stopped before the walk ended."""
+        summary = self.summary
+        self.progress.phase = "finishing"
+        self._report(force=True)
+        self._flush_reuse()
+        self.store.record_failures(summary.model, self.failures)
+        if found is not None and not summary.interrupted:
+            # Removing needs the full walk + every new path processed (moves!), so only after a
+            # completed run; an interrupted run leaves the old rows for the next one.
+            problem_paths = set(found.blocked)  # recorded again above
+            stale_failures = [
+                p
+                for p in found.failed_before
+                if under(p, self.top) and p not in found.seen and p not in problem_paths
+            ]
+            self.store.remove_paths(found.gone + stale_failures)
+            summary.removed = max(0, len(found.gone) - summary.moved)
+        self.store.collect_garbage()
+        if not summary.interrupted:
+            self._read_tags()
+            self._name_places()
+
+        # Failures standing from earlier runs are counted apart, never as this run's failures.
+        summary.failed_this_run = len(self.failures)
+        summary.failed = summary.failed_this_run + summary.failures_standing
+        summary.failed_reasons = dict(Counter(f.reason for f in self.failures).most_common())
+        summary.failures = [{"path": f.path, "reason": f.reason} for f in self.failures]
+        summary.captioned = self.progress.captioned
+        summary.images_per_s = round(self.progress.images_per_s(), 2)
+        summary.batch_size = self.runner.batch_size if self.runner else 0
+        summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
+
+    def _read_tags(self) -> None:
+        """The user's own tags of new, changed and re-tagged photos (a sidecar edited since
+        the last run counts); never re-captions. Unreadable sources become warnings."""
+        from indexer.metadata.tags import refresh_tags
+
+        self.progress.phase = "reading tags"
+        self._report(force=True)
+        found = refresh_tags(self.store, self.top)
+        shown = found.problems[:TAG_WARNINGS]
+        self.summary.warnings.extend(f"tags not read: {p}" for p in shown)
+        if len(found.problems) > len(shown):
+            more = len(found.problems) - len(shown)
+            self.summary.warnings.append(f"tags not read from {more} more sources")
+
+    def _name_places(self) -> None:
+        """Place names from stored GPS for photos that have none yet (offline gazetteer, loaded
+        only when some photo needs it); photos indexed before places existed included."""
+        from indexer.metadata.places import refresh_places
+
+        self.progress.phase = "naming places"
+        self._report(force=True)
+        found = refresh_places(self.store)
+        self.summary.places_named = found.geocoded
+        if found.problem:
+            self.summary.warnings.append(f"places not named: {found.problem}")
+
+    def _process(self, todo: list[Item]) -> None:
+        """Hash → route → decode in workers → model batches → store."""
+        routed = self._route(self._hashed(todo))
+        pending: deque[tuple[Item, Future]] = deque()
+        batch: list[tuple[Item, DecodedItem]] = []
+        batch_size = 0
+        prefetch = 0
+
+        def fill() -> None:
+            while len(pending) < prefetch:
+                item = next(routed, None)
+                if item is None:
+                    return
+                pending.append((item, self.pool.submit(item.path, size)))
+
+        # Reuse-only runs (moves, duplicates) never touch the model or the workers.
+        first = next(routed, None)
+        if first is None:
+            return
+        self._ensure_model()
+        size = self.runner.model.encoder.image_size
+        batch_size = self.runner.batch_size
+        workers = self.workers
+        # Enough decoded images queued that workers keep going while a batch is in the model.
+        prefetch = 2 * batch_size + 2 * workers
+        # Read at run time, not import time: fault-injection tests swap DECODE_TASK.
+        video = (self.settings.video_gap, self.settings.video_max_frames)
+        self.pool = DecodePool(
+            workers, DECODE_TASK, self.max_pixels, video, resize=self.settings.resize
+        )
+        pending.append((first, self.pool.submit(first.path, size)))
+        fill()
+        while pending:
+            item, fut = pending.popleft()
+            t = time.monotonic()
+            try:
+                res = fut.result()
+            except BrokenProcessPool:
+                # A worker died (a decoder bug, the OOM killer) and took every queued task with
+                # it. Retry this file alone in a fresh pool: if that dies too, it is the culprit.
+                # The rest are resubmitted; a culprit among them reaches the head and is caught.
+                res = self.pool.isolated(item.path, size)
+                again = [(it, self.pool.submit(it.path, size)) for it, _ in pending]
+                pending.clear()
+                pending.extend(again)
+            self.timings["decode_wait"] += time.monotonic() - t
+            fill()
+            decoded = items_from_task(item.path, res)
+            if isinstance(decoded, DecodeFailure):
+                self._failed(item, decoded.reason)
+                continue
+            batch.extend((item, d) for d in decoded)
+            # A video brings all its keyframes at once: batches stay batch_size, each its own
+            # transaction, so a run killed inside a long video keeps what it captioned.
+            while len(batch) >= batch_size:
+                self._run_batch(batch[:batch_size])
+                batch = batch[batch_size:]
+                fill()
+        if batch:
+            self._run_batch(batch)
+
+    # ---------------------------------------------------------------------------------- steps
+    def _hashed(self, todo: list[Item]) -> Iterator[Item]:
+        """Items with their content hash, computed a few files ahead in threads."""
+        with ThreadPoolExecutor(HASH_THREADS) as hasher:
+            ahead: deque[tuple[Item, Future | None]] = deque()
+            it = iter(todo)
+            for item in it:
+                fut = None if item.content_hash else hasher.submit(self._hash, item.path)
+                ahead.append((item, fut))
+                if len(ahead) >= 64:
+                    break
+            while ahead:
+                item, fut = ahead.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    f2 = None if nxt.content_hash else hasher.submit(self._hash, nxt.path)
+                    ahead.append((nxt, f2))
+                if fut is not None:
+                    try:
+                        item.content_hash = fut.result()
+                    except BadImageError as e:
+                        self._failed(item, e.reason)
+                        continue
+                    except OSError as e:
+                        self._failed(item, hash_error(e))
+                        continue
+                yield item
+
+    def _hash(self, path: str) -> str:
+        """The content hash, only for a file whose header says it will be decoded: a 20 GB
+        sparse ".jpg" is refused in milliseconds instead of read for 80 s."""
+        check_header(path, self.max_pixels)
+        return content_hash(path)
+
+    def _route(self, items: Iterator[Item]) -> Iterator[Item]:
+        """Decide per hashed item: reuse stored results, wait for an identical file already in
+        flight, or decode (yielded, in order)."""
+        for item in items:
+            h = item.content_hash
+            assert h is not None
+            # Against the results there were before this run, as the dry run predicts it.
+            item.kind = classify(item, self.gone_hashes, self.had)
+            if h in self.inflight:
+                self.waiters.setdefault(h, []).append(item)
+                continue
+            if h in self.have:
+                meta = self.store.metadata_for_hashes([h]).get(h)
+                if meta is not None:
+                    self._reused(item, meta)
+                    continue
+                item.need_model = False  # results exist, but nothing to copy metadata from
+            self.inflight.add(h)
+            yield item
+
+    def _reused(self, item: Item, meta: dict) -> None:
+        self.reuse_files.append(self._record(item, meta))
+        self._count(item, reused=True)
+        if len(self.reuse_files) >= REUSE_FLUSH:
+            self._flush_reuse()
+
+    def _flush_reuse(self) -> None:
+        if self.reuse_files:
+            t = time.monotonic()
+            self.store.write_batch(self.summary.model, [], self.reuse_files)
+            self.timings["store"] += time.monotonic() - t
+            self.reuse_files = []
+            self._report()
+
+    def _run_batch(self, batch: list[tuple[Item, DecodedItem]]) -> None:
+        """Model work for one batch (core.process_batch through the runner), then `_commit`."""
+        work = [d for it, d in batch if self._needs_model(it, d)]
+        out: BatchOutput | None = None
+        if work:
+            if self.progress.model_started is None:
+                self.progress.model_started = time.monotonic()
+            t = time.monotonic()
+            out = self.runner.process([d.pixels for d in work])
+            self.timings["model"] += time.monotonic() - t
+        self._commit(batch, out)
+
+    def _commit(self, batch: list[tuple[Item, DecodedItem]], out: BatchOutput | None) -> None:
+        """ONE transaction with a batch's results and files. `out` row i belongs to the i-th
+        entry for which `_needs_model` holds (None: none does). Both runners end here."""
+        rows = batch_rows(batch, out, self._needs_model, self.waiters)
+        t = time.monotonic()
+        self.store.write_batch(
+            self.summary.model,
+            rows.results,
+            [*rows.files.values(), *self.reuse_files],  # reused files ride along
+            keyframes=rows.keyframes,
+            videos=rows.videos,
+        )
+        self.timings["store"] += time.monotonic() - t
+        self.reuse_files = []
+        self.have.update(r.content_hash for r in rows.results)
+        self.have.update(it.content_hash for it in rows.done)
+        for it in rows.done:
+            self.inflight.discard(it.content_hash)
+            self._count(it, reused=not it.need_model)
+        for dup in rows.dups:
+            self._count(dup, reused=True)
+        self.progress.captioned += len(rows.results)
+        self._report()
+
+    def _needs_model(self, item: Item, d: DecodedItem) -> bool:
+        """A video keyframe captioned by an earlier, interrupted run needs no model work."""
+        if "at_s" in d.extra:
+            return item.need_model and result_key(item, d) not in self.have
+        return item.need_model
+
+    def _failed(self, item: Item, reason: str) -> None:
+        e = item.entry
+        self.failures.append(FailureRecord(item.path, reason, e.size, e.mtime_ns))
+        self.progress.failed += 1
+        self.progress.done += 1
+        h = item.content_hash
+        if h is not None and h in self.inflight:
+            self.inflight.discard(h)
+            for dup in self.waiters.pop(h, []):  # byte-identical: fails the same way
+                dup_e = dup.entry
+                self.failures.append(FailureRecord(dup.path, reason, dup_e.size, dup_e.mtime_ns))
+                self.progress.failed += 1
+                self.progress.done += 1
+        self._report()
+
+    def _count(self, item: Item, reused: bool) -> None:
+        s = self.summary
+        setattr(s, item.kind, getattr(s, item.kind) + 1)
+        if item.kind in ("changed", "model_added"):
+            s.updated += 1
+        if reused:
+            s.reused += 1
+        self.progress.done += 1
+
+    _record = staticmethod(file_record)
+
+    def _ensure_model(self) -> None:
+        if self.runner is not None:
+            return
+        model = self.model
+        if model is None:
+            from indexer.models.loading import load_model
+
+            t = time.monotonic()
+            model = load_model(self.settings.model, self.settings)
+            self.timings["load_model"] += time.monotonic() - t
+        if model.name != self.summary.model:
+            raise ImgcapError(f"model name changed while loading: {model.name}")
+        device_type = getattr(getattr(model, "device", None), "type", "cpu")
+        self.runner = ModelRunner(model, self.settings, self.settings.batch_size_for(device_type))
+
+    def _shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_report >= 0.1:
+            self.last_report = now
+            self.on_progress(self.progress)

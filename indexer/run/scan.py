@@ -1,0 +1,281 @@
+"""Scan and change detection: walk the roots and compare every file with the store, opening
+nothing. Same path, size and mtime_ns and a result for this model → unchanged; the rest is the
+run's to-do list. Also the dry run, which stops after this comparison.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from indexer.config import VIDEO_EXTENSIONS, Settings
+from indexer.errors import BadImageError, ImgcapError
+from indexer.media.decode import check_header
+from indexer.media.video import VIDEO_NEEDS_EXTRA
+from indexer.media.walk import FileEntry, WalkProblem, content_hash, walk
+from indexer.run.summary import IndexSummary, Progress
+from indexer.store.database import Store
+from indexer.store.records import FileState
+
+
+@dataclass(slots=True)
+class Item:
+    """One file on its way through the pipeline."""
+
+    entry: FileEntry
+    path: str
+    known: FileState | None  # the stored row for this path, if any
+    content_hash: str | None = None
+    kind: str = "new"  # new | changed | model_added | moved | unchanged (see classify)
+    need_model: bool = True  # False: results exist, only the metadata must be decoded
+
+
+@dataclass
+class Plan:
+    """The outcome of the comparison: what a run must do, and what it may drop at the end."""
+
+    entries: list[FileEntry]
+    problems: list[WalkProblem]  # unreadable folders and files: recorded as failures
+    known: dict[str, FileState]  # every indexed path in the store
+    failed_before: dict[str, tuple]  # path -> (size, mtime_ns, reason) from the failures table
+    seen: set[str]  # paths the walk found
+    blocked: list[str]  # folders whose indexed rows are kept (unreadable, or looks unmounted)
+    gone: list[str]  # indexed paths under the roots that the walk did not find
+    todo: list[Item] = field(default_factory=list)
+    unsupported: Counter = field(default_factory=Counter)  # not-image files: extension -> count
+    unchanged: int = 0
+    standing: Counter = field(default_factory=Counter)  # reason -> failures not retried
+    warnings: list[str] = field(default_factory=list)
+
+
+def model_name(settings: Settings, model: Any) -> str:
+    """The name results are stored under, without loading weights when the registry can tell."""
+    if model is not None:
+        return model.name
+    from indexer.models import loading
+    from indexer.models.model_dir import is_model_dir, read_spec
+    from indexer.models.registry import REGISTRY
+
+    name = settings.model
+    if is_model_dir(name):
+        return read_spec(Path(name).expanduser())["name"]
+    if name in REGISTRY:
+        return name  # a registry model's spec carries its registry name
+    return loading.load_model(name, settings).name  # raises the error that explains the name
+
+
+def walk_extensions(settings: Settings) -> tuple[str, ...]:
+    """The extensions an index run takes: the settings' images, plus videos when the `video`
+    extra is installed (without it they are counted as skipped, with the reason)."""
+    from indexer.media.video import extra_installed
+
+    if not extra_installed():
+        return settings.extensions
+    return settings.extensions + tuple(e for e in VIDEO_EXTENSIONS if e not in settings.extensions)
+
+
+def under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def scan(
+    top: list[str],
+    settings: Settings,
+    progress: Progress | None = None,
+    unsupported: Counter | None = None,
+):
+    """Walk the roots: (entries, problems); files that are not images counted in `unsupported`
+    by extension."""
+    entries: list[FileEntry] = []
+    problems: list[WalkProblem] = []
+    for found in walk(
+        top,
+        extensions=walk_extensions(settings),
+        include_hidden=settings.include_hidden,
+        exclude=settings.excludes,
+        skipped=unsupported,
+    ):
+        if isinstance(found, WalkProblem):
+            problems.append(found)
+        else:
+            entries.append(found)
+            if progress is not None:
+                progress.found += 1
+    return entries, problems
+
+
+def plan(
+    top: list[str],
+    settings: Settings,
+    known: dict[str, FileState],
+    failed_before: dict[str, tuple],
+    have: set[str],
+    retry_failed: bool,
+    progress: Progress | None = None,
+) -> Plan:
+    """Walk `top` and compare with the store's `known` files and `failed_before` failures, where
+    `have` holds the content hashes that already have this model's results. The real run and
+    the dry run both start here, so they count alike."""
+    unsupported: Counter = Counter()
+    entries, problems = scan(top, settings, progress, unsupported)
+    p = Plan(entries, problems, known, failed_before, {str(e.path) for e in entries}, [], [])
+    # XMP sidecars belong to photos (their tags are read, `imgcap write-back` writes them): not
+    # files the index failed to support.
+    unsupported.pop(".xmp", None)
+    p.unsupported = unsupported
+    videos = sum(unsupported.get("." + ext, 0) for ext in VIDEO_EXTENSIONS)
+    if videos:  # only counted when the video extra is missing (else they are indexed)
+        p.warnings.append(
+            f"{videos} video{'s' if videos != 1 else ''} skipped: {VIDEO_NEEDS_EXTRA}"
+        )
+    p.blocked = [pr.path for pr in problems]  # unreadable folders: keep what is under them
+    # A root folder that is now completely empty while photos under it are indexed is far
+    # more likely an unmounted drive's mount point than a deliberate delete: keep its rows.
+    for root in top:
+        if os.path.isdir(root) and not os.listdir(root):
+            kept = sum(1 for path in known if under(path, [root]))
+            if kept:
+                p.blocked.append(root)
+                p.warnings.append(
+                    f"{root} is empty but {kept} indexed photos were under it (unmounted "
+                    "drive?): kept them. If they were deleted on purpose, index the parent "
+                    "folder to drop them."
+                )
+    # A folder with nothing to index and nothing indexed under it is almost always the wrong
+    # folder; an empty result that exits 0 silently would look like success. Still exit 0
+    # (nothing failed, and scripts index folders that may be empty today), but say so. Where
+    # photos were indexed, the summary's "removed" already tells what happened.
+    for root in top:
+        if os.path.isdir(root) and root not in p.blocked:
+            if not any(under(str(e.path), [root]) for e in entries) and not any(
+                under(path, [root]) for path in known
+            ):
+                kinds = ", ".join("." + x for x in settings.extensions[:6])
+                more = ", ..." if len(settings.extensions) > 6 else ""
+                p.warnings.append(f"no images found in {root} (looked for {kinds}{more})")
+    p.gone = [
+        path
+        for path in known
+        if under(path, top) and path not in p.seen and not under(path, p.blocked)
+    ]
+    cured = _cured_reasons()
+    for e in entries:
+        path = str(e.path)
+        k = known.get(path)
+        if k and (k.size, k.mtime_ns) == (e.size, e.mtime_ns):
+            if k.content_hash in have:
+                p.unchanged += 1
+                continue
+            # Same bytes, but this model has no result yet (a model switch): no hashing.
+            p.todo.append(Item(e, path, k, content_hash=k.content_hash, kind="model_added"))
+        elif (
+            path in failed_before
+            and failed_before[path][:2] == (e.size, e.mtime_ns)
+            and not retry_failed
+            and failed_before[path][2] not in cured
+        ):
+            p.standing[failed_before[path][2]] += 1
+        else:
+            p.todo.append(Item(e, path, k))
+    return p
+
+
+def _cured_reasons() -> frozenset[str]:
+    """Failure reasons whose cause is gone, so those files are tried again without
+    --retry-failed: RAW files refused for want of the `raw` extra, once it is installed."""
+    from indexer.media.raw import RAW_NEEDS_EXTRA, extra_installed
+
+    return frozenset({RAW_NEEDS_EXTRA}) if extra_installed() else frozenset()
+
+
+def classify(item: Item, gone_hashes: Counter, have: set[str]) -> str:
+    """What the summary counts a hashed file as. `gone_hashes`: content hashes of indexed paths
+    that disappeared, each usable once (a second copy of a moved file is new, not moved)."""
+    h = item.content_hash
+    if item.known is None:
+        if gone_hashes[h] > 0:
+            gone_hashes[h] -= 1
+            return "moved"
+        return "new"
+    if item.known.content_hash == h:
+        # Same bytes (touched: new mtime): unchanged, or a model switch.
+        return "unchanged" if h in have else "model_added"
+    return "changed"
+
+
+def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSummary:
+    """What a run would do, counted the way the run counts it. Nothing is written, no image is
+    decoded and no model is loaded; the only files read are those the run would recognise by
+    content hash: new files the size of a file that disappeared (a move?) and indexed files
+    with a new mtime but the same size (touched?)."""
+    known: dict[str, FileState] = {}
+    failed_before: dict[str, tuple] = {}
+    have: set[str] = set()
+    name = settings.model
+    if settings.db_path.exists():
+        with Store.open(settings.db_path, create=False) as store:
+            known, failed_before = store.file_states(), store.failure_states()
+            try:
+                name = model_name(settings, None)
+            except ImgcapError:
+                name = settings.model  # model not available: count as if no results yet
+            have = store.result_hashes(name)
+    found = plan(top, settings, known, failed_before, have, retry_failed)
+    summary = IndexSummary(model=name, dry_run=True, warnings=found.warnings)
+    summary.unsupported = dict(found.unsupported.most_common())
+    summary.unchanged = found.unchanged
+    summary.failures_standing = sum(found.standing.values())
+    reasons = Counter(pr.reason for pr in found.problems)
+    summary.failed_this_run = len(found.problems)
+
+    gone_hashes = Counter(known[p].content_hash for p in found.gone)
+    gone_paths: dict[str, list[str]] = {}
+    for p in found.gone:
+        gone_paths.setdefault(known[p].content_hash, []).append(p)
+    gone_sizes = {known[p].size for p in found.gone}
+    moved_from: set[str] = set()
+    max_pixels = settings.max_pixels_for(settings.workers or os.cpu_count() or 1)
+    for item in found.todo:
+        size = item.entry.size
+        if item.content_hash is None and (
+            (item.known is None and size in gone_sizes)
+            or (item.known is not None and item.known.size == size)
+        ):
+            try:
+                check_header(item.path, max_pixels)  # as the run does before hashing
+                item.content_hash = content_hash(item.path)
+            except BadImageError as e:
+                reasons[e.reason] += 1
+                summary.failed_this_run += 1
+                continue
+            except OSError as e:
+                reasons[hash_error(e)] += 1
+                summary.failed_this_run += 1
+                continue
+        if item.content_hash is None:  # different size: cannot be a move or a touch
+            kind = "new" if item.known is None else "changed"
+        else:
+            kind = classify(item, gone_hashes, have)
+        setattr(summary, kind, getattr(summary, kind) + 1)
+        if kind == "moved":
+            source = gone_paths[item.content_hash].pop(0)
+            moved_from.add(source)
+            summary.would_move.append({"from": source, "to": item.path})
+        elif kind != "unchanged":
+            summary.would_process.append(item.path)
+    summary.updated = summary.changed + summary.model_added
+    summary.failed = summary.failed_this_run + summary.failures_standing
+    summary.failed_reasons = dict(reasons.most_common())
+    summary.would_remove = sorted(p for p in found.gone if p not in moved_from)
+    summary.removed = len(summary.would_remove)
+    return summary
+
+
+def hash_error(e: OSError) -> str:
+    """The failure reason for a file that could not be read for hashing."""
+    if isinstance(e, FileNotFoundError):
+        return "vanished during the scan"
+    return (e.strerror or str(e)).lower()

@@ -1,0 +1,223 @@
+"""Decode workers: the processes that open images for an index run.
+
+Each worker runs `decode_for_model` (indexer.preprocess.model_pixels: decode_image + the
+geometric half of CLIP's eval transform, in the run's --resize mode) and sends back (S, S, 3)
+uint8 pixels, 4× less to pickle than float32. `DecodePool` owns the process pool and its crash
+handling: a worker that dies is pinned on one file, which fails alone.
+
+Workers never outlive the run. They are forked by the forkserver, not by the main process, so a
+parent-death signal alone would follow the forkserver; each worker also watches the main process
+itself (see `_watch_parent`). The forkserver leaves by itself when the main process is gone (its
+"alive" pipe reaches EOF), and the resource tracker when the last process holding its pipe has.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from indexer.errors import BadImageError, ImgcapError
+from indexer.media.preprocess import clip_geometry as clip_geometry  # its old home
+from indexer.store.records import META_COLUMNS
+
+WORKER_NICENESS = 10  # decode workers yield the CPU to the model (see _init_worker)
+MAX_CRASHES_IN_A_ROW = 3  # decode worker deaths, each pinned on one file, before giving up
+PARENT_POLL_S = 0.5  # where pidfd is missing: how often a worker checks that the run is alive
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# This worker's pixel cap (Settings.max_pixels_for), set by _init_worker: a module global, not a
+# task argument, so that test tasks keep their (path, size) signature.
+_max_pixels = 120_000_000
+_resize = "fast"  # this worker's --resize mode (Settings.resize), set by _init_worker likewise
+# Keyframe selection of videos (Settings.video_gap, video_max_frames), set the same way.
+_video = (5.0, 60)
+
+
+def _init_worker(
+    parent_pid: int | None = None,
+    max_pixels: int | None = None,
+    video: tuple[float, int] | None = None,
+    resize: str | None = None,
+) -> None:
+    """Runs once in every worker. `parent_pid`: the index run's process, which the worker must
+    not outlive (None: rely on the parent-death signal only, e.g. in benchmarks). `max_pixels`:
+    the run's pixel cap (None: decode_image's default). `video`: (gap, max keyframes)."""
+    global _max_pixels, _video, _resize
+    if max_pixels:
+        _max_pixels = max_pixels
+    if video:
+        _video = video
+    if resize:  # "fast" or "exact" (indexer.preprocess)
+        _resize = resize
+    # Ctrl-C goes to the whole process group, and a service manager's SIGTERM to the whole
+    # cgroup: the main process decides what happens (a clean stop), workers must not die with
+    # half-sent results. They still never outlive it (below).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    if parent_pid is not None:
+        threading.Thread(
+            target=_watch_parent, args=(parent_pid,), name="imgcap-parent-watch", daemon=True
+        ).start()
+    # On a CPU-only machine the model's OpenMP threads and the decoders share the cores; an
+    # OpenMP barrier that waits on a descheduled thread stalls a whole scheduler slice (3-6×
+    # slower model measured on 2 busy cores). Decoding is ~10 % of the model's CPU time, so it
+    # runs at a lower priority and fills the gaps; with a GPU nobody competes and it changes
+    # nothing.
+    if hasattr(os, "nice"):
+        try:
+            os.nice(WORKER_NICENESS)
+        except OSError:
+            pass
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the process that forked it exits (the forkserver, or
+    the run itself under spawn). Best effort: other systems rely on the watchdog thread."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getppid()
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _watch_parent(pid: int) -> None:
+    """Daemon thread: end this worker as soon as process `pid` (the index run) is gone, even
+    if it was SIGKILLed (the OOM killer) and nothing could tell us."""
+    _wait_for_exit(pid)
+    os._exit(1)  # no cleanup: the run that wanted our results is gone
+
+
+def _wait_for_exit(pid: int) -> None:
+    if hasattr(os, "pidfd_open"):
+        import select
+
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        except OSError:
+            pass  # kernel without pidfd (< 5.3), or not permitted: poll instead
+        else:
+            select.select([fd], [], [])  # readable once the process has exited
+            return
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass  # exists, owned by someone else (pid reuse is not worth guarding against)
+        threading.Event().wait(PARENT_POLL_S)
+
+
+def decode_for_model(
+    path: str, size: int, resize: str | None = None, max_pixels: int | None = None
+) -> tuple:
+    """Worker task: decode one file and apply CLIP's eval geometry (bicubic shortest-side resize
+    to `size`, centre crop) in `resize` mode ("fast" or "exact", indexer.preprocess; `resize`
+    and `max_pixels` default to this worker's, set by _init_worker: Ray tasks pass them).
+    Returns ("ok", metadata dict, (size, size, 3) uint8 array) or ("bad", reason). Top-level
+    so that spawn/forkserver workers can import it. A video gives its keyframes instead:
+    ("ok", metadata, (K, size, size, 3), [{"at_s": ...}, ...])."""
+    from indexer.media.preprocess import model_pixels
+    from indexer.media.video import is_video
+
+    if is_video(path):
+        from indexer.media import video
+
+        return video.decode_for_model(path, size, *_video, max_pixels or _max_pixels)
+
+    try:
+        decoded, pixels = model_pixels(
+            path, size, resize or _resize, max_pixels=max_pixels or _max_pixels
+        )
+    except BadImageError as e:
+        return ("bad", e.reason)
+    except Exception as e:  # noqa: BLE001 - one strange file must never stop a run
+        return ("bad", f"decoder error: {type(e).__name__}: {e}")
+    meta = {k: getattr(decoded, k) for k in META_COLUMNS}
+    return ("ok", meta, pixels)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # Never plain fork: the main process has torch's thread pools running. forkserver forks
+    # workers from a clean server process (cheap per worker); spawn where that does not exist.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        # "__main__" once in the server, or every worker re-runs the main script (pytest, typer:
+        # seconds per worker); indexer.decode brings Pillow along.
+        ctx.set_forkserver_preload(["__main__", "indexer.decode"])
+    return ctx
+
+
+class DecodePool:
+    """`workers` decode processes running `task(path, size)`. A worker death (a decoder bug, the
+    OOM killer) breaks the whole pool; `isolated` then pins it on one file."""
+
+    def __init__(
+        self,
+        workers: int,
+        task: Callable[[str, int], tuple],
+        max_pixels: int | None = None,
+        video: tuple[float, int] | None = None,
+        resize: str = "fast",
+    ):
+        self.workers = workers
+        self.task = task
+        self.max_pixels = max_pixels
+        self.video = video  # (Settings.video_gap, video_max_frames)
+        self.resize = resize  # Settings.resize
+        self.crashes = 0  # consecutive files a decode worker died on
+        self.pool: ProcessPoolExecutor | None = None
+        self._new_pool()
+
+    def _new_pool(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=_pool_context(),
+            initializer=_init_worker,
+            initargs=(os.getpid(), self.max_pixels, self.video, self.resize),
+        )
+
+    def submit(self, path: str, size: int) -> Future:
+        return self.pool.submit(self.task, path, size)
+
+    def isolated(self, path: str, size: int) -> tuple:
+        """Decode `path` alone in a fresh pool, after the pool broke with it in flight: if the
+        worker dies again, this file is the culprit and fails; the pool is renewed either way."""
+        self._new_pool()
+        try:
+            res = self.submit(path, size).result()
+        except BrokenProcessPool:
+            self.crashes += 1
+            if self.crashes >= MAX_CRASHES_IN_A_ROW:
+                # Not one bad file but workers that cannot run at all (broken install, no memory).
+                raise ImgcapError(
+                    f"decode workers died on {self.crashes} files in a row (last: {path}); "
+                    "try --workers 1, and check memory and the Pillow installation"
+                ) from None
+            self._new_pool()
+            return ("bad", "the decoder crashed on this file")
+        self.crashes = 0
+        return res
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None

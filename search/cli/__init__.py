@@ -1,0 +1,2 @@
+"""The command line below cli.py: option types and parsing, output, progress, one module per
+command group."""

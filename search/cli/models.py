@@ -1,0 +1,73 @@
+"""`imgcap models`: list, download and write captioning models (cli.py mounts this group)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from search.cli import output
+from search.cli.options import HELP_SETTINGS, Commands, JsonOpt
+from search.cli.options import make_settings as _settings
+from search.cli.options import run as _run
+
+models_app = typer.Typer(
+    cls=Commands,
+    help="List and download captioning models.",
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    context_settings=HELP_SETTINGS,
+)
+
+
+@models_app.callback(invoke_without_command=True)
+def models_list(
+    ctx: typer.Context,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the captioning models and whether each is available locally."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from indexer.models.download import list_models
+
+    rows = _run(lambda: list_models(_settings()))
+    if json_out:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    output.print_models(rows)
+
+
+@models_app.command("download")
+def models_download(
+    name: Annotated[str, typer.Argument(help="Registry name, e.g. clipcap-coco.")],
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            exists=True,
+            dir_okay=False,
+            help="Checkpoint you downloaded yourself, for models with no hub mirror "
+            "(clipcap-coco-transformer).",
+        ),
+    ] = None,
+) -> None:
+    """Fetch everything a model needs (checkpoint, CLIP weights, tokenizer) ahead of time."""
+    from indexer.models.loading import download_model
+
+    path = _run(lambda: download_model(name, _settings(), checkpoint_file=file))
+    typer.echo(f"{name}: ready ({path})")
+
+
+@models_app.command("tiny")
+def models_tiny(
+    out: Annotated[Path, typer.Argument(help="Directory to write the tiny model into.")],
+    seed: Annotated[int, typer.Option(help="Random seed for the weights.")] = 0,
+) -> None:
+    """Write a tiny random-weight model (for tests and smoke runs; its captions are nonsense)."""
+    from indexer.models.random_weights import write_tiny_model
+
+    _run(lambda: write_tiny_model(out, seed=seed))
+    typer.echo(f"tiny model written to {out} (use --model {out})")

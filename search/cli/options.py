@@ -1,0 +1,284 @@
+"""The CLI's parsing rules, shared by cli.py's commands: option types, choices, the one place
+expected errors become messages and exit codes, and the click classes that print help plainly
+(as sqlite-utils and llm do) and let a query start with "-".
+
+Only typer and the standard library load here, so `imgcap --help` stays fast and never
+imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from indexer.config import Settings
+from indexer.errors import ImgcapError
+from search.cli import output
+from search.cli.output import err
+
+# The order people meet the commands in: the main job first, then what follows from it.
+COMMAND_ORDER = (
+    "index", "search", "serve", "caption", "caption-set", "export", "write-back", "status",
+    "failures", "roots", "merge", "models", "train", "eval",
+)  # fmt: skip
+
+# -h as well as --help, on every command.
+HELP_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+# One line each in `imgcap --help` (click cuts a longer first sentence with "...").
+SHORT_HELP = {
+    "index": "Caption and embed every photo under PATHS, incrementally.",
+    "search": "Search photos by meaning; every hit says why it matched.",
+    "caption": "Caption image files and print the captions (nothing is stored).",
+    "export": "Export captions as CSV or JSON lines.",
+    "status": "Show the database: size, photos per model, failures, last run.",
+    "serve": "Browse and search the library in a web browser.",
+    "train": "Fine-tune a captioner on your captioned photos.",
+    "eval": "Score captions: BLEU, METEOR, ROUGE-L, CIDEr-D, SPICE.",
+    "download": "Fetch a model's files ahead of time (for offline use).",
+    "tiny": "Write a tiny random-weight model (tests, smoke runs).",
+    "roots": "List the folders the index covers, or move one.",
+    "move": "Point a root at its new place (no captioning again).",
+    "merge": "Bring another imgcap database's results into this one.",
+}
+
+
+class Commands(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+    def get_command(self, ctx, name: str):
+        cmd = super().get_command(ctx, name)
+        if cmd is not None and name in SHORT_HELP:
+            cmd.short_help = SHORT_HELP[name]
+        for param in getattr(cmd, "params", ()):
+            if param.param_type_name == "argument":
+                plain_argument(param)
+            else:
+                plain_option(param)
+        return cmd
+
+
+# typer's type placeholders, as the words click users know.
+PLACEHOLDER = {
+    "int": "N", "int range": "N", "float": "X", "float range": "X", "str": "TEXT",
+    "file": "FILE", "dir": "DIR", "path": "PATH", "bool": None,
+}  # fmt: skip
+
+
+def plain_option(param) -> None:
+    shown = param.display_type_rich
+
+    def display(ctx):
+        text = shown(ctx)
+        if not text or not text.startswith("<") or not text.endswith(">"):
+            return text
+        inner = text[1:-1]
+        return f"[{inner}]" if "|" in inner else PLACEHOLDER.get(inner, inner.upper())
+
+    param.display_type_rich = display
+
+
+def plain_argument(param) -> None:
+    """Show an argument as click does (`PATH...`), not typer's `{paths}... <list[Path]>`."""
+    name = param.metavar or param.name.upper()
+    dots = "..." if param.nargs != 1 else ""
+    param.display_type_rich = lambda ctx: None
+    param._rich_display_name = lambda: name + dots
+    param._usage_display_name = lambda: (name if param.required else f"[{name}]") + dots
+
+
+def print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"imgcap {version('imgcap')}")
+        raise typer.Exit()
+
+
+T = TypeVar("T")
+
+# Options shared by several commands. Choices are Literal types, so a bad value is refused by the
+# parser (exit 2) before anything heavy (torch) is imported.
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        metavar="NAME|DIR",
+        help="Registry name (see `imgcap models`) or a model directory.",
+    ),
+]
+DeviceOpt = Annotated[
+    Literal["auto", "cpu", "cuda", "mps"] | None,
+    typer.Option(
+        "--device", metavar="[auto|cpu|cuda|mps]", help="Where models run (default: auto)."
+    ),
+]
+BeamsOpt = Annotated[
+    int,
+    typer.Option(
+        "--beams", min=1, metavar="N", help="1 = greedy (published default); N>1 = beam search."
+    ),
+]
+BatchOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-size", min=0, metavar="N", help="Images per model batch (0 = pick for device)."
+    ),
+]
+# --json prints JSON lines (one object per line) where a command lists things, and one JSON
+# document where it reports on one thing (README: "--json").
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="JSON lines: one JSON object per line (for scripts).")
+]
+JsonDocOpt = Annotated[
+    bool, typer.Option("--json", help="One JSON document instead of text (for scripts).")
+]
+MaxMpOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-megapixels",
+        min=0,
+        metavar="MP",
+        help="Skip images larger than this (default: from free memory and workers, 24-120).",
+        show_default=False,
+    ),
+]
+ResizeOpt = Annotated[
+    Literal["fast", "exact"] | None,
+    typer.Option(
+        "--resize",
+        metavar="[fast|exact]",
+        help="How a photo becomes CLIP's input: fast (reduced decode, >= 40 dB PSNR from "
+        "exact) or exact (open_clip's transform of the full image, for reproducible scores).",
+        show_default=False,
+    ),
+]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        metavar="FILE",
+        help="Database file (default: $IMGCAP_DB, else a --db-here database in or above the"
+        " current folder, else the user data dir).",
+        dir_okay=False,
+    ),
+]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Never use the network; fail fast if a file is missing.")
+]
+PrecisionOpt = Annotated[
+    Literal["auto", "fp32", "bf16", "fp16"] | None,
+    typer.Option(
+        "--precision",
+        metavar="[auto|fp32|bf16|fp16]",
+        help="auto = bf16 on a GPU, fp32 on a CPU.",
+    ),
+]
+
+
+def run(fn: Callable[[], T]) -> T:
+    """Call fn; turn expected errors into a message + exit code (the one place this happens)."""
+    try:
+        return fn()
+    except ImgcapError as e:
+        err(f"Error: {e}")
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        err("Interrupted.")
+        raise typer.Exit(130) from None
+
+
+def make_settings(**overrides) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+ModeOpt = Annotated[
+    Literal["hybrid", "image", "caption", "keyword"],
+    typer.Option(
+        "--mode",
+        help="hybrid (image + caption + keyword, rank-fused), image, caption or keyword.",
+    ),
+]
+
+
+def db_path(db: Path | None) -> Path:
+    return make_settings(db_path=db).db_path
+
+
+def file_filter(
+    in_dir: Path | None,
+    after: str | None,
+    before: str | None,
+    camera: str | None,
+    tags: list[str] | None = None,
+    place: str | None = None,
+):
+    import os
+
+    from indexer.store.queries import FileFilter
+    from search.dates import date_range_warning, parse_date
+
+    if in_dir is not None and not in_dir.is_dir():
+        err(f"Warning: --in {output.printable(str(in_dir))}: no such folder")
+    flt = FileFilter(
+        # abspath, not resolve: stored paths are absolute with symlinks kept, as the user typed.
+        folder=os.path.abspath(in_dir) if in_dir is not None else None,
+        after=parse_date(after, "--after"),
+        before=parse_date(before, "--before"),
+        camera=camera.strip() if camera and camera.strip() else None,
+        tags=tuple(t.strip() for t in tags or () if t.strip()),
+        # "Paris, France": a place called both (the city, its country)
+        place=tuple(p.strip() for p in (place or "").split(",") if p.strip()),
+    )
+    warning = date_range_warning(flt.after, flt.before)
+    if warning:
+        err(f"Warning: {warning}")
+    return flt
+
+
+# Marks a word that starts with "-" but is no option of ours (`imgcap search -car`): click would
+# otherwise read it as the options -c -a -r. The mark never reaches the search.
+TEXT_MARK = "\x00"
+
+
+class QueryCommand(TyperCommand):
+    """A command whose free text may start with "-" (`imgcap search -car`, `--not -red`)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        params = self.get_params(ctx)  # with -h, which is not in self.params
+        shorts = {o for p in params for o in (*p.opts, *p.secondary_opts) if o[1:2] != "-"}
+        marked = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                marked.extend(args[i:])
+                break
+            option_like = arg[:2] in shorts and (len(arg) == 2 or arg[2:].isdigit())
+            if len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and not option_like:
+                arg = TEXT_MARK + arg
+            marked.append(arg)
+        return super().parse_args(ctx, marked)
+
+
+def query_text(value: str | None) -> str | None:
+    return None if value is None else value.replace(TEXT_MARK, "")
+
+
+def raise_usage(message: str) -> Callable[[], None]:
+    def fail() -> None:
+        from indexer.errors import UsageError
+
+        raise UsageError(message)
+
+    return fail
+
+
+def reraise(error: Exception) -> None:
+    raise error

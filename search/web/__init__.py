@@ -1,0 +1,1 @@
+"""`imgcap serve`: the web gallery (server, library, pages, thumbnails, templates, static)."""

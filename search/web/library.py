@@ -1,0 +1,326 @@
+"""The library as `imgcap serve` sees it: one database, kept warm between requests.
+
+What stays loaded: the query encoder of each model (the NumPy CLIP text tower, so text search
+never imports torch) and the thumbnail cache. What does not: database connections and the FAISS
+cache, which are opened per request exactly as `imgcap search` opens them, read-only, so an
+`imgcap index` run on the same database is never blocked and its new results show up without a
+restart (the FAISS cache notices the store's new generation and is rebuilt).
+
+Photos are named by `files.id`. Every hit handed to the web layer is the CLI's `Hit.to_dict()`
+plus `id`, `content_hash` and `caption_source`, so the JSON API has the CLI's `--json` fields.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.config import Settings
+from indexer.errors import StoreError, UsageError
+from indexer.store import photos as photo_rows
+from indexer.store.connection import connect_readonly
+from indexer.store.queries import FileFilter, files_for_results, filtered_result_ids
+from search import query
+from search.query import Hit, SearchRequest, Signal
+from search.query_encoder import load_encoder, model_source, resolve_model
+from search.web.thumbnails import ThumbnailCache
+
+MAX_PAGE = 200  # deepest page served: 200 x per_page photos is past any human's scrolling
+SIMILAR_MIN_DEPTH = 100
+
+
+@dataclass
+class Page:
+    hits: list[dict[str, Any]]
+    page: int
+    per_page: int
+    has_more: bool
+    model: str | None = None
+    understood: str | None = None  # "after 2019-01-01, place Paris": what the query was read as
+
+
+class Library:
+    """One database behind the web server. Thread-safe (Starlette runs sync work in threads)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: str | None = None,
+        encoder_loader: Callable[[str, Settings], Any] | None = None,
+    ):
+        self.settings = settings
+        self.db_path = Path(settings.db_path)
+        self.model = model  # what --model named (None: resolved per request, as search does)
+        self._loader = encoder_loader or load_encoder
+        self._encoders: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        # One FAISS cache load/update at a time: after an index batch or a caption edit, two
+        # requests would both apply the same update (or rebuild) to the stale cache. (Searches
+        # are CPU bound; on a few cores running them one by one costs little.)
+        self._searching = threading.Lock()
+        self.thumbnails = ThumbnailCache(self.db_path, max_pixels=settings.max_pixels_for(1))
+
+    # ------------------------------------------------------------------------------ encoders
+    def encoder(self, source: str, settings: Settings) -> Any:
+        """The query encoder for a model source, loaded once (the warm part of a search)."""
+        with self._lock:
+            if source not in self._encoders:
+                self._encoders[source] = _RememberedTexts(self._loader(source, settings))
+            return self._encoders[source]
+
+    def _connect(self):
+        return connect_readonly(self.db_path)
+
+    def _photo_row(self, conn, file_id: int) -> tuple[str, dict[str, Any]]:
+        """(the model served, the photo's row for it); LookupError when no indexed file has
+        this id."""
+        model = resolve_model(conn, self.model, self.settings)
+        row = photo_rows.photo(conn, file_id, model)
+        if row is None:
+            raise LookupError(file_id)
+        return model, row
+
+    def check(self) -> str:
+        """The model this library serves; StoreError when there is no index to serve yet."""
+        conn = self._connect()
+        try:
+            return resolve_model(conn, self.model, self.settings)
+        finally:
+            conn.close()
+
+    # -------------------------------------------------------------------------------- search
+    def search(self, req: SearchRequest, page: int = 1, per_page: int = 48) -> Page:
+        """One page of a search: the CLI's search asked for everything up to this page (+1 to
+        know whether there is more), then sliced."""
+        page = _page_number(page)
+        req = replace(req, limit=page * per_page + 1, model=req.model or self.model)
+        with self._searching:
+            hits, got = query.search_understood(
+                self.db_path, req, self.settings, encoder_loader=self.encoder
+            )
+        shown = hits[(page - 1) * per_page : page * per_page]
+        model = hits[0].model if hits else None
+        understood = got.label() if got is not None and got.any else None
+        more = len(hits) > page * per_page
+        return Page(self._decorate(shown), page, per_page, more, model, understood)
+
+    def similar(
+        self, file_id: int, page: int = 1, per_page: int = 48, filters: FileFilter | None = None
+    ) -> Page:
+        """Photos whose stored image vectors are nearest to this photo's (the `--like` search of
+        an indexed photo, without decoding or re-encoding it). The photo itself and its
+        duplicates (the same result) are left out."""
+        from search.vectors import cache
+
+        page = _page_number(page)
+        filters = filters or FileFilter()
+        limit = page * per_page + 1
+        conn = self._connect()
+        try:
+            model, row = self._photo_row(conn, file_id)
+            if row["result_id"] is None:
+                return Page([], page, per_page, False, model)
+            vec = _unit(photo_rows.image_vector(conn, row["result_id"]))
+            with self._searching:
+                index = cache.load_model(self.db_path, conn, model, self.settings.vector_memory_gb)[
+                    "image"
+                ]
+            allowed = filtered_result_ids(conn, model, filters) if filters.active else None
+            depth = max(SIMILAR_MIN_DEPTH, 4 * limit)
+            while True:
+                ids, sims = index.search(vec, depth + 1, allowed)
+                found = [(int(i), float(s)) for i, s in zip(ids, sims, strict=True)]
+                found = [x for x in found if x[0] != row["result_id"]]
+                hits = self._expand(conn, found, model, filters, limit)
+                if len(hits) >= limit or len(ids) < depth + 1:
+                    break
+                depth *= 4
+        finally:
+            conn.close()
+        shown = hits[(page - 1) * per_page : page * per_page]
+        return Page(self._decorate(shown), page, per_page, len(hits) > page * per_page, model)
+
+    def _expand(self, conn, found, model: str, filters: FileFilter, limit: int) -> list[Hit]:
+        by_result: dict[int, list[dict[str, Any]]] = {}
+        for r in files_for_results(conn, [i for i, _ in found], filters):
+            by_result.setdefault(r["result_id"], []).append(r)
+        hits: list[Hit] = []
+        videos: set[str] = set()  # a video once, at its nearest keyframe (as search)
+        for rank, (rid, sim) in enumerate(found, start=1):
+            for r in by_result.get(rid, []):
+                if not query._file_exists(r["path"]):
+                    continue  # moved or deleted since the last run: never shown (as search)
+                if r.get("at_s") is not None:
+                    if r["path"] in videos:
+                        continue
+                    videos.add(r["path"])
+                camera = " ".join(x for x in (r["camera_make"], r["camera_model"]) if x) or None
+                hits.append(
+                    Hit(
+                        rank=len(hits) + 1,
+                        score=sim,
+                        path=r["path"],
+                        caption=r["caption"],
+                        model=model,
+                        signals={"image": Signal(score=sim, rank=rank)},
+                        matched=[],
+                        width=r["width"],
+                        height=r["height"],
+                        taken_at=r["taken_at"],
+                        camera=camera,
+                        indexed_at=r["indexed_at"],
+                        at_seconds=r.get("at_s"),
+                    )
+                )
+                if len(hits) >= limit:
+                    return hits
+        return hits
+
+    def _decorate(self, hits: list[Hit]) -> list[dict[str, Any]]:
+        """Hit dicts plus what the page needs to link them: file id, content hash (the
+        thumbnail's cache key and URL version) and whether the caption is the user's."""
+        if not hits:
+            return []
+        conn = self._connect()
+        try:
+            ids = photo_rows.file_ids(conn, [h.path for h in hits])
+            sources = photo_rows.caption_sources(conn, [h for _, h in ids.values()], hits[0].model)
+        finally:
+            conn.close()
+        out = []
+        for h in hits:
+            if h.path not in ids:
+                continue  # left the index between the search and this look-up
+            d = h.to_dict()
+            d["id"], d["content_hash"] = ids[h.path]
+            d["caption_source"] = sources.get(d["content_hash"], "generated")
+            out.append(d)
+        return out
+
+    # -------------------------------------------------------------------------------- photos
+    def photo(self, file_id: int) -> dict[str, Any]:
+        """Everything the photo page shows; LookupError when no indexed file has this id."""
+        conn = self._connect()
+        try:
+            _, row = self._photo_row(conn, file_id)
+        finally:
+            conn.close()
+        row["camera"] = " ".join(x for x in (row["camera_make"], row["camera_model"]) if x) or None
+        row["place"] = self._place(row["path"])
+        return row
+
+    def _place(self, path: str) -> str | None:
+        from indexer.store import places
+
+        conn = self._connect()
+        try:
+            return places.labels_for_paths(conn, [path]).get(path)
+        finally:
+            conn.close()
+
+    def file(self, file_id: int) -> dict[str, Any]:
+        """The indexed file behind an id (path, hash, size, mtime) without resolving a model."""
+        conn = self._connect()
+        try:
+            row = photo_rows.photo(conn, file_id, "")
+        finally:
+            conn.close()
+        if row is None:
+            raise LookupError(file_id)
+        return row
+
+    def set_caption(self, file_id: int, text: str | None) -> dict[str, Any]:
+        """Store the user's caption for this photo (None or blank: back to the generated one).
+
+        The caption vector comes from the same CLIP text tower the index used, so the edit is
+        found by caption search at once; the store bumps the model's generation so the FAISS
+        cache is rebuilt with it."""
+        text = " ".join(text.split()) if text else ""
+        if len(text) > 2000:
+            raise UsageError("a caption holds at most 2000 characters")
+        conn = self._connect()
+        try:
+            model, row = self._photo_row(conn, file_id)
+            if row["result_id"] is None:
+                raise StoreError(f"photo {file_id} has no result for model {model!r} to edit")
+            source = model_source(conn, model, self.model, self.settings)
+        finally:
+            conn.close()
+        from indexer.store import user_captions
+
+        if not text:
+            user_captions.clear_user_caption(self.db_path, int(file_id), model)
+        else:
+            encoder = self.encoder(source, self.settings)
+            vec = np.asarray(encoder.encode_texts([text]), dtype=np.float32)[0]  # (D,) raw
+            user_captions.set_user_caption(self.db_path, int(file_id), model, text, vec)
+        return self.photo(file_id)
+
+    # -------------------------------------------------------------------------------- status
+    def status(self) -> dict[str, Any]:
+        from search.status import status
+
+        info = status(self.db_path)
+        conn = self._connect()
+        try:
+            info["failure_list"] = photo_rows.failures(conn)
+        finally:
+            conn.close()
+        return info
+
+    def indexing_since(self) -> str | None:
+        """When an index run on this database started, if one is in progress."""
+        try:
+            conn = self._connect()
+        except StoreError:
+            return None
+        try:
+            return photo_rows.running_since(conn)
+        finally:
+            conn.close()
+
+
+class _RememberedTexts:
+    """An encoder that remembers its last text vectors: the next page of a search, or the
+    same search again, skips the text tower (the largest part of a warm query)."""
+
+    SIZE = 256
+
+    def __init__(self, encoder: Any):
+        self._encoder = encoder
+        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            known = [self._texts.get(t) for t in texts]
+        if all(v is not None for v in known):
+            return np.stack(known)
+        vecs = np.asarray(self._encoder.encode_texts(texts), dtype=np.float32)
+        with self._lock:
+            for t, v in zip(texts, vecs, strict=True):
+                self._texts[t] = v
+                self._texts.move_to_end(t)
+            while len(self._texts) > self.SIZE:
+                self._texts.popitem(last=False)
+        return vecs
+
+    def __getattr__(self, name: str) -> Any:  # image_size, preprocess, encode_images
+        return getattr(self._encoder, name)
+
+
+def _page_number(page: int) -> int:
+    if page < 1 or page > MAX_PAGE:
+        raise UsageError(f"page must be between 1 and {MAX_PAGE}")
+    return page
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)

@@ -1,0 +1,115 @@
+"""What the gallery's pages show: the Jinja2 environment and its formatting helpers.
+
+Every template is autoescaped; the helpers that return markup (`highlight`) escape each piece of
+text themselves, so a caption such as `<img src=x onerror=alert(1)>` is shown as text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from search.cli.output import timecode
+
+TEMPLATES = Path(__file__).parent / "templates"
+_WORD = re.compile(r"(\w+)", re.UNICODE)
+SIGNAL_LABELS = {"image": "img", "caption": "cap", "keyword": "kw"}
+
+
+@functools.cache
+def environment():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["highlight"] = highlight
+    env.filters["why"] = why_chips
+    env.filters["shortdate"] = short_date
+    env.filters["filesize"] = file_size
+    env.filters["timecode"] = timecode  # a video hit's moment, 01:23
+    env.globals["thumb_url"] = thumb_url
+    env.globals["local_time"] = _local_time
+    return env
+
+
+def render(name: str, **context: Any) -> str:
+    context.setdefault("params", {})
+    return environment().get_template(name).render(**context)
+
+
+def highlight(caption: str | None, matched: list[str] | None) -> Markup:
+    """The caption with query words that matched in <mark>, everything escaped."""
+    if not caption:
+        return Markup("")
+    wanted = {w.casefold() for w in matched or []}
+    parts = []
+    for i, piece in enumerate(_WORD.split(caption)):
+        if i % 2 == 1 and piece.casefold() in wanted:
+            parts.append(Markup("<mark>") + escape(piece) + Markup("</mark>"))
+        else:
+            parts.append(escape(piece))
+    return Markup("").join(parts)
+
+
+def why_chips(signals: dict[str, dict[str, Any]] | None) -> list[str]:
+    """["img 0.31 #2", "cap 0.44 #1", "kw 1.2 #1"]: each signal's score and rank, as the CLI's
+    --why shows them (a dash where the photo was not in that signal's list)."""
+    chips = []
+    for name in ("image", "caption", "keyword"):
+        s = (signals or {}).get(name)
+        if s is None:
+            continue
+        if s.get("score") is None and s.get("rank") is None:
+            chips.append(f"{SIGNAL_LABELS[name]} –")
+            continue
+        score = "–" if s.get("score") is None else f"{s['score']:.{1 if name == 'keyword' else 2}f}"
+        rank = "" if s.get("rank") is None else f" #{s['rank']}"
+        chips.append(f"{SIGNAL_LABELS[name]} {score}{rank}")
+    return chips
+
+
+def thumb_url(hit: dict[str, Any], kind: str = "thumb") -> str:
+    """/thumb/<id>?v=<hash prefix>: the version makes the URL immutable (cached for a year)."""
+    return f"/{kind}/{int(hit['id'])}?v={hit['content_hash'][:12]}"
+
+
+def short_date(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return iso[:16].replace("T", " ")
+
+
+def file_size(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def _local_time(iso: str | None) -> str:
+    from search.status import local_time
+
+    return local_time(iso)
+
+
+def photo_json(photo: dict[str, Any]) -> dict[str, Any]:
+    """The API's photo: the indexed file's fields (no internal mtime) and its caption."""
+    keys = (
+        "id", "path", "caption", "caption_source", "generated_caption", "model", "width",
+        "height", "taken_at", "camera", "camera_make", "camera_model", "gps_lat", "gps_lon",
+        "size", "indexed_at", "content_hash",
+    )  # fmt: skip
+    return {k: photo.get(k) for k in keys}

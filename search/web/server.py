@@ -1,0 +1,480 @@
+"""`imgcap serve`: the web gallery, a Starlette app over the Library (search/library.py).
+
+Pages (Jinja2, autoescaped) and a JSON API under /api with the CLI's `--json` fields. Security,
+because this serves a person's photo library:
+- files only by database id (`/thumb/<id>`, `/preview/<id>`, `/original/<id>`), never by a path
+  from the URL; static files from a fixed list; anything else is a 404 (no listings);
+- the Host header must name this machine (localhost, an IP literal, the bound host, or this
+  machine's name when bound to every interface): a DNS-rebinding page has some other name;
+- the one state-changing request (caption edit) is a JSON POST whose Origin, when sent, is this
+  server (browsers always send it on cross-site POSTs; scripts such as curl send none);
+- a Content-Security-Policy without inline scripts, on top of escaping every string;
+- errors are logged here; the client gets a short message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from indexer.config import Settings
+from indexer.errors import ImgcapError, StoreError, UsageError
+from indexer.store.queries import FileFilter
+from search.dates import date_range_warning, parse_date
+from search.query import MODES, SearchRequest
+from search.web import pages
+from search.web.library import Library
+from search.web.thumbnails import PLACEHOLDER_SVG, PREVIEW_SIZE, THUMB_SIZE
+
+log = logging.getLogger("imgcap.serve")
+
+PER_PAGE = 48
+SIMILAR_ON_PAGE = 12
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self';"
+        b" object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK
+
+
+def allowed_host(header: str, bound: str) -> bool:
+    """Whether a request's Host header names this server (the DNS-rebinding check)."""
+    name = header.strip()
+    if name.startswith("["):  # [::1]:8765
+        name = name[1 : name.find("]")] if "]" in name else ""
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    name = name.lower().rstrip(".")
+    if not name:
+        return False
+    if name in ("localhost", bound.lower()):
+        return True
+    try:
+        ipaddress.ip_address(name)
+        return True  # an IP literal cannot be rebound to another address
+    except ValueError:
+        pass
+    if bound in ("0.0.0.0", "::", ""):
+        return name in {socket.gethostname().lower(), socket.getfqdn().lower()}
+    return False
+
+
+class _Guard:
+    """ASGI middleware: Host check on every request, security headers on every response."""
+
+    def __init__(self, app, bound: str):
+        self.app, self.bound = app, bound
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        if not allowed_host(host, self.bound):
+            log.warning("refused a request for Host %r (not this server)", host)
+            response = Response("Host not allowed\n", status_code=400, media_type="text/plain")
+            return await response(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}  # a route's own policy wins (originals)
+                message["headers"] = headers + [h for h in SECURITY_HEADERS if h[0] not in have]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# ------------------------------------------------------------------------------ request parsing
+def _int(value: str | None, name: str, default: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number") from None
+
+
+def search_request(params) -> SearchRequest | None:
+    """The CLI's search options from query parameters (None when nothing was asked)."""
+    text = (params.get("q") or "").strip() or None
+    mode = params.get("mode") or "hybrid"
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+    min_score = params.get("min_score") or None
+    try:
+        min_score = None if min_score is None else float(min_score)
+    except ValueError:
+        raise UsageError("min score must be a number such as 0.25") from None
+    if text is None:
+        return None
+    return SearchRequest(
+        text=text,
+        negative=(params.get("not") or "").strip() or None,
+        mode=mode,
+        filters=file_filter(params),
+        min_score=min_score,
+        understand=params.get("literal") != "1",  # as the CLI: dates, places... read from q
+    )
+
+
+def file_filter(params) -> FileFilter:
+    folder = (params.get("in") or "").strip() or None
+    if folder is not None:
+        folder = os.path.expanduser(folder)
+        if not os.path.isabs(folder):
+            raise UsageError("the folder filter needs an absolute path, such as /home/me/Photos")
+        folder = os.path.normpath(folder)
+    after = parse_date((params.get("after") or "").strip() or None, "after")
+    before = parse_date((params.get("before") or "").strip() or None, "before")
+    camera = (params.get("camera") or "").strip() or None
+    place = tuple(x.strip() for x in (params.get("place") or "").split(",") if x.strip())
+    return FileFilter(folder=folder, after=after, before=before, camera=camera, place=place)
+
+
+# ----------------------------------------------------------------------------------- the app
+def create_app(
+    settings: Settings, host: str = "127.0.0.1", model: str | None = None, encoder_loader=None
+) -> Starlette:
+    """The ASGI app serving `settings.db_path`. `host` is the bound host (for the Host check)."""
+    lib = Library(settings, model=model, encoder_loader=encoder_loader)
+    static = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in STATIC_TYPES}
+
+    def search_page(request: Request) -> Response:
+        p = request.query_params
+        partial = p.get("partial") == "1"
+        ctx: dict[str, Any] = {"params": p, "modes": MODES, "hits": [], "page": None}
+        ctx["indexing_since"] = lib.indexing_since()
+        try:
+            page_no = _int(p.get("page"), "page", 1)
+            # Photos per page (n): a page stays small however deep the library; more load on
+            # scroll (app.js) or through the "More photos" link.
+            per_page = min(max(_int(p.get("n"), "n", PER_PAGE), 1), 200)
+            like = p.get("like")
+            if like:
+                ctx["like"] = lib.photo(_int(like, "like", 0))
+                page = lib.similar(ctx["like"]["id"], page_no, per_page, file_filter(p))
+            else:
+                req = search_request(p)
+                page = lib.search(req, page_no, per_page) if req else None
+                if req is None and not partial:
+                    lib.check()  # the landing page says when there is nothing to search yet
+                if req is not None:
+                    warning = date_range_warning(req.filters.after, req.filters.before)
+                    ctx["warning"] = warning
+            ctx["page"] = page
+            ctx["hits"] = page.hits if page else []
+            if page and page.understood:
+                args = [(k, v) for k, v in p.multi_items() if k not in ("page", "partial")]
+                ctx["literal_query"] = urlencode([*args, ("literal", "1")])
+            if page and page.has_more:
+                args = [(k, v) for k, v in p.multi_items() if k not in ("page", "partial")]
+                ctx["next_url"] = "/?" + urlencode([*args, ("page", page.page + 1)])
+        except (UsageError, LookupError) as e:
+            if partial:
+                return HTMLResponse("", status_code=400)
+            ctx["error"] = str(e) if isinstance(e, UsageError) else "No such photo."
+        except StoreError as e:
+            if partial:
+                return HTMLResponse("", status_code=503)
+            ctx["store_error"] = str(e)
+        if partial:
+            headers = {"X-Has-More": "1" if ctx["page"] and ctx["page"].has_more else "0"}
+            return HTMLResponse(pages.render("_cards.html", hits=ctx["hits"]), headers=headers)
+        return HTMLResponse(pages.render("search.html", **ctx))
+
+    def photo_page(request: Request) -> Response:
+        file_id = request.path_params["id"]
+        try:
+            photo = lib.photo(file_id)
+        except LookupError:
+            raise HTTPException(404) from None
+        similar, error = [], None
+        try:
+            similar = lib.similar(file_id, 1, SIMILAR_ON_PAGE).hits
+        except ImgcapError as e:  # no vectors for this model: the page still shows the photo
+            error = str(e)
+        return HTMLResponse(pages.render("photo.html", photo=photo, similar=similar, error=error))
+
+    def status_page(request: Request) -> Response:
+        try:
+            info = lib.status()
+        except StoreError as e:
+            return HTMLResponse(pages.render("status.html", info=None, store_error=str(e)))
+        return HTMLResponse(pages.render("status.html", info=info, store_error=None))
+
+    def thumb(request: Request) -> Response:
+        return _image(request, THUMB_SIZE)
+
+    def preview(request: Request) -> Response:
+        return _image(request, PREVIEW_SIZE)
+
+    def _image(request: Request, size: int) -> Response:
+        try:
+            f = lib.file(request.path_params["id"])
+        except LookupError:
+            raise HTTPException(404) from None
+        t = lib.thumbnails.get(
+            f["content_hash"], f["path"], size, expect=(f["size"], f["mtime_ns"])
+        )
+        versioned = request.query_params.get("v") == f["content_hash"][:12]
+        cache = "private, max-age=31536000, immutable" if versioned else "private, max-age=300"
+        if t.path is not None:
+            return FileResponse(t.path, media_type="image/jpeg", headers={"Cache-Control": cache})
+        if t.data is not None:
+            return Response(t.data, media_type="image/jpeg", headers={"Cache-Control": cache})
+        log.warning("no thumbnail for file %s: %s", f["id"], t.reason)
+        return Response(
+            PLACEHOLDER_SVG,
+            media_type="image/svg+xml",
+            # Short: the file may be readable again later (a drive mounted, a copy finished).
+            headers={"Cache-Control": "no-store", "X-Imgcap-Placeholder": "1"},
+        )
+
+    def original(request: Request) -> Response:
+        try:
+            f = lib.file(request.path_params["id"])
+        except LookupError:
+            raise HTTPException(404) from None
+        if not os.path.isfile(f["path"]):
+            raise HTTPException(404)
+        # Sandboxed: an image format with scripts (SVG is never indexed, but be sure) cannot run.
+        return FileResponse(
+            f["path"],
+            headers={"Content-Security-Policy": "sandbox", "Cache-Control": "private, no-cache"},
+        )
+
+    def static_file(request: Request) -> Response:
+        path = static.get(request.path_params["name"])
+        if path is None:
+            raise HTTPException(404)
+        return FileResponse(
+            path,
+            media_type=STATIC_TYPES[path.suffix],
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    # ------------------------------------------------------------------------------ JSON API
+    def api_search(request: Request) -> Response:
+        p = request.query_params
+        page_no = _int(p.get("page"), "page", 1)
+        per_page = min(max(_int(p.get("n"), "n", PER_PAGE), 1), 500)
+        if p.get("like"):
+            page = lib.similar(_int(p.get("like"), "like", 0), page_no, per_page, file_filter(p))
+        else:
+            req = search_request(p)
+            if req is None:
+                raise UsageError("empty query: pass q=WORDS (or like=PHOTO_ID)")
+            page = lib.search(req, page_no, per_page)
+        return JSONResponse(
+            {"page": page.page, "per_page": per_page, "has_more": page.has_more, "hits": page.hits}
+        )
+
+    def api_photo(request: Request) -> Response:
+        return JSONResponse(pages.photo_json(lib.photo(request.path_params["id"])))
+
+    def api_similar(request: Request) -> Response:
+        p = request.query_params
+        per_page = min(max(_int(p.get("n"), "n", SIMILAR_ON_PAGE), 1), 500)
+        page = lib.similar(request.path_params["id"], _int(p.get("page"), "page", 1), per_page)
+        return JSONResponse({"page": page.page, "has_more": page.has_more, "hits": page.hits})
+
+    async def api_caption(request: Request) -> Response:
+        _same_origin(request)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return _json_error(415, 'send the caption as JSON: {"caption": "..."}')
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return _json_error(400, "the body is not valid JSON")
+        text = body.get("caption") if isinstance(body, dict) else None
+        if text is not None and not isinstance(text, str):
+            return _json_error(400, "caption must be a string (or null to restore the generated)")
+        from starlette.concurrency import run_in_threadpool
+
+        photo = await run_in_threadpool(lib.set_caption, request.path_params["id"], text)
+        return JSONResponse(pages.photo_json(photo))
+
+    def api_status(request: Request) -> Response:
+        return JSONResponse(lib.status())
+
+    routes = [
+        Route("/", search_page),
+        Route("/photo/{id:int}", photo_page),
+        Route("/status", status_page),
+        Route("/thumb/{id:int}", thumb),
+        Route("/preview/{id:int}", preview),
+        Route("/original/{id:int}", original),
+        Route("/static/{name:str}", static_file),
+        Route("/api/search", api_search),
+        Route("/api/photo/{id:int}", api_photo),
+        Route("/api/similar/{id:int}", api_similar),
+        Route("/api/photo/{id:int}/caption", api_caption, methods=["POST"]),
+        Route("/api/status", api_status),
+    ]
+    handlers = {
+        HTTPException: _http_error,
+        ImgcapError: _imgcap_error,
+        LookupError: _not_found,
+        Exception: _server_error,
+    }
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.library = lib
+    app.add_middleware(_Guard, bound=host)
+    return app
+
+
+def _same_origin(request: Request) -> None:
+    """A cross-site page must not change anything: its browser sends an Origin naming it."""
+    origin = request.headers.get("origin")
+    site = request.headers.get("sec-fetch-site")
+    if origin is not None:
+        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        if origin.rstrip("/") != own:
+            raise HTTPException(403, "cross-origin request refused")
+    elif site not in (None, "same-origin", "none"):
+        raise HTTPException(403, "cross-origin request refused")
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _json_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return _json_error(status, message)
+    return HTMLResponse(pages.render("error.html", status=status, message=message), status)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    messages = {404: "Not found.", 405: "Method not allowed."}
+    message = exc.detail if exc.status_code == 403 else messages.get(exc.status_code, exc.detail)
+    return _error(request, exc.status_code, message)
+
+
+async def _imgcap_error(request: Request, exc: ImgcapError) -> Response:
+    status = {UsageError: 400, StoreError: 503}.get(type(exc), 500)
+    if status == 500:
+        log.error("%s: %s", request.url.path, exc)
+    return _error(request, status, str(exc))
+
+
+async def _not_found(request: Request, exc: LookupError) -> Response:
+    return _error(request, 404, "No such photo.")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("error serving %s", request.url.path, exc_info=exc)
+    return _error(request, 500, "Something went wrong on the server (see its log).")
+
+
+# ------------------------------------------------------------------------------------ running
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket (bound before the server starts, so the URL printed has the real
+    port even for --port 0, and a busy port is a clear error, not a uvicorn traceback)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: a response goes out as headers then body, and with Nagle
+    # the body waits for the client's delayed ACK of the headers (a flat 40 ms per request).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_for(host: str, port: int) -> str:
+    # A wildcard bind is reached through loopback from this machine.
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/"
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = False,
+    model: str | None = None,
+    say=print,
+    warn=print,
+) -> None:
+    """Run the gallery until Ctrl-C (or SIGTERM); `say` gets the startup line, `warn` warnings."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.WARNING, format="imgcap serve: %(levelname)s %(message)s")
+    if not is_loopback(host):
+        warn(
+            f"Warning: serving on {host}: anyone who can reach this machine can see and edit"
+            " your photo library (imgcap serve has no authentication)"
+        )
+    app = create_app(settings, host=host, model=model)
+    if not Path(settings.db_path).is_file():
+        warn(f"Warning: no database at {settings.db_path} yet; the page says how to make one")
+    else:
+        try:
+            app.state.library.check()  # a --model this index lacks is an error now, not per page
+        except StoreError as e:
+            warn(f"Warning: {e}")
+    sock = bind(host, port)
+    url = url_for(host, sock.getsockname()[1])
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    # uvicorn finishes the requests in flight on SIGINT/SIGTERM, then re-raises the signal to
+    # the handler that was there before it: Ctrl-C is how a server is stopped, so both end in a
+    # clean exit 0 here instead of "Interrupted." (130) or a death by signal.
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        say(f"Serving {settings.db_path} at {url} (Ctrl-C to stop)")
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+        server.run(sockets=[sock])
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+    say("Stopped.")
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum, frame) -> None:
+    raise _Stopped
