@@ -48,7 +48,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
-from indexer.metadata.places import fold
+from indexer.store.places import fold
 from search.dates import date_phrase
 
 MAX_NGRAM = 4  # longest place / folder / camera name looked for, in words

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from indexer.metadata import places
-from indexer.metadata.places import Place, fold, load_gazetteer
+from indexer.metadata.places import load_gazetteer
+from indexer.store.places import Place, fold
 
 KNOWN = [  # (lat, lon) -> (city, country): landmarks, not city centres
     ((48.8584, 2.2945), ("Paris", "France")),  # Eiffel Tower (the nearest place is Vanves)

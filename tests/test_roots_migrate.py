@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlite_utils import Database
 
-from indexer.store import schema
+from indexer.store import connection, schema
 from indexer.store.database import Store
 from indexer.store.records import FileRecord, ResultRecord, vec_to_blob
 from indexer.store.roots import infer_roots, list_roots
@@ -218,7 +218,7 @@ def test_a_travelling_database_on_read_only_media_is_read_at_its_new_place(tmp_p
     def read_only(path):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
-    monkeypatch.setattr(roots_mod, "connect_readwrite", read_only)
+    monkeypatch.setattr(connection, "connect_readwrite", read_only)  # read-only media, as root
     conn = connect_readonly(new / ".imgcap" / "imgcap.db")
     photo = str(new / "x" / "it's.jpg")
     assert conn.execute("SELECT path, folder FROM files").fetchall() == [(photo, str(new / "x"))]

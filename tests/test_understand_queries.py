@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from indexer.metadata.places import fold
+from indexer.store.places import fold
 from indexer.store.queries import FileFilter
 from search import understand
 from search.understand import Understood, camera_phrases

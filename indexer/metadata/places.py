@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import functools
 import math
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from indexer.errors import ImgcapError
+from indexer.store.places import Place
 
 EARTH_KM = 6371.0
 RADIUS_KM_PER_SQRT_POP = 0.005
@@ -42,32 +42,6 @@ RULE_VERSION = 1  # bump when the choice above changes: stored places are then r
 
 class PlacesUnavailable(ImgcapError):
     """The gazetteer cannot be loaded (package or its data missing): places are skipped."""
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    city: str | None
-    region: str | None
-    country: str | None
-    country_code: str | None
-
-    @property
-    def label(self) -> str:
-        """What people read: "Paris, Île-de-France, France" (the parts that are known)."""
-        parts = [self.city, self.region, self.country]
-        out: list[str] = []
-        for p in parts:
-            if p and p not in out:  # "Singapore, Singapore" once
-                out.append(p)
-        return ", ".join(out)
-
-
-def fold(name: str) -> str:
-    """The form place names are compared in: accents dropped, case folded, punctuation and runs
-    of spaces as one space ("Île-de-France" -> "ile de france", "ZÜRICH" -> "zurich")."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return " ".join("".join(c if c.isalnum() else " " for c in plain).split())
 
 
 def gazetteer_id() -> str:

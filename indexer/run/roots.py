@@ -40,8 +40,8 @@ def list_roots(db_path: Path) -> tuple[list[Root], int]:
 
 def move_root(db_path: Path, old: Path | str, new: Path | str) -> dict:
     """Repoint the root `old` at the folder `new` (no model work); see store.roots.move_root."""
-    from indexer.store.connection import store_error
     from indexer.store.database import Store
+    from indexer.store.errors import store_error
     from indexer.store.lock import writer_lock
     from indexer.store.roots import move_root as move
 

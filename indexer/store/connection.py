@@ -8,90 +8,14 @@ create it; such a file cannot have a live writer either, so the reader falls bac
 
 from __future__ import annotations
 
-import functools
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from indexer.errors import StoreError
+from indexer.store import roots, schema
+from indexer.store.errors import error_kind, store_error
 
 BUSY_TIMEOUT_MS = 10_000  # wait for a writer's commit instead of failing with "database is locked"
-
-T = TypeVar("T", bound=Callable)
-
-
-def _kind(e: sqlite3.Error) -> str:
-    """SQLITE_FULL, SQLITE_READONLY, ... (the primary result code's name)."""
-    name = getattr(e, "sqlite_errorname", "") or ""
-    if name:
-        return "_".join(name.split("_")[:2])  # SQLITE_READONLY_DBMOVED -> SQLITE_READONLY
-    msg = str(e).lower()
-    for needle, kind in (
-        ("disk is full", "SQLITE_FULL"),
-        ("readonly", "SQLITE_READONLY"),
-        ("read-only", "SQLITE_READONLY"),
-        ("malformed", "SQLITE_CORRUPT"),
-        ("not a database", "SQLITE_NOTADB"),
-        ("unable to open", "SQLITE_CANTOPEN"),
-        ("locked", "SQLITE_BUSY"),
-    ):
-        if needle in msg:
-            return kind
-    return "SQLITE_ERROR"
-
-
-def store_error(e: sqlite3.Error, path: Path | str) -> StoreError:
-    """One clear message per cause, naming the database file and what the user can do."""
-    kind = _kind(e)
-    if kind == "SQLITE_FULL":
-        return StoreError(
-            f"the disk holding {path} is full ({e}). Everything committed before this is kept:"
-            " free some space and run the same command again to continue"
-        )
-    if kind == "SQLITE_READONLY":
-        return StoreError(
-            f"{path} is read-only ({e}): it can be searched, but to index pass --db with a"
-            " writable location"
-        )
-    if kind == "SQLITE_CORRUPT":
-        return StoreError(
-            f"{path} is damaged ({e}). Restore it from a backup, or move it away and run"
-            " `imgcap index` again to rebuild it"
-        )
-    if kind == "SQLITE_NOTADB":
-        return StoreError(f"{path} is not an imgcap database (it is not an SQLite file at all)")
-    if kind == "SQLITE_IOERR":
-        return StoreError(f"cannot read or write {path}: input/output error ({e})")
-    if kind in ("SQLITE_BUSY", "SQLITE_LOCKED"):
-        return StoreError(f"{path} is locked by another process ({e}); try again in a moment")
-    if kind == "SQLITE_CANTOPEN":
-        return StoreError(f"cannot open database {path} ({e})")
-    return StoreError(f"database {path}: {e}")
-
-
-def conn_path(conn: sqlite3.Connection) -> str:
-    """The file behind a connection (for messages); reads no page, so works on damaged files."""
-    try:
-        for _, name, file in conn.execute("PRAGMA database_list"):
-            if name == "main":
-                return file or "(memory)"
-    except sqlite3.Error:
-        pass
-    return "the database"
-
-
-def translated(fn: T) -> T:
-    """Decorate a function whose first argument is a connection: sqlite3 errors -> StoreError."""
-
-    @functools.wraps(fn)
-    def wrapper(conn, *args, **kwargs):
-        try:
-            return fn(conn, *args, **kwargs)
-        except sqlite3.Error as e:
-            raise store_error(e, conn_path(conn)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def connect_readwrite(path: Path) -> sqlite3.Connection:
@@ -110,7 +34,7 @@ def connect_readonly_raw(path: Path) -> tuple[sqlite3.Connection, bool]:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn, False
     except sqlite3.OperationalError as e:
-        if _kind(e) not in ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR"):
+        if error_kind(e) not in ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR"):
             raise
     wal = Path(f"{path}-wal")
     if wal.is_file() and wal.stat().st_size > 0:
@@ -135,8 +59,6 @@ def _open_uri(uri: str) -> sqlite3.Connection:
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection (no migrations, no lock, nothing written); StoreError if there is
     no imgcap database at `path`, or one this imgcap cannot read."""
-    from indexer.store import schema
-
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"no database at {path} (run `imgcap index PATH` first)")
@@ -148,9 +70,7 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
         if schema.check(conn, path) == 0:
             raise StoreError(f"{path} holds no imgcap index yet (run `imgcap index PATH` first)")
         conn.execute("SELECT 1 FROM files LIMIT 1").fetchall()
-        from indexer.store import roots
-
-        roots.follow_from_reader(conn, path)  # kept inside its root, opened from a new place
+        _follow_moved_roots(conn, path)  # kept inside its root, opened from a new place
     except sqlite3.Error as e:
         conn.close()
         raise store_error(e, path) from None
@@ -158,3 +78,29 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _follow_moved_roots(conn: sqlite3.Connection, db_path: Path | str) -> None:
+    """Readers' open: when a database kept inside its root was opened from a new place, rewrite
+    its paths through a short read-write connection, so every reader sees paths that exist.
+    On read-only media (a drive mounted read-only) nothing can be written: this connection then
+    reads the tables through TEMP views with the paths rewritten (`shadow`)."""
+    moves = roots.moves_needed(conn, db_path)
+    if not moves:
+        return
+    try:
+        rw = connect_readwrite(Path(db_path))
+    except sqlite3.Error:
+        roots.shadow(conn, moves)
+        return
+    try:
+        rw.execute("BEGIN IMMEDIATE")
+        for root_id, old, new in roots.moves_needed(rw, db_path):  # again, under the write lock
+            roots.repoint(rw, root_id, old, new)
+        rw.execute("COMMIT")
+    except sqlite3.Error as e:
+        if error_kind(e) not in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR"):
+            raise store_error(e, db_path) from None
+        roots.shadow(conn, moves)
+    finally:
+        rw.close()

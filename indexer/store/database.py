@@ -19,7 +19,8 @@ from sqlite_utils import Database
 
 from indexer.errors import StoreError
 from indexer.store import frames, roots, schema
-from indexer.store.connection import BUSY_TIMEOUT_MS, connect_readonly, store_error
+from indexer.store.connection import BUSY_TIMEOUT_MS, connect_readonly
+from indexer.store.errors import store_error
 from indexer.store.records import (
     META_COLUMNS,
     FailureRecord,

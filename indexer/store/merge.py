@@ -32,8 +32,9 @@ from typing import Any
 
 from indexer.errors import StoreError, UsageError
 from indexer.store import roots, schema
-from indexer.store.connection import connect_readonly_raw, store_error
+from indexer.store.connection import connect_readonly_raw
 from indexer.store.database import Store
+from indexer.store.errors import store_error
 from indexer.store.lock import writer_lock
 
 BATCH = 500  # rows per executemany

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from indexer.store.connection import conn_path, store_error, translated
+from indexer.store.errors import conn_path, store_error, translated
 from indexer.store.records import now_iso, rows_in
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.store.connection import translated
+from indexer.store.errors import translated
 from indexer.store.records import rows_in
 
 _PHOTO_KEYS = (

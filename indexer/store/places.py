@@ -1,7 +1,7 @@
 """Place names per photo (schema 5: `places`, `places_fts`, `files.place_id`/`place_key`).
 
 `places` holds each distinct (city, region, country) once, with folded forms for matching
-(indexer/places.py `fold`); a file points at its place. `files.place_key` records the
+(`fold`); a file points at its place. `files.place_key` records the
 coordinates and gazetteer the place was computed from, so an edited photo's new GPS, or new
 gazetteer data, is noticed without re-reading any image. Places no file uses are dropped.
 Readers accept databases from before schema 5 (no places: every function returns nothing).
@@ -10,14 +10,41 @@ Readers accept databases from before schema 5 (no places: every function returns
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
-from indexer.metadata.places import Place, fold
-from indexer.store.connection import conn_path, store_error, translated
+from indexer.store.errors import conn_path, store_error, translated
 from indexer.store.records import rows_in
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    city: str | None
+    region: str | None
+    country: str | None
+    country_code: str | None
+
+    @property
+    def label(self) -> str:
+        """What people read: "Paris, Île-de-France, France" (the parts that are known)."""
+        parts = [self.city, self.region, self.country]
+        out: list[str] = []
+        for p in parts:
+            if p and p not in out:  # "Singapore, Singapore" once
+                out.append(p)
+        return ", ".join(out)
+
+
+def fold(name: str) -> str:
+    """The form place names are compared in: accents dropped, case folded, punctuation and runs
+    of spaces as one space ("Île-de-France" -> "ile de france", "ZÜRICH" -> "zurich")."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join("".join(c if c.isalnum() else " " for c in plain).split())
 
 
 def create(db: Database) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from indexer.store import frames, photo_tags, places
-from indexer.store.connection import conn_path, store_error, translated
+from indexer.store.errors import conn_path, store_error, translated
 from indexer.store.records import rows_in
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from indexer.errors import UsageError
-from indexer.store.connection import _kind, connect_readwrite, store_error
+from indexer.store.errors import store_error
 from indexer.store.records import now_iso
 
 SEP = os.sep
@@ -246,32 +246,6 @@ def follow(db: Database, db_path: Path | str) -> int:
             for root_id, old, new in moves:
                 repoint(db, root_id, old, new)
     return len(moves)
-
-
-def follow_from_reader(conn: sqlite3.Connection, db_path: Path | str) -> None:
-    """Readers' open: when a database kept inside its root was opened from a new place, rewrite
-    its paths through a short read-write connection, so every reader sees paths that exist.
-    On read-only media (a drive mounted read-only) nothing can be written: this connection then
-    reads the tables through TEMP views with the paths rewritten (`shadow`)."""
-    moves = moves_needed(conn, db_path)
-    if not moves:
-        return
-    try:
-        rw = connect_readwrite(Path(db_path))
-    except sqlite3.Error:
-        shadow(conn, moves)
-        return
-    try:
-        rw.execute("BEGIN IMMEDIATE")
-        for root_id, old, new in moves_needed(rw, db_path):  # again, under the write lock
-            repoint(rw, root_id, old, new)
-        rw.execute("COMMIT")
-    except sqlite3.Error as e:
-        if _kind(e) not in ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR"):
-            raise store_error(e, db_path) from None
-        shadow(conn, moves)
-    finally:
-        rw.close()
 
 
 def shadow(conn: sqlite3.Connection, moves: list[tuple[int, str, str]]) -> None:

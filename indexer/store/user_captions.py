@@ -28,7 +28,7 @@ import numpy as np
 
 from indexer.errors import StoreError, UsageError
 from indexer.store import frames
-from indexer.store.connection import store_error, translated
+from indexer.store.errors import store_error, translated
 from indexer.store.records import now_iso, vec_to_blob
 
 Target = str | int  # an indexed file's path (as stored: absolute) or its files.id

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from indexer.store.connection import translated
+from indexer.store.errors import translated
 from indexer.store.records import rows_in
 
 # Positions kept by `prune`: at least this many, or as many as there are results. A cache

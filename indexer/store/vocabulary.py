@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from indexer.store.connection import translated
+from indexer.store.errors import translated
 
 
 @translated

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from indexer.store.connection import translated
+from indexer.store.errors import translated
 
 
 def _has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
@@ -98,6 +98,6 @@ def record_rewritten(
             }
             store._bump(models)  # result ids changed: the FAISS cache must be rebuilt
     except sqlite3.Error as e:
-        from indexer.store.connection import store_error
+        from indexer.store.errors import store_error
 
         raise store_error(e, store.path) from None
