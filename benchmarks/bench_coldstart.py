@@ -37,7 +37,7 @@ import torch
 from transformers import GPT2LMHeadModel
 import open_clip
 from indexer.config import Settings
-from indexer.decode import decode_image
+from indexer.media.decode import decode_image
 from indexer import models
 mark("load model")
 settings = Settings(device="cpu", precision="fp32", offline=True)

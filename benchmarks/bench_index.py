@@ -305,7 +305,7 @@ def main() -> None:
         # In a child process, so that building it does not count towards peak memory here.
         import subprocess
 
-        code = "import sys; from indexer.models import write_random_model as w; w(*sys.argv[1:])"
+        code = "import sys; from indexer.models.random_weights import write_random_model as w; w(*sys.argv[1:])"
         subprocess.run([sys.executable, "-c", code, str(model_dir), args.arch], check=True)
     name = read_spec(model_dir)["name"]
     workers = args.workers or os.cpu_count() or 1

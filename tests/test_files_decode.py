@@ -193,7 +193,7 @@ _PEAK = """
 import sys
 from PIL import Image
 sys.path.insert(0, {root!r})
-from indexer.decode import decode_image
+from indexer.media.decode import decode_image
 
 def hwm():  # peak resident KiB of this process image (ru_maxrss would include the parent's)
     for line in open("/proc/self/status"):

@@ -21,7 +21,7 @@ from indexer.errors import StoreError, UsageError
 from indexer.media.preprocess import clip_geometry
 from indexer.run import pipeline
 from indexer.run.pipeline import index_paths
-from indexer.run.work import pixels_to_tensor
+from indexer.media.preprocess import pixels_to_tensor
 from indexer.run.workers import decode_for_model
 from indexer.store.database import Store
 from indexer.store.lock import writer_lock

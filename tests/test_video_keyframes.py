@@ -9,6 +9,7 @@ from video_factory import break_video, make_video
 
 from indexer.errors import BadImageError
 from indexer.media.decode import check_header
+from indexer.media.kinds import looks_like_video
 from indexer.media.video import (
     BLANK_STD,
     SCENE_THRESHOLD,
@@ -16,7 +17,6 @@ from indexer.media.video import (
     KeyframeSelector,
     decode_for_model,
     difference,
-    looks_like_video,
     select_keyframes,
     thin,
 )

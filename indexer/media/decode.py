@@ -59,7 +59,7 @@ from indexer.errors import BadImageError
 from indexer.media.exif import (
     _metadata,
 )
-from indexer.media.video import is_video, looks_like_video
+from indexer.media.kinds import is_video, looks_like_video
 from indexer.media.walk import file_kind
 
 # Same table as PIL.ImageOps.exif_transpose; applied by hand because by then the image has been

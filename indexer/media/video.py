@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from indexer.config import VIDEO_EXTENSIONS
 from indexer.errors import BadImageError
 
 VIDEO_NEEDS_EXTRA = "videos need the video extra: pip install 'imgcap[video]'"
@@ -48,15 +47,9 @@ BLANK_STD = 0.02  # thumbnail standard deviation (0..1) below which a frame is "
 POSTER_WITHIN = 10.0  # seconds searched for a gallery still that is not a black leader
 KEY_ONLY_MIN_GAP = 2.0  # codec keyframes this close are always dense enough (see key_only_gap)
 
-_SUFFIXES = frozenset("." + ext for ext in VIDEO_EXTENSIONS)
 _ISO6709 = re.compile(r"([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)")
 # QuickTime stores dates from 1904, MP4 from 1904/1970: a zero date means "not set".
 _NO_DATE_BEFORE = 1971
-
-
-def is_video(path: str | os.PathLike[str]) -> bool:
-    """A video file, by its extension."""
-    return os.path.splitext(os.fspath(path))[1].lower() in _SUFFIXES
 
 
 def extra_installed() -> bool:
@@ -66,17 +59,6 @@ def extra_installed() -> bool:
     except ImportError:
         return False
     return True
-
-
-def looks_like_video(head: bytes) -> bool:
-    """Whether the first bytes are those of a container we index: ISO BMFF / QuickTime (mp4,
-    mov, m4v), Matroska / WebM, or RIFF AVI. Lets the run refuse a misnamed file before it
-    hashes gigabytes."""
-    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
-        return True
-    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML (Matroska, WebM)
-        return True
-    return head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX")
 
 
 @dataclass(slots=True)

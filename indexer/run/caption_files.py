@@ -15,8 +15,8 @@ Emit = Callable[[Path, str | None, str | None], None]  # (path, caption, error)
 def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None:
     """Decode, encode and caption `paths`; call emit once per path, in input order. A file that
     can't be read gets emit(path, None, reason) and never stops the others."""
+    from indexer.media.kinds import is_video
     from indexer.media.preprocess import encoder_tensor, model_pixels
-    from indexer.media.video import is_video
     from indexer.models.loading import load_model
 
     paths = list(paths)

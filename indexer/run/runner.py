@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from indexer.config import Settings
-from indexer.run.work import BatchOutput, pixel_stats, process_tensor
-from indexer.run.work import pixels_to_tensor as pixels_to_tensor
+from indexer.media.preprocess import clip_stats, pixels_to_tensor
+from indexer.run.work import BatchOutput, process_tensor
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -25,7 +25,7 @@ class ModelRunner:
         self.model = model
         self.settings = settings
         self.batch_size = batch_size
-        self.mean, self.std = pixel_stats(model)
+        self.mean, self.std = clip_stats(model.encoder)
 
     def run(self, pixels: list[np.ndarray]) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(B, S, S, 3) uint8 images → image vectors (B, D), captions, caption vectors (B, D)."""

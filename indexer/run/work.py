@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from indexer.config import Settings
+from indexer.media.preprocess import clip_stats, pixels_to_tensor
 
 
 @dataclass(slots=True)
@@ -93,30 +94,6 @@ def decode(
     return items, failures
 
 
-def pixel_stats(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The normalisation (mean, std) the model's CLIP was trained with."""
-    enc = model.encoder
-    mean = getattr(enc, "mean", (0.48145466, 0.4578275, 0.40821073))
-    std = getattr(enc, "std", (0.26862954, 0.26130258, 0.27577711))
-    return mean, std
-
-
-def pixels_to_tensor(pixels: list[np.ndarray], mean, std, device=None):
-    """List of (S, S, 3) uint8 → (B, 3, S, S) float32 normalised: ToTensor + Normalize.
-
-    The uint8 batch moves to `device` first: 4× less to copy to a GPU than float32, and the
-    float work happens there."""
-    import torch
-
-    x = torch.from_numpy(np.stack(pixels))  # (B, S, S, 3) uint8
-    if device is not None and torch.device(device).type != "cpu":
-        x = x.pin_memory().to(device, non_blocking=True)
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    return x.sub_(m).div_(s)
-
-
 def process_tensor(model, x, settings: Settings) -> BatchOutput:
     """(B, 3, S, S) normalised pixels → BatchOutput. The ONE place that runs the model: CLIP's
     image tower once, its features both stored and captioned, then the caption text vectors.
@@ -146,6 +123,6 @@ def _process_tensor(model, x, settings: Settings) -> BatchOutput:
 def process_batch(model, pixels: list[np.ndarray], settings: Settings) -> BatchOutput:
     """(S, S, 3) uint8 pictures → image vectors, captions, caption vectors (no OOM handling:
     indexer/runner.py's ModelRunner halves the batch around this)."""
-    mean, std = pixel_stats(model)
+    mean, std = clip_stats(model.encoder)
     x = pixels_to_tensor(pixels, mean, std, getattr(model, "device", None))
     return process_tensor(model, x, settings)

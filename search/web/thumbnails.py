@@ -107,7 +107,8 @@ class ThumbnailCache:
         from PIL import Image
 
         from indexer.media.decode import decode_image
-        from indexer.media.video import is_video, poster
+        from indexer.media.kinds import is_video
+        from indexer.media.video import poster
 
         if is_video(source):  # a still from its first seconds (the `video` extra)
             image = poster(source, size, self._max_pixels)
