@@ -97,6 +97,8 @@ class Settings:
     resize: str = "fast"
     offline: bool = False  # never touch the network; missing files fail fast
     cache_dir: Path | None = None  # Hugging Face cache override (None = huggingface_hub default)
+    # The hub's address ($HF_ENDPOINT, a mirror); None = huggingface_hub's own (huggingface.co).
+    hub_endpoint: str | None = None
     # Checkpoints with no hub mirror (the ClipCap transformer release) are kept here.
     models_dir: Path = field(default_factory=lambda: default_data_dir() / "models")
     # Videos (indexer/video.py): at most one keyframe every `video_gap` seconds, at most
@@ -141,6 +143,8 @@ class Settings:
             env["offline"] = True
         if os.environ.get("IMGCAP_CACHE_DIR"):
             env["cache_dir"] = Path(os.environ["IMGCAP_CACHE_DIR"]).expanduser()
+        if os.environ.get("HF_ENDPOINT"):
+            env["hub_endpoint"] = os.environ["HF_ENDPOINT"].rstrip("/")
         if os.environ.get("IMGCAP_MODELS_DIR"):
             env["models_dir"] = Path(os.environ["IMGCAP_MODELS_DIR"]).expanduser()
         if os.environ.get("IMGCAP_VECTOR_MEMORY_GB"):

@@ -162,7 +162,7 @@ def test_scst_fine_tunes_an_lstm_captioner(world, tmp_path, arch):
 def test_lstm_from_scratch_needs_no_gpt2_weights(tiny_model_dir, tmp_path, monkeypatch):
     """Without --from, an LSTM run takes the default model's CLIP and tokenizer only: GPT-2's
     hub weights (ClipCap's from-scratch base) are never fetched."""
-    import indexer.models.loading
+    import indexer.models.download
     import indexer.train.base
     from indexer.config import Settings
     from indexer.models.model_dir import read_spec
@@ -177,7 +177,7 @@ def test_lstm_from_scratch_needs_no_gpt2_weights(tiny_model_dir, tmp_path, monke
     def no_gpt2(net, settings):
         raise AssertionError("GPT-2's weights were asked for")
 
-    monkeypatch.setattr(indexer.models.loading, "_hub_file", hub_file)
+    monkeypatch.setattr(indexer.models.download, "hub_file", hub_file)
     monkeypatch.setattr(indexer.train.base, "load_hub_gpt2", no_gpt2)
     data = write_dataset(tmp_path / "data", 8, seed=0, fmt="csv", size=SIZE, layout=LAYOUT)
     cfg = TrainConfig(data=data, out=tmp_path / "st", arch="show-and-tell", epochs=1, lr=LR)

@@ -114,21 +114,17 @@ def test_offline_hub_model_gives_a_clear_message(photos, tmp_path):
     assert "imgcap models download clipcap-coco" in res.stderr and "--model DIR" in res.stderr
 
 
-def test_unreachable_hub_is_a_clear_message_too(photos, tmp_path, monkeypatch):
-    """Not offline by flag, but the network is down: same message, no retry storm."""
-    import indexer.models.loading as models
-
-    monkeypatch.setattr(
-        models, "_hub_unreachable", lambda: "cannot reach huggingface.co:443 (test)"
-    )
+def test_unreachable_hub_is_a_clear_message_too(photos, tmp_path):
+    """Not offline by flag, but the hub cannot be reached: same message, no retry storm."""
     env = _env(tmp_path)
     env["IMGCAP_OFFLINE"] = "0"
     env["HF_HUB_OFFLINE"] = "0"
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # the discard port: nothing listens there
     res = runner.invoke(
         app, ["caption", str(photos["good1"]), "--model", "clipcap-conceptual"], env=env
     )
     assert res.exit_code == 3
-    assert "cannot reach huggingface.co" in res.stderr and "conceptual_weights.pt" in res.stderr
+    assert "cannot reach 127.0.0.1:9" in res.stderr and "conceptual_weights.pt" in res.stderr
 
 
 def test_manual_model_explains_where_to_get_the_checkpoint(photos, tmp_path):

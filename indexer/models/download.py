@@ -52,7 +52,12 @@ def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: boo
     try:
         path = Path(
             hf_hub_download(
-                f.repo, f.filename, revision=f.revision, cache_dir=cache, local_files_only=True
+                f.repo,
+                f.filename,
+                revision=f.revision,
+                cache_dir=cache,
+                local_files_only=True,
+                endpoint=settings.hub_endpoint,
             )
         )
         return check_size(f, path)
@@ -62,11 +67,17 @@ def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: boo
         pass
     reason = "offline mode is on (--offline / IMGCAP_OFFLINE / HF_HUB_OFFLINE)"
     if download and not settings.offline:
-        reason = hub_unreachable()
+        reason = hub_unreachable(settings.hub_endpoint)
         if reason is None:
             try:
                 path = Path(
-                    hf_hub_download(f.repo, f.filename, revision=f.revision, cache_dir=cache)
+                    hf_hub_download(
+                        f.repo,
+                        f.filename,
+                        revision=f.revision,
+                        cache_dir=cache,
+                        endpoint=settings.hub_endpoint,
+                    )
                 )
             except Exception as e:  # 404, 429, disk full, ...: all become one clear message
                 reason = short_reason(e)
@@ -113,7 +124,7 @@ def check_key_count(path: Path, keys: int, found: int) -> None:
 _REACHABILITY: dict[str, str | None] = {}
 
 
-def hub_unreachable(timeout: float = 5.0) -> str | None:
+def hub_unreachable(endpoint: str | None = None, timeout: float = 5.0) -> str | None:
     """None if the hub's host answers a TCP connect, else why not. Checked once per process so an
     offline machine fails in milliseconds instead of after huggingface_hub's ~25 s of retries."""
     import socket
@@ -121,7 +132,7 @@ def hub_unreachable(timeout: float = 5.0) -> str | None:
 
     from huggingface_hub import constants
 
-    url = urlparse(constants.ENDPOINT)
+    url = urlparse(endpoint or constants.ENDPOINT)
     host, port = (
         url.hostname or "huggingface.co",
         url.port or (443 if url.scheme == "https" else 80),

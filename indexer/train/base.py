@@ -109,14 +109,27 @@ def load_hub_gpt2(net, settings: Settings) -> None:
     cache = str(settings.cache_dir) if settings.cache_dir else None
     path = None
     try:
-        path = hf_hub_download(repo, filename, revision=rev, cache_dir=cache, local_files_only=True)
+        path = hf_hub_download(
+            repo,
+            filename,
+            revision=rev,
+            cache_dir=cache,
+            local_files_only=True,
+            endpoint=settings.hub_endpoint,
+        )
     except Exception:  # not cached yet
         reason = "offline mode is on (--offline / IMGCAP_OFFLINE / HF_HUB_OFFLINE)"
         if not settings.offline:
-            reason = hub_unreachable()
+            reason = hub_unreachable(settings.hub_endpoint)
             if reason is None:
                 try:
-                    path = hf_hub_download(repo, filename, revision=rev, cache_dir=cache)
+                    path = hf_hub_download(
+                        repo,
+                        filename,
+                        revision=rev,
+                        cache_dir=cache,
+                        endpoint=settings.hub_endpoint,
+                    )
                 except Exception as e:  # 404, 429, disk full, ...
                     reason = short_reason(e)
         if path is None:

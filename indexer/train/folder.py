@@ -127,7 +127,7 @@ class RunFolder:
         from indexer.train import lstm
 
         out = self.out
-        lstm = lstm.net_arch(net) != "clipcap"  # show-and-tell / show-attend-tell
+        is_lstm = lstm.net_arch(net) != "clipcap"  # show-and-tell / show-attend-tell
         if whole or not (out / SPEC_FILE).is_file() or not (out / "clip").is_dir():
             tmp = self.work / "publish"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -139,7 +139,7 @@ class RunFolder:
             )
             description = f"trained by imgcap train from {base.name}"
             ckpt = "clipcap.pt"
-            if lstm:
+            if is_lstm:
                 ckpt = lstm.write_dir(tmp, self.name, net, *args, base, description)
             else:
                 write_model_dir(tmp, self.name, net, *args, base.tok_dir, base.quick_gelu,
@@ -154,7 +154,7 @@ class RunFolder:
             os.replace(tmp / ckpt, out / ckpt)
             spec = json.loads((tmp / SPEC_FILE).read_text())
             shutil.rmtree(tmp, ignore_errors=True)
-        elif lstm:
+        elif is_lstm:
             lstm.write_checkpoint(net, out)
             spec = json.loads((out / SPEC_FILE).read_text())
         else:
