@@ -168,7 +168,7 @@ def test_max_megapixels_setting_and_the_memory_rule():
 
 # ------------------------------------------------------------------- strip-wise conversion
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "PA", "CMYK", "I;16", "L", "1", "YCbCr"])
-def test_strip_conversion_gives_the_pixels_of_a_whole_conversion(mode, monkeypatch):
+def test_strip_conversion_gives_the_pixels_of_a_whole_conversion(mode):
     rng = np.random.default_rng(3)
     rgba = Image.fromarray(rng.integers(0, 256, (203, 157, 4), dtype=np.uint8), "RGBA")
     if mode == "I;16":
@@ -181,10 +181,9 @@ def test_strip_conversion_gives_the_pixels_of_a_whole_conversion(mode, monkeypat
         im = rgba.convert("PA")
     else:
         im = rgba.convert(mode)
-    monkeypatch.setattr(decode, "_STRIP_PIXELS", 157 * 9)  # many strips, a partial last one
     factor = min(im.size) // 50
     whole = decode._to_rgb(im).reduce(factor)
-    strips = decode._shrink_to_rgb(im, 50)
+    strips = decode._shrink_to_rgb(im, 50, strip_pixels=157 * 9)  # many strips, a partial last
     assert strips.mode == "RGB" and strips.size == whole.size
     assert np.array_equal(np.asarray(strips), np.asarray(whole))
 

@@ -78,7 +78,7 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _RAW_SUFFIXES = frozenset("." + ext for ext in RAW_EXTENSIONS)
 # Pixels converted to RGB at a time when a large non-RGB image is shrunk (see _shrink_to_rgb):
 # 1 MP is 4 MB of RGBA per strip, small next to the loaded image, large enough to be fast.
-_STRIP_PIXELS = 1_000_000
+STRIP_PIXELS = 1_000_000
 
 _heif_registered = False
 
@@ -332,7 +332,7 @@ def _reduce_factor(im: Image.Image, min_side: int) -> int:
     return factor if factor >= 2 else 1
 
 
-def _shrink_to_rgb(im: Image.Image, min_side: int) -> Image.Image:
+def _shrink_to_rgb(im: Image.Image, min_side: int, strip_pixels: int = STRIP_PIXELS) -> Image.Image:
     """RGB, box-reduced by the largest integer factor that keeps the short side >= min_side.
 
     Same pixels as reduce(_to_rgb(im)), but a non-RGB image is converted strip by strip, each
@@ -350,7 +350,7 @@ def _shrink_to_rgb(im: Image.Image, min_side: int) -> Image.Image:
         return _to_rgb(im.reduce(factor))
     w, h = im.size
     out = Image.new("RGB", (-(-w // factor), -(-h // factor)))
-    rows = max(factor, _STRIP_PIXELS // max(w, 1) // factor * factor)
+    rows = max(factor, strip_pixels // max(w, 1) // factor * factor)
     for top in range(0, h, rows):
         strip = im.crop((0, top, w, min(h, top + rows)))
         out.paste(_to_rgb(strip).reduce(factor), (0, top // factor))

@@ -2,9 +2,8 @@
 camera wrote one), camera make and model, and GPS position, read best effort (a broken tag gives
 None for that field, never a failed image), with every string's control characters and bidi
 controls replaced by spaces (`clean_text`) so a hostile Make cannot split a CSV row or drive the
-terminal. It is apart from indexer/decode.py because reading tags is its own concern, shared with
-indexer/raw.py and indexer/video.py, and needs none of the decoding; decode.py re-exports these
-names."""
+terminal. Reading tags is its own concern, shared by decode.py, raw.py and video.py, and needs
+none of the decoding."""
 
 from __future__ import annotations
 

@@ -372,7 +372,7 @@ def beam_decode(
     tokens = first.reshape(b * w, 1)
     scores = scores.reshape(b * w)  # sum of log-probs of each beam
     lengths = torch.ones(b * w, device=dev)
-    stopped = _is_stop(tokens[:, 0], stop_token)
+    stopped = is_stop(tokens[:, 0], stop_token)
     stop = stop_row(vocab, dev)  # a finished beam carries on with token 0 at no cost
 
     def finish(img_rows: list[int]) -> None:
@@ -431,7 +431,6 @@ def _run(gpt, cache, **inputs):
     return gpt(**inputs, **{_cache_keyword(): cache}, use_cache=True, logits_to_keep=1)
 
 
-_is_stop = is_stop  # the old name
 
 
 class Captioner:

@@ -2,14 +2,13 @@
 on a device, ready to caption.
 
 A model is three things: a ClipCap checkpoint (published format), CLIP weights (open_clip hub
-layout) and a GPT-2 BPE tokenizer. The other nouns live in their own modules and are re-exported
-here, so `from indexer.models import ...` keeps working for all of them:
+layout) and a GPT-2 BPE tokenizer. Beside this module in indexer/models/:
 
-    indexer/registry.py       named models, pinned hub files, size/key checks for unverified pins
-    indexer/download.py       hub downloads, `imgcap models` listing and download
-    indexer/model_dir.py      the local directory layout, spec validation, writing a directory
-    indexer/random_models.py  the tiny test model and full-size random-weight models
-    indexer/checkpoint.py     safe weight reading, init-free building, safetensors twins
+    registry.py        named models, pinned hub files, size/key checks for unverified pins
+    download.py        hub downloads (pinned, offline-aware), `imgcap models` listing
+    model_dir.py       the local directory layout, spec validation, writing a directory
+    random_weights.py  the tiny test model and full-size random-weight models
+    checkpoint.py      safe weight reading, init-free building, safetensors twins
 """
 
 from __future__ import annotations

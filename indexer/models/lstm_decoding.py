@@ -1,9 +1,9 @@
-"""Batched greedy and beam decoding for the LSTM captioners (indexer/lstm_captioner.py), with
-ClipCap's semantics (indexer/captioner.py): generation stops after the stop token (kept), greedy
-is arg-max, beam search ranks by MEAN log-probability with finished beams frozen and the best
+"""Batched greedy and beam decoding for the LSTM captioners (indexer/models/lstm.py), with
+ClipCap's semantics (indexer/models/clipcap.py): generation stops after the stop token (kept),
+greedy is arg-max, beam search ranks by MEAN log-probability with finished beams frozen and the best
 final mean wins; both also return each caption's attention maps (show-attend-tell). The search
 loops only need a network's `init_state` and `step`, so they live apart from the network,
-`LstmCaptioner` and the directory files; lstm_captioner.py re-exports these names."""
+`LstmCaptioner` and the directory files."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def greedy_decode(net, features, grid, max_tokens: int = 67, stop_token: int | N
         tokens = torch.cat((tokens, nxt[:, None]), dim=1)
         if alpha is not None:
             hist = alpha[:, None] if hist is None else torch.cat((hist, alpha[:, None]), dim=1)
-        done = _is_stop(nxt, stop_token)
+        done = is_stop(nxt, stop_token)
         if step == max_tokens - 1:
             done = torch.ones_like(done)
         if done.any():
@@ -74,7 +74,7 @@ def beam_decode(net, features, grid, beams: int = 5, max_tokens: int = 67, stop_
     tokens = first.reshape(b * w, 1)
     scores = scores.reshape(b * w)  # sum of log-probs of each beam
     lengths = torch.ones(b * w, device=dev)
-    stopped = _is_stop(tokens[:, 0], stop_token)
+    stopped = is_stop(tokens[:, 0], stop_token)
     stop = stop_row(vocab, dev)
 
     def finish(img_rows: torch.Tensor) -> None:
@@ -117,4 +117,3 @@ def beam_decode(net, features, grid, beams: int = 5, max_tokens: int = 67, stop_
     return [r if r is not None else [] for r in results], maps
 
 
-_is_stop = is_stop  # the old name

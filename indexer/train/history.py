@@ -1,7 +1,6 @@
 """What a training run reports: live progress, one record per epoch, and the run's result.
 
-Shared by the cross-entropy loop (indexer/train.py) and SCST (indexer/scst.py); `indexer.train`
-re-exports these names, where callers imported them from before the split.
+Shared by the cross-entropy loop (indexer/train/loop.py) and SCST (indexer/train/scst.py).
 """
 
 from __future__ import annotations

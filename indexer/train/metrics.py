@@ -4,7 +4,7 @@ The definitions are those of pycocoevalcap 1.2 (salaniz/pycocoevalcap, the Pytho
 tylin/coco-caption), which every captioning paper since 2015 reports:
 
 - tokenisation: Stanford PTBTokenizer 3.4.1 (`-preserveLines -lowerCase`), then coco-caption's
-  punctuation tokens dropped. Re-implemented in pure Python in indexer/ptb_tokenizer.py
+  punctuation tokens dropped. Re-implemented in pure Python in indexer/train/ptb.py
   (`tokenize`, imported here), see its docstring for where it can differ from the Java tokenizer.
 - BLEU-1..4: corpus-level n-gram precisions with the "closest reference length" brevity penalty
   (bleu_scorer.py, option 'closest', including its 1e-9/1e-15 smoothing constants).
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.errors import UsageError
-from indexer.train.ptb import PUNCTUATIONS, ptb_tokens, tokenize  # noqa: F401 - old home
+from indexer.train.ptb import tokenize
 
 BLEU_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
 ALL_METRICS = (*BLEU_NAMES, "METEOR", "ROUGE-L", "CIDEr-D", "SPICE")
