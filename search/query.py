@@ -42,18 +42,14 @@ from indexer.store.queries import (
     keyword_matches,
     keyword_subset,
 )
-from search.query_encoder import (  # noqa: F401 - re-exported: tests patch query.load_encoder
-    NEGATIVE_WEIGHT,
+from search.photos import camera_name
+from search.query_encoder import (
     EncoderLoader,
-    TextImageEncoder,
-    _stored_name,
-    _unit,
     load_encoder,
     model_source,
     query_vectors,
     resolve_model,
 )
-from search.query_encoder import query_vectors as _query_vectors  # noqa: F401 - old name
 
 MODES = ("hybrid", "image", "caption", "keyword")
 RRF_K = 60  # the constant from the RRF paper; damps the difference between ranks 1 and 2
@@ -118,6 +114,34 @@ class Hit:
         return d
 
 
+def hit_from_row(
+    row: dict[str, Any],
+    rank: int,
+    score: float,
+    model: str,
+    signals: dict[str, Signal],
+    matched: list[str],
+    with_place: bool = True,
+) -> Hit:
+    """The hit for one file row of `files_for_results`."""
+    return Hit(
+        rank=rank,
+        score=score,
+        path=row["path"],
+        caption=row["caption"],
+        model=model,
+        signals=signals,
+        matched=matched,
+        width=row["width"],
+        height=row["height"],
+        taken_at=row["taken_at"],
+        camera=camera_name(row),
+        indexed_at=row["indexed_at"],
+        place=row.get("place") if with_place else None,
+        at_seconds=row.get("at_s"),
+    )
+
+
 # ----------------------------------------------------------------------------------- helpers
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -159,10 +183,6 @@ def _validate(req: SearchRequest) -> None:
             raise UsageError(f"no words to search for in {text!r}")
         if req.min_score is not None:
             raise UsageError("--min-score is a CLIP similarity; --mode keyword has none")
-
-
-def _file_exists(path: str) -> bool:
-    return os.path.exists(path)
 
 
 # ------------------------------------------------------------------------------------ search
@@ -354,7 +374,7 @@ def _fuse_and_expand(
     for rid in order:
         # copies whose own tags matched first
         for row in sorted(by_result.get(rid, []), key=lambda r: r["path"] not in own_match):
-            if not _file_exists(row["path"]):
+            if not os.path.exists(row["path"]):
                 continue  # deleted or moved since the last index run: never shown
             if rid in tags_only and row["path"] not in own_match:
                 continue  # found through another copy's tags, not this photo's
@@ -366,25 +386,8 @@ def _fuse_and_expand(
             for s in lists:
                 score = exact.get(s, {}).get(rid, raw[s].get(rid))
                 sig[s] = Signal(score=score, rank=ranks[s].get(rid))
-            camera = " ".join(x for x in (row["camera_make"], row["camera_model"]) if x) or None
-            hits.append(
-                Hit(
-                    rank=len(hits) + 1,
-                    score=float(fused[rid]),
-                    path=row["path"],
-                    caption=row["caption"],
-                    model=model,
-                    signals=sig,
-                    matched=matched_words(row["caption"], words),
-                    width=row["width"],
-                    height=row["height"],
-                    taken_at=row["taken_at"],
-                    camera=camera,
-                    indexed_at=row["indexed_at"],
-                    place=row.get("place"),
-                    at_seconds=row.get("at_s"),
-                )
-            )
+            matched = matched_words(row["caption"], words)
+            hits.append(hit_from_row(row, len(hits) + 1, float(fused[rid]), model, sig, matched))
             if len(hits) >= req.limit:
                 return _with_tags(conn, hits, words)
     return _with_tags(conn, hits, words)

@@ -1,7 +1,5 @@
 """The query side of CLIP for search: which stored model a search reads, where its encoder
-loads from, and the unit query vectors (text, --like image, --not) it searches with.
-
-Split from search/query.py (ranking); search.query re-exports these names."""
+loads from, and the unit query vectors (text, --like image, --not) it searches with."""
 
 from __future__ import annotations
 
@@ -82,7 +80,8 @@ class _QueryEncoder:
         return self._torch_encoder().encode_images(pixels)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def unit_vector(v: np.ndarray) -> np.ndarray:
+    """v as a flat float32 vector of length 1 (a zero vector stays zero)."""
     v = np.asarray(v, dtype=np.float32).reshape(-1)
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
@@ -162,17 +161,17 @@ def query_vectors(
         ) from None
     parts = []
     if req.text and req.text.strip():
-        parts.append(_unit(np.asarray(encoder.encode_texts([req.text.strip()]))[0]))
+        parts.append(unit_vector(np.asarray(encoder.encode_texts([req.text.strip()]))[0]))
     if req.like is not None:
         from indexer.media.preprocess import encoder_tensor, model_pixels
 
         size = getattr(encoder, "image_size", 224)
         _, px = model_pixels(req.like, size, settings.resize, settings.max_pixels_for(1))
         pixels = encoder_tensor(encoder, px)[None]  # (1, 3, S, S), as `imgcap index` sees it
-        parts.append(_unit(np.asarray(encoder.encode_images(pixels))[0]))
-    q = _unit(np.sum(parts, axis=0))
+        parts.append(unit_vector(np.asarray(encoder.encode_images(pixels))[0]))
+    q = unit_vector(np.sum(parts, axis=0))
     searched = q
     if req.negative and req.negative.strip():
-        neg = _unit(np.asarray(encoder.encode_texts([req.negative.strip()]))[0])
+        neg = unit_vector(np.asarray(encoder.encode_texts([req.negative.strip()]))[0])
         searched = q - NEGATIVE_WEIGHT * neg
     return q, searched

@@ -16,7 +16,8 @@ from indexer.store.queries import model_sources, status_counts
 
 def status(db_path: Path) -> dict[str, Any]:
     """Everything `imgcap status` shows, as plain data (nothing is built or written)."""
-    from search.vectors.cache import cache_state, index_dir
+    from search.vectors.cache import cache_state
+    from search.vectors.files import index_dir
 
     db_path = Path(db_path)
     conn = connect_readonly(db_path)

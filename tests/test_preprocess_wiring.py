@@ -118,18 +118,17 @@ def test_feature_cache_features_are_open_clip_s_in_exact_mode(big, tiny_model, t
 
 def test_search_like_uses_the_settings_mode(big, tiny_model, tmp_path):
     from search.query import SearchRequest
-    from search.query_encoder import _unit
-    from search.query_encoder import query_vectors as _query_vectors
+    from search.query_encoder import query_vectors, unit_vector
 
     enc = tiny_model.encoder
     full = ImageOps.exif_transpose(Image.open(big)).convert("RGB")
-    # As _query_vectors builds it: the unit image vector, summed over parts, made unit again.
-    ref = _unit(_unit(np.asarray(enc.encode_images(enc.preprocess(full)[None]))[0]))
+    # As query_vectors builds it: the unit image vector, summed over parts, made unit again.
+    ref = unit_vector(unit_vector(np.asarray(enc.encode_images(enc.preprocess(full)[None]))[0]))
     req = SearchRequest(like=big)
     got = {}
     for mode in ("exact", "fast"):
         settings = Settings(db_path=tmp_path / "x.db", device="cpu", resize=mode)
-        got[mode] = _query_vectors(req, "tiny-0", settings, lambda m, s: enc)[0]
+        got[mode] = query_vectors(req, "tiny-0", settings, lambda m, s: enc)[0]
     assert np.array_equal(got["exact"], ref)
     assert not np.array_equal(got["fast"], got["exact"])
     assert float(got["fast"] @ got["exact"]) > 0.99  # close: >= 40 dB apart in pixels

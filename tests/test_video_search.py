@@ -17,6 +17,7 @@ from indexer.store.frames import FrameRecord, VideoRecord, frame_key
 from indexer.store.queries import FileFilter
 from indexer.store.records import FileRecord, ResultRecord
 from search.cli import output
+from search.display import timecode
 from search.export import KEYFRAME_COLUMNS, export, read_export
 from search.query import SearchRequest, search
 
@@ -101,8 +102,8 @@ def test_filters_reach_videos(db, tmp_path):
 
 
 def test_on_screen_time(db, capsys):
-    assert output.timecode(83.4) == "01:23"
-    assert output.timecode(3725.0) == "1:02:05"
+    assert timecode(83.4) == "01:23"
+    assert timecode(3725.0) == "1:02:05"
     hits = _search(db, "birthday cake candles", limit=2)
     output.print_hits(hits, "hybrid", terminal=False)
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "holiday.mp4" in ln)

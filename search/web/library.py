@@ -12,6 +12,7 @@ plus `id`, `content_hash` and `caption_source`, so the JSON API has the CLI's `-
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,9 +27,9 @@ from indexer.errors import StoreError, UsageError
 from indexer.store import photos as photo_rows
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, files_for_results, filtered_result_ids
-from search import query
-from search.query import Hit, SearchRequest, Signal
-from search.query_encoder import load_encoder, model_source, resolve_model
+from search import captions, photos, query
+from search.query import Hit, SearchRequest, Signal, hit_from_row
+from search.query_encoder import load_encoder, resolve_model, unit_vector
 from search.web.thumbnails import ThumbnailCache
 
 MAX_PAGE = 200  # deepest page served: 200 x per_page photos is past any human's scrolling
@@ -77,15 +78,6 @@ class Library:
     def _connect(self):
         return connect_readonly(self.db_path)
 
-    def _photo_row(self, conn, file_id: int) -> tuple[str, dict[str, Any]]:
-        """(the model served, the photo's row for it); LookupError when no indexed file has
-        this id."""
-        model = resolve_model(conn, self.model, self.settings)
-        row = photo_rows.photo(conn, file_id, model)
-        if row is None:
-            raise LookupError(file_id)
-        return model, row
-
     def check(self) -> str:
         """The model this library serves; StoreError when there is no index to serve yet."""
         conn = self._connect()
@@ -123,10 +115,10 @@ class Library:
         limit = page * per_page + 1
         conn = self._connect()
         try:
-            model, row = self._photo_row(conn, file_id)
+            model, row = photos.photo_row(conn, file_id, self.model, self.settings)
             if row["result_id"] is None:
                 return Page([], page, per_page, False, model)
-            vec = _unit(photo_rows.image_vector(conn, row["result_id"]))
+            vec = unit_vector(photo_rows.image_vector(conn, row["result_id"]))
             with self._searching:
                 index = cache.load_model(self.db_path, conn, model, self.settings.vector_memory_gb)[
                     "image"
@@ -154,30 +146,15 @@ class Library:
         videos: set[str] = set()  # a video once, at its nearest keyframe (as search)
         for rank, (rid, sim) in enumerate(found, start=1):
             for r in by_result.get(rid, []):
-                if not query._file_exists(r["path"]):
+                if not os.path.exists(r["path"]):
                     continue  # moved or deleted since the last run: never shown (as search)
                 if r.get("at_s") is not None:
                     if r["path"] in videos:
                         continue
                     videos.add(r["path"])
-                camera = " ".join(x for x in (r["camera_make"], r["camera_model"]) if x) or None
-                hits.append(
-                    Hit(
-                        rank=len(hits) + 1,
-                        score=sim,
-                        path=r["path"],
-                        caption=r["caption"],
-                        model=model,
-                        signals={"image": Signal(score=sim, rank=rank)},
-                        matched=[],
-                        width=r["width"],
-                        height=r["height"],
-                        taken_at=r["taken_at"],
-                        camera=camera,
-                        indexed_at=r["indexed_at"],
-                        at_seconds=r.get("at_s"),
-                    )
-                )
+                signals = {"image": Signal(score=sim, rank=rank)}
+                hit = hit_from_row(r, len(hits) + 1, sim, model, signals, [], with_place=False)
+                hits.append(hit)
                 if len(hits) >= limit:
                     return hits
         return hits
@@ -208,19 +185,7 @@ class Library:
         """Everything the photo page shows; LookupError when no indexed file has this id."""
         conn = self._connect()
         try:
-            _, row = self._photo_row(conn, file_id)
-        finally:
-            conn.close()
-        row["camera"] = " ".join(x for x in (row["camera_make"], row["camera_model"]) if x) or None
-        row["place"] = self._place(row["path"])
-        return row
-
-    def _place(self, path: str) -> str | None:
-        from indexer.store import places
-
-        conn = self._connect()
-        try:
-            return places.labels_for_paths(conn, [path]).get(path)
+            return photos.photo(conn, file_id, self.model, self.settings)
         finally:
             conn.close()
 
@@ -236,31 +201,9 @@ class Library:
         return row
 
     def set_caption(self, file_id: int, text: str | None) -> dict[str, Any]:
-        """Store the user's caption for this photo (None or blank: back to the generated one).
-
-        The caption vector comes from the same CLIP text tower the index used, so the edit is
-        found by caption search at once; the store bumps the model's generation so the FAISS
-        cache is rebuilt with it."""
-        text = " ".join(text.split()) if text else ""
-        if len(text) > 2000:
-            raise UsageError("a caption holds at most 2000 characters")
-        conn = self._connect()
-        try:
-            model, row = self._photo_row(conn, file_id)
-            if row["result_id"] is None:
-                raise StoreError(f"photo {file_id} has no result for model {model!r} to edit")
-            source = model_source(conn, model, self.model, self.settings)
-        finally:
-            conn.close()
-        from indexer.store import user_captions
-
-        if not text:
-            user_captions.clear_user_caption(self.db_path, int(file_id), model)
-        else:
-            encoder = self.encoder(source, self.settings)
-            vec = np.asarray(encoder.encode_texts([text]), dtype=np.float32)[0]  # (D,) raw
-            user_captions.set_user_caption(self.db_path, int(file_id), model, text, vec)
-        return self.photo(file_id)
+        """Store the user's caption for this photo (None or blank: back to the generated one)
+        with the warm text tower; returns the photo page's fields."""
+        return captions.set_caption_of(self.settings, file_id, text, self.model, self.encoder)
 
     # -------------------------------------------------------------------------------- status
     def status(self) -> dict[str, Any]:
@@ -319,8 +262,3 @@ def _page_number(page: int) -> int:
     if page < 1 or page > MAX_PAGE:
         raise UsageError(f"page must be between 1 and {MAX_PAGE}")
     return page
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)

@@ -13,11 +13,10 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from search.cli.output import timecode
+from search.display import SIGNAL_LABEL, file_size, timecode
 
 TEMPLATES = Path(__file__).parent / "templates"
 _WORD = re.compile(r"(\w+)", re.UNICODE)
-SIGNAL_LABELS = {"image": "img", "caption": "cap", "keyword": "kw"}
 
 
 @functools.cache
@@ -69,11 +68,11 @@ def why_chips(signals: dict[str, dict[str, Any]] | None) -> list[str]:
         if s is None:
             continue
         if s.get("score") is None and s.get("rank") is None:
-            chips.append(f"{SIGNAL_LABELS[name]} –")
+            chips.append(f"{SIGNAL_LABEL[name]} –")
             continue
         score = "–" if s.get("score") is None else f"{s['score']:.{1 if name == 'keyword' else 2}f}"
         rank = "" if s.get("rank") is None else f" #{s['rank']}"
-        chips.append(f"{SIGNAL_LABELS[name]} {score}{rank}")
+        chips.append(f"{SIGNAL_LABEL[name]} {score}{rank}")
     return chips
 
 
@@ -86,17 +85,6 @@ def short_date(iso: str | None) -> str:
     if not iso:
         return ""
     return iso[:16].replace("T", " ")
-
-
-def file_size(n: int | None) -> str:
-    if n is None:
-        return ""
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""
 
 
 def _local_time(iso: str | None) -> str:

@@ -1,4 +1,4 @@
-"""`imgcap serve`: the web gallery, a Starlette app over the Library (search/library.py).
+"""`imgcap serve`: the web gallery, a Starlette app over the Library (search/web/library.py).
 
 Pages (Jinja2, autoescaped) and a JSON API under /api with the CLI's `--json` fields. Security,
 because this serves a person's photo library:
@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -33,7 +34,8 @@ from starlette.routing import Route
 from indexer.config import Settings
 from indexer.errors import ImgcapError, StoreError, UsageError
 from indexer.store.queries import FileFilter
-from search.dates import date_range_warning, parse_date
+from search import filters
+from search.dates import date_range_warning
 from search.query import MODES, SearchRequest
 from search.web import pages
 from search.web.library import Library
@@ -119,9 +121,14 @@ def _int(value: str | None, name: str, default: int) -> int:
         raise UsageError(f"{name} must be a whole number") from None
 
 
+def _text(params, name: str) -> str | None:
+    """A query parameter's text; an empty field counts as not given."""
+    return (params.get(name) or "").strip() or None
+
+
 def search_request(params) -> SearchRequest | None:
     """The CLI's search options from query parameters (None when nothing was asked)."""
-    text = (params.get("q") or "").strip() or None
+    text = _text(params, "q")
     mode = params.get("mode") or "hybrid"
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
@@ -134,26 +141,228 @@ def search_request(params) -> SearchRequest | None:
         return None
     return SearchRequest(
         text=text,
-        negative=(params.get("not") or "").strip() or None,
+        negative=_text(params, "not"),
         mode=mode,
-        filters=file_filter(params),
+        filters=query_filter(params),
         min_score=min_score,
         understand=params.get("literal") != "1",  # as the CLI: dates, places... read from q
     )
 
 
-def file_filter(params) -> FileFilter:
-    folder = (params.get("in") or "").strip() or None
+def query_filter(params) -> FileFilter:
+    """The filters of a gallery URL: in, after, before, camera, place (as the CLI's options)."""
+    folder = _text(params, "in")
     if folder is not None:
+        # A server has no working folder of the person's to resolve a relative one against.
         folder = os.path.expanduser(folder)
         if not os.path.isabs(folder):
             raise UsageError("the folder filter needs an absolute path, such as /home/me/Photos")
-        folder = os.path.normpath(folder)
-    after = parse_date((params.get("after") or "").strip() or None, "after")
-    before = parse_date((params.get("before") or "").strip() or None, "before")
-    camera = (params.get("camera") or "").strip() or None
-    place = tuple(x.strip() for x in (params.get("place") or "").split(",") if x.strip())
-    return FileFilter(folder=folder, after=after, before=before, camera=camera, place=place)
+    return filters.file_filter(
+        folder,
+        _text(params, "after"),
+        _text(params, "before"),
+        _text(params, "camera"),
+        place=params.get("place"),
+        prefix="",
+    )
+
+
+def _per_page(params, default: int, most: int) -> int:
+    return min(max(_int(params.get("n"), "n", default), 1), most)
+
+
+# ----------------------------------------------------------------------------------- pages
+def _library(request: Request) -> Library:
+    return request.app.state.library
+
+
+def search_page(request: Request) -> Response:
+    lib = _library(request)
+    p = request.query_params
+    partial = p.get("partial") == "1"
+    ctx: dict[str, Any] = {"params": p, "modes": MODES, "hits": [], "page": None}
+    ctx["indexing_since"] = lib.indexing_since()
+    try:
+        page_no = _int(p.get("page"), "page", 1)
+        # Photos per page (n): a page stays small however deep the library; more load on
+        # scroll (app.js) or through the "More photos" link.
+        per_page = _per_page(p, PER_PAGE, 200)
+        like = p.get("like")
+        if like:
+            ctx["like"] = lib.photo(_int(like, "like", 0))
+            page = lib.similar(ctx["like"]["id"], page_no, per_page, query_filter(p))
+        else:
+            req = search_request(p)
+            page = lib.search(req, page_no, per_page) if req else None
+            if req is None and not partial:
+                lib.check()  # the landing page says when there is nothing to search yet
+            if req is not None:
+                ctx["warning"] = date_range_warning(req.filters.after, req.filters.before)
+        ctx["page"] = page
+        ctx["hits"] = page.hits if page else []
+        if page and page.understood:
+            args = [(k, v) for k, v in p.multi_items() if k not in ("page", "partial")]
+            ctx["literal_query"] = urlencode([*args, ("literal", "1")])
+        if page and page.has_more:
+            args = [(k, v) for k, v in p.multi_items() if k not in ("page", "partial")]
+            ctx["next_url"] = "/?" + urlencode([*args, ("page", page.page + 1)])
+    except (UsageError, LookupError) as e:
+        if partial:
+            return HTMLResponse("", status_code=400)
+        ctx["error"] = str(e) if isinstance(e, UsageError) else "No such photo."
+    except StoreError as e:
+        if partial:
+            return HTMLResponse("", status_code=503)
+        ctx["store_error"] = str(e)
+    if partial:
+        headers = {"X-Has-More": "1" if ctx["page"] and ctx["page"].has_more else "0"}
+        return HTMLResponse(pages.render("_cards.html", hits=ctx["hits"]), headers=headers)
+    return HTMLResponse(pages.render("search.html", **ctx))
+
+
+def photo_page(request: Request) -> Response:
+    lib = _library(request)
+    file_id = request.path_params["id"]
+    try:
+        photo = lib.photo(file_id)
+    except LookupError:
+        raise HTTPException(404) from None
+    similar, error = [], None
+    try:
+        similar = lib.similar(file_id, 1, SIMILAR_ON_PAGE).hits
+    except ImgcapError as e:  # no vectors for this model: the page still shows the photo
+        error = str(e)
+    return HTMLResponse(pages.render("photo.html", photo=photo, similar=similar, error=error))
+
+
+def status_page(request: Request) -> Response:
+    try:
+        info = _library(request).status()
+    except StoreError as e:
+        return HTMLResponse(pages.render("status.html", info=None, store_error=str(e)))
+    return HTMLResponse(pages.render("status.html", info=info, store_error=None))
+
+
+# ----------------------------------------------------------------------------------- files
+def thumb(request: Request) -> Response:
+    return _image(request, THUMB_SIZE)
+
+
+def preview(request: Request) -> Response:
+    return _image(request, PREVIEW_SIZE)
+
+
+def _image(request: Request, size: int) -> Response:
+    lib = _library(request)
+    try:
+        f = lib.file(request.path_params["id"])
+    except LookupError:
+        raise HTTPException(404) from None
+    t = lib.thumbnails.get(f["content_hash"], f["path"], size, expect=(f["size"], f["mtime_ns"]))
+    versioned = request.query_params.get("v") == f["content_hash"][:12]
+    cache = "private, max-age=31536000, immutable" if versioned else "private, max-age=300"
+    if t.path is not None:
+        return FileResponse(t.path, media_type="image/jpeg", headers={"Cache-Control": cache})
+    if t.data is not None:
+        return Response(t.data, media_type="image/jpeg", headers={"Cache-Control": cache})
+    log.warning("no thumbnail for file %s: %s", f["id"], t.reason)
+    return Response(
+        PLACEHOLDER_SVG,
+        media_type="image/svg+xml",
+        # Short: the file may be readable again later (a drive mounted, a copy finished).
+        headers={"Cache-Control": "no-store", "X-Imgcap-Placeholder": "1"},
+    )
+
+
+def original(request: Request) -> Response:
+    try:
+        f = _library(request).file(request.path_params["id"])
+    except LookupError:
+        raise HTTPException(404) from None
+    if not os.path.isfile(f["path"]):
+        raise HTTPException(404)
+    # Sandboxed: an image format with scripts (SVG is never indexed, but be sure) cannot run.
+    return FileResponse(
+        f["path"],
+        headers={"Content-Security-Policy": "sandbox", "Cache-Control": "private, no-cache"},
+    )
+
+
+def static_file(request: Request) -> Response:
+    path = request.app.state.static.get(request.path_params["name"])
+    if path is None:
+        raise HTTPException(404)
+    return FileResponse(
+        path,
+        media_type=STATIC_TYPES[path.suffix],
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+# -------------------------------------------------------------------------------- JSON API
+def api_search(request: Request) -> Response:
+    lib = _library(request)
+    p = request.query_params
+    page_no = _int(p.get("page"), "page", 1)
+    per_page = _per_page(p, PER_PAGE, 500)
+    if p.get("like"):
+        page = lib.similar(_int(p.get("like"), "like", 0), page_no, per_page, query_filter(p))
+    else:
+        req = search_request(p)
+        if req is None:
+            raise UsageError("empty query: pass q=WORDS (or like=PHOTO_ID)")
+        page = lib.search(req, page_no, per_page)
+    return JSONResponse(
+        {"page": page.page, "per_page": per_page, "has_more": page.has_more, "hits": page.hits}
+    )
+
+
+def api_photo(request: Request) -> Response:
+    return JSONResponse(pages.photo_json(_library(request).photo(request.path_params["id"])))
+
+
+def api_similar(request: Request) -> Response:
+    p = request.query_params
+    per_page = _per_page(p, SIMILAR_ON_PAGE, 500)
+    page_no = _int(p.get("page"), "page", 1)
+    page = _library(request).similar(request.path_params["id"], page_no, per_page)
+    return JSONResponse({"page": page.page, "has_more": page.has_more, "hits": page.hits})
+
+
+async def api_caption(request: Request) -> Response:
+    _same_origin(request)
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return _json_error(415, 'send the caption as JSON: {"caption": "..."}')
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return _json_error(400, "the body is not valid JSON")
+    text = body.get("caption") if isinstance(body, dict) else None
+    if text is not None and not isinstance(text, str):
+        return _json_error(400, "caption must be a string (or null to restore the generated)")
+    lib = _library(request)
+    photo = await run_in_threadpool(lib.set_caption, request.path_params["id"], text)
+    return JSONResponse(pages.photo_json(photo))
+
+
+def api_status(request: Request) -> Response:
+    return JSONResponse(_library(request).status())
+
+
+ROUTES = [
+    Route("/", search_page),
+    Route("/photo/{id:int}", photo_page),
+    Route("/status", status_page),
+    Route("/thumb/{id:int}", thumb),
+    Route("/preview/{id:int}", preview),
+    Route("/original/{id:int}", original),
+    Route("/static/{name:str}", static_file),
+    Route("/api/search", api_search),
+    Route("/api/photo/{id:int}", api_photo),
+    Route("/api/similar/{id:int}", api_similar),
+    Route("/api/photo/{id:int}/caption", api_caption, methods=["POST"]),
+    Route("/api/status", api_status),
+]
 
 
 # ----------------------------------------------------------------------------------- the app
@@ -161,189 +370,15 @@ def create_app(
     settings: Settings, host: str = "127.0.0.1", model: str | None = None, encoder_loader=None
 ) -> Starlette:
     """The ASGI app serving `settings.db_path`. `host` is the bound host (for the Host check)."""
-    lib = Library(settings, model=model, encoder_loader=encoder_loader)
-    static = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in STATIC_TYPES}
-
-    def search_page(request: Request) -> Response:
-        p = request.query_params
-        partial = p.get("partial") == "1"
-        ctx: dict[str, Any] = {"params": p, "modes": MODES, "hits": [], "page": None}
-        ctx["indexing_since"] = lib.indexing_since()
-        try:
-            page_no = _int(p.get("page"), "page", 1)
-            # Photos per page (n): a page stays small however deep the library; more load on
-            # scroll (app.js) or through the "More photos" link.
-            per_page = min(max(_int(p.get("n"), "n", PER_PAGE), 1), 200)
-            like = p.get("like")
-            if like:
-                ctx["like"] = lib.photo(_int(like, "like", 0))
-                page = lib.similar(ctx["like"]["id"], page_no, per_page, file_filter(p))
-            else:
-                req = search_request(p)
-                page = lib.search(req, page_no, per_page) if req else None
-                if req is None and not partial:
-                    lib.check()  # the landing page says when there is nothing to search yet
-                if req is not None:
-                    warning = date_range_warning(req.filters.after, req.filters.before)
-                    ctx["warning"] = warning
-            ctx["page"] = page
-            ctx["hits"] = page.hits if page else []
-            if page and page.understood:
-                args = [(k, v) for k, v in p.multi_items() if k not in ("page", "partial")]
-                ctx["literal_query"] = urlencode([*args, ("literal", "1")])
-            if page and page.has_more:
-                args = [(k, v) for k, v in p.multi_items() if k not in ("page", "partial")]
-                ctx["next_url"] = "/?" + urlencode([*args, ("page", page.page + 1)])
-        except (UsageError, LookupError) as e:
-            if partial:
-                return HTMLResponse("", status_code=400)
-            ctx["error"] = str(e) if isinstance(e, UsageError) else "No such photo."
-        except StoreError as e:
-            if partial:
-                return HTMLResponse("", status_code=503)
-            ctx["store_error"] = str(e)
-        if partial:
-            headers = {"X-Has-More": "1" if ctx["page"] and ctx["page"].has_more else "0"}
-            return HTMLResponse(pages.render("_cards.html", hits=ctx["hits"]), headers=headers)
-        return HTMLResponse(pages.render("search.html", **ctx))
-
-    def photo_page(request: Request) -> Response:
-        file_id = request.path_params["id"]
-        try:
-            photo = lib.photo(file_id)
-        except LookupError:
-            raise HTTPException(404) from None
-        similar, error = [], None
-        try:
-            similar = lib.similar(file_id, 1, SIMILAR_ON_PAGE).hits
-        except ImgcapError as e:  # no vectors for this model: the page still shows the photo
-            error = str(e)
-        return HTMLResponse(pages.render("photo.html", photo=photo, similar=similar, error=error))
-
-    def status_page(request: Request) -> Response:
-        try:
-            info = lib.status()
-        except StoreError as e:
-            return HTMLResponse(pages.render("status.html", info=None, store_error=str(e)))
-        return HTMLResponse(pages.render("status.html", info=info, store_error=None))
-
-    def thumb(request: Request) -> Response:
-        return _image(request, THUMB_SIZE)
-
-    def preview(request: Request) -> Response:
-        return _image(request, PREVIEW_SIZE)
-
-    def _image(request: Request, size: int) -> Response:
-        try:
-            f = lib.file(request.path_params["id"])
-        except LookupError:
-            raise HTTPException(404) from None
-        t = lib.thumbnails.get(
-            f["content_hash"], f["path"], size, expect=(f["size"], f["mtime_ns"])
-        )
-        versioned = request.query_params.get("v") == f["content_hash"][:12]
-        cache = "private, max-age=31536000, immutable" if versioned else "private, max-age=300"
-        if t.path is not None:
-            return FileResponse(t.path, media_type="image/jpeg", headers={"Cache-Control": cache})
-        if t.data is not None:
-            return Response(t.data, media_type="image/jpeg", headers={"Cache-Control": cache})
-        log.warning("no thumbnail for file %s: %s", f["id"], t.reason)
-        return Response(
-            PLACEHOLDER_SVG,
-            media_type="image/svg+xml",
-            # Short: the file may be readable again later (a drive mounted, a copy finished).
-            headers={"Cache-Control": "no-store", "X-Imgcap-Placeholder": "1"},
-        )
-
-    def original(request: Request) -> Response:
-        try:
-            f = lib.file(request.path_params["id"])
-        except LookupError:
-            raise HTTPException(404) from None
-        if not os.path.isfile(f["path"]):
-            raise HTTPException(404)
-        # Sandboxed: an image format with scripts (SVG is never indexed, but be sure) cannot run.
-        return FileResponse(
-            f["path"],
-            headers={"Content-Security-Policy": "sandbox", "Cache-Control": "private, no-cache"},
-        )
-
-    def static_file(request: Request) -> Response:
-        path = static.get(request.path_params["name"])
-        if path is None:
-            raise HTTPException(404)
-        return FileResponse(
-            path,
-            media_type=STATIC_TYPES[path.suffix],
-            headers={"Cache-Control": "public, max-age=300"},
-        )
-
-    # ------------------------------------------------------------------------------ JSON API
-    def api_search(request: Request) -> Response:
-        p = request.query_params
-        page_no = _int(p.get("page"), "page", 1)
-        per_page = min(max(_int(p.get("n"), "n", PER_PAGE), 1), 500)
-        if p.get("like"):
-            page = lib.similar(_int(p.get("like"), "like", 0), page_no, per_page, file_filter(p))
-        else:
-            req = search_request(p)
-            if req is None:
-                raise UsageError("empty query: pass q=WORDS (or like=PHOTO_ID)")
-            page = lib.search(req, page_no, per_page)
-        return JSONResponse(
-            {"page": page.page, "per_page": per_page, "has_more": page.has_more, "hits": page.hits}
-        )
-
-    def api_photo(request: Request) -> Response:
-        return JSONResponse(pages.photo_json(lib.photo(request.path_params["id"])))
-
-    def api_similar(request: Request) -> Response:
-        p = request.query_params
-        per_page = min(max(_int(p.get("n"), "n", SIMILAR_ON_PAGE), 1), 500)
-        page = lib.similar(request.path_params["id"], _int(p.get("page"), "page", 1), per_page)
-        return JSONResponse({"page": page.page, "has_more": page.has_more, "hits": page.hits})
-
-    async def api_caption(request: Request) -> Response:
-        _same_origin(request)
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return _json_error(415, 'send the caption as JSON: {"caption": "..."}')
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return _json_error(400, "the body is not valid JSON")
-        text = body.get("caption") if isinstance(body, dict) else None
-        if text is not None and not isinstance(text, str):
-            return _json_error(400, "caption must be a string (or null to restore the generated)")
-        from starlette.concurrency import run_in_threadpool
-
-        photo = await run_in_threadpool(lib.set_caption, request.path_params["id"], text)
-        return JSONResponse(pages.photo_json(photo))
-
-    def api_status(request: Request) -> Response:
-        return JSONResponse(lib.status())
-
-    routes = [
-        Route("/", search_page),
-        Route("/photo/{id:int}", photo_page),
-        Route("/status", status_page),
-        Route("/thumb/{id:int}", thumb),
-        Route("/preview/{id:int}", preview),
-        Route("/original/{id:int}", original),
-        Route("/static/{name:str}", static_file),
-        Route("/api/search", api_search),
-        Route("/api/photo/{id:int}", api_photo),
-        Route("/api/similar/{id:int}", api_similar),
-        Route("/api/photo/{id:int}/caption", api_caption, methods=["POST"]),
-        Route("/api/status", api_status),
-    ]
     handlers = {
         HTTPException: _http_error,
         ImgcapError: _imgcap_error,
         LookupError: _not_found,
         Exception: _server_error,
     }
-    app = Starlette(routes=routes, exception_handlers=handlers)
-    app.state.library = lib
+    app = Starlette(routes=ROUTES, exception_handlers=handlers)
+    app.state.library = Library(settings, model=model, encoder_loader=encoder_loader)
+    app.state.static = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in STATIC_TYPES}
     app.add_middleware(_Guard, bound=host)
     return app
 
