@@ -69,6 +69,7 @@ class SearchRequest:
     model: str | None = None  # None = the settings' model if indexed, else the largest one
     understand: bool = False  # read dates, places, folders, cameras out of `text` (understand.py)
     today: date | None = None  # what relative dates count from (None: today, local time)
+    min_candidates: int = MIN_CANDIDATES  # first candidate depth per signal
 
 
 @dataclass
@@ -286,7 +287,7 @@ def _search(
     # More than the collection holds means "all of them": cap the candidate depth at the index
     # size (+1, so a full list still reads as exhausted), or -n 9223372036854775807 overflows.
     cap = max((ix.ntotal for ix in indexes.values()), default=MAX_KEYWORD_DEPTH) + 1
-    depth = min(max(MIN_CANDIDATES, 4 * min(req.limit, cap)), max(cap, MIN_CANDIDATES))
+    depth = min(max(req.min_candidates, 4 * min(req.limit, cap)), max(cap, req.min_candidates))
     while True:
         lists: dict[str, list[tuple[int, float]]] = {}
         exhausted = True
@@ -317,7 +318,7 @@ def _search(
         hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q)
         if len(hits) >= req.limit or exhausted:
             return hits[: req.limit]
-        depth = min(depth * 4, max(cap, MIN_CANDIDATES))
+        depth = min(depth * 4, max(cap, req.min_candidates))
 
 
 def _fuse_and_expand(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from indexer.train.sampling import ClipCapPolicy
+from indexer.models.sampling import ClipCapPolicy
 from indexer.train.scst import Reward, leave_one_out_advantage, policy_for, policy_loss, repetitive
 
 STOP = 13  # "." in GPT-2's BPE and the tiny tokenizer

@@ -22,7 +22,6 @@ from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
 from indexer.store.database import Store
 from indexer.store.queries import FileFilter
-from search import query
 from search.query import SearchRequest, fts_query, query_words, search
 
 SETTINGS = Settings()
@@ -97,10 +96,9 @@ def test_filters_folder_date_camera(db):
     assert run(db, "car", mode="keyword", filters=FileFilter(camera="canon")) == []
 
 
-def test_twenty_dogs_in_2019(tmp_path, monkeypatch):
+def test_twenty_dogs_in_2019(tmp_path):
     """Filters act inside the search: 20 asked, 20 exist in 2019, 20 returned although far more
     photos outside 2019 rank higher."""
-    monkeypatch.setattr(query, "MIN_CANDIDATES", 8)  # force the candidate depth to grow
     photos = [
         Photo(
             f"y2019/dog{i}.png",
@@ -119,31 +117,29 @@ def test_twenty_dogs_in_2019(tmp_path, monkeypatch):
     db = make_db(tmp_path / "p", photos, tmp_path / "p.db")
     flt = FileFilter(after="2019", before="2020")
     for mode in ("hybrid", "image", "caption", "keyword"):
-        hits = run(db, "dog", mode=mode, limit=20, filters=flt)
+        hits = run(db, "dog", mode=mode, limit=20, filters=flt, min_candidates=8)  # depth must grow
         assert len(hits) == 20, mode
         assert all(h.taken_at.startswith("2019") and "dog" in h.caption for h in hits), mode
 
 
-def test_missing_files_are_never_shown_and_are_replaced(tmp_path, monkeypatch):
-    monkeypatch.setattr(query, "MIN_CANDIDATES", 4)
+def test_missing_files_are_never_shown_and_are_replaced(tmp_path):
     photos = [Photo(f"d/dog{i}.png", f"a dog {i}") for i in range(30)]
     photos += [Photo(f"d/car{i}.png", f"a car {i}") for i in range(30)]
     db = make_db(tmp_path / "p", photos, tmp_path / "p.db")
     for i in range(25):
         (tmp_path / "p" / "d" / f"dog{i}.png").unlink()
-    hits = run(db, "dog", mode="keyword", limit=10)
+    hits = run(db, "dog", mode="keyword", limit=10, min_candidates=4)
     assert sorted(names(hits)) == sorted(f"dog{i}.png" for i in range(25, 30))
-    hits = run(db, "dog", limit=10)
+    hits = run(db, "dog", limit=10, min_candidates=4)
     assert len(hits) == 10 and all(Path(h.path).exists() for h in hits)
 
 
-def test_min_score_cuts_inside_the_search(tmp_path, monkeypatch):
-    monkeypatch.setattr(query, "MIN_CANDIDATES", 4)
+def test_min_score_cuts_inside_the_search(tmp_path):
     photos = [Photo(f"d/dog{i}.png", "a dog", content="dog") for i in range(12)]
     photos += [Photo(f"d/car{i}.png", "a car", content="car") for i in range(40)]
     db = make_db(tmp_path / "p", photos, tmp_path / "p.db")
     for mode in ("hybrid", "image", "caption"):
-        hits = run(db, "dog", mode=mode, limit=50, min_score=0.5)
+        hits = run(db, "dog", mode=mode, limit=50, min_score=0.5, min_candidates=4)
         assert len(hits) == 12, mode
         gate = "caption" if mode == "caption" else "image"
         assert all(h.signals[gate].score >= 0.5 for h in hits)

@@ -184,7 +184,7 @@ class LstmCaptionNet(nn.Module):
     ):
         """n sampled captions per image, image-major; log-probs summed with grad as they are
         drawn (the LSTM is cheap enough to keep the graph of every step)."""
-        from indexer.train.sampling import SampleBatch
+        from indexer.models.sampling import SampleBatch
 
         feats, grid = split_features(features)
         feats = feats.repeat_interleave(n, dim=0)  # (B*n, D)

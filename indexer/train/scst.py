@@ -43,7 +43,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from indexer.train.sampling import ClipCapPolicy, SampleBatch
+from indexer.models.sampling import ClipCapPolicy, SampleBatch
 
 if TYPE_CHECKING:
     import torch
