@@ -178,9 +178,9 @@ def bench_naive(paths: list[Path], model, tokens: int) -> dict:
 
 def bench_decode_ceiling(paths: list[Path], workers: int, size: int) -> dict:
     """Decode + geometry alone in worker processes: how fast the host can feed a model."""
-    from indexer.run.workers import _init_worker, _pool_context
+    from indexer.run.workers import init_worker, pool_context
 
-    with ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_init_worker) as ex:
+    with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=init_worker) as ex:
         list(ex.map(decode_for_model, [str(paths[0])] * workers, [size] * workers))  # warm up
         t = time.perf_counter()
         out = list(ex.map(decode_for_model, [str(p) for p in paths], [size] * len(paths)))
@@ -305,7 +305,10 @@ def main() -> None:
         # In a child process, so that building it does not count towards peak memory here.
         import subprocess
 
-        code = "import sys; from indexer.models.random_weights import write_random_model as w; w(*sys.argv[1:])"
+        code = (
+            "import sys; from indexer.models.random_weights import write_random_model;"
+            " write_random_model(*sys.argv[1:])"
+        )
         subprocess.run([sys.executable, "-c", code, str(model_dir), args.arch], check=True)
     name = read_spec(model_dir)["name"]
     workers = args.workers or os.cpu_count() or 1

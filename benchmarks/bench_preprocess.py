@@ -1,4 +1,5 @@
-"""Cost and fidelity of the two --resize modes (indexer/preprocess.py), per image, one process.
+"""Cost and fidelity of the two --resize modes (indexer/media/preprocess.py), per image, one
+process.
 
     python benchmarks/bench_preprocess.py              # 12 MP JPEG/PNG, panorama, 24 MP JPEG
     python benchmarks/bench_preprocess.py --repeats 3

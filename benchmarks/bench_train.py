@@ -5,9 +5,9 @@ depend on the weights, and nothing is downloaded), at the recipe's batch size of
     python benchmarks/bench_train.py --device cuda         # GPU: bf16 autocast (and fp32)
     python benchmarks/bench_train.py --steps 3 --images 16 # short run
 
-Measures, through indexer.train's own batch/loss code and optimiser settings:
+Measures, through indexer.train.loop's own batch/loss code and optimiser settings:
 - optimiser steps/s and captions/s, GPT-2 fine-tuned and --prefix-only (frozen GPT-2);
-- CLIP feature caching per image (decode + preprocess + ViT-B/32), indexer.features;
+- CLIP feature caching per image (decode + preprocess + ViT-B/32), indexer.train.features;
 - the time one epoch of COCO train (~566k captions, Karpathy train+restval) would take.
 Captions are random token ids of --tokens length (COCO captions average ~12-14 GPT-2 tokens; the
 batch is padded to its longest, so 20 is a realistic padded length).

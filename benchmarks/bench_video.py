@@ -1,5 +1,5 @@
 """Video keyframe selection speed (issue 13 §3/§5): frames decoded per second and keyframes
-per minute of video, for indexer/video.py's `select_keyframes` with the default settings.
+per minute of video, for indexer/media/video.py's `select_keyframes` with the default settings.
 
     python benchmarks/bench_video.py --workdir /tmp/imgcap-bench-video --repeat 3
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 DEFAULT_MODEL = "clipcap-coco"
 
-# RAW camera files: decoded through their embedded preview (indexer.raw; rawpy via the `raw`
+# RAW camera files: decoded through their embedded preview (indexer.media.raw; rawpy via the `raw`
 # extra, Pillow for TIFF-based previews).
 RAW_EXTENSIONS = ("cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "raf")
 
-# Videos: indexed by keyframe (indexer.video) when the `video` extra (PyAV) is installed, else
+# Videos: indexed by keyframe (indexer.media.video) when the `video` extra (PyAV) is installed, else
 # counted as skipped with the reason.
 VIDEO_EXTENSIONS = ("mp4", "mov", "m4v", "mkv", "webm", "avi")
 
@@ -92,8 +92,9 @@ class Settings:
     include_hidden: bool = False
     exclude: tuple[str, ...] = ()  # --exclude globs, added to DEFAULT_EXCLUDES
     max_megapixels: float = 0.0  # images larger than this are refused; 0 = auto (see above)
-    # CLIP input from a file (indexer/preprocess.py): "fast" reduces while decoding (never below
-    # 2.5x the model input), "exact" = open_clip's eval transform of the full image, bit for bit.
+    # CLIP input from a file (indexer/media/preprocess.py): "fast" reduces while decoding (never
+    # below 2.5x the model input), "exact" = open_clip's eval transform of the full image, bit for
+    # bit.
     resize: str = "fast"
     offline: bool = False  # never touch the network; missing files fail fast
     cache_dir: Path | None = None  # Hugging Face cache override (None = huggingface_hub default)
@@ -101,7 +102,7 @@ class Settings:
     hub_endpoint: str | None = None
     # Checkpoints with no hub mirror (the ClipCap transformer release) are kept here.
     models_dir: Path = field(default_factory=lambda: default_data_dir() / "models")
-    # Videos (indexer/video.py): at most one keyframe every `video_gap` seconds, at most
+    # Videos (indexer/media/video.py): at most one keyframe every `video_gap` seconds, at most
     # `video_max_frames` per video (past it the gap doubles, so long films stay spread out).
     video_gap: float = 5.0
     video_max_frames: int = 60

@@ -18,7 +18,7 @@ NEGATIVE_WEIGHT = 1.0  # query vector = q - w * negative (as rclip does): both u
 
 
 class TextImageEncoder:
-    """What search needs from CLIP (indexer.encoder.ClipEncoder satisfies it)."""
+    """What search needs from CLIP (indexer.models.clip.ClipEncoder satisfies it)."""
 
     image_size: int
 
@@ -69,7 +69,7 @@ class _QueryEncoder:
         return self._torch_encoder().image_size
 
     @property
-    def mean(self) -> tuple:  # the CLIP's Normalize, for indexer.preprocess.encoder_tensor
+    def mean(self) -> tuple:  # the CLIP's Normalize, for indexer.media.preprocess.encoder_tensor
         return self._torch_encoder().mean
 
     @property

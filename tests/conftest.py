@@ -1,5 +1,5 @@
 """Shared fixtures. Tiny models are written once per session through the real writer and loaded
-through the real loader (indexer.models), exactly like the published models."""
+through the real loader (indexer.models.loading), exactly like the published models."""
 
 from __future__ import annotations
 

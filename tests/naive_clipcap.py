@@ -1,7 +1,7 @@
 """ClipCap decoding the reference's way, written straight from clipcap-reference.md §5:
 one image at a time, no KV cache, GPT-2 re-run over the whole embedding sequence every step.
 
-The fast batched decoders in indexer/captioner.py must produce exactly these tokens. The
+The fast batched decoders in indexer/models/clipcap.py must produce exactly these tokens. The
 benchmarks also time these functions as "the reference's way".
 """
 

@@ -46,7 +46,7 @@ class FakeEncoder:
         return np.stack([embed_text(t) * 3.0 for t in texts])  # raw: not unit length, like CLIP
 
     def encode_images(self, pixels) -> np.ndarray:
-        """(N, 3, S, S) normalised model inputs, as indexer.preprocess makes them."""
+        """(N, 3, S, S) normalised model inputs, as indexer.media.preprocess makes them."""
         self.calls.append("images")
         flat = np.asarray(pixels, dtype=np.float32).reshape(len(pixels), -1)
         proj = np.random.default_rng(7).standard_normal((flat.shape[1], DIM)).astype(np.float32)

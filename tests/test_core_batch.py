@@ -1,4 +1,4 @@
-"""indexer/core.py: decode and process_batch, against naive calls written from the spec."""
+"""indexer/run/work.py: decode and process_batch, against naive calls written from the spec."""
 
 from __future__ import annotations
 

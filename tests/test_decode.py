@@ -1,4 +1,5 @@
-"""indexer.decode: every file kind becomes an oriented RGB image with metadata, or a reason."""
+"""indexer.media.decode: every file kind becomes an oriented RGB image with metadata, or a
+reason."""
 
 from __future__ import annotations
 

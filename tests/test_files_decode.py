@@ -1,5 +1,5 @@
-"""indexer.decode for hostile files: EXIF control characters, FIFOs and devices, header checks,
-the pixel cap and strip-wise conversion (memory)."""
+"""indexer.media.decode for hostile files: EXIF control characters, FIFOs and devices, header
+checks, the pixel cap and strip-wise conversion (memory)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""indexer.walk: exclude globs (defaults as rclip's), and unsupported files counted, not dropped."""
+"""indexer.media.walk: exclude globs (defaults as rclip's), and unsupported files counted, not
+dropped."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """SCST on the synthetic world: after cross-entropy, SCST raises held-out CIDEr-D by a clear margin
 over cross-entropy alone trained for the same time, without losing colour or shape.
 
-The world is the centred one with wording="varied" (indexer/synthetic.py): eight captions per
+The world is the centred one with wording="varied" (indexer/train/synthetic.py): eight captions per
 scene, 40 % "a red circle." and 30 % each "... on a white background." / "... against a white
 background.". Cross-entropy learns the caption distribution, and its greedy caption follows the
 likeliest wording: the short one, although most references name the background. CIDEr-D rewards

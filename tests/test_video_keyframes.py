@@ -1,5 +1,5 @@
-"""Keyframe selection (indexer/video.py) on small videos made here with PyAV, and the selection
-rule itself against a naive reading of its spec."""
+"""Keyframe selection (indexer/media/video.py) on small videos made here with PyAV, and the
+selection rule itself against a naive reading of its spec."""
 
 from __future__ import annotations
 

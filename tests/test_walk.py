@@ -1,4 +1,4 @@
-"""indexer.walk: which files a run sees, what it reports, and content hashes."""
+"""indexer.media.walk: which files a run sees, what it reports, and content hashes."""
 
 from __future__ import annotations
 

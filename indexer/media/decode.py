@@ -9,13 +9,13 @@ Decisions:
   on the short side and every pixel decoded, converted and sent back from a worker costs time.
   JPEGs use DCT-domain scaling (`Image.draft`, 1/2, 1/4 or 1/8, several times faster than a full
   decode); HEIC/HEIF decode an embedded thumbnail when one covers `min_side` (draft, through
-  pillow-heif); still WebPs are scaled by libwebp while decoding (indexer.webp); other formats
+  pillow-heif); still WebPs are scaled by libwebp while decoding (indexer.media.webp); other formats
   (PNG, TIFF, ... have no reduced decode) and very large JPEGs get an integer box
   `Image.reduce`. All keep the
   short side >= `min_side`; `min_side <= 0` turns reduction off. `width`/`height` are always the
   full-size dimensions after EXIF orientation, and `extent` says where the full image lies in a
-  reduced one (a partial last DCT block or box), so indexer/preprocess.py can resample on the
-  full image's geometry. Callers that feed CLIP ask indexer/preprocess.py, which picks
+  reduced one (a partial last DCT block or box), so indexer/media/preprocess.py can resample on the
+  full image's geometry. Callers that feed CLIP ask indexer/media/preprocess.py, which picks
   `min_side` from the --resize mode (0 for exact, 2.5x the model input for fast).
 - Truncated files are rejected with the reason "truncated file". `ImageFile.LOAD_TRUNCATED_IMAGES`
   is never set: a half-grey photo would get a wrong caption and vector that look valid, while a
@@ -29,7 +29,7 @@ Decisions:
 - Transparency is composited on white (what a viewer shows for a logo or a screenshot).
 - HEIC/HEIF open through pillow-heif, registered lazily once per process. pillow-heif already
   applies the HEIF rotation and resets the EXIF orientation to 1, so nothing is rotated twice.
-- Metadata (indexer/exif.py) is best effort: broken EXIF gives None fields, never a failed
+- Metadata (indexer/media/exif.py) is best effort: broken EXIF gives None fields, never a failed
   image. Every EXIF string has its control characters (and bidi overrides) replaced by spaces: a
   Make of "Canon\r=1+1" must not split a CSV row or drive the terminal.
 - Only regular files are opened: the path is stat'ed first and the descriptor is opened
@@ -38,7 +38,7 @@ Decisions:
   in its own mode and then converted to RGB in horizontal strips, each reduced at once: the peak
   is the loaded image plus a strip, not the 3-5 full-size RGBA copies of convert + composite.
   `check_header` lets a caller refuse a file (not an image, over the cap) from its header alone.
-- RAW camera files (RAW_EXTENSIONS) are decoded through their embedded preview (indexer.raw).
+- RAW camera files (RAW_EXTENSIONS) are decoded through their embedded preview (indexer.media.raw).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class DecodedImage:
     # Where the full-size oriented image lies in `image`'s pixel coordinates (x0, y0, x1, y1):
     # a reduced decode covers whole 1/k blocks, so its last row/column can stand for fewer
     # than k source pixels and the extent is not exactly image.size. None: all of `image`.
-    # indexer.preprocess uses it to resample the reduced image on the full image's geometry.
+    # indexer.media.preprocess uses it to resample the reduced image on the full image's geometry.
     extent: tuple[float, float, float, float] | None = None
 
 
@@ -311,7 +311,7 @@ def _turn_extent(extent: tuple, size: tuple[int, int], orientation: int) -> tupl
 
 
 def _webp_scaled(im: Image.Image, f, min_side: int) -> Image.Image:
-    """A large still WebP decoded by libwebp's scaler (indexer.webp), never at full size; the
+    """A large still WebP decoded by libwebp's scaler (indexer.media.webp), never at full size; the
     Pillow image as it was when that cannot be done."""
     factor = min(im.size) // min_side
     if factor < 2:

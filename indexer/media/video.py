@@ -407,7 +407,7 @@ def _ffmpeg_reason(e: BaseException) -> str:
 def decode_for_model(
     path: str, size: int, min_gap: float, max_frames: int, max_pixels: int
 ) -> tuple:
-    """Worker task for a video (the decode task protocol of indexer/core.py): ("ok", file
+    """Worker task for a video (the decode task protocol of indexer/run/work.py): ("ok", file
     metadata, (K, size, size, 3) uint8 keyframes, [{"at_s": seconds}, ...]) or ("bad", reason)."""
     from indexer.media.preprocess import clip_geometry
     from indexer.store.records import META_COLUMNS

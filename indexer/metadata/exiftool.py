@@ -4,7 +4,7 @@ Why exiftool (Phil Harvey's, 20+ years maintained, the reference every photo too
 against): it writes XMP, IPTC and EXIF into JPEG, PNG, WebP, HEIC and TIFF while copying the
 image data untouched, and keeps every other field, including maker notes it cannot parse. The
 Python bindings that install here (pyexiv2) wrap exiv2, which cannot write HEIC. Sidecars and
-the index-time tag reader need no exiftool: they are pure Python (indexer.xmp, photo_tags).
+the index-time tag reader need no exiftool: they are pure Python (indexer.metadata.xmp, photo_tags).
 
 It is an external program: Debian/Ubuntu `apt install libimage-exiftool-perl`, macOS
 `brew install exiftool`, Windows https://exiftool.org. Missing, it is a ToolMissingError naming

@@ -2,7 +2,7 @@
 
 - Sidecar (default): `photo.jpg.xmp` (darktable, digiKam) or, with naming="lightroom",
   `photo.xmp` (Lightroom/Camera Raw, Bridge, Capture One). An existing sidecar is merged
-  (indexer.xmp): only dc:description's x-default entry and the imgcap: marks change.
+  (indexer.metadata.xmp): only dc:description's x-default entry and the imgcap: marks change.
 - Embedded (`--embed`): XMP dc:description (with the imgcap: marks), IPTC Caption-Abstract
   (JPEG, TIFF: the formats IPTC lives in) and EXIF ImageDescription, through exiftool, into
   JPEG, PNG, WebP, HEIC and TIFF. The photo is copied into a private folder beside it, exiftool

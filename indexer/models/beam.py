@@ -1,7 +1,7 @@
 """One step of beam search over mean log-prob, shared by the GPT-2 decoder
-(indexer/captioner.py) and the LSTM decoders (indexer/lstm_decoding.py), so both rank, stop and
-reorder beams by the same rule (ClipCap's: beams ranked by mean log-prob per token; a finished
-beam carries on with token 0 at no cost, so its score stays)."""
+(indexer/models/clipcap.py) and the LSTM decoders (indexer/models/lstm_decoding.py), so both rank,
+stop and reorder beams by the same rule (ClipCap's: beams ranked by mean log-prob per token; a
+finished beam carries on with token 0 at no cost, so its score stays)."""
 
 from __future__ import annotations
 

@@ -37,8 +37,8 @@ from indexer.models.registry import REGISTRY
 class Model:
     name: str  # stored with every result, so several models' results can live side by side
     spec: dict
-    encoder: Any  # indexer.encoder.ClipEncoder
-    # indexer.captioner.Captioner (or lstm_captioner.LstmCaptioner, a subclass whose
+    encoder: Any  # indexer.models.clip.ClipEncoder
+    # indexer.models.clipcap.Captioner (or lstm_captioner.LstmCaptioner, a subclass whose
     # `needs_grid` says it also takes CLIP grid features), or None when loaded for search only
     captioner: Any
     device: Any  # torch.device
@@ -172,7 +172,7 @@ def load_model(
 
 
 def _load_lstm_captioner(model_dir: Path, spec: dict, encoder, device, dtype, step: Step):
-    """A show-and-tell / show-attend-tell captioner (indexer/lstm_captioner.py)."""
+    """A show-and-tell / show-attend-tell captioner (indexer/models/lstm.py)."""
     from indexer.models.lstm import LstmCaptioner, load_lstm, lstm_config
 
     cfg = lstm_config(spec, model_dir / SPEC_FILE)

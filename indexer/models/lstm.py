@@ -15,12 +15,12 @@ paper) AND the CLIP global feature: CLIP ViT's patch tokens are weaker than its 
 make this architecture lose to show-and-tell on what both can see.
 
 Both share the tokenizer (GPT-2's BPE, no BOS token: a learned start vector is the first input)
-and ClipCap's decoding semantics (indexer/captioner.py), so `--beams` means the same for every
+and ClipCap's decoding semantics (indexer/models/clipcap.py), so `--beams` means the same for every
 architecture: generation stops after "." (kept), greedy = arg-max, beam search ranks by MEAN
 log-probability with finished beams frozen, the best final mean wins. Decoding is batched; every
 row is independent, so the batch size cannot change a caption.
 
-The networks also implement SCST's `CaptionPolicy` (`sample`, `greedy`: indexer/scst.py).
+The networks also implement SCST's `CaptionPolicy` (`sample`, `greedy`: indexer/train/scst.py).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class LstmCaptionNet(nn.Module):
             alphas.append(alpha)
         return self.out(self.drop(torch.stack(outs, dim=1))), torch.stack(alphas, dim=1)
 
-    # ---- SCST's CaptionPolicy (indexer/scst.py)
+    # ---- SCST's CaptionPolicy (indexer/train/scst.py)
     def sample(
         self,
         features: Features,

@@ -1,8 +1,8 @@
 """Sampling captions from ClipCap for SCST: n captions per image, batched, with a KV cache.
 
-`ClipCapPolicy` is ClipCap's implementation of `indexer.train.scst.CaptionPolicy` (the interface SCST
-needs from any captioner; /tmp/prompts/scst-api.md, kept in indexer/train/scst.py's docstring). The
-captions are drawn under no_grad with GPT-2's KV cache, the way `greedy_decode` runs; the
+`ClipCapPolicy` is ClipCap's implementation of `indexer.train.scst.CaptionPolicy` (the interface
+SCST needs from any captioner; /tmp/prompts/scst-api.md, kept in indexer/train/scst.py's docstring).
+The captions are drawn under no_grad with GPT-2's KV cache, the way `greedy_decode` runs; the
 log-probabilities the policy gradient needs are then recomputed WITH grad in one teacher-forced
 pass over prefix + sampled tokens (one batched forward instead of keeping the graph of every
 cached step alive). Both passes see the same weights; the sampling pass runs in eval mode (no
@@ -87,7 +87,7 @@ def sequence_logprobs(net, features: torch.Tensor, tokens: torch.Tensor, lengths
 
 
 class ClipCapPolicy:
-    """ClipCapModel as an SCST policy (see indexer.scst.CaptionPolicy)."""
+    """ClipCapModel as an SCST policy (see indexer.train.scst.CaptionPolicy)."""
 
     def __init__(self, net):
         self.net = net

@@ -1,6 +1,6 @@
 """Reads for search/: plain functions over a read-only sqlite3 connection.
 
-Owned by the search side (search/vectors.py, query.py, export.py, `imgcap status`). A search
+Owned by the search side (search/vectors/cache.py, query.py, export.py, `imgcap status`). A search
 never takes a write lock, so it keeps answering while an `imgcap index` run commits batches
 (WAL). sqlite3 errors leave as StoreErrors naming the file (`translated`); generators
 (`iter_result_vectors`, `export_rows`) translate inside, where the rows are fetched.

@@ -6,8 +6,8 @@ covered without knowing about the cache: index batches, garbage collection, capt
 whatever later writes results (a Ray merge, video frames). `seq` is AUTOINCREMENT so positions
 only grow, even after the log was emptied by pruning.
 
-The FAISS cache (search/vectors.py) remembers the last position it applied; catching up reads the
-distinct result ids logged after it and the current vectors of those ids (a missing row means
+The FAISS cache (search/vectors/cache.py) remembers the last position it applied; catching up reads
+the distinct result ids logged after it and the current vectors of those ids (a missing row means
 "deleted"). The writer prunes old positions at the end of each run (`prune`); a cache further
 behind than what is kept cannot tell what changed and is rebuilt from the results table, which
 costs about the same as replaying that many changes.

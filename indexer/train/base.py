@@ -89,7 +89,8 @@ def load_base(cfg: TrainConfig, settings: Settings, device, dtype) -> BaseModel:
     )
 
 
-# GPT-2 small's weights, pinned to the revision the tokenizer files come from (indexer/models.py).
+# GPT-2 small's weights, pinned to the revision the tokenizer files come from
+# (indexer/models/loading.py).
 GPT2_WEIGHTS = (
     "openai-community/gpt2",
     "model.safetensors",

@@ -2,7 +2,7 @@
 
 A captioner that says "a man standing in a room." for every photo can still get a fair BLEU; mode
 collapse and repetitive captions show up here instead. Words are coco-caption's tokens
-(`indexer.ptb_tokenizer.tokenize`: lower-cased, punctuation dropped), the ones the metrics score.
+(`indexer.train.ptb.tokenize`: lower-cased, punctuation dropped), the ones the metrics score.
 
 distinct-n (Li et al. 2016): distinct n-grams / all n-grams over the whole set of captions; 1.0 =
 no n-gram repeats anywhere, near 0 = the same few phrases over and over.

@@ -48,7 +48,7 @@ class Comparison:
     split: str
     n_images: int
     metrics: list[MetricDiff]
-    caption_stats: tuple[dict, dict]  # per model, indexer/caption_stats.py
+    caption_stats: tuple[dict, dict]  # per model, indexer/train/caption_stats.py
     unavailable: dict[str, str]
     bootstrap: int
     seed: int

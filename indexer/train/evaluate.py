@@ -1,8 +1,9 @@
 """`imgcap eval`: caption a dataset's images (or read captions made elsewhere) and score them.
 
-Scores are the coco-caption definitions (indexer/metrics.py): BLEU-1..4, METEOR, ROUGE-L, CIDEr-D,
-SPICE, each candidate against ALL the reference captions of its image. METEOR and SPICE need
-Java; when it is missing they are listed as unavailable with the reason, the others still count.
+Scores are the coco-caption definitions (indexer/train/metrics.py): BLEU-1..4, METEOR, ROUGE-L,
+CIDEr-D, SPICE, each candidate against ALL the reference captions of its image. METEOR and SPICE
+need Java; when it is missing they are listed as unavailable with the reason, the others still
+count.
 
 Captions made elsewhere come in the COCO results format, `[{"image_id": ..., "caption": ...}]`,
 or as the results file this module writes (its "images" list); image ids are matched as strings
@@ -34,7 +35,8 @@ class EvalResult:
     unsplit_images: int = 0
     warnings: list[str] = field(default_factory=list)
     # What the metrics hide (mode collapse, cut-off captions): length statistics, vocabulary,
-    # share of distinct captions, distinct-1/2 of the scored captions (indexer/caption_stats.py).
+    # share of distinct captions, distinct-1/2 of the scored captions
+    # (indexer/train/caption_stats.py).
     caption_stats: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

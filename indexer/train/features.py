@@ -49,7 +49,8 @@ def image_key(path: str | Path) -> str:
 
 def clip_identity(clip_dir: Path, quick_gelu: bool, resize: str = "fast") -> str:
     """What the cached features depend on: the CLIP config and weights files (by size/mtime),
-    and the --resize mode that made the pixels (indexer.preprocess; "fast" changed in format 2)."""
+    and the --resize mode that made the pixels (indexer.media.preprocess; "fast" changed in format
+    2)."""
     parts = [f"quick_gelu={quick_gelu}", f"resize={resize}"]
     for f in sorted(Path(clip_dir).iterdir()):
         if f.is_file():
@@ -186,7 +187,8 @@ def compute_features(
     last_save = time.monotonic()
 
     def prepare(path: Path) -> torch.Tensor | str:
-        # The pixels `imgcap index` would give CLIP in this --resize mode (indexer.preprocess).
+        # The pixels `imgcap index` would give CLIP in this --resize mode
+        # (indexer.media.preprocess).
         from indexer.media.preprocess import encoder_tensor, model_pixels
 
         try:

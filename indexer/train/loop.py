@@ -1,14 +1,14 @@
 """`imgcap train`: fine-tune (or train from scratch) a ClipCap captioner on captioned photos.
 
 This module is the resumable run itself: read the data, cache CLIP features once per image
-(indexer/features.py, not once per caption as the reference did), then epochs of shuffled
+(indexer/train/features.py, not once per caption as the reference did), then epochs of shuffled
 batches, validation, and publishing the best epoch. The pieces it runs live beside it:
 
-    indexer/train_recipe.py   TrainConfig, the learning-rate schedule, batches, the caption loss
-    indexer/train_base.py     the model a run starts from (--from, or GPT-2 small + new mapper)
-    indexer/train_folder.py   the output folder: resume state, history, the model directory
-    indexer/train_history.py  TrainProgress, EpochStats, TrainResult (what a run reports)
-    indexer/scst.py           the SCST loop, run on this module's setup when cfg.scst
+    indexer/train/recipe.py   TrainConfig, the learning-rate schedule, batches, the caption loss
+    indexer/train/base.py     the model a run starts from (--from, or GPT-2 small + new mapper)
+    indexer/train/folder.py   the output folder: resume state, history, the model directory
+    indexer/train/history.py  TrainProgress, EpochStats, TrainResult (what a run reports)
+    indexer/train/scst.py           the SCST loop, run on this module's setup when cfg.scst
 
 state.pt is written atomically after every epoch and every `checkpoint_every_s` seconds (and on
 Ctrl-C), so running the same command again after a kill continues where the last save was.

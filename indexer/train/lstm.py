@@ -1,11 +1,12 @@
-"""`imgcap train --arch show-and-tell|show-attend-tell`: what the training run (indexer/train.py)
-does differently for the LSTM captioners, kept here so the run itself stays one loop.
+"""`imgcap train --arch show-and-tell|show-attend-tell`: what the training run
+(indexer/train/loop.py) does differently for the LSTM captioners, kept here so the run itself stays
+one loop.
 
 Same data, feature cache, schedule, checkpoints and resume as ClipCap; the differences are
   - the network: a new LstmCaptionNet on the base model's CLIP and tokenizer (or --from's own
     LSTM, continued), sized from the CLIP feature width;
   - show-attend-tell's features: the CLIP grid is cached with the global feature
-    (indexer/features.py) and a batch is the pair (global rows, grid rows);
+    (indexer/train/features.py) and a batch is the pair (global rows, grid rows);
   - the loss: teacher-forced cross-entropy (+ the doubly stochastic attention penalty);
   - the published directory: lstm.safetensors + an "arch"/"lstm" spec (lstm_captioner.py).
 

@@ -1,6 +1,6 @@
 """coco-caption's tokenisation: Stanford PTBTokenizer 3.4.1 (`-preserveLines -lowerCase`) in
-pure Python, then coco-caption's punctuation tokens dropped. Every metric in indexer/metrics.py
-scores the `tokenize`d text, as pycocoevalcap does.
+pure Python, then coco-caption's punctuation tokens dropped. Every metric in
+indexer/train/metrics.py scores the `tokenize`d text, as pycocoevalcap does.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ class TrainConfig:
     out: Path  # run folder = the resulting model directory
     base: str | None = None  # --from: registry name or model dir; None = GPT-2 from the hub
     mapping: str | None = None  # mlp | transformer; None = the base model's (mlp from scratch)
-    # clipcap | show-and-tell | show-attend-tell (indexer/lstm_training.py); None = the base
+    # clipcap | show-and-tell | show-attend-tell (indexer/train/lstm.py); None = the base
     # model's (clipcap from scratch)
     arch: str | None = None
     prefix_only: bool = False  # freeze GPT-2 (eval mode) and train only the mapper
@@ -53,7 +53,7 @@ class TrainConfig:
     name: str | None = None  # model name stored with results; None = the out folder's name
     force: bool = False  # replace a model already in OUT (even --from's own), or a run with
     # other settings; without it both are refused. A resumable run of these settings is resumed.
-    # SCST (indexer/scst.py): fine-tune --from's cross-entropy model on a CIDEr-D reward.
+    # SCST (indexer/train/scst.py): fine-tune --from's cross-entropy model on a CIDEr-D reward.
     scst: bool = False
     reward: str = "cider-d"  # the only reward so far
     samples: int = 5  # captions sampled per image; baseline = mean reward of the others

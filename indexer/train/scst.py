@@ -18,13 +18,13 @@ Guards against the known failure modes (the reward, not the loss, is where they 
   white") gets reward 0. CIDEr-D's clipping and length penalty already make "a a a" score low;
   the guard makes it score nothing, so it is always below its siblings' baseline;
 - every epoch reports the share of sampled captions ending with "." and their distinct-2 ratio
-  (indexer/caption_stats.py), next to the mean reward and the validation CIDEr-D, so a collapse
-  is visible in the history, not only in the captions.
+  (indexer/train/caption_stats.py), next to the mean reward and the validation CIDEr-D, so a
+  collapse is visible in the history, not only in the captions.
 
-The run is the cross-entropy run's (indexer/train.py `_Run`): same data, feature cache, run folder,
-state.pt written after every epoch and every `checkpoint_every_s` (and on Ctrl-C), the same resume
-by running the command again, progress through the same callback. The best epoch is the one with
-the highest greedy CIDEr-D on the validation images (last epoch without validation data).
+The run is the cross-entropy run's (indexer/train/loop.py `_Run`): same data, feature cache, run
+folder, state.pt written after every epoch and every `checkpoint_every_s` (and on Ctrl-C), the same
+resume by running the command again, progress through the same callback. The best epoch is the one
+with the highest greedy CIDEr-D on the validation images (last epoch without validation data).
 
 What SCST needs from a captioner, stable so other architectures can implement it on their own
 module (`policy_for` uses a module's own `sample`/`greedy` when it has them):
@@ -121,7 +121,7 @@ def policy_loss(advantage: torch.Tensor, logprobs: torch.Tensor) -> torch.Tensor
 
 # ---------------------------------------------------------------------------------- the run
 def run_scst(run) -> TrainResult:
-    """The SCST loop on a set-up `indexer.train._Run` (data, features, net already there)."""
+    """The SCST loop on a set-up `indexer.train.loop._Run` (data, features, net already there)."""
     return _Scst(run).execute()
 
 
