@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 from indexer.config import Settings
+from indexer.media import walk
 from indexer.media.raw import RAW_NEEDS_EXTRA
-from indexer.media.walk import content_hash
-from indexer.run import pipeline
 from indexer.run.pipeline import index_paths
 from indexer.run.workers import DecodePool, decode_for_model
 
@@ -44,8 +43,8 @@ def test_a_huge_non_image_fails_from_its_header_and_is_never_hashed(
     with open(huge, "wb") as f:
         f.truncate(20 * 1024**3)  # sparse: 80 s to hash on the reporter's disk
     hashed: list[str] = []
-    real = content_hash
-    monkeypatch.setattr(pipeline, "content_hash", lambda p: hashed.append(p) or real(p))
+    real = walk.content_hash
+    monkeypatch.setattr(walk, "content_hash", lambda p: hashed.append(p) or real(p))
 
     t = time.monotonic()
     s = index_paths([root], _settings(tmp_path, "unused"), model=tiny_model)
@@ -63,8 +62,8 @@ def test_max_megapixels_is_applied_before_hashing_and_in_the_workers(
     _photo(root / "small.png", (30, 20))  # 600 pixels
     big = _photo(root / "big.png", (50, 40))  # 2,000 pixels
     hashed: list[str] = []
-    real = content_hash
-    monkeypatch.setattr(pipeline, "content_hash", lambda p: hashed.append(p) or real(p))
+    real = walk.content_hash
+    monkeypatch.setattr(walk, "content_hash", lambda p: hashed.append(p) or real(p))
     settings = _settings(tmp_path, "unused", max_megapixels=0.001)  # 1,000 pixels
     s = index_paths([root], settings, model=tiny_model)
     assert s.new == 1

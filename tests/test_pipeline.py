@@ -18,10 +18,9 @@ from PIL import Image
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.media.preprocess import clip_geometry
-from indexer.run import pipeline
+from indexer.media.preprocess import clip_geometry, pixels_to_tensor
+from indexer.run.local_engine import LocalEngine
 from indexer.run.pipeline import index_paths
-from indexer.media.preprocess import pixels_to_tensor
 from indexer.run.workers import decode_for_model
 from indexer.store.database import Store
 from indexer.store.lock import writer_lock
@@ -321,18 +320,18 @@ def test_out_of_memory_halves_the_batch(photos, tmp_path, tiny_model):
     assert s.captioned == UNIQUE_GOOD and s.failed == 6
 
 
-def crash_on_bmp(path: str, size: int):
+def crash_on_bmp(path: str, size: int, **options):
     """Decode task for the crash test: the worker process dies on .bmp files."""
     if path.endswith(".bmp"):
         os._exit(1)
-    return decode_for_model(path, size)
+    return decode_for_model(path, size, **options)
 
 
-def test_a_crashing_decoder_fails_only_its_file(photos, tmp_path, tiny_model, monkeypatch):
+def test_a_crashing_decoder_fails_only_its_file(photos, tmp_path, tiny_model):
     root, expected = photos
-    monkeypatch.setattr(pipeline, "DECODE_TASK", crash_on_bmp)
     settings = settings_for(tmp_path, "unused")
-    s = index_paths([root], settings, model=tiny_model)
+    engine = LocalEngine(decode_task=crash_on_bmp)
+    s = index_paths([root], settings, model=tiny_model, engine=engine)
     crashed = [f for f in s.failures if "crashed" in f["reason"]]
     assert [Path(f["path"]).name for f in crashed] == ["photo.bmp"]
     assert s.new == len(expected["good"]) - 1
@@ -361,7 +360,7 @@ def test_dry_run_reads_nothing_and_writes_nothing(photos, tmp_path, tiny_model_d
 
 _KILL_SCRIPT = """
 import sys, time
-import indexer.models as models
+import indexer.models.loading as models
 from cli import app
 
 real_load = models.load_model

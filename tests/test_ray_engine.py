@@ -12,6 +12,7 @@ from test_pipeline import RESULT_COLUMNS, assert_faiss_agrees, rows, settings_fo
 
 from indexer.config import Settings
 from indexer.run.pipeline import index_paths
+from indexer.run.ray_engine import RayEngine, read_shard, staging_dir
 from indexer.store.database import Store
 
 pytestmark = pytest.mark.ray
@@ -112,43 +113,52 @@ def test_ray_engine_without_ray_says_how_to_install(tmp_path, monkeypatch):
     assert not db.exists()
 
 
+class CtrlCBeforeSecondCommit(RayEngine):
+    """The Ray engine, stopped by Ctrl-C after it staged its second block and before that
+    block's transaction. Blocks of 4 files, so that a run has several to commit."""
+
+    def __init__(self):
+        super().__init__(files_per_task=4)
+        self.commits: list[int] = []
+
+    def process(self, run, todo):
+        commit = run.commit
+
+        def commit_then_die(entries, out):
+            if len(self.commits) == 1:  # the second block is staged, never committed
+                raise KeyboardInterrupt
+            self.commits.append(len(entries))
+            commit(entries, out)
+
+        run.commit = commit_then_die  # this run's commits, as the engine calls them
+        super().process(run, todo)
+
+
 def test_staged_shards_of_an_interrupted_driver_are_merged_not_redone(
-    tmp_path, tiny_model, ray_instance, monkeypatch
+    tmp_path, tiny_model, ray_instance
 ):
     """Ctrl-C reaches the driver after it staged a block and before its transaction: the run
     stops cleanly (interrupted, committed blocks kept); the next run merges the staged shard
     (no model work for it) and ends with the database the local pipeline makes."""
-    from indexer.run import ray_engine
-
     root = tmp_path / "photos"
     make_photo_folder(root)
     local = settings_for(tmp_path / "local", "unused")
     viaray = _ray(settings_for(tmp_path / "ray", "unused"))
     index_paths([root], local, model=tiny_model)
 
-    commits = []
-    real_commit = ray_engine.RayRun._commit
-
-    def commit_then_die(self, entries, out):
-        if len(commits) == 1:  # the second block is staged, never committed
-            raise KeyboardInterrupt
-        commits.append(len(entries))
-        real_commit(self, entries, out)
-
-    monkeypatch.setattr(ray_engine, "DECODE_BATCH", 4)  # several blocks, so several commits
-    monkeypatch.setattr(ray_engine.RayRun, "_commit", commit_then_die)
-    stopped = index_paths([root], viaray, model=tiny_model)
+    engine = CtrlCBeforeSecondCommit()
+    stopped = index_paths([root], viaray, model=tiny_model, engine=engine)
+    commits = engine.commits
     assert stopped.interrupted and stopped.captioned == commits[0] > 0
-    staging = ray_engine.staging_dir(viaray.db_path)
+    staging = staging_dir(viaray.db_path)
     staged = list(staging.glob("*.parquet"))
     assert len(staged) == 1
-    _, cols = ray_engine.read_shard(staged[0])
+    _, cols = read_shard(staged[0])
     in_shard = sum(
         1 for ok, need in zip(cols["ok"], cols["need_model"], strict=True) if ok and need
     )
     assert in_shard > 0
 
-    monkeypatch.setattr(ray_engine.RayRun, "_commit", real_commit)
     s = index_paths([root], viaray, model=tiny_model)
     with Store.open(local.db_path, create=False) as st:
         total = st.counts()["results"]
@@ -160,13 +170,13 @@ def test_staged_shards_of_an_interrupted_driver_are_merged_not_redone(
 
 KILLED_RUN = """
 import sys
-from indexer import ray_engine
 from indexer.config import Settings
-from indexer.pipeline import index_paths
-ray_engine.DECODE_BATCH = 2  # many small blocks: the kill lands between commits
+from indexer.run.pipeline import index_paths
+from indexer.run.ray_engine import RayEngine
 settings = Settings(db_path=sys.argv[1], model=sys.argv[2], device="cpu", workers=2,
                     batch_size=2, max_tokens=6, engine="ray", ray_address=sys.argv[4])
-index_paths([sys.argv[3]], settings)
+# Many small blocks: the kill lands between commits.
+index_paths([sys.argv[3]], settings, engine=RayEngine(files_per_task=2))
 """
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 # strike while decode workers are alive and the model is busy.
 SLOW_INDEX = """
 import sys, time
-import indexer.models as models
+import indexer.models.loading as models
 from cli import app
 
 real_load = models.load_model

@@ -1,7 +1,7 @@
 """The rows one committed batch writes: results for the pictures that needed the model, file
 rows (a video's keyframes share one), keyframe and finished-video rows, and which files are now
-complete. Pure: both runners (indexer/pipeline.py, indexer/ray_engine.py) reach it through
-`_Run._commit`, which writes the rows in one transaction."""
+complete. Pure: every engine (indexer/run/local_engine.py, indexer/run/ray_engine.py) reaches it
+through the run's `commit` (indexer/run/pipeline.py), which writes the rows in one transaction."""
 
 from __future__ import annotations
 

@@ -3,18 +3,18 @@ caption vectors → store, one transaction per batch.
 
 Stages, all driven from `index_paths` in the main process:
 
-1. walk the roots (nothing opened) and compare each file with the store (indexer/scan.py): same
+1. walk the roots (nothing opened) and compare each file with the store (indexer/run/scan.py): same
    path, size and mtime_ns and a result for this model → unchanged, skipped without opening it;
 2. hash the rest in a few threads (hashlib releases the GIL), each file's header checked first
    (decode.check_header: a huge non-image or an image over the pixel cap fails without being
    read); a content hash that already has a result for this model is reused with no model work
    (moved, renamed, duplicated, touched files);
-3. decode the rest in worker PROCESSES (indexer/workers.py): decode_image plus the CLIP eval
-   resize + centre crop. Up to `prefetch` images are in flight, so workers keep decoding while
-   the model runs;
-4. per batch (indexer/runner.py): normalise → `encode_images` ONCE → the same features go to the
-   captioner and are stored as the image vector → `encode_texts(captions)` → one store
-   transaction.
+3. decode the rest and run the model on them, in the run's engine: worker PROCESSES on this
+   machine and the model in this one (indexer/run/local_engine.py, the default), or Ray Data
+   tasks and actors on a cluster (indexer/run/ray_engine.py);
+4. per batch (indexer/run/runner.py): normalise → `encode_images` ONCE → the same features go to
+   the captioner and are stored as the image vector → `encode_texts(captions)` → one store
+   transaction (`Run.commit`, the same for every engine).
 
 Failures of single files are recorded (store `failures`) and reported, never fatal. Garbage
 (results no file references) is collected once at the end, so reuse routed earlier in a run can
@@ -30,27 +30,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from indexer.config import Settings
 from indexer.errors import BadImageError, ImgcapError, StoreError, UsageError
+from indexer.media import walk
 from indexer.media.decode import check_header
-from indexer.media.preprocess import clip_geometry as clip_geometry
-from indexer.media.walk import content_hash
+from indexer.run import scan
 from indexer.run.batch_rows import batch_rows, file_record, result_key
-from indexer.run.runner import ModelRunner
+from indexer.run.local_engine import LocalEngine
 from indexer.run.scan import Item, Plan, classify, hash_error, model_name, plan, under
-from indexer.run.scan import dry_run as _dry_run
-from indexer.run.signals import sigterm_as_ctrl_c as _sigterm_as_ctrl_c
-from indexer.run.summary import IndexSummary as IndexSummary
-from indexer.run.summary import Progress
-from indexer.run.work import BatchOutput, DecodedItem, DecodeFailure, items_from_task
-from indexer.run.work import pixels_to_tensor as pixels_to_tensor
-from indexer.run.workers import DecodePool, decode_for_model
-from indexer.run.workers import _init_worker as _init_worker
-from indexer.run.workers import _pool_context as _pool_context
+from indexer.run.signals import sigterm_as_ctrl_c
+from indexer.run.summary import IndexSummary, Progress
+from indexer.run.work import BatchOutput, DecodedItem
 from indexer.store.database import Store
 from indexer.store.lock import writer_lock
 from indexer.store.records import FailureRecord, FileRecord
@@ -58,10 +51,26 @@ from indexer.store.roots import add_roots, folders_of
 
 HASH_THREADS = 4  # hashing is I/O + C code that releases the GIL; a few threads keep disks busy
 REUSE_FLUSH = 512  # files reused without model work are written in transactions of this size
-
-# The worker task; a module attribute so that fault-injection tests can swap in a crashing one.
-DECODE_TASK = decode_for_model
 TAG_WARNINGS = 20  # problems with photos' own tags named in the summary; the rest counted
+
+
+class Engine(Protocol):
+    """How a run decodes and captions the files that need it: a decode pool on this machine
+    (indexer/run/local_engine.py) or Ray Data (indexer/run/ray_engine.py). The `Run` does the
+    rest, and an engine reaches it only through the run's public attributes and methods. One
+    engine object serves one run at a time."""
+
+    batch_size: int  # the model batch size the run ended with, for the summary (0: no model)
+
+    def before_plan(self, run: Run) -> None:
+        """A run begins, before its walk: recover what a killed run left (Ray's staged shards)."""
+
+    def process(self, run: Run, todo: list[Item]) -> None:
+        """Decode and caption the files of `run.routed(todo)`, committing batch by batch with
+        `run.commit` and recording bad files with `run.failed`."""
+
+    def close(self) -> None:
+        """Release workers; called once after `process`, also when it raised."""
 
 
 def index_paths(
@@ -72,12 +81,15 @@ def index_paths(
     retry_failed: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     model: Any = None,
+    engine: Engine | None = None,
 ) -> IndexSummary:
     """Index every image under `roots` into the database at `settings.db_path`.
 
     `model`: an already loaded Model (tests, benchmarks); by default `load_model(settings.model)`
-    is called, and only when some image needs model work. Raises StoreError when another run
-    holds the database; per-file problems end up in the summary and the `failures` table.
+    is called, and only when some image needs model work. `engine`: what decodes and captions
+    (tests, benchmarks); by default the one `settings.engine` names. Raises StoreError when
+    another run holds the database; per-file problems end up in the summary and the `failures`
+    table.
     """
     top = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
     if not top:
@@ -87,19 +99,27 @@ def index_paths(
         raise UsageError(f"not found: {', '.join(missing)}")
     if settings.engine not in ("local", "ray"):
         raise UsageError(f"unknown engine {settings.engine!r} (local or ray)")
-    run_class = _Run
-    if settings.engine == "ray" and not dry_run:
-        from indexer.run.ray_engine import RayRun, import_ray
-
-        import_ray()  # before any work: says how to install it
-        run_class = RayRun
-    with _sigterm_as_ctrl_c():
+    if engine is None and not dry_run:
+        engine = _engine_for(settings)
+    with sigterm_as_ctrl_c():
         if dry_run:
-            return _dry_run(top, settings, retry_failed)
+            return scan.dry_run(top, settings, retry_failed)
         with writer_lock(settings.db_path), Store.open(settings.db_path) as store:
             # Before any file row is written, so each finds its root (a trigger).
             add_roots(store.db, folders_of(top), settings.db_path)
-            return run_class(top, settings, store, retry_failed, on_progress, model).execute()
+            run = Run(top, settings, store, engine, retry_failed, on_progress, model)
+            return run.execute()
+
+
+def _engine_for(settings: Settings) -> Engine:
+    """The engine `settings.engine` names. Ray is imported here, before any work, so that a
+    missing Ray is a UsageError that says how to install it."""
+    if settings.engine == "ray":
+        from indexer.run.ray_engine import RayEngine, import_ray
+
+        import_ray()
+        return RayEngine()
+    return LocalEngine()
 
 
 def _model_source(settings: Settings, name: str) -> str | None:
@@ -112,20 +132,33 @@ def _model_source(settings: Settings, name: str) -> str | None:
     return settings.model if settings.model == name else None  # None: a model passed in
 
 
-class _Run:
-    """State of one (non-dry) run. `execute` is the whole algorithm; the rest are its steps."""
+class Run:
+    """State of one (non-dry) run. `execute` is the whole algorithm; the rest are its steps.
 
-    def __init__(self, top, settings, store, retry_failed, on_progress, model):
-        self.top: list[str] = top
-        self.settings: Settings = settings
-        self.store: Store = store
-        self.retry_failed: bool = retry_failed
+    What an engine uses: `settings`, `store`, `model` (the one handed to index_paths, or None),
+    `workers`, `max_pixels`, `progress`, `timings` and `summary` (read, or counters added to),
+    and the steps `routed`, `load_model`, `needs_model`, `commit` and `failed`.
+    """
+
+    def __init__(
+        self,
+        top: list[str],
+        settings: Settings,
+        store: Store,
+        engine: Engine,
+        retry_failed: bool = False,
+        on_progress: Callable[[Progress], None] | None = None,
+        model: Any = None,
+    ):
+        self.top = top
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.retry_failed = retry_failed
         self.on_progress = on_progress or (lambda p: None)
         self.model = model
         self.progress = Progress()
-        self.runner: ModelRunner | None = None
-        self.pool: DecodePool | None = None
-        self.timings = Counter()
+        self.timings: Counter[str] = Counter()  # seconds by step, into the summary
         self.failures: list[FailureRecord] = []  # recorded at the end (see module docstring)
         self.reuse_files: list[FileRecord] = []
         self.waiters: dict[str, list[Item]] = {}  # content hash in flight -> later duplicates
@@ -144,19 +177,20 @@ class _Run:
         status = "completed"
         try:
             self._report(force=True)
+            self.engine.before_plan(self)
             self.have = self.store.result_hashes(name)  # grows as batches commit
             self.had = frozenset(self.have)
             found = self._plan()
-            self._process(found.todo)
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _sigterm_as_ctrl_c)
+            self.engine.process(self, found.todo)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see signals.sigterm_as_ctrl_c)
             summary.interrupted = True
             status = "interrupted"
         except BaseException as e:
-            self._shutdown()
+            self.engine.close()
             self._stopped(run_id, "failed", e)
             raise
         try:
-            self._shutdown()
+            self.engine.close()
             self._finish(found)
         except BaseException as e:
             # A second Ctrl-C while finishing: what was committed is kept, and the run is
@@ -238,7 +272,7 @@ class _Run:
         summary.failures = [{"path": f.path, "reason": f.reason} for f in self.failures]
         summary.captioned = self.progress.captioned
         summary.images_per_s = round(self.progress.images_per_s(), 2)
-        summary.batch_size = self.runner.batch_size if self.runner else 0
+        summary.batch_size = self.engine.batch_size
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
 
     def _read_tags(self) -> None:
@@ -267,66 +301,74 @@ class _Run:
         if found.problem:
             self.summary.warnings.append(f"places not named: {found.problem}")
 
-    def _process(self, todo: list[Item]) -> None:
-        """Hash → route → decode in workers → model batches → store."""
-        routed = self._route(self._hashed(todo))
-        pending: deque[tuple[Item, Future]] = deque()
-        batch: list[tuple[Item, DecodedItem]] = []
-        batch_size = 0
-        prefetch = 0
+    # ------------------------------------------------------------------ steps engines call
+    def routed(self, todo: list[Item]) -> Iterator[Item]:
+        """The items of `todo` that need decoding, in order, each with its content hash. The
+        others are handled on the way: reused (stored results for the same content), held back
+        behind an identical file in flight (they follow it in `commit`), or failed."""
+        return self._route(self._hashed(todo))
 
-        def fill() -> None:
-            while len(pending) < prefetch:
-                item = next(routed, None)
-                if item is None:
-                    return
-                pending.append((item, self.pool.submit(item.path, size)))
+    def load_model(self, settings: Settings) -> Any:
+        """The model handed to index_paths, or else the one `settings` names, loaded (the run's
+        settings, or an engine's variant of them: the Ray driver's copy runs on the CPU)."""
+        model = self.model
+        if model is None:
+            from indexer.models.loading import load_model
 
-        # Reuse-only runs (moves, duplicates) never touch the model or the workers.
-        first = next(routed, None)
-        if first is None:
-            return
-        self._ensure_model()
-        size = self.runner.model.encoder.image_size
-        batch_size = self.runner.batch_size
-        workers = self.workers
-        # Enough decoded images queued that workers keep going while a batch is in the model.
-        prefetch = 2 * batch_size + 2 * workers
-        # Read at run time, not import time: fault-injection tests swap DECODE_TASK.
-        video = (self.settings.video_gap, self.settings.video_max_frames)
-        self.pool = DecodePool(
-            workers, DECODE_TASK, self.max_pixels, video, resize=self.settings.resize
-        )
-        pending.append((first, self.pool.submit(first.path, size)))
-        fill()
-        while pending:
-            item, fut = pending.popleft()
             t = time.monotonic()
-            try:
-                res = fut.result()
-            except BrokenProcessPool:
-                # A worker died (a decoder bug, the OOM killer) and took every queued task with
-                # it. Retry this file alone in a fresh pool: if that dies too, it is the culprit.
-                # The rest are resubmitted; a culprit among them reaches the head and is caught.
-                res = self.pool.isolated(item.path, size)
-                again = [(it, self.pool.submit(it.path, size)) for it, _ in pending]
-                pending.clear()
-                pending.extend(again)
-            self.timings["decode_wait"] += time.monotonic() - t
-            fill()
-            decoded = items_from_task(item.path, res)
-            if isinstance(decoded, DecodeFailure):
-                self._failed(item, decoded.reason)
-                continue
-            batch.extend((item, d) for d in decoded)
-            # A video brings all its keyframes at once: batches stay batch_size, each its own
-            # transaction, so a run killed inside a long video keeps what it captioned.
-            while len(batch) >= batch_size:
-                self._run_batch(batch[:batch_size])
-                batch = batch[batch_size:]
-                fill()
-        if batch:
-            self._run_batch(batch)
+            model = load_model(settings.model, settings)
+            self.timings["load_model"] += time.monotonic() - t
+        if model.name != self.summary.model:
+            raise ImgcapError(f"model name changed while loading: {model.name}")
+        return model
+
+    def needs_model(self, item: Item, d: DecodedItem) -> bool:
+        """Whether picture `d` of `item` needs model work: a video keyframe captioned by an
+        earlier, interrupted run needs none."""
+        if "at_s" in d.extra:
+            return item.need_model and result_key(item, d) not in self.have
+        return item.need_model
+
+    def commit(self, batch: list[tuple[Item, DecodedItem]], out: BatchOutput | None) -> None:
+        """ONE transaction with a batch's results and files. `out` row i belongs to the i-th
+        entry for which `needs_model` holds (None: none does). Every engine ends here."""
+        rows = batch_rows(batch, out, self.needs_model, self.waiters)
+        t = time.monotonic()
+        self.store.write_batch(
+            self.summary.model,
+            rows.results,
+            [*rows.files.values(), *self.reuse_files],  # reused files ride along
+            keyframes=rows.keyframes,
+            videos=rows.videos,
+        )
+        self.timings["store"] += time.monotonic() - t
+        self.reuse_files = []
+        self.have.update(r.content_hash for r in rows.results)
+        self.have.update(it.content_hash for it in rows.done)
+        for it in rows.done:
+            self.inflight.discard(it.content_hash)
+            self._count(it, reused=not it.need_model)
+        for dup in rows.dups:
+            self._count(dup, reused=True)
+        self.progress.captioned += len(rows.results)
+        self._report()
+
+    def failed(self, item: Item, reason: str) -> None:
+        """`item` cannot be indexed (recorded at the end); identical files waiting on it fail
+        with it."""
+        e = item.entry
+        self.failures.append(FailureRecord(item.path, reason, e.size, e.mtime_ns))
+        self.progress.failed += 1
+        self.progress.done += 1
+        h = item.content_hash
+        if h is not None and h in self.inflight:
+            self.inflight.discard(h)
+            for dup in self.waiters.pop(h, []):  # byte-identical: fails the same way
+                dup_e = dup.entry
+                self.failures.append(FailureRecord(dup.path, reason, dup_e.size, dup_e.mtime_ns))
+                self.progress.failed += 1
+                self.progress.done += 1
+        self._report()
 
     # ---------------------------------------------------------------------------------- steps
     def _hashed(self, todo: list[Item]) -> Iterator[Item]:
@@ -349,10 +391,10 @@ class _Run:
                     try:
                         item.content_hash = fut.result()
                     except BadImageError as e:
-                        self._failed(item, e.reason)
+                        self.failed(item, e.reason)
                         continue
                     except OSError as e:
-                        self._failed(item, hash_error(e))
+                        self.failed(item, hash_error(e))
                         continue
                 yield item
 
@@ -360,7 +402,7 @@ class _Run:
         """The content hash, only for a file whose header says it will be decoded: a 20 GB
         sparse ".jpg" is refused in milliseconds instead of read for 80 s."""
         check_header(path, self.max_pixels)
-        return content_hash(path)
+        return walk.content_hash(path)
 
     def _route(self, items: Iterator[Item]) -> Iterator[Item]:
         """Decide per hashed item: reuse stored results, wait for an identical file already in
@@ -383,7 +425,7 @@ class _Run:
             yield item
 
     def _reused(self, item: Item, meta: dict) -> None:
-        self.reuse_files.append(self._record(item, meta))
+        self.reuse_files.append(file_record(item, meta))
         self._count(item, reused=True)
         if len(self.reuse_files) >= REUSE_FLUSH:
             self._flush_reuse()
@@ -396,63 +438,6 @@ class _Run:
             self.reuse_files = []
             self._report()
 
-    def _run_batch(self, batch: list[tuple[Item, DecodedItem]]) -> None:
-        """Model work for one batch (core.process_batch through the runner), then `_commit`."""
-        work = [d for it, d in batch if self._needs_model(it, d)]
-        out: BatchOutput | None = None
-        if work:
-            if self.progress.model_started is None:
-                self.progress.model_started = time.monotonic()
-            t = time.monotonic()
-            out = self.runner.process([d.pixels for d in work])
-            self.timings["model"] += time.monotonic() - t
-        self._commit(batch, out)
-
-    def _commit(self, batch: list[tuple[Item, DecodedItem]], out: BatchOutput | None) -> None:
-        """ONE transaction with a batch's results and files. `out` row i belongs to the i-th
-        entry for which `_needs_model` holds (None: none does). Both runners end here."""
-        rows = batch_rows(batch, out, self._needs_model, self.waiters)
-        t = time.monotonic()
-        self.store.write_batch(
-            self.summary.model,
-            rows.results,
-            [*rows.files.values(), *self.reuse_files],  # reused files ride along
-            keyframes=rows.keyframes,
-            videos=rows.videos,
-        )
-        self.timings["store"] += time.monotonic() - t
-        self.reuse_files = []
-        self.have.update(r.content_hash for r in rows.results)
-        self.have.update(it.content_hash for it in rows.done)
-        for it in rows.done:
-            self.inflight.discard(it.content_hash)
-            self._count(it, reused=not it.need_model)
-        for dup in rows.dups:
-            self._count(dup, reused=True)
-        self.progress.captioned += len(rows.results)
-        self._report()
-
-    def _needs_model(self, item: Item, d: DecodedItem) -> bool:
-        """A video keyframe captioned by an earlier, interrupted run needs no model work."""
-        if "at_s" in d.extra:
-            return item.need_model and result_key(item, d) not in self.have
-        return item.need_model
-
-    def _failed(self, item: Item, reason: str) -> None:
-        e = item.entry
-        self.failures.append(FailureRecord(item.path, reason, e.size, e.mtime_ns))
-        self.progress.failed += 1
-        self.progress.done += 1
-        h = item.content_hash
-        if h is not None and h in self.inflight:
-            self.inflight.discard(h)
-            for dup in self.waiters.pop(h, []):  # byte-identical: fails the same way
-                dup_e = dup.entry
-                self.failures.append(FailureRecord(dup.path, reason, dup_e.size, dup_e.mtime_ns))
-                self.progress.failed += 1
-                self.progress.done += 1
-        self._report()
-
     def _count(self, item: Item, reused: bool) -> None:
         s = self.summary
         setattr(s, item.kind, getattr(s, item.kind) + 1)
@@ -461,28 +446,6 @@ class _Run:
         if reused:
             s.reused += 1
         self.progress.done += 1
-
-    _record = staticmethod(file_record)
-
-    def _ensure_model(self) -> None:
-        if self.runner is not None:
-            return
-        model = self.model
-        if model is None:
-            from indexer.models.loading import load_model
-
-            t = time.monotonic()
-            model = load_model(self.settings.model, self.settings)
-            self.timings["load_model"] += time.monotonic() - t
-        if model.name != self.summary.model:
-            raise ImgcapError(f"model name changed while loading: {model.name}")
-        device_type = getattr(getattr(model, "device", None), "type", "cpu")
-        self.runner = ModelRunner(model, self.settings, self.settings.batch_size_for(device_type))
-
-    def _shutdown(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-            self.pool = None
 
     def _report(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -1,21 +1,24 @@
-"""`imgcap index --engine ray`: the index run of indexer/pipeline.py with its decode and model
-work on Ray Data, so one run can use the cores and GPUs of many machines.
+"""`imgcap index --engine ray`: the engine of an index run (indexer/run/pipeline.py `Run`) that
+does its decode and model work on Ray Data, so one run can use the cores and GPUs of many
+machines.
 
-The driver (this process) does everything the local run does around the model: walk, change
-detection, hashing, reuse by content hash, duplicates, moves, failures, garbage, tags; only the
-files that need decoding go to Ray:
+The driver (this process, the run) does everything around the model as with the local engine:
+walk, change detection, hashing, reuse by content hash, duplicates, moves, failures, garbage,
+tags; only the files that need decoding go to Ray:
 
-    work list → from_items → map_batches(decode_batch)  CPU tasks: core.decode
+    work list → from_items → map_batches(decode_batch)  CPU tasks: work.decode
               → map_batches(ModelActor)                 actor pool, one model per actor:
-                                                        core.process_tensor via ModelRunner
-              → driver: Parquet shard in the staging folder → one SQLite transaction → shard gone
+                                                        work.process_tensor via ModelRunner
+              → driver: Parquet shard in the staging folder → one SQLite transaction (the run's
+                `commit`) → shard gone
 
 Ray Data streams between the stages with backpressure, and retries tasks and restarts actors
 lost with a worker. A file that cannot be decoded comes back as a failure row, never as an error.
 
 Staging (`<db>.ray-staging/`, beside the database) is the driver's write-ahead log: each block
 of results is written there (atomically) before its transaction and deleted after the commit.
-A driver killed in between leaves shards; the next run merges them before it plans, so work that
+A driver killed in between leaves shards; the next run merges them before it plans (the engine's
+`before_plan`), so work that
 came back is never redone. Merging is idempotent (results are keyed by content hash and model,
 files by path), and a shard's file row is taken only while the file still has the size and
 mtime it was hashed with. Shards travel to the driver through Ray's object store, so the
@@ -41,10 +44,10 @@ import numpy as np
 
 from indexer.config import DECODE_BYTES_PER_PIXEL, Settings
 from indexer.errors import ImgcapError, UsageError
-from indexer.run.pipeline import _Run
 from indexer.run.runner import ModelRunner
-from indexer.run.scan import Item, Plan
+from indexer.run.scan import Item
 from indexer.run.work import BatchOutput, DecodedItem, DecodeFailure, decode
+from indexer.store.database import Store
 from indexer.store.records import META_COLUMNS, FailureRecord, FileRecord, ResultRecord
 
 INSTALL_HINT = "--engine ray needs Ray, which is not installed: pip install 'imgcap[ray]'"
@@ -81,7 +84,7 @@ def decode_batch(
     ok=False and blank pixels, so a bad file never fails the task)."""
     global _niced
     if not _niced and hasattr(os, "nice"):
-        # As the local pipeline's workers (see workers.WORKER_NICENESS): decode fills the gaps
+        # As the local engine's workers (see workers.WORKER_NICENESS): decode fills the gaps
         # the model leaves when both share CPU cores.
         from indexer.run.workers import WORKER_NICENESS
 
@@ -133,7 +136,7 @@ class ModelActor:
             model = load_model(settings.model, settings)  # on this actor's GPU
         if getattr(model.device, "type", "cpu") == "cpu":
             # Ray gives an actor OMP_NUM_THREADS=1 (its CPU reservation); a CPU model wants
-            # the node's cores, as in the local pipeline where decode runs at a lower priority.
+            # the node's cores, as with the local engine, where decode runs at a lower priority.
             torch.set_num_threads(os.cpu_count() or 1)
         self.runner = ModelRunner(model, settings, batch_size)
         self.dim = int(model.encoder.embed_dim)
@@ -202,82 +205,48 @@ def read_shard(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------ run
-class RayRun(_Run):
-    """The local run's algorithm (indexer/pipeline.py `_Run`) with `_process` on Ray."""
+class RayEngine:
+    """Decode and model work of one run at a time on Ray Data. `files_per_task`: files per
+    decode task (tests make it small, so that a run has several blocks to commit)."""
 
-    def _plan(self) -> Plan:
-        self.staging = staging_dir(self.settings.db_path)
-        self._merge_leftovers()
-        self.have = self.store.result_hashes(self.summary.model)
-        self.had = frozenset(self.have)
-        return super()._plan()
+    def __init__(self, files_per_task: int = DECODE_BATCH):
+        self.files_per_task = files_per_task
+        self.batch_size = 0  # the model actors' batch size, for the summary
+        self.staging: Path | None = None  # set when a run begins (before_plan)
 
-    def _process(self, todo: list[Item]) -> None:
-        routed = list(self._route(self._hashed(todo)))
+    def before_plan(self, run) -> None:
+        """`run`: the index run (indexer/run/pipeline.py `Run`). Merge the shards a killed or
+        interrupted run left, so that its work is not done again (see module doc)."""
+        self.batch_size = 0
+        self.staging = staging_dir(run.settings.db_path)
+        _merge_leftovers(run.store, self.staging)
+
+    def process(self, run, todo: list[Item]) -> None:
+        """Hash and route on the driver, then decode and caption on Ray (see module doc)."""
+        routed = list(run.routed(todo))
         if not routed:
             return  # reuse only: no model, no Ray
         ray = import_ray()
-        self._load_driver_model()
-        started = self._connect(ray)
+        # The model on the driver's CPU: fails fast with the local run's model errors, gives
+        # the input size for decode. Actors load their own copy (see _run_dataset).
+        shipped = run.model is not None
+        model = run.load_model(replace(run.settings, device="cpu"))
+        started = _connect(ray, run.settings, run.workers)
         try:
-            self._run_dataset(ray, routed)
+            self._run_dataset(ray, run, model, shipped, routed)
         finally:
             if started:
                 ray.shutdown()
 
+    def close(self) -> None:
+        """Nothing to release: `process` stops the Ray instance it started."""
+
     # ----------------------------------------------------------------------------- steps
-    def _load_driver_model(self) -> None:
-        """The model on the driver's CPU: fails fast with the local run's model errors, gives
-        the input size for decode. Actors load their own copy (see _run_dataset)."""
-        self.shipped = self.model is not None
-        if self.model is None:
-            from indexer.models.loading import load_model
-
-            t = time.monotonic()
-            self.model = load_model(self.settings.model, replace(self.settings, device="cpu"))
-            self.timings["load_model"] += time.monotonic() - t
-        if self.model.name != self.summary.model:
-            raise ImgcapError(f"model name changed while loading: {self.model.name}")
-
-    def _connect(self, ray) -> bool:
-        """Join the Ray instance this process already has, or the cluster at --ray-address, or
-        start one on this machine. True when this run started (and must stop) it."""
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        if ray.is_initialized():
-            return False
-        kwargs: dict[str, Any] = dict(
-            include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
-        )
-        if self.settings.ray_address:
-            kwargs["address"] = self.settings.ray_address
-        else:
-            kwargs["address"] = "local"  # never a cluster found by accident
-            kwargs["num_cpus"] = self.workers
-        # ray.init makes SIGTERM exit the process at once; the run's own handler (a clean stop
-        # like Ctrl-C, indexer.signals.sigterm_as_ctrl_c) must stay.
-        on_term = signal.getsignal(signal.SIGTERM)
-        ray.init(**kwargs)
-        if threading.current_thread() is threading.main_thread() and on_term is not None:
-            signal.signal(signal.SIGTERM, on_term)
-        return True
-
-    def _actors(self, ray) -> tuple[int, float, str]:
-        """(model actors, GPUs per actor, device type) from the cluster's resources."""
-        gpus = float(ray.cluster_resources().get("GPU", 0))
-        per = self.settings.gpus_per_worker or (1.0 if gpus else 0.0)
-        if per and not gpus:
-            raise UsageError("--gpus-per-worker: the Ray cluster has no GPUs")
-        if per:
-            return max(1, int(gpus // per)), per, "cuda"
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        return max(1, len(nodes)), 0.0, "cpu"
-
-    def _run_dataset(self, ray, routed: list[Item]) -> None:
-        actors, per, device_type = self._actors(ray)
-        batch = self.settings.batch_size_for(device_type)
-        self.runner = ModelRunner(self.model, self.settings, batch)  # for the summary
-        size = self.model.encoder.image_size
+    def _run_dataset(self, ray, run, model, shipped: bool, routed: list[Item]) -> None:
+        settings = run.settings
+        actors, per, device_type = _actors(ray, settings)
+        batch = self.batch_size = settings.batch_size_for(device_type)
+        size = model.encoder.image_size
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # imgcap's own progress display is the one shown
         from ray.util.debug import log_once
@@ -286,21 +255,22 @@ class RayRun(_Run):
         ctx.print_on_execution_start = False
         # Actors load the model themselves (onto their GPU), from --model as the driver did; a
         # model object handed to index_paths (tests, benchmarks) is shipped to them instead.
-        shipped = [ray.put(self.model)] if self.shipped else []
+        to_actors = [ray.put(model)] if shipped else []
         by_key = dict(enumerate(routed))
         work = [
             {"key": k, "path": it.path, "need_model": it.need_model} for k, it in by_key.items()
         ]
-        ds = ray.data.from_items(work, override_num_blocks=math.ceil(len(work) / DECODE_BATCH))
+        blocks = math.ceil(len(work) / self.files_per_task)
+        ds = ray.data.from_items(work, override_num_blocks=blocks)
         ds = ds.map_batches(
             decode_batch,
-            batch_size=DECODE_BATCH,
-            fn_kwargs={"size": size, "settings": self.settings, "max_pixels": self.max_pixels},
+            batch_size=self.files_per_task,
+            fn_kwargs={"size": size, "settings": settings, "max_pixels": run.max_pixels},
             num_cpus=1,
             # The memory one decode at the pixel cap takes (what the local run budgets per
             # worker). It also keeps Ray from fusing decode into the model actors, where it
             # would run in turn with the model instead of beside it.
-            memory=min(self.max_pixels * DECODE_BYTES_PER_PIXEL, MAX_DECODE_MEMORY),
+            memory=min(run.max_pixels * DECODE_BYTES_PER_PIXEL, MAX_DECODE_MEMORY),
         )
         # Ray Data's defaults handle a lost worker: actors restart, their calls and the decode
         # tasks are retried.
@@ -309,19 +279,19 @@ class RayRun(_Run):
             batch_size=batch,
             compute=ray.data.ActorPoolStrategy(size=actors),
             fn_constructor_kwargs={
-                "settings": self.settings,
-                "shipped": shipped,
+                "settings": settings,
+                "shipped": to_actors,
                 "batch_size": batch,
             },
             num_gpus=per or None,
             num_cpus=1,
         )
-        self.progress.model_started = time.monotonic()
+        run.progress.model_started = time.monotonic()
         t = time.monotonic()
         try:
             for block in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                self.timings["ray"] += time.monotonic() - t
-                self._merge_block(block, by_key)
+                run.timings["ray"] += time.monotonic() - t
+                self._merge_block(run, block, by_key)
                 t = time.monotonic()
         except ray.exceptions.RayError as e:
             # Retries spent (a decoder that kills its worker every time, a model that cannot
@@ -330,7 +300,7 @@ class RayRun(_Run):
             raise ImgcapError(f"the Ray job failed: {first}") from None
         _remove_if_empty(self.staging)
 
-    def _merge_block(self, block: dict[str, Any], by_key: dict[int, Item]) -> None:
+    def _merge_block(self, run, block: dict[str, Any], by_key: dict[int, Item]) -> None:
         """One block of results: staged as a shard, committed in one transaction, unstaged."""
         items = [by_key[int(k)] for k in block["key"]]
         rows = dict(block)
@@ -339,19 +309,19 @@ class RayRun(_Run):
         rows["mtime_ns"] = [it.entry.mtime_ns for it in items]
         rows["content_hash"] = [it.content_hash for it in items]
         t = time.monotonic()
-        shard = write_shard(self.staging, self.summary.model, rows)
-        self.timings["staging"] += time.monotonic() - t
+        shard = write_shard(self.staging, run.summary.model, rows)
+        run.timings["staging"] += time.monotonic() - t
         entries: list[tuple[Item, DecodedItem]] = []
-        work: list[int] = []  # rows whose vectors are results (order of _commit's work list)
+        work: list[int] = []  # rows whose vectors are results (order of commit's work list)
         for i, it in enumerate(items):
             if not block["ok"][i]:
-                self._failed(it, str(block["reason"][i]))
+                run.failed(it, str(block["reason"][i]))
                 continue
             meta = json.loads(str(block["meta"][i]))
             extra = json.loads(str(block["extra"][i]))
             d = DecodedItem(it.path, meta, _NO_PIXELS, int(block["frame"][i]), extra)
             entries.append((it, d))
-            if self._needs_model(it, d):  # the actor computed every need_model row: a subset
+            if run.needs_model(it, d):  # the actor computed every need_model row: a subset
                 work.append(i)
         out = BatchOutput(
             block["image_vec"][work],
@@ -359,55 +329,90 @@ class RayRun(_Run):
             block["caption_vec"][work],
         )
         if entries:
-            self._commit(entries, out if work else None)
+            run.commit(entries, out if work else None)
         shard.unlink()
 
-    def _merge_leftovers(self) -> None:
-        """Shards an interrupted run left in staging: merged before planning (see module doc)."""
-        if not self.staging.is_dir():
-            return
-        for tmp in self.staging.glob("*.tmp"):
-            tmp.unlink(missing_ok=True)  # written half: its block was never committed
-        for shard in sorted(self.staging.glob("*" + SHARD_SUFFIX)):
-            try:
-                model, cols = read_shard(shard)
-            except Exception:  # noqa: BLE001 - unreadable: its work is simply done again
-                shard.unlink(missing_ok=True)
-                continue
-            self._merge_staged(model, cols)
-            shard.unlink()
-        _remove_if_empty(self.staging)
 
-    def _merge_staged(self, model: str, cols: dict[str, Any]) -> None:
-        results: list[ResultRecord] = []
-        files: list[FileRecord] = []
-        failures: list[FailureRecord] = []
-        for i, path in enumerate(cols["path"]):
-            size, mtime_ns = cols["size"][i], cols["mtime_ns"][i]
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # gone since: the next walk decides
-            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
-                continue  # changed since: done again by this run
-            if "at_s" in cols["extra"][i]:
-                continue  # a video keyframe: keyed by frame, redone (cheaply) by this run
-            if not cols["ok"][i]:
-                failures.append(FailureRecord(path, cols["reason"][i], size, mtime_ns))
-                continue
-            h = cols["content_hash"][i]
-            meta = json.loads(cols["meta"][i])
-            files.append(
-                FileRecord(path, size, mtime_ns, h, **{k: meta.get(k) for k in META_COLUMNS})
+def _connect(ray, settings: Settings, workers: int) -> bool:
+    """Join the Ray instance this process already has, or the cluster at --ray-address, or
+    start one on this machine with `workers` CPUs. True when this run started (and must stop)
+    it."""
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+    )
+    if settings.ray_address:
+        kwargs["address"] = settings.ray_address
+    else:
+        kwargs["address"] = "local"  # never a cluster found by accident
+        kwargs["num_cpus"] = workers
+    # ray.init makes SIGTERM exit the process at once; the run's own handler (a clean stop
+    # like Ctrl-C, indexer/run/signals.py sigterm_as_ctrl_c) must stay.
+    on_term = signal.getsignal(signal.SIGTERM)
+    ray.init(**kwargs)
+    if threading.current_thread() is threading.main_thread() and on_term is not None:
+        signal.signal(signal.SIGTERM, on_term)
+    return True
+
+
+def _actors(ray, settings: Settings) -> tuple[int, float, str]:
+    """(model actors, GPUs per actor, device type) from the cluster's resources."""
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    per = settings.gpus_per_worker or (1.0 if gpus else 0.0)
+    if per and not gpus:
+        raise UsageError("--gpus-per-worker: the Ray cluster has no GPUs")
+    if per:
+        return max(1, int(gpus // per)), per, "cuda"
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return max(1, len(nodes)), 0.0, "cpu"
+
+
+def _merge_leftovers(store: Store, staging: Path) -> None:
+    """Shards an interrupted run left in staging: merged before planning (see module doc)."""
+    if not staging.is_dir():
+        return
+    for tmp in staging.glob("*.tmp"):
+        tmp.unlink(missing_ok=True)  # written half: its block was never committed
+    for shard in sorted(staging.glob("*" + SHARD_SUFFIX)):
+        try:
+            model, cols = read_shard(shard)
+        except Exception:  # noqa: BLE001 - unreadable: its work is simply done again
+            shard.unlink(missing_ok=True)
+            continue
+        _merge_staged(store, model, cols)
+        shard.unlink()
+    _remove_if_empty(staging)
+
+
+def _merge_staged(store: Store, model: str, cols: dict[str, Any]) -> None:
+    results: list[ResultRecord] = []
+    files: list[FileRecord] = []
+    failures: list[FailureRecord] = []
+    for i, path in enumerate(cols["path"]):
+        size, mtime_ns = cols["size"][i], cols["mtime_ns"][i]
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # gone since: the next walk decides
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            continue  # changed since: done again by this run
+        if "at_s" in cols["extra"][i]:
+            continue  # a video keyframe: keyed by frame, redone (cheaply) by this run
+        if not cols["ok"][i]:
+            failures.append(FailureRecord(path, cols["reason"][i], size, mtime_ns))
+            continue
+        h = cols["content_hash"][i]
+        meta = json.loads(cols["meta"][i])
+        files.append(FileRecord(path, size, mtime_ns, h, **{k: meta.get(k) for k in META_COLUMNS}))
+        if cols["need_model"][i]:
+            results.append(
+                ResultRecord(h, cols["caption"][i], cols["image_vec"][i], cols["caption_vec"][i])
             )
-            if cols["need_model"][i]:
-                results.append(
-                    ResultRecord(
-                        h, cols["caption"][i], cols["image_vec"][i], cols["caption_vec"][i]
-                    )
-                )
-        self.store.write_batch(model, results, files)
-        self.store.record_failures(model, failures)
+    store.write_batch(model, results, files)
+    store.record_failures(model, failures)
 
 
 def _remove_if_empty(folder: Path) -> None:

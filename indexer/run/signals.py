@@ -1,4 +1,4 @@
-"""SIGTERM as Ctrl-C for a run (indexer/pipeline.py, indexer/ray_engine.py)."""
+"""SIGTERM as Ctrl-C for an index run (indexer/run/pipeline.py, with either engine)."""
 
 from __future__ import annotations
 

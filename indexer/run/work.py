@@ -61,32 +61,28 @@ def items_from_task(path: str, res: tuple) -> list[DecodedItem] | DecodeFailure:
     return [DecodedItem(path, meta, px, k, ex) for k, (px, ex) in pairs]
 
 
-def decode_file(
-    path: str, size: int, resize: str | None = None, max_pixels: int | None = None
-) -> list[DecodedItem] | DecodeFailure:
-    """Decode one file (any type the decode task knows) at model input side `size`; `resize`
-    and `max_pixels` default to this process's (workers._init_worker)."""
+def decode_file(path: str, size: int, **options: Any) -> list[DecodedItem] | DecodeFailure:
+    """Decode one file (any type the decode task knows) at model input side `size`; `options`:
+    the decode task's resize, max_pixels and video (indexer/run/workers.py decode_for_model)."""
     from indexer.run.workers import decode_for_model
 
-    return items_from_task(path, decode_for_model(path, size, resize, max_pixels))
+    return items_from_task(path, decode_for_model(path, size, **options))
 
 
 def decode(
     paths: list[str], size: int, settings: Settings | None = None, max_pixels: int | None = None
 ) -> tuple[list[DecodedItem], list[DecodeFailure]]:
     """Decode `paths` in this process: (items in path order, failures). Never raises for a bad
-    file. `settings`: the run's --resize mode and video keyframe choice (None: this process's);
-    `max_pixels`: the run's pixel cap (Settings.max_pixels_for)."""
-    resize = None
+    file. `settings`: the run's --resize mode and video keyframe choice (None: the defaults);
+    `max_pixels`: the run's pixel cap (Settings.max_pixels_for; None: the default cap)."""
+    options: dict[str, Any] = {} if max_pixels is None else {"max_pixels": max_pixels}
     if settings is not None:
-        from indexer.run import workers
-
-        resize = settings.resize
-        workers._video = (settings.video_gap, settings.video_max_frames)  # as _init_worker
+        video = (settings.video_gap, settings.video_max_frames)
+        options.update(resize=settings.resize, video=video)
     items: list[DecodedItem] = []
     failures: list[DecodeFailure] = []
     for path in paths:
-        out = decode_file(path, size, resize, max_pixels)
+        out = decode_file(path, size, **options)
         if isinstance(out, DecodeFailure):
             failures.append(out)
         else:

@@ -1,9 +1,10 @@
 """Decode workers: the processes that open images for an index run.
 
-Each worker runs `decode_for_model` (indexer.preprocess.model_pixels: decode_image + the
-geometric half of CLIP's eval transform, in the run's --resize mode) and sends back (S, S, 3)
-uint8 pixels, 4× less to pickle than float32. `DecodePool` owns the process pool and its crash
-handling: a worker that dies is pinned on one file, which fails alone.
+Each worker runs `decode_for_model` (indexer/media/preprocess.py model_pixels: decode_image +
+the geometric half of CLIP's eval transform, in the run's --resize mode) and sends back
+(S, S, 3) uint8 pixels, 4× less to pickle than float32. `DecodePool` owns the process pool and
+its crash handling: a worker that dies is pinned on one file, which fails alone. The run's
+options (--resize, the pixel cap, video keyframes) travel with every task.
 
 Workers never outlive the run. They are forked by the forkserver, not by the main process, so a
 parent-death signal alone would follow the forkserver; each worker also watches the main process
@@ -23,37 +24,17 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from indexer.errors import BadImageError, ImgcapError
-from indexer.media.preprocess import clip_geometry as clip_geometry  # its old home
 from indexer.store.records import META_COLUMNS
 
-WORKER_NICENESS = 10  # decode workers yield the CPU to the model (see _init_worker)
+WORKER_NICENESS = 10  # decode workers yield the CPU to the model (see init_worker)
 MAX_CRASHES_IN_A_ROW = 3  # decode worker deaths, each pinned on one file, before giving up
 PARENT_POLL_S = 0.5  # where pidfd is missing: how often a worker checks that the run is alive
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-# This worker's pixel cap (Settings.max_pixels_for), set by _init_worker: a module global, not a
-# task argument, so that test tasks keep their (path, size) signature.
-_max_pixels = 120_000_000
-_resize = "fast"  # this worker's --resize mode (Settings.resize), set by _init_worker likewise
-# Keyframe selection of videos (Settings.video_gap, video_max_frames), set the same way.
-_video = (5.0, 60)
 
 
-def _init_worker(
-    parent_pid: int | None = None,
-    max_pixels: int | None = None,
-    video: tuple[float, int] | None = None,
-    resize: str | None = None,
-) -> None:
+def init_worker(parent_pid: int | None = None) -> None:
     """Runs once in every worker. `parent_pid`: the index run's process, which the worker must
-    not outlive (None: rely on the parent-death signal only, e.g. in benchmarks). `max_pixels`:
-    the run's pixel cap (None: decode_image's default). `video`: (gap, max keyframes)."""
-    global _max_pixels, _video, _resize
-    if max_pixels:
-        _max_pixels = max_pixels
-    if video:
-        _video = video
-    if resize:  # "fast" or "exact" (indexer.preprocess)
-        _resize = resize
+    not outlive (None: rely on the parent-death signal only, e.g. in benchmarks)."""
     # Ctrl-C goes to the whole process group, and a service manager's SIGTERM to the whole
     # cgroup: the main process decides what happens (a clean stop), workers must not die with
     # half-sent results. They still never outlive it (below).
@@ -124,26 +105,29 @@ def _wait_for_exit(pid: int) -> None:
 
 
 def decode_for_model(
-    path: str, size: int, resize: str | None = None, max_pixels: int | None = None
+    path: str,
+    size: int,
+    resize: str = "fast",
+    max_pixels: int = 120_000_000,
+    video: tuple[float, int] = (5.0, 60),
 ) -> tuple:
     """Worker task: decode one file and apply CLIP's eval geometry (bicubic shortest-side resize
-    to `size`, centre crop) in `resize` mode ("fast" or "exact", indexer.preprocess; `resize`
-    and `max_pixels` default to this worker's, set by _init_worker: Ray tasks pass them).
-    Returns ("ok", metadata dict, (size, size, 3) uint8 array) or ("bad", reason). Top-level
-    so that spawn/forkserver workers can import it. A video gives its keyframes instead:
-    ("ok", metadata, (K, size, size, 3), [{"at_s": ...}, ...])."""
+    to `size`, centre crop) in `resize` mode ("fast" or "exact", indexer/media/preprocess.py),
+    refusing images over `max_pixels` (the run's cap, Settings.max_pixels_for). Returns ("ok",
+    metadata dict, (size, size, 3) uint8 array) or ("bad", reason). Top-level so that
+    spawn/forkserver workers can import it. A video gives its keyframes instead, chosen by
+    `video` = (Settings.video_gap, video_max_frames): ("ok", metadata, (K, size, size, 3),
+    [{"at_s": ...}, ...]). The defaults are Settings' defaults."""
+    from indexer.media.kinds import is_video
     from indexer.media.preprocess import model_pixels
-    from indexer.media.video import is_video
 
     if is_video(path):
-        from indexer.media import video
+        from indexer.media import video as videos
 
-        return video.decode_for_model(path, size, *_video, max_pixels or _max_pixels)
+        return videos.decode_for_model(path, size, *video, max_pixels)
 
     try:
-        decoded, pixels = model_pixels(
-            path, size, resize or _resize, max_pixels=max_pixels or _max_pixels
-        )
+        decoded, pixels = model_pixels(path, size, resize, max_pixels=max_pixels)
     except BadImageError as e:
         return ("bad", e.reason)
     except Exception as e:  # noqa: BLE001 - one strange file must never stop a run
@@ -152,35 +136,36 @@ def decode_for_model(
     return ("ok", meta, pixels)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def pool_context() -> multiprocessing.context.BaseContext:
     # Never plain fork: the main process has torch's thread pools running. forkserver forks
     # workers from a clean server process (cheap per worker); spawn where that does not exist.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
         # "__main__" once in the server, or every worker re-runs the main script (pytest, typer:
-        # seconds per worker); indexer.decode brings Pillow along.
-        ctx.set_forkserver_preload(["__main__", "indexer.decode"])
+        # seconds per worker); indexer.media.decode brings Pillow along.
+        ctx.set_forkserver_preload(["__main__", "indexer.media.decode"])
     return ctx
 
 
 class DecodePool:
-    """`workers` decode processes running `task(path, size)`. A worker death (a decoder bug, the
-    OOM killer) breaks the whole pool; `isolated` then pins it on one file."""
+    """`workers` decode processes running `task(path, size, resize=..., max_pixels=...,
+    video=...)`, the options given here (None: the task's default). A worker death (a decoder
+    bug, the OOM killer) breaks the whole pool; `isolated` then pins it on one file."""
 
     def __init__(
         self,
         workers: int,
-        task: Callable[[str, int], tuple],
+        task: Callable[..., tuple],
         max_pixels: int | None = None,
         video: tuple[float, int] | None = None,
         resize: str = "fast",
     ):
         self.workers = workers
         self.task = task
-        self.max_pixels = max_pixels
-        self.video = video  # (Settings.video_gap, video_max_frames)
-        self.resize = resize  # Settings.resize
+        # Settings.resize, Settings.max_pixels_for, (Settings.video_gap, video_max_frames)
+        options = {"resize": resize, "max_pixels": max_pixels, "video": video}
+        self.options = {k: v for k, v in options.items() if v is not None}
         self.crashes = 0  # consecutive files a decode worker died on
         self.pool: ProcessPoolExecutor | None = None
         self._new_pool()
@@ -190,13 +175,13 @@ class DecodePool:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = ProcessPoolExecutor(
             self.workers,
-            mp_context=_pool_context(),
-            initializer=_init_worker,
-            initargs=(os.getpid(), self.max_pixels, self.video, self.resize),
+            mp_context=pool_context(),
+            initializer=init_worker,
+            initargs=(os.getpid(),),
         )
 
     def submit(self, path: str, size: int) -> Future:
-        return self.pool.submit(self.task, path, size)
+        return self.pool.submit(self.task, path, size, **self.options)
 
     def isolated(self, path: str, size: int) -> tuple:
         """Decode `path` alone in a fresh pool, after the pool broke with it in flight: if the
