@@ -215,11 +215,11 @@ def refresh_tags(store, roots: list[str], batch: int = 500) -> TagRefresh:
     """Read the tags of every indexed photo under `roots` whose file or sidecars changed since
     they were last read, and store them (one transaction per `batch` photos). Photos are
     compared, never re-captioned: a sidecar edited in darktable only refreshes its tags."""
-    from indexer.run.scan import under
     from indexer.store import photo_tags as rows
+    from indexer.store.roots import under_any
 
     conn = store.db.conn
-    files = {p: st for p, st in rows.file_states(conn).items() if under(p, roots)}
+    files = {p: st for p, st in rows.file_states(conn).items() if under_any(p, roots)}
     known = rows.states(conn, list(files))
     by_folder: dict[str, list[str]] = {}
     for path in files:

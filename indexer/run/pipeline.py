@@ -40,14 +40,14 @@ from indexer.media.decode import check_header
 from indexer.run import scan
 from indexer.run.batch_rows import batch_rows, file_record, result_key
 from indexer.run.local_engine import LocalEngine
-from indexer.run.scan import Item, Plan, classify, hash_error, model_name, plan, under
+from indexer.run.scan import Item, Plan, classify, hash_error, model_name, plan
 from indexer.run.signals import sigterm_as_ctrl_c
 from indexer.run.summary import IndexSummary, Progress
 from indexer.run.work import BatchOutput, DecodedItem
 from indexer.store.database import Store
 from indexer.store.lock import writer_lock
 from indexer.store.records import FailureRecord, FileRecord
-from indexer.store.roots import add_roots, folders_of
+from indexer.store.roots import add_roots, folders_of, under_any
 
 HASH_THREADS = 4  # hashing is I/O + C code that releases the GIL; a few threads keep disks busy
 REUSE_FLUSH = 512  # files reused without model work are written in transactions of this size
@@ -256,7 +256,7 @@ class Run:
             stale_failures = [
                 p
                 for p in found.failed_before
-                if under(p, self.top) and p not in found.seen and p not in problem_paths
+                if under_any(p, self.top) and p not in found.seen and p not in problem_paths
             ]
             self.store.remove_paths(found.gone + stale_failures)
             summary.removed = max(0, len(found.gone) - summary.moved)

@@ -19,6 +19,7 @@ from indexer.media.walk import FileEntry, WalkProblem, content_hash, walk
 from indexer.run.summary import IndexSummary, Progress
 from indexer.store.database import Store
 from indexer.store.records import FileState
+from indexer.store.roots import under, under_any
 
 
 @dataclass(slots=True)
@@ -77,10 +78,6 @@ def walk_extensions(settings: Settings) -> tuple[str, ...]:
     return settings.extensions + tuple(e for e in VIDEO_EXTENSIONS if e not in settings.extensions)
 
 
-def under(path: str, roots: list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
-
-
 def scan(
     top: list[str],
     settings: Settings,
@@ -136,7 +133,7 @@ def plan(
     # more likely an unmounted drive's mount point than a deliberate delete: keep its rows.
     for root in top:
         if os.path.isdir(root) and not os.listdir(root):
-            kept = sum(1 for path in known if under(path, [root]))
+            kept = sum(1 for path in known if under(path, root))
             if kept:
                 p.blocked.append(root)
                 p.warnings.append(
@@ -150,8 +147,8 @@ def plan(
     # photos were indexed, the summary's "removed" already tells what happened.
     for root in top:
         if os.path.isdir(root) and root not in p.blocked:
-            if not any(under(str(e.path), [root]) for e in entries) and not any(
-                under(path, [root]) for path in known
+            if not any(under(str(e.path), root) for e in entries) and not any(
+                under(path, root) for path in known
             ):
                 kinds = ", ".join("." + x for x in settings.extensions[:6])
                 more = ", ..." if len(settings.extensions) > 6 else ""
@@ -159,7 +156,7 @@ def plan(
     p.gone = [
         path
         for path in known
-        if under(path, top) and path not in p.seen and not under(path, p.blocked)
+        if under_any(path, top) and path not in p.seen and not under_any(path, p.blocked)
     ]
     cured = _cured_reasons()
     for e in entries:

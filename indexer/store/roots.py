@@ -91,6 +91,10 @@ def under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(SEP) + SEP)
 
 
+def under_any(path: str, roots: Iterable[str]) -> bool:
+    return any(under(path, root) for root in roots)
+
+
 def infer_roots(folders: Iterable[str]) -> list[str]:
     """Roots for files indexed before roots were recorded: per top-level folder (per drive
     below /media, /mnt, /Volumes, per user below /home; per drive letter on Windows), the
