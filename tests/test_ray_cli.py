@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 import cli
 from indexer.run import pipeline
 from indexer.run.summary import IndexSummary
+from search.vectors import cache
 
 pytestmark = pytest.mark.ray
 
@@ -20,7 +21,7 @@ def _captured(monkeypatch, tmp_path, *opts):
         return IndexSummary(model="m")
 
     monkeypatch.setattr(pipeline, "index_paths", fake_index_paths)
-    monkeypatch.setattr(cli, "_sync_vectors", lambda db: None)
+    monkeypatch.setattr(cache, "sync_indexes", lambda db: None)
     (tmp_path / "p").mkdir(exist_ok=True)
     args = ["index", str(tmp_path / "p"), "--db", str(tmp_path / "x.db"), "--json", *opts]
     res = CliRunner().invoke(cli.app, args)

@@ -1,6 +1,6 @@
-"""`imgcap caption-set` and `imgcap write-back`: a person's caption into the index, and the
-captions out to where photo tools read them (cli.py registers them). Parse options, call one
-library function, print."""
+"""`imgcap caption`, `imgcap caption-set` and `imgcap write-back`: captions for image files
+(nothing stored), a person's own caption into the index, and the captions out to where photo tools
+read them. Parse options, call one library function, print."""
 
 from __future__ import annotations
 
@@ -11,19 +11,98 @@ from typing import Annotated, Literal
 
 import typer
 
+from indexer.config import Settings
+from indexer.errors import UsageError
 from search.cli import output
 from search.cli.options import (
+    BatchOpt,
+    BeamsOpt,
     DbOpt,
     DeviceOpt,
     JsonDocOpt,
+    JsonOpt,
+    MaxMpOpt,
     ModelOpt,
     OfflineOpt,
-    make_settings,
-    raise_usage,
-    run,
+    PrecisionOpt,
+    ResizeOpt,
 )
 from search.cli.output import err
-from search.cli.progress import progress_bar
+from search.cli.progress import ModelLoading, progress_bar
+
+
+def caption(
+    images: Annotated[
+        list[Path], typer.Argument(help="Image files to caption.", show_default=False)
+    ],
+    model: ModelOpt = None,
+    beams: BeamsOpt = 1,
+    batch_size: BatchOpt = 0,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    offline: OfflineOpt = False,
+    max_megapixels: MaxMpOpt = 0.0,
+    resize: ResizeOpt = None,
+    json_out: JsonOpt = False,
+    attention: Annotated[
+        Path | None,
+        typer.Option(
+            "--attention",
+            dir_okay=False,
+            help="Save the attention map of each word to this PNG (one photo, show-attend-tell "
+            "models).",
+        ),
+    ] = None,
+) -> None:
+    """Caption image files and print one caption per image (nothing is stored). A video's
+    caption is its keyframes' captions, joined by ' | '.
+
+    Exit status 0 when every image was captioned, 1 when some could not be read (each named).
+    """
+    from indexer.models.loading import loading_steps
+    from indexer.run.caption_files import caption_files
+
+    if attention is not None and len(images) != 1:
+        raise UsageError("--attention draws the maps of one photo; give exactly one image.")
+    settings = Settings.from_env(
+        model=model,
+        beams=beams,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        offline=offline or None,
+        max_megapixels=max_megapixels or None,
+        resize=resize,
+    )
+    failed = 0
+
+    def emit(path: Path, text: str | None, error: str | None) -> None:
+        nonlocal failed
+        loading.done()  # the model is ready once anything comes out
+        if error is not None:
+            failed += 1
+            if json_out:
+                print(json.dumps({"path": str(path), "caption": None, "error": error}))
+            else:
+                err(f"{path}: {error}")
+            return
+        if json_out:
+            print(json.dumps({"path": str(path), "caption": text}, ensure_ascii=False))
+        else:
+            typer.echo(f"{output.printable(str(path))}\t{output.printable(text or '')}")
+
+    if attention is not None:  # one photo, its words' attention maps drawn into a PNG
+        from indexer.models.attention_map import save_attention
+
+        with ModelLoading() as loading, loading_steps(loading):
+            got = save_attention(images[0], settings, attention)
+        emit(images[0], got.caption, None)
+        shown = output.printable(str(attention))
+        err(f"attention maps of {len(got.words)} words written to {shown}")
+        return
+    with ModelLoading() as loading, loading_steps(loading):
+        caption_files(images, settings, emit)
+    raise typer.Exit(1 if failed else 0)
 
 
 def caption_set(
@@ -49,9 +128,9 @@ def caption_set(
     from search.captions import set_caption
 
     if clear == (text is not None):
-        run(raise_usage("give the caption text, or --clear (not both)"))
-    settings = make_settings(db_path=db, device=device, offline=offline or None)
-    photo = run(lambda: set_caption(settings, str(path), None if clear else text, model))
+        raise UsageError("give the caption text, or --clear (not both)")
+    settings = Settings.from_env(db_path=db, device=device, offline=offline or None)
+    photo = set_caption(settings, str(path), None if clear else text, model)
     if json_out:
         print(json.dumps(photo, ensure_ascii=False))
         return
@@ -113,24 +192,22 @@ def write_back(
     from indexer.metadata.writeback import run_write_back
 
     if sidecar and embed:
-        run(raise_usage("--sidecar and --embed: choose one"))
+        raise UsageError("--sidecar and --embed: choose one")
     targets = [os.fspath(p) for p in paths or []] + ([os.fspath(in_dir)] if in_dir else [])
-    settings = make_settings(db_path=db)
+    settings = Settings.from_env(db_path=db)
     bar = _Progress("writing" if not dry_run else "checking")
     with bar:
-        summary = run(
-            lambda: run_write_back(
-                settings.db_path,
-                targets,
-                model=model,
-                configured_model=settings.model,
-                mode="embed" if embed else "sidecar",
-                naming=naming,
-                force=force,
-                dry_run=dry_run,
-                on_start=bar.start,
-                on_outcome=bar.step,
-            )
+        summary = run_write_back(
+            settings.db_path,
+            targets,
+            model=model,
+            configured_model=settings.model,
+            mode="embed" if embed else "sidecar",
+            naming=naming,
+            force=force,
+            dry_run=dry_run,
+            on_start=bar.start,
+            on_outcome=bar.step,
         )
     if json_out:
         print(json.dumps(summary.to_json(), ensure_ascii=False))

@@ -1,4 +1,4 @@
-"""`imgcap models`: list, download and write captioning models (cli.py mounts this group)."""
+"""`imgcap models`: list, download and write captioning models."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
+from indexer.config import Settings
 from search.cli import output
 from search.cli.options import HELP_SETTINGS, Commands, JsonOpt
-from search.cli.options import make_settings as _settings
-from search.cli.options import run as _run
 
 models_app = typer.Typer(
     cls=Commands,
@@ -32,7 +31,7 @@ def models_list(
         return
     from indexer.models.download import list_models
 
-    rows = _run(lambda: list_models(_settings()))
+    rows = list_models(Settings.from_env())
     if json_out:
         for row in rows:
             print(json.dumps(row))
@@ -40,7 +39,7 @@ def models_list(
     output.print_models(rows)
 
 
-@models_app.command("download")
+@models_app.command("download", short_help="Fetch a model's files ahead of time (for offline use).")
 def models_download(
     name: Annotated[str, typer.Argument(help="Registry name, e.g. clipcap-coco.")],
     file: Annotated[
@@ -57,11 +56,11 @@ def models_download(
     """Fetch everything a model needs (checkpoint, CLIP weights, tokenizer) ahead of time."""
     from indexer.models.loading import download_model
 
-    path = _run(lambda: download_model(name, _settings(), checkpoint_file=file))
+    path = download_model(name, Settings.from_env(), checkpoint_file=file)
     typer.echo(f"{name}: ready ({path})")
 
 
-@models_app.command("tiny")
+@models_app.command("tiny", short_help="Write a tiny random-weight model (tests, smoke runs).")
 def models_tiny(
     out: Annotated[Path, typer.Argument(help="Directory to write the tiny model into.")],
     seed: Annotated[int, typer.Option(help="Random seed for the weights.")] = 0,
@@ -69,5 +68,5 @@ def models_tiny(
     """Write a tiny random-weight model (for tests and smoke runs; its captions are nonsense)."""
     from indexer.models.random_weights import write_tiny_model
 
-    _run(lambda: write_tiny_model(out, seed=seed))
+    write_tiny_model(out, seed=seed)
     typer.echo(f"tiny model written to {out} (use --model {out})")

@@ -1,6 +1,7 @@
-"""The CLI's parsing rules, shared by cli.py's commands: option types, choices, the one place
-expected errors become messages and exit codes, and the click classes that print help plainly
-(as sqlite-utils and llm do) and let a query start with "-".
+"""The CLI's parsing rules, shared by every command module: option types, choices, the group
+class that lists commands in order, prints help plainly (as sqlite-utils and llm do) and is the one
+place expected errors become messages and exit codes, and the command class that lets a query
+start with "-".
 
 Only typer and the standard library load here, so `imgcap --help` stays fast and never
 imports torch.
@@ -8,9 +9,8 @@ imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -29,25 +29,22 @@ COMMAND_ORDER = (
 # -h as well as --help, on every command.
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
-# One line each in `imgcap --help` (click cuts a longer first sentence with "...").
-SHORT_HELP = {
-    "index": "Caption and embed every photo under PATHS, incrementally.",
-    "search": "Search photos by meaning; every hit says why it matched.",
-    "caption": "Caption image files and print the captions (nothing is stored).",
-    "export": "Export captions as CSV or JSON lines.",
-    "status": "Show the database: size, photos per model, failures, last run.",
-    "serve": "Browse and search the library in a web browser.",
-    "train": "Fine-tune a captioner on your captioned photos.",
-    "eval": "Score captions: BLEU, METEOR, ROUGE-L, CIDEr-D, SPICE.",
-    "download": "Fetch a model's files ahead of time (for offline use).",
-    "tiny": "Write a tiny random-weight model (tests, smoke runs).",
-    "roots": "List the folders the index covers, or move one.",
-    "move": "Point a root at its new place (no captioning again).",
-    "merge": "Bring another imgcap database's results into this one.",
-}
-
 
 class Commands(TyperGroup):
+    """imgcap and its command groups: commands in COMMAND_ORDER (typer lists mounted groups after
+    all commands), help without typer's type placeholders, and expected errors as one red line
+    and an exit code, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ImgcapError as e:
+            err(f"Error: {e}")
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err("Interrupted.")
+            raise typer.Exit(130) from None
+
     def list_commands(self, ctx) -> list[str]:
         names = super().list_commands(ctx)
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
@@ -55,8 +52,6 @@ class Commands(TyperGroup):
 
     def get_command(self, ctx, name: str):
         cmd = super().get_command(ctx, name)
-        if cmd is not None and name in SHORT_HELP:
-            cmd.short_help = SHORT_HELP[name]
         for param in getattr(cmd, "params", ()):
             if param.param_type_name == "argument":
                 plain_argument(param)
@@ -101,8 +96,6 @@ def print_version(value: bool) -> None:
         typer.echo(f"imgcap {version('imgcap')}")
         raise typer.Exit()
 
-
-T = TypeVar("T")
 
 # Options shared by several commands. Choices are Literal types, so a bad value is refused by the
 # parser (exit 2) before anything heavy (torch) is imported.
@@ -184,22 +177,6 @@ PrecisionOpt = Annotated[
 ]
 
 
-def run(fn: Callable[[], T]) -> T:
-    """Call fn; turn expected errors into a message + exit code (the one place this happens)."""
-    try:
-        return fn()
-    except ImgcapError as e:
-        err(f"Error: {e}")
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        err("Interrupted.")
-        raise typer.Exit(130) from None
-
-
-def make_settings(**overrides) -> Settings:
-    return Settings.from_env(**overrides)
-
-
 ModeOpt = Annotated[
     Literal["hybrid", "image", "caption", "keyword"],
     typer.Option(
@@ -210,7 +187,7 @@ ModeOpt = Annotated[
 
 
 def db_path(db: Path | None) -> Path:
-    return make_settings(db_path=db).db_path
+    return Settings.from_env(db_path=db).db_path
 
 
 def file_filter(
@@ -221,27 +198,13 @@ def file_filter(
     tags: list[str] | None = None,
     place: str | None = None,
 ):
-    import os
+    """The search's filters from its options; warnings go to stderr."""
+    from search import filters
 
-    from indexer.store.queries import FileFilter
-    from search.dates import date_range_warning, parse_date
+    def warn(message: str) -> None:
+        err(f"Warning: {output.printable(message)}")  # a folder name may hold a line break
 
-    if in_dir is not None and not in_dir.is_dir():
-        err(f"Warning: --in {output.printable(str(in_dir))}: no such folder")
-    flt = FileFilter(
-        # abspath, not resolve: stored paths are absolute with symlinks kept, as the user typed.
-        folder=os.path.abspath(in_dir) if in_dir is not None else None,
-        after=parse_date(after, "--after"),
-        before=parse_date(before, "--before"),
-        camera=camera.strip() if camera and camera.strip() else None,
-        tags=tuple(t.strip() for t in tags or () if t.strip()),
-        # "Paris, France": a place called both (the city, its country)
-        place=tuple(p.strip() for p in (place or "").split(",") if p.strip()),
-    )
-    warning = date_range_warning(flt.after, flt.before)
-    if warning:
-        err(f"Warning: {warning}")
-    return flt
+    return filters.file_filter(in_dir, after, before, camera, tags, place, warn=warn)
 
 
 # Marks a word that starts with "-" but is no option of ours (`imgcap search -car`): click would
@@ -269,16 +232,3 @@ class QueryCommand(TyperCommand):
 
 def query_text(value: str | None) -> str | None:
     return None if value is None else value.replace(TEXT_MARK, "")
-
-
-def raise_usage(message: str) -> Callable[[], None]:
-    def fail() -> None:
-        from indexer.errors import UsageError
-
-        raise UsageError(message)
-
-    return fail
-
-
-def reraise(error: Exception) -> None:
-    raise error

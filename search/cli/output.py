@@ -1,7 +1,7 @@
-"""What the user sees: result tables, summaries and progress displays for the CLI (the progress
-displays live in search/progress.py and are re-exported here).
+"""What the user sees: result tables and summaries for the CLI (the progress displays that draw
+while work runs are in search/cli/progress.py).
 
-cli.py parses options and calls one library function; the functions here turn the result into
+A command parses options and calls one library function; the functions here turn the result into
 text. Nothing heavy is imported at module level (rich loads inside the functions), so
 `imgcap --help` stays fast.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from search.display import SIGNAL_LABEL, file_size, timecode
+
 
 def echo(message: str = "", err: bool = False) -> None:
     typer.echo(message, err=err)
@@ -25,9 +27,6 @@ def err(message: str) -> None:
     name) are shown as escapes, line breaks kept."""
     shown = "\n".join(printable(line) for line in message.split("\n"))
     typer.secho(shown, fg=typer.colors.RED, err=True)
-
-
-SIGNAL_LABEL = {"image": "img", "caption": "cap", "keyword": "kw"}
 
 
 def why(hit) -> str:
@@ -176,21 +175,6 @@ def print_understood(label: str) -> None:
     typer.secho(shown, dim=True, err=True)
 
 
-def timecode(seconds: float) -> str:
-    """A moment in a video as players show it: 01:23, or 1:02:03 past an hour."""
-    s = int(seconds)
-    h, m = divmod(s // 60, 60)
-    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m:02d}:{s % 60:02d}"
-
-
-def size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
 def print_index_summary(s) -> None:
     """The text form of IndexSummary: every number is one of its fields, named alike, so the
     text and `--json` always agree."""
@@ -279,8 +263,8 @@ def print_status(info: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"database  {info['db']}  ({size(info['db_bytes'])})")
-    console.print(f"vectors   {info['index_dir']}  ({size(info['index_bytes'])})")
+    console.print(f"database  {info['db']}  ({file_size(info['db_bytes'])})")
+    console.print(f"vectors   {info['index_dir']}  ({file_size(info['index_bytes'])})")
     console.print(f"photos    {info['files']}    failures {info['failures']}")
     table = Table("model", "photos", "results", "vector index")
     for name, m in info["models"].items():

@@ -1,8 +1,7 @@
 """Progress displays for the CLI: the rich progress bar, `IndexProgress` (index runs),
 `ModelLoading` (the spinner while a model loads) and `TrainProgress` (training epochs). They draw
-on stderr while work runs, unlike the rest of search/output.py, which turns a finished result into
-text; kept apart so neither grows past the line limit. rich loads inside the functions, so
-`imgcap --help` stays fast; search/output.py re-exports these names."""
+on stderr while work runs, unlike search/cli/output.py, which turns a finished result into text.
+rich loads inside the functions, so `imgcap --help` stays fast."""
 
 from __future__ import annotations
 

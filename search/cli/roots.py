@@ -1,5 +1,4 @@
-"""`imgcap roots` (list, move) and `imgcap merge`: a portable, mergeable index (cli.py mounts the
-roots group and registers merge)."""
+"""`imgcap roots` (list, move) and `imgcap merge`: a portable, mergeable index."""
 
 from __future__ import annotations
 
@@ -10,9 +9,7 @@ from typing import Annotated
 import typer
 
 from search.cli import output
-from search.cli.options import HELP_SETTINGS, Commands, DbOpt, JsonDocOpt, JsonOpt
-from search.cli.options import db_path as _db_path
-from search.cli.options import run as _run
+from search.cli.options import HELP_SETTINGS, Commands, DbOpt, JsonDocOpt, JsonOpt, db_path
 
 roots_app = typer.Typer(
     cls=Commands,
@@ -35,7 +32,7 @@ def roots_list(ctx: typer.Context, db: DbOpt = None, json_out: JsonOpt = False) 
         return
     from indexer.run.roots import list_roots
 
-    roots, loose = _run(lambda: list_roots(_db_path(db)))
+    roots, loose = list_roots(db_path(db))
     if json_out:
         for root in roots:
             print(json.dumps(root.to_dict(), ensure_ascii=False))
@@ -54,7 +51,7 @@ def roots_list(ctx: typer.Context, db: DbOpt = None, json_out: JsonOpt = False) 
         output.err("A root that is not here: mount it, or `imgcap roots move OLD NEW`.")
 
 
-@roots_app.command("move")
+@roots_app.command("move", short_help="Point a root at its new place (no captioning again).")
 def roots_move(
     ctx: typer.Context,
     old: Annotated[str, typer.Argument(metavar="OLD", help="The root as `imgcap roots` lists it.")],
@@ -66,8 +63,7 @@ def roots_move(
     paths are rewritten in one transaction; nothing is decoded or captioned again."""
     from indexer.run.roots import move_root
 
-    path = _db_path(db if db is not None else ctx.obj)
-    moved = _run(lambda: move_root(path, old, new))
+    moved = move_root(db_path(db if db is not None else ctx.obj), old, new)
     if json_out:
         print(json.dumps(moved, ensure_ascii=False))
         return
@@ -93,11 +89,12 @@ def merge(
     """Bring another imgcap database's photos and results into this one: reused by content, so
     nothing is captioned again; model versions kept; conflicts reported (ours kept). Merging
     twice adds nothing."""
-    from indexer.store.merge import merge as run_merge
+    from indexer.store.merge import merge as merge_databases
+    from search.vectors.cache import sync_indexes
 
-    path = _db_path(db)
-    report = _run(lambda: run_merge(path, other))
-    _sync_vectors(path)
+    path = db_path(db)
+    report = merge_databases(path, other)
+    sync_indexes(path)  # as after an index run: searches need not rebuild the cache
     if json_out:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
         return
@@ -123,10 +120,3 @@ def merge(
             output.err(f"  {c['kind']}: {where}: ours {ours} / theirs {theirs}")
         if r.conflict_count > CONFLICTS_SHOWN:
             output.err(f"  ... and {r.conflict_count - CONFLICTS_SHOWN} more (--json lists them)")
-
-
-def _sync_vectors(db_path: Path) -> None:
-    """Bring the FAISS cache in line with what the merge committed (as after an index run)."""
-    from search.vectors.cache import sync_indexes
-
-    _run(lambda: sync_indexes(db_path))

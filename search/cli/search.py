@@ -1,4 +1,4 @@
-"""`imgcap search`: options -> SearchRequest -> search.query -> search.output (thin)."""
+"""`imgcap search`: options -> SearchRequest -> search/query.py -> search/cli/output.py (thin)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ from typing import Annotated
 
 import typer
 
+from indexer.config import Settings
+from indexer.errors import UsageError
 from search.cli import output
-from search.cli.options import DbOpt, DeviceOpt, JsonOpt, ModelOpt, ModeOpt, OfflineOpt, ResizeOpt
-from search.cli.options import file_filter as _file_filter
-from search.cli.options import make_settings as _settings
-from search.cli.options import query_text as _text
-from search.cli.options import raise_usage as _raise_usage
-from search.cli.options import run as _run
-from search.cli.output import err as _err
+from search.cli.options import (
+    DbOpt,
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    ModeOpt,
+    OfflineOpt,
+    ResizeOpt,
+    file_filter,
+    query_text,
+)
+from search.cli.output import err
 
 
 def search(
@@ -119,29 +126,26 @@ def search(
     # machine they tripled the cold search (3.2 s -> 1.1 s wall, bench_search.py cold). Must be
     # set before numpy loads; an explicit user setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from search.query import SearchRequest
-    from search.query import search_understood as run_search
+    from search.query import SearchRequest, search_understood
 
     if json_out and paths:
-        _run(_raise_usage("--json and --paths cannot be combined"))
+        raise UsageError("--json and --paths cannot be combined")
     if null and not paths:
-        _run(_raise_usage("-0/--null goes with --paths"))
-    text = " ".join(_text(w) for w in query) if query else None
-    settings = _settings(db_path=db, device=device, offline=offline or None, resize=resize)
-    req = _run(
-        lambda: SearchRequest(
-            text=text,
-            like=like,
-            negative=_text(not_),
-            limit=limit,
-            mode=mode,
-            filters=_file_filter(in_dir, after, before, _text(camera), tag, _text(place)),
-            min_score=min_score,
-            model=model,
-            understand=not literal,
-        )
+        raise UsageError("-0/--null goes with --paths")
+    text = " ".join(query_text(w) for w in query) if query else None
+    settings = Settings.from_env(db_path=db, device=device, offline=offline or None, resize=resize)
+    req = SearchRequest(
+        text=text,
+        like=like,
+        negative=query_text(not_),
+        limit=limit,
+        mode=mode,
+        filters=file_filter(in_dir, after, before, query_text(camera), tag, query_text(place)),
+        min_score=min_score,
+        model=model,
+        understand=not literal,
     )
-    hits, understood = _run(lambda: run_search(settings.db_path, req, settings))
+    hits, understood = search_understood(settings.db_path, req, settings)
     if understood is not None and understood.any and not json_out:
         output.print_understood(understood.label())
     if json_out:
@@ -152,4 +156,4 @@ def search(
     else:
         output.print_hits(hits, mode, full_why=why)
     if not hits:
-        _err("No photos matched.")
+        err("No photos matched.")

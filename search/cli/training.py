@@ -1,5 +1,5 @@
-"""`imgcap train` and `imgcap eval`: fine-tune a captioner and score captions (cli.py registers
-them). Parse options, call one library function, print through search/output.py."""
+"""`imgcap train` and `imgcap eval`: fine-tune a captioner and score captions. Parse options, call
+one library function, print through search/cli/output.py."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from indexer.config import Settings
+from indexer.errors import UsageError
 from search.cli import output
 from search.cli.options import (
     BatchOpt,
@@ -19,8 +21,6 @@ from search.cli.options import (
     OfflineOpt,
     PrecisionOpt,
     ResizeOpt,
-    make_settings,
-    run,
 )
 from search.cli.output import err
 from search.cli.progress import TrainProgress
@@ -141,32 +141,30 @@ def train(
     from indexer.train.loop import train as run_train
     from indexer.train.recipe import TrainConfig
 
-    settings = make_settings(
+    settings = Settings.from_env(
         device=device, precision=precision, offline=offline or None, resize=resize
     )
-    cfg = run(
-        lambda: TrainConfig(
-            data=data,
-            out=out,
-            base=from_model,
-            mapping=mapping,
-            arch=arch,
-            prefix_only=prefix_only,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            warmup=warmup,
-            val=val,
-            seed=seed,
-            force=force,
-            scst=scst,
-            reward=reward,
-            samples=samples,
-            top_k=top_k,
-        )
+    cfg = TrainConfig(
+        data=data,
+        out=out,
+        base=from_model,
+        mapping=mapping,
+        arch=arch,
+        prefix_only=prefix_only,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        val=val,
+        seed=seed,
+        force=force,
+        scst=scst,
+        reward=reward,
+        samples=samples,
+        top_k=top_k,
     )
     with TrainProgress() as show:
-        result = run(lambda: run_train(cfg, settings, show))
+        result = run_train(cfg, settings, show)
     if json_out:
         print(json.dumps(output.train_summary(result), ensure_ascii=False))
         return
@@ -218,7 +216,7 @@ def eval_(
                  bootstrap, seed, model, captions, out, json_out)  # fmt: skip
         return
 
-    settings = make_settings(
+    settings = Settings.from_env(
         model=model,
         beams=beams,
         batch_size=batch_size,
@@ -227,11 +225,11 @@ def eval_(
         offline=offline or None,
         resize=resize or "exact",  # published numbers were measured on the reference pixels
     )
-    result = run(lambda: evaluate(data, settings, split=split, captions_file=captions))
+    result = evaluate(data, settings, split=split, captions_file=captions)
     for warning in result.warnings:  # also with --json: stderr never mixes into the document
         err(f"Warning: {warning}")
     if out is not None:
-        run(lambda: write_results(result, out))
+        write_results(result, out)
     if json_out:
         summary = {k: v for k, v in result.to_dict().items() if k != "images"}
         print(json.dumps(summary, ensure_ascii=False))
@@ -244,17 +242,14 @@ def eval_(
 def _compare(data, models, split, beams, batch_size, device, precision, offline, resize,
              bootstrap, seed, model, captions, out, json_out) -> None:  # fmt: skip
     """`imgcap eval --compare A B`."""
-    from indexer.errors import UsageError
     from indexer.train.compare import compare_models, write_comparison
 
-    def refuse(what: str) -> None:
-        raise UsageError(f"--compare takes the two models to score: {what}")
-
+    refused = "--compare takes the two models to score: "
     if model is not None:
-        run(lambda: refuse("drop --model"))
+        raise UsageError(refused + "drop --model")
     if captions is not None:
-        run(lambda: refuse("--captions scores a single set of captions"))
-    settings = make_settings(
+        raise UsageError(refused + "--captions scores a single set of captions")
+    settings = Settings.from_env(
         beams=beams,
         batch_size=batch_size,
         device=device,
@@ -262,15 +257,13 @@ def _compare(data, models, split, beams, batch_size, device, precision, offline,
         offline=offline or None,
         resize=resize or "exact",
     )
-    result = run(
-        lambda: compare_models(
-            data, settings, models[0], models[1], split=split, bootstrap=bootstrap, seed=seed
-        )
+    result = compare_models(
+        data, settings, models[0], models[1], split=split, bootstrap=bootstrap, seed=seed
     )
     for warning in result.warnings:
         err(f"Warning: {warning}")
     if out is not None:
-        run(lambda: write_comparison(result, out))
+        write_comparison(result, out)
     if json_out:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return
