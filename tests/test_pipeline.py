@@ -358,29 +358,7 @@ def test_dry_run_reads_nothing_and_writes_nothing(photos, tmp_path, tiny_model_d
     assert not settings.db_path.exists()
 
 
-_KILL_SCRIPT = """
-import sys, time
-import indexer.models.loading as models
-from cli import app
-
-real_load = models.load_model
-
-class Slow:
-    def __init__(self, inner):
-        self.inner = inner
-    def caption(self, features, beams=1, max_tokens=67):
-        print("batch", flush=True)
-        time.sleep(0.3)
-        return self.inner.caption(features, beams=beams, max_tokens=6)
-
-def load_model(name, settings, captioner=True):
-    m = real_load(name, settings, captioner)
-    m.captioner = Slow(m.captioner)
-    return m
-
-models.load_model = load_model
-app(sys.argv[1:])
-"""
+SLOW_INDEX = str(Path(__file__).parent / "slow_index.py")
 
 
 def test_sigkill_mid_run_then_resume_equals_a_clean_run(photos, tmp_path, tiny_model_dir):
@@ -390,7 +368,7 @@ def test_sigkill_mid_run_then_resume_equals_a_clean_run(photos, tmp_path, tiny_m
     killed_db = tmp_path / "killed.db"
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", _KILL_SCRIPT, *args, "--db", str(killed_db)],
+        [sys.executable, SLOW_INDEX, "0.3", "6", *args, "--db", str(killed_db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -20,29 +20,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 
 # `imgcap index` whose captioner is slow and says when a batch reaches it, so the test can
 # strike while decode workers are alive and the model is busy.
-SLOW_INDEX = """
-import sys, time
-import indexer.models.loading as models
-from cli import app
-
-real_load = models.load_model
-
-class Slow:
-    def __init__(self, inner):
-        self.inner = inner
-    def caption(self, features, beams=1, max_tokens=67):
-        print("batch", flush=True)
-        time.sleep(0.5)
-        return self.inner.caption(features, beams=beams, max_tokens=4)
-
-def load_model(name, settings, captioner=True):
-    m = real_load(name, settings, captioner)
-    m.captioner = Slow(m.captioner)
-    return m
-
-models.load_model = load_model
-app(sys.argv[1:])
-"""
+SLOW_INDEX = str(Path(__file__).parent / "slow_index.py")
 
 
 def _descendants(pid: int) -> set[int]:
@@ -84,7 +62,7 @@ def slow_run(tmp_path, tiny_model_dir):
     args += ["--batch-size", "2", "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_INDEX, *args],
+        [sys.executable, SLOW_INDEX, "0.5", "4", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,  # one pipe: a survivor holding either end keeps it open
         text=True,
