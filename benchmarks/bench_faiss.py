@@ -7,8 +7,8 @@
 grow: a full HNSW build of n vectors (what the first search after an index run paid before
 issue 11, SQLite decoding not included) against what adding `--add` vectors costs now: the
 exact delta (built and written, the path every update takes) and folding them into the HNSW
-graph with its own add() (what happens once the delta passes DELTA_MAX). Also query latency with
-the delta and 1,000 tombstones against the plain index.
+graph with its own add() (what happens once the delta passes Limits.delta_max). Also query
+latency with the delta and 1,000 tombstones against the plain index.
 
 compressed: IVF-PQ as the cache builds it past the memory budget (trained on a sample, full
 vectors memory-mapped for exact re-ranking): build time, RAM (codes + lists, from the serialised
@@ -98,9 +98,8 @@ def grow(n: int, add: int, seed: int) -> dict:
 def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
     import faiss
 
-    from search.vectors import index, kinds
+    from search.vectors import kinds
     from search.vectors.index import VectorIndex
-    from search.vectors.kinds import IVF_NPROBE, RERANK
 
     data, queries = _data(n, seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,15 +128,10 @@ def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
         }
         ids = np.arange(n, dtype=np.int64)
         vi = VectorIndex("bench", "image", index, ids, raw=raw)
-        defaults = RERANK, IVF_NPROBE
         for p in nprobe:
             for r in rerank:
-                # what VectorIndex.search scans and re-scores exactly
-                RERANK, IVF_NPROBE = r, p
-                try:
-                    ms, got = time_queries(vi, queries)
-                finally:
-                    RERANK, IVF_NPROBE = defaults
+                # the lists VectorIndex.search scans, the candidates it re-scores exactly
+                ms, got = time_queries(vi, queries, nprobe=p, rerank=r)
                 recall = statistics.mean(
                     len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)
                 )
@@ -153,7 +147,7 @@ def compressed(n: int, seed: int, rerank: list[int], nprobe: list[int]) -> dict:
 def sync(rows: int, add: int, workdir: Path, seed: int) -> dict:
     from indexer.store.database import Store
     from indexer.store.records import FileRecord, ResultRecord
-    from search.vectors import cache
+    from search.vectors import cache, files
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -183,7 +177,7 @@ def sync(rows: int, add: int, workdir: Path, seed: int) -> dict:
     write(rows, rows + add)
     state, update_s = _timed(lambda: cache.sync_indexes(db))
     assert state["bench"]["action"] == "update", state
-    shutil.rmtree(cache.index_dir(db))
+    shutil.rmtree(files.index_dir(db))
     state, rebuild_s = _timed(lambda: cache.sync_indexes(db))
     assert state["bench"]["action"] == "rebuild", state
     return {

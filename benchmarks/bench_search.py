@@ -6,8 +6,8 @@
 Vectors are synthetic, L2-normalised, 512-d, drawn around 2,000 centres (CLIP embeddings of a
 photo collection cluster by subject; uniform random vectors would be an unrealistically hard case
 for HNSW). Queries are fresh draws around random centres, never copies of stored vectors.
-The latency numbers go through search/vectors.py's VectorIndex, i.e. the code `imgcap search`
-runs, one query at a time, after one warm-up query.
+The latency numbers go through search/vectors/index.py's VectorIndex, i.e. the code
+`imgcap search` runs, one query at a time, after one warm-up query.
 """
 
 from __future__ import annotations
@@ -42,12 +42,15 @@ def percentiles(ms: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
-def time_queries(vi, queries: np.ndarray, k: int = 10) -> tuple[list[float], list[np.ndarray]]:
-    vi.search(queries[0], k)  # warm-up (page-in, OpenMP threads)
+def time_queries(
+    vi, queries: np.ndarray, k: int = 10, **search_params
+) -> tuple[list[float], list[np.ndarray]]:
+    """Per-query ms and ids of `vi.search(q, k, **search_params)` (ef_search, nprobe, rerank)."""
+    vi.search(queries[0], k, **search_params)  # warm-up (page-in, OpenMP threads)
     ms, got = [], []
     for q in queries:
         t = time.perf_counter()
-        ids, _ = vi.search(q, k)
+        ids, _ = vi.search(q, k, **search_params)
         ms.append((time.perf_counter() - t) * 1e3)
         got.append(ids)
     return ms, got
@@ -58,9 +61,8 @@ def latency(
 ) -> list[dict]:
     import faiss
 
-    from search.vectors import cache, index
-    from search.vectors.index import VectorIndex
-    from search.vectors.kinds import HNSW_EF_CONSTRUCTION, HNSW_M
+    from search.vectors.index import HNSW_EF_SEARCH, VectorIndex
+    from search.vectors.kinds import HNSW_EF_CONSTRUCTION, HNSW_M, make_index
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((2000, DIM), dtype=np.float32)
@@ -69,7 +71,7 @@ def latency(
         data = clustered(n, rng, centres)
         queries = clustered(n_queries, rng, centres)
         ids = np.arange(n, dtype=np.int64)
-        flat = VectorIndex("bench", "image", cache._make_index(data, hnsw=False), ids)
+        flat = VectorIndex("bench", "image", make_index(data, hnsw=False), ids)
         ms, exact = time_queries(flat, queries)
         p50, p95 = percentiles(ms)
         rows.append({"n": n, "index": "exact", "p50_ms": p50, "p95_ms": p95, "recall@10": 1.0})
@@ -78,12 +80,11 @@ def latency(
         if not hnsw_too:
             continue
         t = time.perf_counter()
-        hnsw_index = cache._make_index(data, hnsw=True)
+        hnsw_index = make_index(data, hnsw=True)
         build_s = time.perf_counter() - t
         hnsw = VectorIndex("bench", "image", hnsw_index, ids)
-        for ef in ef_search or [index.HNSW_EF_SEARCH]:
-            index.HNSW_EF_SEARCH = ef  # what VectorIndex.search passes as efSearch
-            ms, got = time_queries(hnsw, queries)
+        for ef in ef_search or [HNSW_EF_SEARCH]:
+            ms, got = time_queries(hnsw, queries, ef_search=ef)
             recall = float(
                 np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact, strict=True)])
             )
@@ -165,16 +166,18 @@ def mark(name):
 import cli  # typer, Settings
 mark("import cli")
 from pathlib import Path
-from indexer import store
 from indexer.config import Settings
-from search import query, vectors
+from indexer.store.connection import connect_readonly
+from search import query
+from search.query_encoder import load_encoder, resolve_model
+from search.vectors.cache import load_model
 mark("import search")
 db, model, text = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 settings = Settings.from_env(db_path=db, device="cpu")
-conn = store.connect_readonly(db)
-indexes = vectors.load_model(db, conn, query.resolve_model(conn, model, settings))
+conn = connect_readonly(db)
+indexes = load_model(db, conn, resolve_model(conn, model, settings))
 mark("open db + load FAISS (mmap)")
-enc = query.load_encoder(model, settings)
+enc = load_encoder(model, settings)
 mark("load NumPy text tower")
 enc.encode_texts([text])
 mark("encode query")

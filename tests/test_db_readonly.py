@@ -29,7 +29,7 @@ from indexer.store.lock import writer_lock
 from search import query
 from search.query import SearchRequest
 from search.status import status
-from search.vectors import cache
+from search.vectors import cache, files
 
 PHOTOS = [Photo("a/dog.png", "a dog on a park bench"), Photo("b/car.png", "a red car")]
 
@@ -58,7 +58,7 @@ def read_only_medium(monkeypatch):
 
     monkeypatch.setattr(connection, "_open_uri", open_uri)
     monkeypatch.setattr(filelock.FileLock, "acquire", _erofs)
-    monkeypatch.setattr(cache, "_write_atomic", _erofs)
+    monkeypatch.setattr(files, "write_atomic", _erofs)
     monkeypatch.setattr(cache, "_warned", set())
     warnings: list[str] = []
     monkeypatch.setattr(cache, "warn", warnings.append)
@@ -72,7 +72,7 @@ def test_read_only_database_is_searchable_from_memory(db, read_only_medium):
         assert hits[0].path.endswith("dog.png")
     assert len(read_only_medium) == 1, "warned once, not per search"
     assert "read-only" in read_only_medium[0] and "from memory" in read_only_medium[0]
-    assert not list(cache.index_dir(db).glob("*")), "nothing written"
+    assert not list(files.index_dir(db).glob("*")), "nothing written"
     info = status(db)
     assert info["files"] == 2 and info["models"]["fake-clip"]["index"]["state"] == "missing"
     with Store.open(db, create=False) as store:  # `imgcap failures` reads through this
@@ -128,7 +128,7 @@ def test_full_disk_while_saving_the_cache_searches_from_memory(db, monkeypatch, 
         assert hits[0].path.endswith("car.png")
     err = capsys.readouterr().err
     assert err.count("Warning:") == 1 and "disk is full" in err and "from memory" in err
-    assert not any(p.suffix == ".tmp" for p in cache.index_dir(db).glob("*"))
+    assert not any(p.suffix == ".tmp" for p in files.index_dir(db).glob("*"))
 
 
 def _mount_read_only(src, dst) -> bool:

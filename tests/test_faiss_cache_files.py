@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pointer(db) -> dict:
-    (p,) = cache.index_dir(db).glob("*.json")
+    (p,) = files.index_dir(db).glob("*.json")
     return json.loads(p.read_text())
 
 
@@ -47,15 +48,15 @@ def test_an_update_that_fails_midway_leaves_the_old_state(tmp_path, monkeypatch)
         _sync(db)
     monkeypatch.setattr(files, "_save_index", real)
     assert _pointer(db) == before, "the pointer still names the old, complete set"
-    ids, masked, parts = files.load_set(cache.index_dir(db), before)
+    ids, masked, parts = files.load_set(files.index_dir(db), before)
     assert len(ids) == 35 and masked is None and parts["image"].delta.ntotal == 5
-    assert not list(cache.index_dir(db).glob(".*.tmp")), "temp files removed on the way out"
+    assert not list(files.index_dir(db).glob(".*.tmp")), "temp files removed on the way out"
     state = _sync(db)  # the next sync redoes the update from the old state
     assert (state["action"], state["vectors"], state["masked"]) == ("update", 39, 1)
     assert_same_answers(_load(db), _from_scratch(db, tmp_path, monkeypatch), db)
 
 
-def test_a_killed_writer_leaves_a_readable_cache_and_its_leftovers_go(tmp_path, monkeypatch):
+def test_a_killed_writer_leaves_a_readable_cache_and_its_leftovers_go(tmp_path):
     db = tmp_path / "p.db"
     _add(db, range(30))
     _sync(db)
@@ -66,27 +67,30 @@ def test_a_killed_writer_leaves_a_readable_cache_and_its_leftovers_go(tmp_path, 
 import os, sys
 sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests")!r}]
 import faiss
-from search import vectors
+from search.vectors.cache import sync_indexes
 def half(index, path):
     open(path, "wb").write(b"FAISS half an index")
     os._exit(9)
 faiss.write_index = half
-vectors.sync_indexes({str(db)!r}, memory_gb=8)
+sync_indexes({str(db)!r}, memory_gb=8)
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert r.returncode == 9, r.stderr.decode()
-    leftovers = list(cache.index_dir(db).glob(".*.tmp"))
+    leftovers = list(files.index_dir(db).glob(".*.tmp"))
     assert leftovers and _pointer(db) == before
     # A reader meanwhile: the old state, complete.
     vi = _load(db)["image"]  # stale, so this load also applies the update
     assert vi.ntotal == 40
-    # Leftovers of the dead writer go once they are old enough to be nobody's work in progress.
-    monkeypatch.setattr(files, "_STALE_TMP_S", 0)
+    # Leftovers of the dead writer go once they are old enough to be nobody's work in progress:
+    # every file here is aged past that (the pointer's own files are kept whatever their age).
+    old = time.time() - files._STALE_TMP_S - 1
+    for p in files.index_dir(db).iterdir():
+        os.utime(p, (old, old))
     _add(db, [40])
     _sync(db)
-    assert not list(cache.index_dir(db).glob(".*.tmp"))
+    assert not list(files.index_dir(db).glob(".*.tmp"))
     named = set(_pointer(db)["files"].values())
-    assert {p.name for p in cache.index_dir(db).glob("*") if p.suffix != ".json"} == named
+    assert {p.name for p in files.index_dir(db).glob("*") if p.suffix != ".json"} == named
 
 
 @pytest.mark.parametrize("damage", ["truncated pointer", "missing file", "garbage delta"])
@@ -96,15 +100,15 @@ def test_damaged_or_missing_files_mean_a_rebuild(tmp_path, monkeypatch, damage):
     _sync(db)
     _add(db, range(30, 36))
     _sync(db)
-    d = cache.index_dir(db)
-    files = _pointer(db)["files"]
+    d = files.index_dir(db)
+    named = _pointer(db)["files"]
     if damage == "truncated pointer":
         (p,) = d.glob("*.json")
         p.write_text(p.read_text()[:40])
     elif damage == "missing file":
-        (d / files["ids"]).unlink()
+        (d / named["ids"]).unlink()
     else:
-        (d / files["caption.delta"]).write_bytes(b"garbage")
+        (d / named["caption.delta"]).write_bytes(b"garbage")
     assert _sync(db)["action"] == "rebuild"
     assert_same_answers(_load(db), _from_scratch(db, tmp_path, monkeypatch), db)
 
@@ -157,7 +161,7 @@ def test_an_old_reader_keeps_searching_after_a_new_state_replaced_its_files(tmp_
     old_files = set(_pointer(db)["files"].values())
     _delete(db, range(10))  # past the masked share: compacted into new files
     assert _sync(db)["action"] == "compact"
-    assert not old_files & {p.name for p in cache.index_dir(db).iterdir()}, "old files gone"
+    assert not old_files & {p.name for p in files.index_dir(db).iterdir()}, "old files gone"
     ids, _ = old["image"].search(np.ones(32, np.float32), 40)
     assert len(ids) == 33  # its own (older) state, still whole
 
@@ -166,11 +170,11 @@ def test_pointer_of_an_older_layout_is_rebuilt_once(tmp_path):
     db = tmp_path / "p.db"
     _add(db, range(10))
     _sync(db)
-    (p,) = cache.index_dir(db).glob("*.json")
+    (p,) = files.index_dir(db).glob("*.json")
     p.write_text(json.dumps({**json.loads(p.read_text()), "version": 1}))
     assert _sync(db)["action"] == "rebuild"
     assert _sync(db)["action"] == "none"
-    assert os.listdir(cache.index_dir(db))
+    assert os.listdir(files.index_dir(db))
 
 
 def test_a_reader_whose_set_was_replaced_meanwhile_reads_the_new_one(tmp_path, monkeypatch):

@@ -10,13 +10,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cli
-from search.vectors import cache
+from search.vectors import cache, files
 
 runner = CliRunner()
 
 
 def _pointer(db: Path) -> dict:
-    (p,) = cache.index_dir(db).glob("*.json")
+    (p,) = files.index_dir(db).glob("*.json")
     return json.loads(p.read_text())
 
 

@@ -12,19 +12,20 @@ from test_faiss_incremental import DIM, _add, _delete, _result_id, _sql_vectors,
 
 from indexer.config import Settings
 from indexer.store.connection import connect_readonly
-from search.vectors import cache, kinds
+from search.vectors import cache, files, kinds
+from search.vectors.limits import Limits
 
 TINY_BUDGET = 1e-4  # GB: 100 kB, so even a test collection is "too big for RAM"
 
 
-def _sync(db, memory_gb=TINY_BUDGET) -> dict:
-    return cache.sync_indexes(db, memory_gb=memory_gb)["m"]
+def _sync(db, memory_gb=TINY_BUDGET, limits: Limits = Limits()) -> dict:
+    return cache.sync_indexes(db, memory_gb=memory_gb, limits=limits)["m"]
 
 
-def _load(db, memory_gb=TINY_BUDGET):
+def _load(db, memory_gb=TINY_BUDGET, limits: Limits = Limits()):
     conn = connect_readonly(db)
     try:
-        return cache.load_model(db, conn, "m", memory_gb=memory_gb)
+        return cache.load_model(db, conn, "m", memory_gb=memory_gb, limits=limits)
     finally:
         conn.close()
 
@@ -61,7 +62,7 @@ def test_compressed_index_is_close_to_exact_and_scores_exactly(tmp_path):
     _add(db, range(3000))
     state = _sync(db)
     assert (state["type"], state["action"]) == ("ivfpq", "rebuild")
-    pointer = json.loads(next(cache.index_dir(db).glob("*.json")).read_text())
+    pointer = json.loads(next(files.index_dir(db).glob("*.json")).read_text())
     assert {"image.raw", "caption.raw"} <= set(pointer["files"])
     idx = _load(db)
     vi = idx["image"]
@@ -76,33 +77,39 @@ def test_compressed_index_is_close_to_exact_and_scores_exactly(tmp_path):
     allowed = ids[::5]
     want = allowed[np.argsort(-(mat[::5] @ q))[:10]]
     assert list(vi.search(q, 10, allowed)[0]) == list(want)
+    assert list(vi.search(q, 10, allowed, exact_max=0)[0]) == list(want)
 
 
-def test_compressed_index_grows_masks_and_folds(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "DELTA_MAX", 150)
-    monkeypatch.setattr(cache, "EXACT_SUBSET_MAX", 0)  # filters through the IVF selector
+def test_compressed_index_grows_masks_and_folds(tmp_path):
+    import faiss
+
+    limits = Limits(delta_max=150)
     db = tmp_path / "p.db"
     _add(db, range(2000))
-    _sync(db)
+    _sync(db, limits=limits)
     _add(db, range(2000, 2100))
     gone = [_result_id(db, i) for i in (5, 2050)]
-    state = _sync(db)
+    state = _sync(db, limits=limits)
     assert (state["action"], state["type"], state["delta"]) == ("update", "ivfpq", 100)
     _delete(db, [5, 2050])
-    assert _sync(db)["masked"] == 2
-    vi = _load(db)["image"]
+    assert _sync(db, limits=limits)["masked"] == 2
+    vi = _load(db, limits=limits)["image"]
     ids, mat = _sql_vectors(db, "image")
     assert not set(gone) & set(vi.ids) and vi.ntotal == 2098
     for q in (mat[np.searchsorted(ids, 2100)], _vecs(5)[0]):  # near a new one, a deleted one
         got, _ = vi.search(q, 20)
         assert not set(gone) & set(got)
-        assert not set(gone) & set(vi.search(q, 20, ids[::2])[0])
+        faiss.cvar.indexIVF_stats.reset()
+        got = vi.search(q, 20, ids[::2], exact_max=0)[0]  # filters through the IVF selector
+        assert faiss.cvar.indexIVF_stats.nq == 1, "searched the IVF lists, not the subset"
+        assert not set(gone) & set(got)
+        assert len(got) == 20 and set(got) <= set(ids[::2])
     new_id = _result_id(db, 2080)
     assert vi.search(mat[np.searchsorted(ids, new_id)], 1)[0][0] == new_id
     _add(db, range(2100, 2160))  # delta 160 > 150: folded into the IVF-PQ base
-    state = _sync(db)
+    state = _sync(db, limits=limits)
     assert (state["delta"], state["type"], state["masked"]) == (0, "ivfpq", 2)
-    vi = _load(db)["image"]
+    vi = _load(db, limits=limits)["image"]
     assert vi.base_count == 2160 and vi.raw.shape == (2160, DIM)
     assert _recall(vi, db, "image") >= 0.9
     assert not set(gone) & set(vi.search(_vecs(5)[0], 50)[0])

@@ -12,9 +12,10 @@ import pytest
 from test_faiss_incremental import _add, _delete, _result_id
 
 from indexer.store.connection import connect_readonly
-from search.vectors import cache, index, kinds
+from search.vectors import cache, kinds
 from search.vectors.index import VectorIndex
 from search.vectors.kinds import KINDS
+from search.vectors.limits import Limits
 
 
 @pytest.fixture
@@ -51,10 +52,10 @@ def stand_in_gpu(monkeypatch):
     )
 
 
-def _load(db):
+def _load(db, limits: Limits = Limits()):
     conn = connect_readonly(db)
     try:
-        return cache.load_model(db, conn, "m", memory_gb=8)
+        return cache.load_model(db, conn, "m", memory_gb=8, limits=limits)
     finally:
         conn.close()
 
@@ -70,14 +71,14 @@ def _cpu_twin(vi: VectorIndex) -> VectorIndex:
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("exact_max", [10**9, 0])  # filters gathered exactly / by selector
-def test_gpu_search_equals_cpu(tmp_path, monkeypatch, gpu, exact_max):
-    _compare_with_cpu(tmp_path, monkeypatch, exact_max)
+def test_gpu_search_equals_cpu(tmp_path, gpu, exact_max):
+    _compare_with_cpu(tmp_path, exact_max)
 
 
 @pytest.mark.parametrize("exact_max", [10**9, 0])
-def test_stand_in_gpu_search_equals_cpu(tmp_path, monkeypatch, stand_in_gpu, exact_max):
+def test_stand_in_gpu_search_equals_cpu(tmp_path, stand_in_gpu, exact_max):
     assert kinds.gpu_available()
-    searched_on_gpu = _compare_with_cpu(tmp_path, monkeypatch, exact_max)
+    searched_on_gpu = _compare_with_cpu(tmp_path, exact_max)
     assert searched_on_gpu > 0, "the GPU copies were searched (tombstones: k + masked)"
 
 
@@ -93,17 +94,16 @@ def assert_same_ranking(g_ids, g_sims, c_ids, c_sims, tol=1e-4) -> None:
             assert abs(cpu_score.get(g, g_sims[rank]) - c_sims[rank]) <= tol, (rank, g, c)
 
 
-def _compare_with_cpu(tmp_path, monkeypatch, exact_max) -> int:
-    monkeypatch.setattr(index, "EXACT_SUBSET_MAX", exact_max)
-    monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 100)  # ignored on GPU: exact at every size
+def _compare_with_cpu(tmp_path, exact_max) -> int:
+    limits = Limits(hnsw_min=100)  # ignored on GPU: exact at every size
     db = tmp_path / "p.db"
     _add(db, range(3000))
-    cache.sync_indexes(db, memory_gb=8)
+    cache.sync_indexes(db, memory_gb=8, limits=limits)
     _add(db, range(3000, 3200))  # a delta
     gone = [_result_id(db, i) for i in (1, 2, 3050)]
-    cache.sync_indexes(db, memory_gb=8)
+    cache.sync_indexes(db, memory_gb=8, limits=limits)
     _delete(db, [1, 2, 3050])  # tombstones in the base and in the delta
-    idx = _load(db)
+    idx = _load(db, limits)
     rng = np.random.default_rng(0)
     for kind in KINDS:
         vi = idx[kind]
@@ -115,10 +115,14 @@ def _compare_with_cpu(tmp_path, monkeypatch, exact_max) -> int:
             q = mat[rng.integers(len(mat))] + 0.1 * rng.standard_normal(mat.shape[1])
             q = (q / np.linalg.norm(q)).astype(np.float32)
             for k, allowed in ((10, None), (1000, None), (2500, None), (10, vi.ids[::7])):
-                g_ids, g_sims = vi.search(q, k, allowed)
-                c_ids, c_sims = cpu.search(q, k, allowed)
+                g_ids, g_sims = vi.search(q, k, allowed, exact_max=exact_max)
+                c_ids, c_sims = cpu.search(q, k, allowed, exact_max=exact_max)
                 assert_same_ranking(g_ids, g_sims, c_ids, c_sims)
                 assert not set(gone) & set(g_ids)
+                if allowed is not None:  # brute force over the subset, whichever path ran
+                    found, vecs = vi.vectors(allowed)
+                    top = np.argsort(-(vecs @ q))[:k]
+                    assert_same_ranking(g_ids, g_sims, found[top], (vecs @ q)[top])
     return sum(getattr(vi.index.gpu, "calls", 0) for vi in idx.values())
 
 

@@ -15,8 +15,10 @@ from indexer.store.connection import connect_readonly
 from indexer.store.database import Store
 from indexer.store.records import FileRecord, ResultRecord
 from indexer.store.user_captions import clear_user_caption, set_user_caption
-from search.vectors import cache, index
+from search.vectors import cache, files
+from search.vectors.index import EXACT_SUBSET_MAX
 from search.vectors.kinds import KINDS
+from search.vectors.limits import Limits
 
 DIM = 32
 
@@ -63,25 +65,25 @@ def _result_id(db, i: int) -> int:
         conn.close()
 
 
-def _sync(db) -> dict:
-    return cache.sync_indexes(db, memory_gb=8)["m"]
+def _sync(db, limits: Limits = Limits()) -> dict:
+    return cache.sync_indexes(db, memory_gb=8, limits=limits)["m"]
 
 
-def _load(db):
+def _load(db, limits: Limits = Limits()):
     conn = connect_readonly(db)
     try:
-        return cache.load_model(db, conn, "m", memory_gb=8)
+        return cache.load_model(db, conn, "m", memory_gb=8, limits=limits)
     finally:
         conn.close()
 
 
-def _from_scratch(db, tmp_path, monkeypatch):
+def _from_scratch(db, tmp_path, monkeypatch, limits: Limits = Limits()):
     """What a full rebuild gives, in a separate cache folder."""
     conn = connect_readonly(db)
     try:
         with monkeypatch.context() as m:
-            m.setattr(cache, "index_dir", lambda _db: tmp_path / "scratch.faiss")
-            return cache.build_model(db, conn, "m", memory_gb=8)
+            m.setattr(files, "index_dir", lambda _db: tmp_path / "scratch.faiss")
+            return cache.build_model(db, conn, "m", memory_gb=8, limits=limits)
     finally:
         conn.close()
 
@@ -98,8 +100,10 @@ def _sql_vectors(db, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r[0] for r in rows]), mat / np.linalg.norm(mat, axis=1, keepdims=True)
 
 
-def assert_same_answers(got, want, db, queries=6) -> None:
-    """Every kind, several queries, unfiltered and filtered, k small and k = everything."""
+def assert_same_answers(got, want, db, queries=6, exact_max=EXACT_SUBSET_MAX) -> None:
+    """Every kind, several queries, unfiltered and filtered, k small and k = everything.
+    Filtered searches gather the subset exactly up to `exact_max` vectors, else go through a
+    FAISS ID selector; either way they must equal brute force over the subset."""
     rng = np.random.default_rng(7)
     for kind in KINDS:
         g, w = got[kind], want[kind]
@@ -114,68 +118,71 @@ def assert_same_answers(got, want, db, queries=6) -> None:
                 assert list(gi) == list(wi)
                 np.testing.assert_allclose(gs, ws, rtol=1e-5, atol=1e-6)
             allowed = ids[::3]
-            gi, gs = g.search(q, 7, allowed)
-            wi, ws = w.search(q, 7, allowed)
+            gi, gs = g.search(q, 7, allowed, exact_max=exact_max)
+            wi, ws = w.search(q, 7, allowed, exact_max=exact_max)
             assert list(gi) == list(wi)
             np.testing.assert_allclose(gs, ws, rtol=1e-5, atol=1e-6)
+            assert list(gi) == list(allowed[np.argsort(-(mat[::3] @ q))[:7]]), "brute force"
         probe = ids[:9]
         assert g.scores(q, probe) == pytest.approx(w.scores(q, probe), rel=1e-5)
 
 
 @pytest.fixture(params=["exact-subset", "selector"])
-def search_path(request, monkeypatch):
-    """Filtered searches both ways: gathered exactly, or through a FAISS ID selector."""
-    if request.param == "selector":
-        monkeypatch.setattr(index, "EXACT_SUBSET_MAX", 0)
-    return request.param
+def exact_max(request) -> int:
+    """Filtered searches both ways: gathered exactly, or (no subset is small enough) through a
+    FAISS ID selector."""
+    return EXACT_SUBSET_MAX if request.param == "exact-subset" else 0
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw"])
-def test_add_delete_replace_edit_equal_a_rebuild(
-    tmp_path, monkeypatch, search_path, index_type
-):  # fmt: skip
-    if index_type == "hnsw":  # small enough that HNSW with efSearch 256 is exact
-        monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 10)
+def test_add_delete_replace_edit_equal_a_rebuild(tmp_path, monkeypatch, exact_max, index_type):
+    # 75 vectors at most: small enough that HNSW with efSearch 256 is exact.
+    limits = Limits(hnsw_min=10) if index_type == "hnsw" else Limits()
     db = tmp_path / "p.db"
+
+    def same_answers(got):
+        want = _from_scratch(db, tmp_path, monkeypatch, limits)
+        assert_same_answers(got, want, db, exact_max=exact_max)
+
     _add(db, range(60))
-    assert _sync(db)["action"] == "rebuild"
-    pointer0 = json.loads(next(cache.index_dir(db).glob("*.json")).read_text())
+    assert _sync(db, limits)["action"] == "rebuild"
+    pointer0 = json.loads(next(files.index_dir(db).glob("*.json")).read_text())
 
     _add(db, range(60, 75))  # add
-    state = _sync(db)
+    state = _sync(db, limits)
     assert (state["action"], state["vectors"], state["delta"]) == ("update", 75, 15)
     assert state["type"] == index_type
-    assert_same_answers(_load(db), _from_scratch(db, tmp_path, monkeypatch), db)
+    same_answers(_load(db, limits))
 
     _delete(db, [3, 61])  # delete: one from the base, one from the delta
-    state = _sync(db)
+    state = _sync(db, limits)
     assert (state["action"], state["vectors"], state["masked"]) == ("update", 73, 2)
-    assert_same_answers(_load(db), _from_scratch(db, tmp_path, monkeypatch), db)
+    same_answers(_load(db, limits))
 
     _add(db, [5, 62], version=1)  # replace: new content at the same paths
     _delete(db, [])
-    state = _sync(db)
+    state = _sync(db, limits)
     assert (state["action"], state["vectors"], state["masked"]) == ("update", 73, 4)
-    assert_same_answers(_load(db), _from_scratch(db, tmp_path, monkeypatch), db)
+    same_answers(_load(db, limits))
 
     set_user_caption(db, "/p/7.jpg", "m", "a user's caption", _vecs(999)[1])  # edit in place
-    state = _sync(db)
+    state = _sync(db, limits)
     assert (state["action"], state["masked"]) == ("update", 5)
-    got = _load(db)
-    assert_same_answers(got, _from_scratch(db, tmp_path, monkeypatch), db)
+    got = _load(db, limits)
+    same_answers(got)
     edited = _vecs(999)[1] / np.linalg.norm(_vecs(999)[1])
     assert got["caption"].search(edited, 1)[0][0] == _result_id(db, 7)
     clear_user_caption(db, "/p/7.jpg")
-    assert _sync(db)["action"] == "update"
-    assert_same_answers(_load(db), _from_scratch(db, tmp_path, monkeypatch), db)
+    assert _sync(db, limits)["action"] == "update"
+    same_answers(_load(db, limits))
 
-    pointer = json.loads(next(cache.index_dir(db).glob("*.json")).read_text())
+    pointer = json.loads(next(files.index_dir(db).glob("*.json")).read_text())
     assert pointer["base_generation"] == pointer0["base_generation"], "never rebuilt"
     assert pointer["files"]["image"] == pointer0["files"]["image"], "base file reused"
     assert pointer["updates"] == 5
 
 
-def test_a_deleted_photo_never_appears(tmp_path, search_path):
+def test_a_deleted_photo_never_appears(tmp_path, exact_max):
     db = tmp_path / "p.db"
     _add(db, range(40))
     _sync(db)
@@ -191,7 +198,7 @@ def test_a_deleted_photo_never_appears(tmp_path, search_path):
         for q in mat[:5]:  # near a deleted vector, asked for as much as exists
             assert not set(gone) & set(vi.search(q, 36)[0])
         allowed = np.array(gone + [int(vi.ids[0])])  # a filter that names deleted ids too
-        assert list(vi.search(mat[0], 10, allowed)[0]) == [vi.ids[0]]
+        assert list(vi.search(mat[0], 10, allowed, exact_max=exact_max)[0]) == [vi.ids[0]]
         assert vi.scores(mat[0], np.array(gone)) == {}
 
 
@@ -229,48 +236,47 @@ def test_compaction_past_the_masked_share(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw"])
 def test_delta_is_folded_into_the_base(tmp_path, monkeypatch, index_type):
-    if index_type == "hnsw":
-        monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 10)
-    monkeypatch.setattr(cache, "DELTA_MAX", 20)
+    hnsw_min = 10 if index_type == "hnsw" else Limits().hnsw_min
+    limits = Limits(hnsw_min=hnsw_min, delta_max=20)
     db = tmp_path / "p.db"
     _add(db, range(40))
-    _sync(db)
+    _sync(db, limits)
     _add(db, range(40, 55))
-    _sync(db)
+    _sync(db, limits)
     _delete(db, [41])
-    state = _sync(db)
+    state = _sync(db, limits)
     assert (state["delta"], state["masked"]) == (15, 1)
     _add(db, range(55, 70))  # delta 30 > 20: added into the base with the base's own add()
-    state = _sync(db)
+    state = _sync(db, limits)
     assert (state["action"], state["delta"], state["masked"], state["type"]) == (
         "update", 0, 1, index_type,
     )  # fmt: skip
-    got = _load(db)
+    got = _load(db, limits)
     assert got["image"].base_count == 70 and got["image"].index_type == index_type
-    assert_same_answers(got, _from_scratch(db, tmp_path, monkeypatch), db)
+    assert_same_answers(got, _from_scratch(db, tmp_path, monkeypatch, limits), db)
 
 
-def test_flat_grown_past_the_hnsw_threshold_is_rebuilt_as_hnsw(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "HNSW_MIN_VECTORS", 30)
+def test_flat_grown_past_the_hnsw_threshold_is_rebuilt_as_hnsw(tmp_path):
+    limits = Limits(hnsw_min=30)
     db = tmp_path / "p.db"
     _add(db, range(20))
-    assert _sync(db)["type"] == "flat"
+    assert _sync(db, limits)["type"] == "flat"
     _add(db, range(20, 35))
-    state = _sync(db)
+    state = _sync(db, limits)
     assert (state["action"], state["type"]) == ("rebuild", "hnsw")
 
 
-def test_a_pruned_or_missing_log_means_a_rebuild(tmp_path, monkeypatch):
-    from indexer.store import vector_log
-
+def test_a_pruned_or_missing_log_means_a_rebuild(tmp_path):
     db = tmp_path / "p.db"
     _add(db, range(10))
     _sync(db)
     _add(db, range(10, 12))
     for n in range(10):  # churn: 2 log rows per edit, more than the 12 results
         set_user_caption(db, "/p/0.jpg", "m", f"edit {n}", _vecs(n, 5)[1])
-    monkeypatch.setattr(vector_log, "KEEP_MIN", 1)
-    _delete(db, [])  # collect_garbage prunes the log past what the cache applied
+    # The log pruned past what the cache applied: as `vector_log.prune` leaves it when it
+    # keeps as many positions as there are results (12), below its 100,000 floor.
+    with Store.open(db) as s, s.db.atomic():
+        s.db.execute("DELETE FROM vector_log WHERE seq <= (SELECT max(seq) FROM vector_log) - 12")
     assert _sync(db)["action"] == "rebuild"
     assert _load(db)["image"].ntotal == 12
     with Store.open(db) as s:  # a database whose log is gone (as before schema 8)

@@ -8,7 +8,9 @@ create it; such a file cannot have a live writer either, so the reader falls bac
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.errors import StoreError
@@ -54,6 +56,17 @@ def _open_uri(uri: str) -> sqlite3.Connection:
     conn.isolation_level = None  # explicit BEGIN/COMMIT for snapshot reads
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
+
+
+@contextlib.contextmanager
+def read_snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One read transaction on a reader's connection: every query inside sees the same commit,
+    even while a writer commits meanwhile (WAL)."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        conn.execute("COMMIT")
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:

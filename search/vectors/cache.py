@@ -19,15 +19,16 @@ the model after the pointer's position. Any writer of results brings it up to da
 after its merge); a search that finds it behind does the same first.
 It is then brought up to date from the log: the ids that changed since the pointer's log
 position are masked where they were (a tombstone: deleted, replaced, or a caption edited) and
-their current rows, if any, are appended to the delta. The delta is exact and small; past
-`DELTA_MAX` rows it is folded into the base with the base's own incremental `add` (HNSW links the
-new nodes into the existing graph; nothing is rebuilt). Searches run over base and delta with the
-tombstones excluded inside FAISS (an ID selector), so a deleted photo is never returned. When
-tombstones pass `COMPACT_MASKED_SHARE` of the positions, the next update compacts: a full
-rebuild from SQLite, which also re-chooses the index type. A rebuild also happens when the log
-cannot tell what changed (a database from before schema 8, or one pruned past the pointer).
+their current rows, if any, are appended to the delta (search/vectors/update.py). The delta is
+exact and small; past `Limits.delta_max` rows (search/vectors/limits.py) it is folded into the
+base with the base's own incremental `add` (HNSW links the new nodes into the existing graph;
+nothing is rebuilt). Searches run over base and delta with the tombstones excluded inside FAISS
+(an ID selector), so a deleted photo is never returned. When tombstones pass
+`Limits.compact_share` of the positions, the next update compacts: a full rebuild from SQLite,
+which also re-chooses the index type. A rebuild also happens when the log cannot tell what
+changed (a database from before schema 8, or one pruned past the pointer).
 
-Index type (search/faiss_index.py): exact up to `HNSW_MIN_VECTORS`, HNSW above it, IVF-PQ when
+Index type (search/vectors/kinds.py): exact up to `Limits.hnsw_min`, HNSW above it, IVF-PQ when
 the float32 vectors would not fit `Settings.vector_memory_gb`; with a GPU build of FAISS and a
 visible GPU, exact search runs on the GPU at every size instead.
 """
@@ -35,8 +36,6 @@ visible GPU, exact search runs on the GPU at every size instead.
 from __future__ import annotations
 
 import errno
-import hashlib
-import re
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -44,13 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.store.connection import connect_readonly
+from indexer.store.connection import connect_readonly, read_snapshot
 from indexer.store.queries import iter_result_vectors, models_with_results, result_vector_shape
-from search.vectors import files
+from search.vectors import files, update
 from search.vectors.files import Part
-from search.vectors.index import (
-    VectorIndex,
-)
+from search.vectors.index import VectorIndex
 from search.vectors.kinds import (
     KINDS,
     choose_type,
@@ -59,19 +56,9 @@ from search.vectors.kinds import (
     make_index,
     to_gpu,
 )
-
-# Exact flat search on 2 CPU cores costs ~10 ms per 100k vectors (memory bound), so it stays the
-# default until it nears the issue's 100 ms budget; HNSW takes over above this size.
-HNSW_MIN_VECTORS = 300_000
-# Rows the exact delta may hold before they are folded into the base: searching 50k exact costs
-# ~5 ms on 2 cores, and folding 50k into a 1M HNSW takes about a minute (BENCHMARKS.md).
-DELTA_MAX = 50_000
-# Tombstones past this share of the positions make the next update a full rebuild (compaction):
-# below it a masked search wastes < 20 % of its scan / graph walk; above it the rebuild pays off.
-COMPACT_MASKED_SHARE = 0.20
+from search.vectors.limits import Limits
 
 _BUILD_CHUNK = 8192  # rows per SQLite fetch while building
-_write_atomic = files.write_atomic  # every cache file goes through this (tests replace it)
 
 
 def default_memory_gb() -> float:
@@ -80,23 +67,14 @@ def default_memory_gb() -> float:
     return Settings.from_env().vector_memory_gb
 
 
-def index_dir(db_path: Path) -> Path:
-    return Path(str(db_path) + ".faiss")
-
-
-def model_slug(model: str) -> str:
-    """File-safe name for a model (a model can be a directory path): readable part + short hash."""
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model)[:40]
-    return f"{readable}-{hashlib.sha1(model.encode()).hexdigest()[:8]}"
-
-
-def _make_index(mat: np.ndarray, hnsw: bool):  # the name benchmarks/bench_search.py uses
-    return make_index(mat, hnsw)
-
-
 # ----------------------------------------------------------------------------------- build
 def build_model(
-    db_path: Path, conn: sqlite3.Connection, model: str, memory_gb: float | None = None
+    db_path: Path,
+    conn: sqlite3.Connection,
+    model: str,
+    memory_gb: float | None = None,
+    *,
+    limits: Limits = Limits(),
 ) -> dict[str, VectorIndex]:
     """Rebuild one model's indexes from SQLite, write them beside the DB, return them loaded.
 
@@ -104,12 +82,11 @@ def build_model(
     indexes are returned in memory only (one warning per process) and rebuilt on the next
     search."""
     memory_gb = default_memory_gb() if memory_gb is None else memory_gb
-    d, slug = index_dir(db_path), model_slug(model)
-    conn.execute("BEGIN")  # one read snapshot: state and rows agree even while an index run writes
-    try:
+    d, slug = files.index_dir(db_path), files.model_slug(model)
+    with read_snapshot(conn):  # state and rows agree even while an index run writes
         snap = files.snapshot(conn, model)
         n, dim = result_vector_shape(conn, model)
-        kind_type = choose_type(n, dim, memory_gb, HNSW_MIN_VECTORS)
+        kind_type = choose_type(n, dim, memory_gb, limits.hnsw_min)
         mats = _matrices(d, slug, kind_type, n, dim)
         ids = np.empty(n, dtype=np.int64)
         at = 0
@@ -117,8 +94,6 @@ def build_model(
             ids[at : at + len(rows)] = [r[0] for r in rows]
             files.decode_rows(rows, at, mats, dim)
             at += len(rows)
-    finally:
-        conn.execute("COMMIT")
     parts = {}
     for kind in KINDS:
         if kind_type == "ivfpq":
@@ -149,7 +124,7 @@ def _assemble(model: str, ids, masked, parts: dict[str, Part]) -> dict[str, Vect
 def _save(db_path, model, snap, ids, masked, parts, built, previous=None, reuse=None) -> None:
     """Write one cache state and its pointer (`previous`: the pointer an update started from;
     `reuse`: its files kept as they are); on a read-only folder or full disk, warn once."""
-    d = index_dir(db_path)
+    d = files.index_dir(db_path)
     try:
         vi = built["image"]
         summary = {
@@ -160,8 +135,8 @@ def _save(db_path, model, snap, ids, masked, parts, built, previous=None, reuse=
             "dim": int(vi.index.d),
             "type": vi.index_type,
         }
-        slug = model_slug(model)
-        files.save_state(d, slug, snap, ids, masked, parts, summary, previous, reuse, _write_atomic)
+        slug = files.model_slug(model)
+        files.save_state(d, slug, snap, ids, masked, parts, summary, previous, reuse)
     except (OSError, RuntimeError) as e:  # faiss.write_index raises RuntimeError (disk full)
         _cache_not_saved(d, e)  # serve from memory
 
@@ -169,19 +144,19 @@ def _save(db_path, model, snap, ids, masked, parts, built, previous=None, reuse=
 # ------------------------------------------------------------------------------ load / sync
 def _load(db_path: Path, pointer: dict) -> dict[str, VectorIndex] | None:
     try:
-        ids, masked, parts = files.load_set(index_dir(db_path), pointer)
+        ids, masked, parts = files.load_set(files.index_dir(db_path), pointer)
     except (OSError, KeyError, RuntimeError, ValueError):
         return None  # deleted under us by a newer writer, or damaged: caller rebuilds
     return _assemble(pointer["model"], ids, masked, parts)
 
 
 def _current(
-    db_path: Path, conn: sqlite3.Connection, model: str, memory_gb: float | None
+    db_path: Path, conn: sqlite3.Connection, model: str, memory_gb: float | None, limits: Limits
 ) -> tuple[dict[str, VectorIndex], str]:
     """(the model's indexes, up to date; what it took: "none" | "update" | "compact" |
     "rebuild")."""
     memory_gb = default_memory_gb() if memory_gb is None else memory_gb
-    d, slug = index_dir(db_path), model_slug(model)
+    d, slug = files.index_dir(db_path), files.model_slug(model)
     pointer = files.read_pointer(d, slug)
     loaded = _load(db_path, pointer) if pointer is not None else None
     if loaded is None and pointer is not None:  # a writer may have replaced the set meanwhile
@@ -191,28 +166,33 @@ def _current(
     if loaded is not None:
         if files.is_fresh(pointer, conn, model):
             return loaded, "none"
-        from search.vectors import update
-
-        limits = update.Limits(HNSW_MIN_VECTORS, DELTA_MAX, COMPACT_MASKED_SHARE)
         try:
             updated = update.update(db_path, conn, pointer, loaded, memory_gb, limits)
         except (OSError, RuntimeError) as e:  # a fold's scratch file on a full disk
             _cache_not_saved(d, e)
             updated = "rebuild"
-        if not isinstance(updated, str):
-            return updated, "update"
+        if isinstance(updated, update.Update):
+            u = updated
+            indexes = _assemble(model, u.ids, u.masked, u.parts)
+            _save(db_path, model, u.snap, u.ids, u.masked, u.parts, indexes, pointer, u.reuse)
+            return indexes, "update"
         if updated == "compact":
-            return build_model(db_path, conn, model, memory_gb), "compact"
-    return build_model(db_path, conn, model, memory_gb), "rebuild"
+            return build_model(db_path, conn, model, memory_gb, limits=limits), "compact"
+    return build_model(db_path, conn, model, memory_gb, limits=limits), "rebuild"
 
 
 def load_model(
-    db_path: Path, conn: sqlite3.Connection, model: str, memory_gb: float | None = None
+    db_path: Path,
+    conn: sqlite3.Connection,
+    model: str,
+    memory_gb: float | None = None,
+    *,
+    limits: Limits = Limits(),
 ) -> dict[str, VectorIndex]:
     """The model's {kind: VectorIndex}, brought up to date first if stale (incrementally when
     the change log allows, else rebuilt). `memory_gb`: Settings.vector_memory_gb (None: from
-    the environment)."""
-    return _maybe_gpu(_current(Path(db_path), conn, model, memory_gb)[0])
+    the environment); `limits`: when the cache changes index type, folds, compacts."""
+    return _maybe_gpu(_current(Path(db_path), conn, model, memory_gb, limits)[0])
 
 
 _gpu_resources = None
@@ -234,7 +214,9 @@ def _maybe_gpu(indexes: dict[str, VectorIndex]) -> dict[str, VectorIndex]:
     return indexes
 
 
-def sync_indexes(db_path: Path, memory_gb: float | None = None) -> dict:
+def sync_indexes(
+    db_path: Path, memory_gb: float | None = None, *, limits: Limits = Limits()
+) -> dict:
     """Bring every model's FAISS files in line with SQLite, as `imgcap index` does at the end
     of a run (and any other writer of results should after committing). Incremental when the
     change log allows. Returns, per model: generation, count, type, action ("none" | "update" |
@@ -244,9 +226,9 @@ def sync_indexes(db_path: Path, memory_gb: float | None = None) -> dict:
     try:
         out = {}
         for model in models_with_results(conn):
-            indexes, action = _current(db_path, conn, model, memory_gb)
+            indexes, action = _current(db_path, conn, model, memory_gb, limits)
             snap = files.snapshot(conn, model)
-            pointer = files.read_pointer(index_dir(db_path), model_slug(model))
+            pointer = files.read_pointer(files.index_dir(db_path), files.model_slug(model))
             vi = indexes["image"]
             out[model] = {
                 "generation": snap.state[0],
@@ -268,7 +250,7 @@ def cache_state(db_path: Path, conn: sqlite3.Connection) -> dict:
     """Without building anything: per model, whether the cache is present and fresh (for status)."""
     out = {}
     for model in models_with_results(conn):
-        pointer = files.read_pointer(index_dir(db_path), model_slug(model))
+        pointer = files.read_pointer(files.index_dir(db_path), files.model_slug(model))
         if pointer is None:
             out[model] = {"state": "missing"}
         else:

@@ -4,13 +4,15 @@ Every file is written under a temporary name and renamed into place; the pointer
 last, so a reader that read a pointer finds a complete set (or, if a newer writer removed it
 meanwhile, a missing file: the caller then rebuilds). File names carry the generation and a
 random token, so two writers never produce the same name with different contents. The layout is
-described in search/vectors.py.
+described in search/vectors/cache.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -37,6 +39,17 @@ class Part:
     raw: np.ndarray | None = None
 
 
+def index_dir(db_path: Path) -> Path:
+    """The cache's folder, beside the database: photos.db -> photos.db.faiss."""
+    return Path(str(db_path) + ".faiss")
+
+
+def model_slug(model: str) -> str:
+    """File-safe name for a model (a model can be a directory path): readable part + short hash."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model)[:40]
+    return f"{readable}-{hashlib.sha1(model.encode()).hexdigest()[:8]}"
+
+
 def pointer_path(d: Path, slug: str) -> Path:
     return d / f"{slug}.json"
 
@@ -52,6 +65,8 @@ def read_pointer(d: Path, slug: str) -> dict | None:
 
 
 def write_atomic(path: Path, write) -> None:
+    """Every cache file is written through this: `write(tmp)` fills a temporary file, which is
+    then renamed to `path`."""
     # Unique per writer, threads included (serve's threads, a sync beside a search).
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
     try:
@@ -61,18 +76,18 @@ def write_atomic(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _save_npy(path: Path, arr: np.ndarray, write=write_atomic) -> None:
+def _save_npy(path: Path, arr: np.ndarray) -> None:
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, arr)
 
-    write(path, save)
+    write_atomic(path, save)
 
 
-def _save_index(path: Path, index, write=write_atomic) -> None:
+def _save_index(path: Path, index) -> None:
     import faiss
 
-    write(path, lambda t: faiss.write_index(index, str(t)))
+    write_atomic(path, lambda t: faiss.write_index(index, str(t)))
 
 
 def write_set(
@@ -83,7 +98,6 @@ def write_set(
     masked: np.ndarray | None,
     parts: dict[str, Part],
     reuse: dict[str, str] | None = None,
-    write=write_atomic,
 ) -> dict[str, str]:
     """Write the files of one cache state; returns {role: file name} for the pointer.
 
@@ -92,10 +106,10 @@ def write_set(
     d.mkdir(exist_ok=True)
     prefix = f"{slug}.g{generation}.{os.urandom(3).hex()}"
     files: dict[str, str] = {"ids": f"{prefix}.ids.npy"}
-    _save_npy(d / files["ids"], ids, write)
+    _save_npy(d / files["ids"], ids)
     if masked is not None and masked.any():
         files["masked"] = f"{prefix}.masked.npy"
-        _save_npy(d / files["masked"], masked, write)
+        _save_npy(d / files["masked"], masked)
     for kind, part in parts.items():
         if reuse and kind in reuse:
             files[kind] = reuse[kind]
@@ -103,17 +117,17 @@ def write_set(
                 files[f"{kind}.raw"] = reuse[f"{kind}.raw"]
         else:
             files[kind] = f"{prefix}.{kind}.faiss"
-            _save_index(d / files[kind], part.base, write)
+            _save_index(d / files[kind], part.base)
             if part.raw is not None:
                 files[f"{kind}.raw"] = f"{prefix}.{kind}.raw.npy"
                 if _scratch(part.raw, d):  # a build's memory map: renamed, not copied
                     part.raw.flush()
                     os.replace(part.raw.filename, d / files[f"{kind}.raw"])
                 else:
-                    _save_npy(d / files[f"{kind}.raw"], np.asarray(part.raw), write)
+                    _save_npy(d / files[f"{kind}.raw"], np.asarray(part.raw))
         if part.delta is not None and part.delta.ntotal:
             files[f"{kind}.delta"] = f"{prefix}.{kind}.delta.faiss"
-            _save_index(d / files[f"{kind}.delta"], part.delta, write)
+            _save_index(d / files[f"{kind}.delta"], part.delta)
     return files
 
 
@@ -125,12 +139,12 @@ def _scratch(arr, d: Path) -> bool:
     )
 
 
-def publish(d: Path, slug: str, pointer: dict, write=write_atomic) -> None:
+def publish(d: Path, slug: str, pointer: dict) -> None:
     """Make `pointer` current, then remove the files only the pointer it replaced named. Other
     unnamed files (a killed writer's, or a concurrent writer's superseded set) go once they
     are _STALE_TMP_S old: younger ones may belong to a writer still at work."""
     replaced = read_pointer(d, slug)
-    write(pointer_path(d, slug), lambda t: t.write_text(json.dumps(pointer)))
+    write_atomic(pointer_path(d, slug), lambda t: t.write_text(json.dumps(pointer)))
     keep = set(pointer["files"].values())
     for name in set((replaced or {}).get("files", {}).values()) - keep:
         (d / name).unlink(missing_ok=True)  # open readers keep their mapping on POSIX
@@ -233,12 +247,10 @@ def save_state(
     summary: dict,
     previous: dict | None = None,
     reuse: dict[str, str] | None = None,
-    write=write_atomic,
 ) -> None:
     """Write one cache state's files, then its pointer. `previous`: the pointer an update
-    started from (None: a full build); `reuse`: its files kept unchanged; `write(path, fn)`:
-    how one file is written atomically."""
-    files = write_set(d, slug, snap.state[0], ids, masked, parts, reuse, write)
+    started from (None: a full build); `reuse`: its files kept unchanged."""
+    files = write_set(d, slug, snap.state[0], ids, masked, parts, reuse)
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     before = previous or {}
     pointer = {
@@ -255,7 +267,7 @@ def save_state(
         "updates": int(before.get("updates", -1)) + 1,
         "updated_at": now,
     }
-    publish(d, slug, pointer, write)
+    publish(d, slug, pointer)
 
 
 def fold(d: Path, slug: str, pointer: dict, kind: str, part: Part) -> Part:

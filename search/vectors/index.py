@@ -1,6 +1,6 @@
 """One model's vectors of one kind as a searchable index: base + delta positions, tombstones
 excluded inside FAISS, filtered searches exact when small. Built and kept up to date by
-search/vectors.py (the cache), which re-exports these names."""
+search/vectors/cache.py."""
 
 from __future__ import annotations
 
@@ -124,12 +124,22 @@ class VectorIndex:
         return {int(i): float(s) for i, s in zip(found, sims, strict=True)}
 
     def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        exact_max: int = EXACT_SUBSET_MAX,
+        ef_search: int = HNSW_EF_SEARCH,
+        nprobe: int = IVF_NPROBE,
+        rerank: int = RERANK,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (result ids, cosines), best first; `allowed` restricts to those result ids.
 
-        The restriction (and the tombstones) apply inside the search (exact over the subset, or
-        a FAISS selector), so k hits come back whenever k allowed vectors exist."""
+        The restriction (and the tombstones) apply inside the search (exact over the subset
+        when it holds at most `exact_max` vectors, else a FAISS selector), so k hits come back
+        whenever k allowed vectors exist. `ef_search` (HNSW beam), `nprobe` (IVF lists) and
+        `rerank` (compressed candidates re-scored exactly) trade speed for recall."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if self.ntotal == 0 or k <= 0:
             return _empty()
@@ -138,7 +148,7 @@ class VectorIndex:
             pos = np.unique(self.positions(allowed))
             if len(pos) == 0:
                 return _empty()
-            if len(pos) <= EXACT_SUBSET_MAX:
+            if len(pos) <= exact_max:
                 sims = self.reconstruct(pos) @ q[0]
                 return self._best(pos, sims, k)
             valid = np.zeros(len(self.position_ids), dtype=bool)
@@ -146,13 +156,14 @@ class VectorIndex:
         elif self.masked is not None and self.masked.any():
             valid = ~self.masked
         nb = self.base_count
-        base_k = max(RERANK, 10 * k) if self.raw is not None else k
-        pos, sims = self._search_part(self.index, q, base_k, None if valid is None else valid[:nb])
+        base_k = max(rerank, 10 * k) if self.raw is not None else k
+        base_valid = None if valid is None else valid[:nb]
+        pos, sims = self._search_part(self.index, q, base_k, base_valid, ef_search, nprobe)
         if self.raw is not None and len(pos):  # PQ scores are approximate: re-score exactly
             sims = self.reconstruct(pos) @ q[0]
         if self.delta_count:
             dv = None if valid is None else valid[nb:]
-            dpos, dsims = self._search_part(self.delta, q, k, dv)
+            dpos, dsims = self._search_part(self.delta, q, k, dv, ef_search, nprobe)
             pos, sims = np.concatenate([pos, dpos + nb]), np.concatenate([sims, dsims])
         return self._best(pos, sims, k)
 
@@ -160,7 +171,9 @@ class VectorIndex:
         order = np.lexsort((pos, -sims))[:k]  # best first; equal scores by position
         return self.position_ids[pos[order]], sims[order].astype(np.float32)
 
-    def _search_part(self, index, q: np.ndarray, k: int, valid: np.ndarray | None):
+    def _search_part(
+        self, index, q: np.ndarray, k: int, valid: np.ndarray | None, ef_search: int, nprobe: int
+    ):
         """Top-k positions (local to this part) and scores of one FAISS index; `valid` (bool per
         position) excludes the rest inside the search."""
         import faiss
@@ -186,22 +199,23 @@ class VectorIndex:
             sel = faiss.IDSelectorBitmap(nt, faiss.swig_ptr(bitmap))
             # A selective filter leaves HNSW fewer valid nodes per hop; widen the beam to match.
             widen = max(1, nt // nvalid)
+        params = _params(index, k, sel, widen, ef_search, nprobe)
         with _one_thread(faiss):
-            D, idx = index.search(q, k, params=_params(index, k, sel, widen))
+            D, idx = index.search(q, k, params=params)
         del bitmap  # kept alive until the search returned (the selector holds a raw pointer)
         ok = idx[0] >= 0
         return idx[0][ok].astype(np.int64), D[0][ok]
 
 
-def _params(index, k: int, sel, widen: int = 1):
+def _params(index, k: int, sel, widen: int, ef_search: int, nprobe: int):
     import faiss
 
     if hasattr(index, "hnsw"):
         p = faiss.SearchParametersHNSW()
-        p.efSearch = max(HNSW_EF_SEARCH * widen, k)
+        p.efSearch = max(ef_search * widen, k)
     elif hasattr(index, "nprobe"):
         p = faiss.SearchParametersIVF()
-        p.nprobe = min(int(index.nlist), IVF_NPROBE * widen)
+        p.nprobe = min(int(index.nlist), nprobe * widen)
     else:
         p = faiss.SearchParameters()
     if sel is not None:

@@ -2,8 +2,9 @@
 
 Which type a model's vectors get is decided when the cache is (re)built, by size:
 
-- exact `IndexFlatIP` below `HNSW_MIN_VECTORS` (search/vectors.py), HNSW (`IndexHNSWFlat`)
-  above it; with a GPU build of FAISS and a visible GPU, exact at every size (searched on the GPU);
+- exact `IndexFlatIP` below `Limits.hnsw_min` (search/vectors/limits.py), HNSW
+  (`IndexHNSWFlat`) above it; with a GPU build of FAISS and a visible GPU, exact at every size
+  (searched on the GPU);
 - compressed (`IndexIVFPQ`) when the float32 type would not fit the memory budget
   (`Settings.vector_memory_gb`, `IMGCAP_VECTOR_MEMORY_GB`, default 8 GB for both kinds together).
   Its product-quantised codes (64 bytes per 512-d vector instead of 2,048) live in RAM; the full

@@ -1,5 +1,5 @@
-"""Incremental updates of the FAISS cache from the store's change log (search/vectors.py has
-the design: tombstones, an exact delta folded into the base, compaction by full rebuild)."""
+"""Incremental updates of the FAISS cache from the store's change log (search/vectors/cache.py
+has the design: tombstones, an exact delta folded into the base, compaction by full rebuild)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,23 @@ from pathlib import Path
 import numpy as np
 
 from indexer.store import vector_log
+from indexer.store.connection import read_snapshot
 from search.vectors import files
-from search.vectors.files import Part
+from search.vectors.files import Part, Snapshot
 from search.vectors.kinds import KINDS, GpuFlat, choose_type, memory_bytes
+from search.vectors.limits import Limits
 
 
-@dataclass(frozen=True)
-class Limits:
-    hnsw_min: int  # vectors from which HNSW replaces exact search
-    delta_max: int  # delta rows folded into the base past this
-    compact_share: float  # tombstone share of positions that makes the update a rebuild
+@dataclass
+class Update:
+    """The cache state an update computed, for the cache to load and save: the store's
+    snapshot it matches, position ids (P,), tombstones (P,) bool or None, {kind: Part}."""
+
+    snap: Snapshot
+    ids: np.ndarray
+    masked: np.ndarray | None
+    parts: dict[str, Part]
+    reuse: dict[str, str] | None  # files of the pointer updated from that stay as they are
 
 
 def update(
@@ -29,19 +36,17 @@ def update(
     old: dict,
     memory_gb: float,
     limits: Limits,
-) -> dict | str:
+) -> Update | str:
     """Bring a loaded cache ({kind: VectorIndex}) up to date from the change log: tombstones
     for the ids that changed, their current rows appended to the delta (folded into the base
-    past `limits.delta_max`). Returns the updated indexes (saved), or why a full rebuild is due
-    instead: "compact" (tombstones past the share), "log" (the log cannot tell), "count" (the
-    rows do not add up), "type" (grown past this index type or the memory budget)."""
+    past `limits.delta_max`). Returns the new state, for the cache to load and save, or why a
+    full rebuild is due instead: "compact" (tombstones past the share), "log" (the log cannot
+    tell), "count" (the rows do not add up), "type" (grown past this index type or the memory
+    budget)."""
     import faiss
 
-    from search.vectors import cache
-
     model = pointer["model"]
-    conn.execute("BEGIN")  # the log, the state and the rows from one snapshot
-    try:
+    with read_snapshot(conn):  # the log, the state and the rows from one commit
         snap = files.snapshot(conn, model)
         if pointer.get("seq") is None or snap.seq is None or snap.state[0] < pointer["generation"]:
             return "log"
@@ -52,8 +57,6 @@ def update(
         dim = old["image"].index.d
         if any(len(r[1]) != 4 * dim for r in rows):
             return "type"  # vectors of another size: the files must be rebuilt
-    finally:
-        conn.execute("COMMIT")
     vi = old["image"]
     total = len(vi.position_ids) + len(rows)
     masked = np.zeros(total, dtype=bool)
@@ -83,15 +86,13 @@ def update(
         delta.add(new[kind])
         parts[kind] = Part(_cpu(o.index), delta, o.raw)
         if delta.ntotal > limits.delta_max:
-            d, slug = cache.index_dir(db_path), cache.model_slug(model)
+            d, slug = files.index_dir(db_path), files.model_slug(model)
             parts[kind] = files.fold(d, slug, pointer, kind, parts[kind])
             folded = True
     reuse = None
     if not folded:  # the base files (and compressed vectors) stay as they are
         reuse = {r: f for r, f in pointer["files"].items() if r in KINDS or r.endswith(".raw")}
-    updated = cache._assemble(model, ids, masked if masked.any() else None, parts)
-    cache._save(db_path, model, snap, ids, masked, parts, updated, previous=pointer, reuse=reuse)
-    return updated
+    return Update(snap, ids, masked if masked.any() else None, parts, reuse)
 
 
 def _cpu(index):
