@@ -44,7 +44,7 @@ def _erofs(*_a, **_k):
 
 
 @pytest.fixture
-def read_only_medium(monkeypatch):
+def read_only_medium(monkeypatch, capsys):
     """What a read-only medium answers: a `mode=ro` open of a WAL database whose -shm is
     missing fails (SQLite cannot create it), and every file write gets EROFS."""
     real_open = connection._open_uri
@@ -59,10 +59,8 @@ def read_only_medium(monkeypatch):
     monkeypatch.setattr(connection, "_open_uri", open_uri)
     monkeypatch.setattr(filelock.FileLock, "acquire", _erofs)
     monkeypatch.setattr(files, "write_atomic", _erofs)
-    monkeypatch.setattr(cache, "_warned", set())
-    warnings: list[str] = []
-    monkeypatch.setattr(cache, "warn", warnings.append)
-    return warnings
+    monkeypatch.setattr(cache, "_warned", set())  # once per process: this test's process
+    return lambda: [line for line in capsys.readouterr().err.splitlines() if "Warning" in line]
 
 
 def test_read_only_database_is_searchable_from_memory(db, read_only_medium):
@@ -70,8 +68,9 @@ def test_read_only_database_is_searchable_from_memory(db, read_only_medium):
     for _ in range(2):
         hits = query.search(db, SearchRequest(text="dog"), settings, fake_loader())
         assert hits[0].path.endswith("dog.png")
-    assert len(read_only_medium) == 1, "warned once, not per search"
-    assert "read-only" in read_only_medium[0] and "from memory" in read_only_medium[0]
+    warnings = read_only_medium()
+    assert len(warnings) == 1, "warned once, not per search"
+    assert "read-only" in warnings[0] and "from memory" in warnings[0]
     assert not list(files.index_dir(db).glob("*")), "nothing written"
     info = status(db)
     assert info["files"] == 2 and info["models"]["fake-clip"]["index"]["state"] == "missing"

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from indexer.store import vector_log
 from indexer.store.connection import connect_readonly
 from indexer.store.database import Store
 from indexer.store.records import FileRecord, ResultRecord
@@ -273,10 +274,10 @@ def test_a_pruned_or_missing_log_means_a_rebuild(tmp_path):
     _add(db, range(10, 12))
     for n in range(10):  # churn: 2 log rows per edit, more than the 12 results
         set_user_caption(db, "/p/0.jpg", "m", f"edit {n}", _vecs(n, 5)[1])
-    # The log pruned past what the cache applied: as `vector_log.prune` leaves it when it
-    # keeps as many positions as there are results (12), below its 100,000 floor.
+    # The log pruned past what the cache applied: without its 100,000 floor, `prune` keeps as
+    # many positions as there are results (12).
     with Store.open(db) as s, s.db.atomic():
-        s.db.execute("DELETE FROM vector_log WHERE seq <= (SELECT max(seq) FROM vector_log) - 12")
+        assert vector_log.prune(s.db.conn, keep_min=0) > 0
     assert _sync(db)["action"] == "rebuild"
     assert _load(db)["image"].ntotal == 12
     with Store.open(db) as s:  # a database whose log is gone (as before schema 8)

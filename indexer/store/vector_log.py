@@ -117,12 +117,12 @@ def result_vectors(
     return sorted(rows_in(conn, sql, ids, before=[model]))
 
 
-def prune(conn: sqlite3.Connection) -> int:
+def prune(conn: sqlite3.Connection, keep_min: int = KEEP_MIN) -> int:
     """Drop positions older than what a lagging cache may still replay (the writer, inside its
     transaction). Returns how many went."""
     top = head(conn)
     if not top:
         return 0
     (results,) = conn.execute("SELECT count(*) FROM results").fetchone()
-    keep = max(KEEP_MIN, int(results))
+    keep = max(keep_min, int(results))
     return conn.execute("DELETE FROM vector_log WHERE seq <= ?", [top - keep]).rowcount

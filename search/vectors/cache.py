@@ -38,7 +38,6 @@ from __future__ import annotations
 import errno
 import sqlite3
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -265,13 +264,7 @@ def cache_state(db_path: Path, conn: sqlite3.Connection) -> dict:
 
 
 # -------------------------------------------------------------------------------- warnings
-def _default_warn(message: str) -> None:
-    print(f"Warning: {message}", file=sys.stderr)  # as the CLI prints its warnings
-
-
-# Where "the cache could not be saved" goes (one line on stderr unless a caller replaces it).
-warn: Callable[[str], None] = _default_warn
-_warned: set[str] = set()
+_warned: set[str] = set()  # folders already warned about in this process
 
 
 def _cache_not_saved(d: Path, e: Exception) -> None:
@@ -287,4 +280,5 @@ def _cache_not_saved(d: Path, e: Exception) -> None:
         why = "its folder is read-only"
     else:
         why = str(getattr(e, "strerror", None) or e).strip().splitlines()[-1]
-    warn(f"search index cache not saved to {d} ({why}); searching from memory")
+    message = f"search index cache not saved to {d} ({why}); searching from memory"
+    print(f"Warning: {message}", file=sys.stderr)  # as the CLI prints its warnings
