@@ -28,7 +28,7 @@ def set_caption(
     path: str,
     text: str | None,
     model: str | None = None,
-    encoder_loader: EncoderLoader = load_encoder,
+    encoder_loader: EncoderLoader | None = None,
 ) -> dict[str, Any]:
     """Set (text) or clear (None) the user's caption of the indexed photo at `path`; returns
     the photo as the gallery shows it (path, caption, caption_source, ...)."""
@@ -49,12 +49,13 @@ def set_caption_of(
     file_id: int,
     text: str | None,
     model: str | None = None,
-    encoder_loader: EncoderLoader = load_encoder,
+    encoder_loader: EncoderLoader | None = None,
 ) -> dict[str, Any]:
     """Store the user's caption for the photo `file_id` (None or blank: back to the generated
     one) for the model a search with `--model model` reads; returns the photo as the gallery
     shows it. LookupError when no indexed file has this id. `encoder_loader(source, settings)`
-    gives the CLIP text tower (the gallery passes its warm one)."""
+    gives the CLIP text tower (default `load_encoder`; the gallery passes its warm one)."""
+    encoder_loader = encoder_loader or load_encoder
     text = " ".join(text.split()) if text else ""
     if len(text) > MAX_CHARS:
         raise UsageError(f"a caption holds at most {MAX_CHARS} characters")

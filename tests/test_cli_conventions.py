@@ -19,6 +19,9 @@ from indexer.store.database import Store
 from indexer.store.records import FailureRecord
 from search import query
 from search.cli import output
+from search.cli.options import Services
+
+FAKE_CLIP = Services(encoder_loader=fake_loader())  # CLIP without weights, for the CLI
 
 HOSTILE = "bad\x1b]0;pwned\x07name\nline\rcr.png"  # retitles the terminal, splits lines
 
@@ -33,14 +36,13 @@ PHOTOS = [
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     db = make_db(tmp_path / "photos", PHOTOS, tmp_path / "photos.db")
-    monkeypatch.setattr(query, "load_encoder", fake_loader())
     monkeypatch.setenv("IMGCAP_DB", str(db))
     monkeypatch.setenv("COLUMNS", "80")
     return tmp_path
 
 
 def invoke(*args):
-    return CliRunner().invoke(cli.app, list(args))
+    return CliRunner().invoke(cli.app, list(args), obj=FAKE_CLIP)
 
 
 def all_help() -> dict[str, str]:

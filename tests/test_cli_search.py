@@ -16,7 +16,9 @@ from search_fixtures import Photo, fake_loader, make_db
 from typer.testing import CliRunner
 
 import cli
-from search import query
+from search.cli.options import Services
+
+FAKE_CLIP = Services(encoder_loader=fake_loader())  # CLIP without weights, for the CLI
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -33,14 +35,13 @@ PHOTOS = [
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     db = make_db(tmp_path / "photos", PHOTOS, tmp_path / "photos.db")
-    monkeypatch.setattr(query, "load_encoder", fake_loader())
     monkeypatch.setenv("IMGCAP_DB", str(db))
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps to the terminal width; fix it
     return tmp_path
 
 
 def invoke(*args):
-    result = CliRunner().invoke(cli.app, list(args))
+    result = CliRunner().invoke(cli.app, list(args), obj=FAKE_CLIP)
     return result
 
 

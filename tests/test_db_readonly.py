@@ -27,9 +27,12 @@ from indexer.store.connection import connect_readonly
 from indexer.store.database import Store
 from indexer.store.lock import writer_lock
 from search import query
+from search.cli.options import Services
 from search.query import SearchRequest
 from search.status import status
 from search.vectors import cache, files
+
+FAKE_CLIP = Services(encoder_loader=fake_loader())  # CLIP without weights, for the CLI
 
 PHOTOS = [Photo("a/dog.png", "a dog on a park bench"), Photo("b/car.png", "a red car")]
 
@@ -96,16 +99,15 @@ def test_index_into_a_read_only_folder_is_a_clear_error(db, read_only_medium):
 
 
 def test_cli_on_a_read_only_medium(db, read_only_medium, monkeypatch, tmp_path):
-    monkeypatch.setattr(query, "load_encoder", fake_loader())
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()
-    r = runner.invoke(cli.app, ["search", "dog", "--db", str(db), "--json"])
+    r = runner.invoke(cli.app, ["search", "dog", "--db", str(db), "--json"], obj=FAKE_CLIP)
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout.splitlines()[0])["path"].endswith("dog.png")
     for args in (["status"], ["export", "-"], ["failures"]):
-        r = runner.invoke(cli.app, [*args, "--db", str(db)])
+        r = runner.invoke(cli.app, [*args, "--db", str(db)], obj=FAKE_CLIP)
         assert r.exit_code == 0 and "not a readable" not in r.output, (args, r.output)
-    r = runner.invoke(cli.app, ["index", str(tmp_path / "photos"), "--db", str(db)])
+    r = runner.invoke(cli.app, ["index", str(tmp_path / "photos"), "--db", str(db)], obj=FAKE_CLIP)
     assert r.exit_code == 4 and "not writable" in r.output, r.output
     assert "Traceback" not in r.output
 

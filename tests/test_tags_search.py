@@ -18,9 +18,11 @@ from indexer.config import Settings
 from indexer.metadata.tags import refresh_tags
 from indexer.store.database import Store
 from indexer.store.queries import FileFilter
-from search import query
+from search.cli.options import Services
 from search.export import read_export
 from search.query import SearchRequest, search
+
+FAKE_CLIP = Services(encoder_loader=fake_loader())  # CLIP without weights, for the CLI
 
 PHOTOS = [
     Photo("trip/IMG_1.png", "a woman sitting on a bench"),
@@ -37,13 +39,12 @@ def tagged(tmp_path, monkeypatch):
     with Store.open(db) as store:
         got = refresh_tags(store, [str(root)])
     assert (got.read, got.tagged) == (3, 1)
-    monkeypatch.setattr(query, "load_encoder", fake_loader())
     monkeypatch.setenv("IMGCAP_DB", str(db))
     return root, db
 
 
 def _search(db, text, **kw):
-    return search(db, SearchRequest(text=text, **kw), Settings(db_path=db))
+    return search(db, SearchRequest(text=text, **kw), Settings(db_path=db), fake_loader())
 
 
 def test_tags_are_keywords_with_a_tag_marker(tagged):
@@ -54,7 +55,9 @@ def test_tags_are_keywords_with_a_tag_marker(tagged):
     assert hits[0].tags == ["Grandma"]
     assert hits[0].to_dict()["tags"] == ["Grandma"]
     assert "tags" not in _search(db, "car", mode="keyword")[0].to_dict()
-    res = CliRunner().invoke(cli.app, ["search", "grandma", "--mode", "keyword", "--why"])
+    res = CliRunner().invoke(
+        cli.app, ["search", "grandma", "--mode", "keyword", "--why"], obj=FAKE_CLIP
+    )
     assert res.exit_code == 0, res.output
     assert "tag Grandma" in res.output
     # hybrid: the tagged photo comes first for its tag word
@@ -66,12 +69,14 @@ def test_search_tag_filters_per_photo(tagged):
     hits = _search(db, "woman bench", filters=FileFilter(tags=("GERMANY",)))
     assert [h.path for h in hits] == [str(root / "trip/IMG_1.png")]
     assert _search(db, "woman", filters=FileFilter(tags=("germany", "nope"))) == []
-    res = CliRunner().invoke(cli.app, ["search", "woman", "--tag", "2019 trip", "--json"])
+    res = CliRunner().invoke(
+        cli.app, ["search", "woman", "--tag", "2019 trip", "--json"], obj=FAKE_CLIP
+    )
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert [r["path"] for r in rows] == [str(root / "trip/IMG_1.png")]
     # the tag alone: the photos tagged so
-    res = CliRunner().invoke(cli.app, ["search", "--tag", "germany", "--paths"])
+    res = CliRunner().invoke(cli.app, ["search", "--tag", "germany", "--paths"], obj=FAKE_CLIP)
     assert res.exit_code == 0, res.output
     assert res.stdout.splitlines() == [str(root / "trip/IMG_1.png")]
 
@@ -79,7 +84,7 @@ def test_search_tag_filters_per_photo(tagged):
 def test_export_has_a_tags_column(tagged, tmp_path):
     root, db = tagged
     out = tmp_path / "out.csv"
-    res = CliRunner().invoke(cli.app, ["export", str(out)])
+    res = CliRunner().invoke(cli.app, ["export", str(out)], obj=FAKE_CLIP)
     assert res.exit_code == 0, res.output
     rows = {r["path"]: r for r in read_export(out)}
     assert rows[str(root / "trip/IMG_1.png")]["tags"] == "germany; 2019 trip; People; Grandma"

@@ -17,8 +17,10 @@ from indexer.config import Settings
 from indexer.metadata.places import refresh_places
 from indexer.store.database import Store
 from indexer.store.queries import FileFilter
-from search import query
+from search.cli.options import Services
 from search.query import SearchRequest, search, search_understood
+
+FAKE_CLIP = Services(encoder_loader=fake_loader())  # CLIP without weights, for the CLI
 
 PHOTOS = [
     Photo("Holidays/beach dog.png", "a dog on the beach", taken_at="2019-07-14T10:00:00",
@@ -47,19 +49,20 @@ def db(tmp_path, monkeypatch):
     conn.close()
     with Store.open(path) as store:
         assert refresh_places(store).geocoded == 2
-    monkeypatch.setattr(query, "load_encoder", fake_loader())
     monkeypatch.setenv("IMGCAP_DB", str(path))
     return path
 
 
 def run(db, text, **kw):
     req = SearchRequest(text=text, understand=True, today=TODAY, **kw)
-    hits, got = search_understood(db, req, Settings(db_path=db))
+    hits, got = search_understood(db, req, Settings(db_path=db), fake_loader())
     return [Path(h.path).name for h in hits], got
 
 
 def plain(db, text, **flt):
-    hits = search(db, SearchRequest(text=text, filters=FileFilter(**flt)), Settings(db_path=db))
+    hits = search(
+        db, SearchRequest(text=text, filters=FileFilter(**flt)), Settings(db_path=db), fake_loader()
+    )
     return [Path(h.path).name for h in hits]
 
 
@@ -92,32 +95,36 @@ def test_what_the_index_lacks_stays_words(db):
 
 def test_cli_says_what_it_understood_and_json_has_it(db):
     runner = CliRunner()
-    res = runner.invoke(cli.app, ["search", "dog", "2019"])
+    res = runner.invoke(cli.app, ["search", "dog", "2019"], obj=FAKE_CLIP)
     assert res.exit_code == 0, res.output
     assert "understood: after 2019-01-01, before 2020-01-01" in res.output
-    res = runner.invoke(cli.app, ["search", "whiteboard", "in", "paris", "--json"])
+    res = runner.invoke(cli.app, ["search", "whiteboard", "in", "paris", "--json"], obj=FAKE_CLIP)
     hits = [json.loads(line) for line in res.stdout.splitlines()]
     assert [Path(h["path"]).name for h in hits] == ["whiteboard.png"]
     assert hits[0]["understood"] == {"text": "whiteboard", "place": ["Paris"]}
     assert hits[0]["place"] == "Paris, Île-de-France, France"
     # nothing matched: the line still says why
-    res = runner.invoke(cli.app, ["search", "whiteboard", "yesterday"])
+    res = runner.invoke(cli.app, ["search", "whiteboard", "yesterday"], obj=FAKE_CLIP)
     assert "understood: after " in res.output and "No photos matched" in res.output
 
 
 def test_literal_and_explicit_options(db):
     runner = CliRunner()
-    res = runner.invoke(cli.app, ["search", "dog", "2019", "--literal", "--json"])
+    res = runner.invoke(cli.app, ["search", "dog", "2019", "--literal", "--json"], obj=FAKE_CLIP)
     hits = [json.loads(line) for line in res.stdout.splitlines()]
     assert "understood" not in hits[0] and len(hits) == 5  # no filter
     # --after wins: 2019 stays a word, the option filters
-    res = runner.invoke(cli.app, ["search", "dog", "2019", "--after", "2020", "--json"])
+    res = runner.invoke(
+        cli.app, ["search", "dog", "2019", "--after", "2020", "--json"], obj=FAKE_CLIP
+    )
     hits = [json.loads(line) for line in res.stdout.splitlines()]
     assert {Path(h["path"]).name for h in hits} == {"beach dog 2.png", "dog.png"}
     assert all("understood" not in h for h in hits)
     # --in wins over a folder in the words; the place is still read
     res = runner.invoke(
-        cli.app, ["search", "dog", "in", "nice", "--in", str(db.parent / "photos/Work")]
+        cli.app,
+        ["search", "dog", "in", "nice", "--in", str(db.parent / "photos/Work")],
+        obj=FAKE_CLIP,
     )
     assert "understood: place Nice" in res.output and "No photos matched" in res.output
 

@@ -11,7 +11,9 @@ from writeback_fixtures import exif_read, needs_exiftool
 
 import cli
 from indexer.metadata import xmp
-from search import query
+from search.cli.options import Services
+
+FAKE_CLIP = Services(encoder_loader=fake_loader())  # CLIP without weights, for the CLI
 
 PHOTOS = [
     Photo("trip/beach.jpg", "a dog on a beach"),
@@ -23,13 +25,12 @@ PHOTOS = [
 def env(tmp_path, monkeypatch):
     root = tmp_path / "photos"
     db = make_db(root, PHOTOS, tmp_path / "imgcap.db")
-    monkeypatch.setattr(query, "load_encoder", fake_loader())
     monkeypatch.setenv("IMGCAP_DB", str(db))
     return root
 
 
 def invoke(*args):
-    return CliRunner().invoke(cli.app, [str(a) for a in args])
+    return CliRunner().invoke(cli.app, [str(a) for a in args], obj=FAKE_CLIP)
 
 
 def test_dry_run_then_write_then_json(env):

@@ -26,6 +26,7 @@ from search.cli.options import (
     OfflineOpt,
     PrecisionOpt,
     ResizeOpt,
+    services,
 )
 from search.cli.output import err
 from search.cli.progress import ModelLoading, progress_bar
@@ -106,6 +107,7 @@ def caption(
 
 
 def caption_set(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="An indexed photo.", show_default=False)],
     text: Annotated[
         str | None,
@@ -130,7 +132,9 @@ def caption_set(
     if clear == (text is not None):
         raise UsageError("give the caption text, or --clear (not both)")
     settings = Settings.from_env(db_path=db, device=device, offline=offline or None)
-    photo = set_caption(settings, str(path), None if clear else text, model)
+    photo = set_caption(
+        settings, str(path), None if clear else text, model, services(ctx).encoder_loader
+    )
     if json_out:
         print(json.dumps(photo, ensure_ascii=False))
         return

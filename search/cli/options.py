@@ -9,8 +9,10 @@ imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -25,6 +27,21 @@ COMMAND_ORDER = (
     "index", "search", "serve", "caption", "caption-set", "export", "write-back", "status",
     "failures", "roots", "merge", "models", "train", "eval",
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a command can be handed instead of loading it itself, as click's context object:
+    `CliRunner().invoke(app, args, obj=Services(encoder_loader=...))` runs `search` and
+    `caption-set` with another CLIP text tower (the tests' fake one, which needs no weights)."""
+
+    # (model source, Settings) -> encoder; None: search.query_encoder.load_encoder
+    encoder_loader: Callable[[str, Settings], Any] | None = None
+
+
+def services(ctx: typer.Context) -> Services:
+    return ctx.obj if isinstance(ctx.obj, Services) else Services()
+
 
 # -h as well as --help, on every command.
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"]}

@@ -21,11 +21,13 @@ from search.cli.options import (
     ResizeOpt,
     file_filter,
     query_text,
+    services,
 )
 from search.cli.output import err
 
 
 def search(
+    ctx: typer.Context,
     query: Annotated[
         list[str] | None,
         typer.Argument(
@@ -145,7 +147,9 @@ def search(
         model=model,
         understand=not literal,
     )
-    hits, understood = search_understood(settings.db_path, req, settings)
+    hits, understood = search_understood(
+        settings.db_path, req, settings, services(ctx).encoder_loader
+    )
     if understood is not None and understood.any and not json_out:
         output.print_understood(understood.label())
     if json_out:
