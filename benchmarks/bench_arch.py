@@ -1,7 +1,7 @@
 """The three captioner architectures side by side: clipcap, show-and-tell, show-attend-tell.
 
 1. Synthetic world (tiny model, CLIP taught to see the centred shapes world as in
-   tests/test_synthetic_world.py): train each architecture the same number of epochs from the
+   tests/test_train_synthetic_world.py): train each architecture the same number of epochs from the
    same base (`imgcap train --from SEEING --arch A`), then held-out CIDEr-D (greedy) and
    colour+shape accuracy on 60 new scenes, and training samples/s (median over epochs).
 2. Caption speed at full size with random weights (FLOPs don't depend on them): the decoder

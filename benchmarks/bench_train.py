@@ -17,8 +17,9 @@ batch is padded to its longest, so 20 is a realistic padded length).
 
 --scst: one SCST step = sample --samples captions for each of batch/samples images (KV cache,
 --tokens tokens each: random weights never stop early), CIDEr-D rewards, the policy-gradient
-pass; reported as sampled captions/s. --world: tests/test_scst_world.py's comparison (tiny model,
-cross-entropy, then SCST, against cross-entropy alone for the same training time), with timings.
+pass; reported as sampled captions/s. --world: tests/test_train_scst_world.py's comparison (tiny
+model, cross-entropy, then SCST, against cross-entropy alone for the same training time), with
+timings.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def scst_steps(net, tokenizer, device, dtype, args) -> float:
 
 
 def world_comparison(device: str) -> None:
-    """tests/test_scst_world.py's runs, timed: cross-entropy, + SCST, cross-entropy alone."""
+    """tests/test_train_scst_world.py's runs, timed: cross-entropy, + SCST, cross-entropy alone."""
     import math
     import re
     import shutil

@@ -4,8 +4,8 @@ Importing torch and open_clip and building the full CLIP model takes seconds on 
 than the whole cold-search budget; one query needs only the text tower. This module reads just
 the text weights from the model's safetensors file (memory-mapped), tokenizes with open_clip's
 BPE vocabulary (the same file, read without importing open_clip), and runs the forward pass of
-open_clip's `CLIP.encode_text` in float32. tests/test_text_encoder.py checks it against the torch
-encoder. Anything it does not reproduce exactly (a Hugging Face text tower, another tokenizer,
+open_clip's `CLIP.encode_text` in float32. tests/test_search_text_encoder.py checks it against the
+torch encoder. Anything it does not reproduce exactly (a Hugging Face text tower, another tokenizer,
 pooling or projection) makes `load_text_encoder` return None and the caller uses torch.
 
 Because attention is causal and the output is read at the end-of-text token, positions after

@@ -12,8 +12,8 @@ pixels; `pixels_to_tensor` then does ToTensor + Normalize.
   scaling, box reduce), but never below REDUCE_GAP × S on the short side, and the final bicubic
   resample uses the full image's geometry (crop box computed on the full size, mapped into the
   reduced image), so only the anti-aliasing of the last ×REDUCE_GAP differs. Measured ≥ 40 dB
-  PSNR from exact on 12 MP and panorama JPEGs/PNGs (tests/test_preprocess_fidelity.py); reducing
-  to just above S with the crop computed on the reduced image, as before, was 27-41 dB.
+  PSNR from exact on 12 MP and panorama JPEGs/PNGs (tests/test_media_preprocess_fidelity.py);
+  reducing to just above S with the crop computed on the reduced image, as before, was 27-41 dB.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ tylin/coco-caption), which every captioning paper since 2015 reports:
   package when it and Java are present, otherwise reported as unavailable with the reason.
 
 BLEU, ROUGE-L and CIDEr-D match pycocoevalcap's Python scorers to floating-point precision on the
-same tokenised input (tests/test_metrics.py checks this against stored reference values).
+same tokenised input (tests/test_train_metrics.py checks this against stored reference values).
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def test_merge_takes_the_writer_lock(pair):
 
 
 def test_merge_an_old_database(tmp_path):
-    from test_roots_migrate import OLD_PATHS, make_v4
+    from test_store_roots import OLD_PATHS, make_v4
 
     old = tmp_path / "v4.db"
     make_v4(old)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_faiss_incremental import _add, _delete, _result_id
+from test_vectors_update import _add, _delete, _result_id
 
 from indexer.store.connection import connect_readonly
 from search.vectors import cache, kinds

@@ -1,6 +1,6 @@
 """`imgcap train --scst`: the run machinery (CLI, resume after a kill, validation CIDEr-D picks the
 epoch, settings checks). The tiny random model stands in for a cross-entropy model: these tests
-are about the run, not about learning (tests/test_scst_world.py is)."""
+are about the run, not about learning (tests/test_train_scst_world.py is)."""
 
 from __future__ import annotations
 

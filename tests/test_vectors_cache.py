@@ -68,7 +68,7 @@ def test_fresh_index_is_reused_and_stale_one_rebuilt(tmp_path):
     assert cache.sync_indexes(db)["m"]["rebuilt"] is False  # generation unchanged: no work
     _write(db, 5, start=20, seed=1)  # a new batch bumps the generation
     state = cache.sync_indexes(db)["m"]
-    # Issue 11: new rows are added to the cache, not rebuilt (tests/test_faiss_incremental.py).
+    # Issue 11: new rows are added to the cache, not rebuilt (tests/test_vectors_update.py).
     assert state["action"] == "update" and state["rebuilt"] is False and state["count"] == 25
     assert _load(db)["caption"].ntotal == 25
     (pointer_file,) = files.index_dir(db).glob("*.json")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_faiss_incremental import _add, _delete, _from_scratch, _load, _sync, assert_same_answers
+from test_vectors_update import _add, _delete, _from_scratch, _load, _sync, assert_same_answers
 
 from search.vectors import cache, files
 

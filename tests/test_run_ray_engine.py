@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from photo_factory import make_photo_folder
-from test_pipeline import RESULT_COLUMNS, assert_faiss_agrees, rows, settings_for
+from test_run_pipeline import RESULT_COLUMNS, assert_faiss_agrees, rows, settings_for
 
 from indexer.config import Settings
 from indexer.run.pipeline import index_paths

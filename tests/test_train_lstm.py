@@ -1,9 +1,9 @@
 """`imgcap train --arch show-and-tell|show-attend-tell` on the synthetic shapes world: both LSTM
 captioners learn colour and shape (>= 90 % of held-out scenes, the bar ClipCap meets in
-test_synthetic_world.py), the result is a model directory `--model` loads, the grid is cached
+test_train_synthetic_world.py), the result is a model directory `--model` loads, the grid is cached
 with the global features, a run resumes, and SCST fine-tunes them.
 
-Like test_synthetic_world.py, the tiny model's CLIP is first taught to see the centred world
+Like test_train_synthetic_world.py, the tiny model's CLIP is first taught to see the centred world
 (its random weights separate colours but not shapes). One thread: see that module's docstring.
 """
 

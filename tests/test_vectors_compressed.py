@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from test_faiss_incremental import DIM, _add, _delete, _result_id, _sql_vectors, _vecs
+from test_vectors_update import DIM, _add, _delete, _result_id, _sql_vectors, _vecs
 
 from indexer.config import Settings
 from indexer.store.connection import connect_readonly
