@@ -431,8 +431,6 @@ def _run(gpt, cache, **inputs):
     return gpt(**inputs, **{_cache_keyword(): cache}, use_cache=True, logits_to_keep=1)
 
 
-
-
 class Captioner:
     """ClipCap model + tokenizer on a device: raw CLIP features in, caption strings out."""
 

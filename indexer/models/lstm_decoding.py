@@ -115,5 +115,3 @@ def beam_decode(net, features, grid, beams: int = 5, max_tokens: int = 67, stop_
         if hist is not None:
             hist = torch.cat((hist[src], alpha[src][:, None]), dim=1)
     return [r if r is not None else [] for r in results], maps
-
-
