@@ -2,6 +2,7 @@
 
     python benchmarks/bench_search.py latency --sizes 10000 100000 1000000
     python benchmarks/bench_search.py cold --photos 100000 --workdir /tmp/imgcap-bench
+    python benchmarks/bench_search.py cold --compare-tree /tmp/imgcap-before  # A/B, one run
 
 Vectors are synthetic, L2-normalised, 512-d, drawn around 2,000 centres (CLIP embeddings of a
 photo collection cluster by subject; uniform random vectors would be an unrealistically hard case
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 DIM = 512
 
@@ -199,7 +202,10 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def cold(photos: int, workdir: Path, runs: int, seed: int) -> dict:
+def cold(photos: int, workdir: Path, runs: int, seed: int, compare: Path | None = None) -> dict:
+    """Median wall and CPU of cold `imgcap search` processes. With `compare` (another checkout of
+    imgcap, e.g. a `git worktree` of an older commit) both trees answer the same query on their
+    own copy of the same database, run after run in turn, so load on the machine hits both."""
     from indexer.models.random_weights import write_random_model
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -210,27 +216,47 @@ def cold(photos: int, workdir: Path, runs: int, seed: int) -> dict:
     t = time.perf_counter()
     db = make_db(workdir, photos, spec["name"], seed)
     print(f"database ready in {time.perf_counter() - t:.1f} s: {db}", flush=True)
-    env = {**os.environ, "IMGCAP_DB": str(db), "IMGCAP_DEVICE": "cpu"}
+    trees = {"this tree": (ROOT, db)}
+    if compare is not None:
+        other = workdir / "compare" / db.name  # its own FAISS cache beside its own copy
+        other.parent.mkdir(exist_ok=True)
+        shutil.copyfile(db, other)
+        trees[str(compare)] = (compare.resolve(), other)
     imgcap = [sys.executable, "-c", "import cli; cli.app()"]
     base = ["search", "dog on a park bench", "--model", str(model_dir), "--paths", "-n", "20"]
-    # First run builds the FAISS cache beside the database (that is index-time work, not cold).
-    t = time.perf_counter()
-    subprocess.run(imgcap + base, env=env, check=True, capture_output=True)
-    print(f"first search (builds FAISS cache): {time.perf_counter() - t:.2f} s", flush=True)
+
+    def run(tree: Path, db_path: Path, extra: list[str]) -> None:
+        env = {**os.environ, "IMGCAP_DB": str(db_path), "IMGCAP_DEVICE": "cpu"}
+        env["PYTHONPATH"] = str(tree)  # the tree's cli.py, indexer/ and search/
+        subprocess.run(imgcap + base + extra, env=env, cwd=tree, check=True, capture_output=True)
+
+    for tree, db_path in trees.values():
+        # The first search builds the FAISS cache beside the database (index-time work, not cold).
+        t = time.perf_counter()
+        run(tree, db_path, [])
+        print(f"{tree}: first search (builds FAISS cache): {time.perf_counter() - t:.2f} s")
     out: dict = {"photos": photos}
     for label, extra in (("hybrid", []), ("keyword", ["--mode", "keyword"])):
-        walls, cpus = [], []
+        walls: dict[str, list[float]] = {name: [] for name in trees}
+        cpus: dict[str, list[float]] = {name: [] for name in trees}
         for _ in range(runs):
-            t, before = time.perf_counter(), _children_cpu()
-            subprocess.run(imgcap + base + extra, env=env, check=True, capture_output=True)
-            walls.append(time.perf_counter() - t)
-            cpus.append(_children_cpu() - before)  # less sensitive to a busy machine than wall
-        out[f"cold {label} wall s (median of {runs})"] = round(statistics.median(walls), 2)
-        out[f"cold {label} cpu s (median of {runs})"] = round(statistics.median(cpus), 2)
-        print(label, "wall", [round(w, 2) for w in walls], "cpu", [round(c, 2) for c in cpus])
+            for name, (tree, db_path) in trees.items():
+                t, before = time.perf_counter(), _children_cpu()
+                run(tree, db_path, extra)
+                walls[name].append(time.perf_counter() - t)
+                cpus[name].append(_children_cpu() - before)  # less sensitive to load than wall
+        for name in trees:
+            prefix = f"cold {label}" if compare is None else f"{name}: cold {label}"
+            out[f"{prefix} wall s (median of {runs})"] = round(statistics.median(walls[name]), 2)
+            out[f"{prefix} cpu s (median of {runs})"] = round(statistics.median(cpus[name]), 2)
+            print(name, label, "wall", [round(w, 2) for w in walls[name]], flush=True)
+        if compare is not None:
+            ours, theirs = (statistics.median(walls[n]) for n in trees)
+            out[f"cold {label} wall ratio, this tree / {compare}"] = round(ours / theirs, 3)
     r = subprocess.run(
         [sys.executable, "-c", STAGES, str(db), str(model_dir), "dog on a park bench"],
-        env=env, check=True, capture_output=True, text=True,
+        env={**os.environ, "IMGCAP_DB": str(db), "IMGCAP_DEVICE": "cpu"},
+        cwd=ROOT, check=True, capture_output=True, text=True,
     )  # fmt: skip
     out["stages (cumulative s)"] = json.loads(r.stdout.strip().splitlines()[-1])
     print(json.dumps(out, indent=1), flush=True)
@@ -251,11 +277,12 @@ def main() -> None:
     c.add_argument("--workdir", type=Path, default=Path("/tmp/imgcap-bench"))
     c.add_argument("--runs", type=int, default=3)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--compare-tree", type=Path, help="another imgcap checkout to time alongside")
     args = ap.parse_args()
     if args.cmd == "latency":
         latency(args.sizes, args.queries, args.seed, args.ef_search, not args.exact_only)
     else:
-        cold(args.photos, args.workdir, args.runs, args.seed)
+        cold(args.photos, args.workdir, args.runs, args.seed, args.compare_tree)
 
 
 if __name__ == "__main__":
