@@ -17,6 +17,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from indexer.store.errors import conn_path, store_error, translated
+from indexer.store.fts import photo_matches
 from indexer.store.records import now_iso, rows_in
 
 
@@ -143,17 +144,10 @@ def keyword_matches(
     to `results r` (a video's through its keyframes)."""
     if not exists(conn):
         return []
-    rows = conn.execute(
-        # Materialised first: bm25() can't be evaluated inside the GROUP BY below.
-        "WITH m AS MATERIALIZED (SELECT rowid, bm25(photo_tags_fts) AS rank"
-        " FROM photo_tags_fts WHERE photo_tags_fts MATCH ?)"
-        " SELECT r.id, min(m.rank) AS best FROM m"
-        " JOIN photo_tags t ON t.rowid = m.rowid"
-        f" JOIN files f ON f.path = t.path {join}"
-        f" WHERE r.model = ? AND {where} GROUP BY r.id ORDER BY best LIMIT ?",
-        [fts_query, model, *params, limit],
-    ).fetchall()
-    return [(int(i), -float(s)) for i, s in rows]
+    to_files = "JOIN photo_tags t ON t.rowid = m.rowid JOIN files f ON f.path = t.path"
+    return photo_matches(
+        conn, "photo_tags_fts", to_files, model, fts_query, limit, where, params, join
+    )
 
 
 @translated

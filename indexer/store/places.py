@@ -18,6 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from indexer.store.errors import conn_path, store_error, translated
+from indexer.store.fts import photo_matches
 from indexer.store.records import rows_in
 
 
@@ -222,15 +223,8 @@ def keyword_matches(
     goes from `files f` to `results r` (a video's through its keyframes)."""
     if not exists(conn):
         return []
-    rows = conn.execute(
-        "WITH m AS MATERIALIZED (SELECT rowid, bm25(places_fts) AS rank"
-        " FROM places_fts WHERE places_fts MATCH ?)"
-        " SELECT r.id, min(m.rank) AS best FROM m"
-        f" JOIN files f ON f.place_id = m.rowid {join}"
-        f" WHERE r.model = ? AND {where} GROUP BY r.id ORDER BY best, r.id LIMIT ?",
-        [fts_query, model, *params, limit],
-    ).fetchall()
-    return [(int(i), -float(s)) for i, s in rows]
+    to_files = "JOIN files f ON f.place_id = m.rowid"
+    return photo_matches(conn, "places_fts", to_files, model, fts_query, limit, where, params, join)
 
 
 @translated
