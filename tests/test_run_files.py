@@ -8,24 +8,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from run_settings import run_settings
 
 from indexer.config import Settings
 from indexer.media import walk
 from indexer.media.raw import RAW_NEEDS_EXTRA
 from indexer.run.pipeline import index_paths
 from indexer.run.workers import DecodePool, decode_for_model
-
-
-def _settings(tmp_path: Path, model_dir, **kw) -> Settings:
-    base = dict(
-        db_path=tmp_path / "db" / "imgcap.db",
-        model=str(model_dir),
-        device="cpu",
-        workers=1,
-        batch_size=4,
-        max_tokens=4,
-    )
-    return Settings(**{**base, **kw})
 
 
 def _photo(path: Path, size=(64, 48), colour=(200, 30, 30)) -> Path:
@@ -47,7 +36,7 @@ def test_a_huge_non_image_fails_from_its_header_and_is_never_hashed(
     monkeypatch.setattr(walk, "content_hash", lambda p: hashed.append(p) or real(p))
 
     t = time.monotonic()
-    s = index_paths([root], _settings(tmp_path, "unused"), model=tiny_model)
+    s = index_paths([root], run_settings(tmp_path, "unused"), model=tiny_model)
 
     assert time.monotonic() - t < 60
     assert hashed == [str(good)]
@@ -64,7 +53,7 @@ def test_max_megapixels_is_applied_before_hashing_and_in_the_workers(
     hashed: list[str] = []
     real = walk.content_hash
     monkeypatch.setattr(walk, "content_hash", lambda p: hashed.append(p) or real(p))
-    settings = _settings(tmp_path, "unused", max_megapixels=0.001)  # 1,000 pixels
+    settings = run_settings(tmp_path, "unused", max_megapixels=0.001)  # 1,000 pixels
     s = index_paths([root], settings, model=tiny_model)
     assert s.new == 1
     assert s.failures == [{"path": str(big), "reason": "image too large (2000 pixels > cap 1000)"}]
@@ -97,7 +86,7 @@ def test_excludes_unsupported_files_and_raw_without_the_extra(tmp_path, tiny_mod
     cr3 = root / "trip" / "IMG_0001.CR3"
     cr3.write_bytes(b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom" + b"\x00" * 200)
 
-    settings = _settings(tmp_path, "unused", exclude=("drafts",))
+    settings = run_settings(tmp_path, "unused", exclude=("drafts",))
     s = index_paths([root], settings, model=tiny_model)
 
     assert s.new == 1
@@ -116,7 +105,7 @@ def test_the_run_uses_the_memory_rule_for_its_workers(tmp_path, tiny_model, monk
     monkeypatch.setattr(Settings, "max_pixels_for", lambda self, w: seen.append(w) or real(self, w))
     root = tmp_path / "photos"
     _photo(root / "a.jpg")
-    index_paths([root], _settings(tmp_path, "unused", workers=workers), model=tiny_model)
+    index_paths([root], run_settings(tmp_path, "unused", workers=workers), model=tiny_model)
     assert seen == [workers]
 
 

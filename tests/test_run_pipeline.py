@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from photo_factory import BIG_JPEG, PHONE_EXIF, make_photo_folder
 from PIL import Image
+from run_settings import run_settings
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
@@ -66,16 +67,8 @@ def photos(tmp_path):
 
 
 def settings_for(tmp_path, model_dir, **kw) -> Settings:
-    # max_tokens: the random tiny model rarely stops by itself; short captions keep tests fast.
-    base = dict(
-        db_path=tmp_path / "db" / "imgcap.db",
-        model=str(model_dir),
-        device="cpu",
-        workers=2,
-        batch_size=4,
-        max_tokens=6,
-    )
-    return Settings(**{**base, **kw})
+    # Two decode workers and 6 tokens: the kill test's slow_index.py run compares against this.
+    return run_settings(tmp_path, model_dir, **{"workers": 2, "max_tokens": 6, **kw})
 
 
 FILE_COLUMNS = ("size", "mtime_ns", "content_hash", "width", "height", "taken_at")

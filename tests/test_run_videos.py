@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from PIL import Image
+from run_settings import run_settings
 from video_factory import break_video, make_video
 
 from indexer.config import Settings
@@ -38,16 +39,7 @@ def counting(model, **kw):
 
 
 def settings(tmp_path, model_dir, **kw) -> Settings:
-    base = dict(
-        db_path=tmp_path / "db" / "imgcap.db",
-        model=str(model_dir),
-        device="cpu",
-        workers=1,
-        batch_size=2,
-        max_tokens=4,
-        video_gap=1.0,
-    )
-    return Settings(**{**base, **kw})
+    return run_settings(tmp_path, model_dir, **{"batch_size": 2, "video_gap": 1.0, **kw})
 
 
 def rows(s: Settings, sql: str) -> list[tuple]:
