@@ -23,18 +23,13 @@ from typing import Annotated
 import typer
 
 from search.cli import captions, export, index, models, roots, search, serve, training
-from search.cli.options import HELP_SETTINGS, Commands, QueryCommand, print_version
+from search.cli.options import QueryCommand, command_group, print_version
 
-# Plain click-style help (rich_markup_mode=None), as sqlite-utils and llm print it: choices as
-# [a|b], no <bool> or <list[Path]> type placeholders, paragraphs rewrapped to the terminal.
-app = typer.Typer(
-    cls=Commands,
-    help="Caption, embed and search your photos by meaning (ClipCap + CLIP + SQLite + FAISS).",
+app = command_group(
+    "Caption, embed and search your photos by meaning (ClipCap + CLIP + SQLite + FAISS).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings=HELP_SETTINGS,
 )
 
 

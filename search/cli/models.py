@@ -10,15 +10,9 @@ import typer
 
 from indexer.config import Settings
 from search.cli import output
-from search.cli.options import HELP_SETTINGS, Commands, JsonOpt
+from search.cli.options import JsonOpt, command_group
 
-models_app = typer.Typer(
-    cls=Commands,
-    help="List and download captioning models.",
-    no_args_is_help=False,
-    rich_markup_mode=None,
-    context_settings=HELP_SETTINGS,
-)
+models_app = command_group("List and download captioning models.", no_args_is_help=False)
 
 
 @models_app.callback(invoke_without_command=True)

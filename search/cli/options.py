@@ -77,6 +77,19 @@ class Commands(TyperGroup):
         return cmd
 
 
+def command_group(help: str, **options) -> typer.Typer:
+    """A Typer app for imgcap or one of its command groups: plain click-style help
+    (rich_markup_mode=None, as sqlite-utils and llm print it: choices as [a|b], no <bool> or
+    <list[Path]> placeholders, paragraphs rewrapped), -h, and `Commands` (order, error boundary)."""
+    return typer.Typer(
+        cls=Commands,
+        help=help,
+        rich_markup_mode=None,
+        context_settings=HELP_SETTINGS,
+        **options,
+    )
+
+
 # typer's type placeholders, as the words click users know.
 PLACEHOLDER = {
     "int": "N", "int range": "N", "float": "X", "float range": "X", "str": "TEXT",

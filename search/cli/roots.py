@@ -9,15 +9,9 @@ from typing import Annotated
 import typer
 
 from search.cli import output
-from search.cli.options import HELP_SETTINGS, Commands, DbOpt, JsonDocOpt, JsonOpt, db_path
+from search.cli.options import DbOpt, JsonDocOpt, JsonOpt, command_group, db_path
 
-roots_app = typer.Typer(
-    cls=Commands,
-    help="List the folders the index covers, or move one.",
-    no_args_is_help=False,
-    rich_markup_mode=None,
-    context_settings=HELP_SETTINGS,
-)
+roots_app = command_group("List the folders the index covers, or move one.", no_args_is_help=False)
 
 CONFLICTS_SHOWN = 20  # in the human report; --json lists up to the store's cap
 
