@@ -156,6 +156,29 @@ def test_cycles_are_found_by_the_check():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_names_offered_only_by_import_are_not_defined_there(tmp_path):
+    module = tmp_path / "offer.py"
+    module.write_text(
+        "import os\nfrom indexer.config import Settings\nfrom indexer import errors\n"
+        "LIMIT = 3\ndef f(): pass\nif os.name:\n    class C: pass\n"
+    )
+    assert defined(module) == {"os", "LIMIT", "f", "C"}  # not Settings, not errors
+
+
+def test_patches_are_seen_with_the_module_they_patch(tmp_path):
+    test = tmp_path / "test_x.py"
+    test.write_text(
+        "from search import query\nimport indexer.media.decode as decode\n"
+        "def test(monkeypatch):\n"
+        "    monkeypatch.setattr(query, 'MIN_CANDIDATES', 1)\n"
+        "    monkeypatch.setattr(decode, 'decode_image', None)\n"
+    )
+    assert sorted(_patches(test)) == [
+        ("indexer.media.decode", "decode_image", 5),
+        ("search.query", "MIN_CANDIDATES", 4),
+    ]
+
+
 # --------------------------------------------------------------------------------- rule 1
 def test_no_import_cycles():
     assert cycles(graph()) == []
@@ -250,6 +273,15 @@ def test_search_core_never_imports_its_cli_or_web():
         for i in _imports_of("search")
         if not _under(i[0], "search.cli", "search.web")
         and _under(i[1], "search.cli", "search.web", "cli", "typer")
+    ]
+    assert bad == []
+
+
+def test_the_vector_cache_imports_only_itself_and_the_indexer():
+    bad = [
+        i
+        for i in _imports_of("search.vectors")
+        if _under(i[1], "search", "cli") and not _under(i[1], "search.vectors")
     ]
     assert bad == []
 
