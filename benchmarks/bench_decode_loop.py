@@ -1,5 +1,5 @@
 """The caption decoding loops before and after a change: captions/s of greedy_decode and
-beam_decode from indexer/captioner.py at git revision --before against the working tree, on
+beam_decode from indexer/models/clipcap.py at git revision --before against the working tree, on
 the full-size ClipCap MLP + GPT-2 (124M) with random weights (FLOPs don't depend on them).
 
     python benchmarks/bench_decode_loop.py --before 4aeb35e            # CPU, short
@@ -30,16 +30,28 @@ sys.path.insert(0, str(ROOT))
 from indexer.models import clipcap as after  # noqa: E402
 from indexer.models.clipcap import ClipCapConfig, ClipCapModel  # noqa: E402
 
+# The modules the flat-layout captioner imported, where they live now.
+FLAT_NAMES = {
+    "indexer.beam": "indexer.models.beam",
+    "indexer.checkpoint": "indexer.models.checkpoint",
+    "indexer.kv_cache": "indexer.models.kv_cache",
+    "indexer.quiet": "indexer.models.quiet",
+}
+
 
 def load_before(rev: str):
-    """indexer/captioner.py as it was at `rev`, imported as its own module."""
-    src = subprocess.run(
-        ["git", "show", f"{rev}:indexer/captioner.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    """ClipCap's module as it was at `rev` (indexer/models/clipcap.py, or indexer/captioner.py
+    before the package layout), imported as its own module."""
+    for name in ("indexer/models/clipcap.py", "indexer/captioner.py"):
+        got = subprocess.run(
+            ["git", "show", f"{rev}:{name}"], cwd=ROOT, capture_output=True, text=True
+        )
+        if got.returncode == 0:
+            break
+    got.check_returncode()
+    src = got.stdout
+    for old, new in FLAT_NAMES.items():  # a revision before the package layout
+        src = src.replace(f"from {old} import", f"from {new} import")
     path = Path(tempfile.mkdtemp()) / "captioner_before.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("captioner_before", path)

@@ -1,5 +1,5 @@
 """`imgcap caption FILE...`: caption image files in batches without touching the database; a
-video is captioned by its keyframes (indexer/video.py), their distinct captions joined."""
+video is captioned by its keyframes (indexer/media/video.py), their distinct captions joined."""
 
 from __future__ import annotations
 

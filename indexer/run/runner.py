@@ -1,4 +1,4 @@
-"""The batch model runner: decoded pixels → indexer/core.py `process_tensor` (CLIP once →
+"""The batch model runner: decoded pixels → indexer/run/work.py `process_tensor` (CLIP once →
 captions → caption text features), halving the batch on out-of-memory. Both runners (local
 pipeline, Ray actors) hold one."""
 

@@ -38,7 +38,7 @@ class IndexSummary:
     new: int = 0  # paths not indexed before (including duplicates of indexed content)
     changed: int = 0  # indexed paths whose content changed
     model_added: int = 0  # indexed paths, content unchanged, captioned with this model first now
-    updated: int = 0  # changed + model_added (kept for scripts written before the split)
+    updated: int = 0  # changed + model_added: `--json` scripts read this one number
     moved: int = 0  # new paths whose content left an old path in this run (old path dropped)
     unchanged: int = 0
     removed: int = 0  # indexed paths that disappeared (moves not included)
@@ -47,7 +47,7 @@ class IndexSummary:
     failed: int = 0  # failed_this_run + failures_standing: files not indexed because they fail
     captioned: int = 0  # images that went through the model (unique content, so <= files)
     reused: int = 0  # files that got stored results by content hash, with no model work
-    places_named: int = 0  # photos whose place was named from their GPS (indexer/places.py)
+    places_named: int = 0  # photos whose place was named from their GPS (metadata/places.py)
     failed_reasons: dict[str, int] = field(default_factory=dict)  # this run's: reason -> count
     failures: list[dict[str, str]] = field(default_factory=list)  # [{path, reason}] of this run
     interrupted: bool = False

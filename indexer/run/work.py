@@ -1,7 +1,7 @@
 """The work of an index run, with no opinion on how batches move: `decode` (paths → pixels +
 metadata) and `process_batch` (pixels → image vectors, captions, caption vectors, ONE CLIP pass
-feeding both). The local runner (indexer/pipeline.py: worker processes + one model in the main
-process) and the Ray runner (indexer/ray_engine.py: Ray Data tasks + an actor pool) both call
+feeding both). The local runner (indexer/run/pipeline.py: worker processes + one model in the main
+process) and the Ray runner (indexer/run/ray_engine.py: Ray Data tasks + an actor pool) both call
 these two functions and nothing else does model or decode work, so the two cannot drift.
 
 A path may yield several items (a video's keyframes, issue 13): `decode_file` returns a list.
@@ -46,7 +46,7 @@ class BatchOutput:
 
 
 def items_from_task(path: str, res: tuple) -> list[DecodedItem] | DecodeFailure:
-    """A decode task's result (indexer/workers.py protocol) as items.
+    """A decode task's result (indexer/run/workers.py protocol) as items.
 
     ("bad", reason) → DecodeFailure; ("ok", meta, pixels (S, S, 3)) → one item;
     ("ok", meta, pixels (K, S, S, 3)[, extras list of K dicts]) → K items (video keyframes).
@@ -118,7 +118,7 @@ def _process_tensor(model, x, settings: Settings) -> BatchOutput:
 
 def process_batch(model, pixels: list[np.ndarray], settings: Settings) -> BatchOutput:
     """(S, S, 3) uint8 pictures → image vectors, captions, caption vectors (no OOM handling:
-    indexer/runner.py's ModelRunner halves the batch around this)."""
+    indexer/run/runner.py's ModelRunner halves the batch around this)."""
     mean, std = clip_stats(model.encoder)
     x = pixels_to_tensor(pixels, mean, std, getattr(model, "device", None))
     return process_tensor(model, x, settings)

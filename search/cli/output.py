@@ -323,7 +323,7 @@ def print_eval(result) -> None:
 
 
 def caption_stats_line(st: dict) -> str:
-    """Length, vocabulary and distinct captions in one line (indexer/caption_stats.py)."""
+    """Length, vocabulary and distinct captions in one line (indexer/train/caption_stats.py)."""
     return (
         f"captions: {st['length_mean']:.1f} words on average (median {st['length_median']:g}, "
         f"{st['length_min']}-{st['length_max']}), vocabulary {st['vocabulary']} words, "

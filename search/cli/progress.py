@@ -56,7 +56,8 @@ class IndexProgress:
         self.bar.update(self.task, description=text, total=total, completed=p.done)
 
     def loading(self, step: str) -> None:
-        """A load_model step (`indexer.models.loading_steps`): the bar says what it waits for."""
+        """A load_model step (`indexer.models.loading.loading_steps`): the bar says what it
+        waits for."""
         if self.bar is not None:
             self.bar.update(self.task, description=f"loading model: {step}")
 

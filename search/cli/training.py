@@ -34,7 +34,7 @@ DataArg = Annotated[
     ),
 ]
 
-# SCST (indexer/scst.py): after cross-entropy, fine-tune on the CIDEr-D of sampled captions.
+# SCST (indexer/train/scst.py): after cross-entropy, fine-tune on the CIDEr-D of sampled captions.
 ScstOpt = Annotated[
     bool,
     typer.Option(
