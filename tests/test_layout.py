@@ -189,6 +189,8 @@ def test_every_import_names_the_module_that_defines_the_name():
     wrong = []
     for path in importers():
         for target, name, node, _ in imports(path):
+            if target.split(".")[0] in PACKAGES and target not in modules():
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: no module {target}")
             if name is None or target not in modules():
                 continue
             if name not in defined(modules()[target]):
