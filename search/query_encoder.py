@@ -12,6 +12,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import ModelNotAvailableError, StoreError, UsageError
+from indexer.models.model_dir import stored_name
 from indexer.store.queries import model_sources, models_with_results
 
 NEGATIVE_WEIGHT = 1.0  # query vector = q - w * negative (as rclip does): both unit length
@@ -94,7 +95,7 @@ def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Set
     if not indexed:
         raise StoreError("the index is empty: run `imgcap index PATH` first")
     if requested is None:
-        wanted = _stored_name(settings.model)  # IMGCAP_MODEL may name a model directory
+        wanted = stored_name(settings.model)  # IMGCAP_MODEL may name a model directory
         return wanted if wanted in indexed else indexed[0]
     if requested in indexed:
         return requested
@@ -109,15 +110,6 @@ def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Set
     )
 
 
-def _stored_name(name_or_dir: str) -> str:
-    """The name results are stored under for a registry name or a model directory."""
-    from indexer.models.model_dir import is_model_dir, read_spec
-
-    if is_model_dir(name_or_dir):
-        return read_spec(Path(name_or_dir).expanduser())["name"]
-    return name_or_dir
-
-
 def model_source(
     conn: sqlite3.Connection, model: str, requested: str | None, settings: Settings
 ) -> str:
@@ -126,7 +118,7 @@ def model_source(
     from (remembered in the database), else the name itself (a registry name)."""
     if requested is not None:
         return requested
-    if settings.model != model and _stored_name(settings.model) == model:
+    if settings.model != model and stored_name(settings.model) == model:
         return settings.model
     source = model_sources(conn).get(model)
     if source is None or not os.path.isabs(source):

@@ -205,7 +205,7 @@ def test_no_reexport_lists_idioms_or_aliases():
         for node in ast.walk(tree(path)):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 for a in node.names:
-                    if a.asname and a.asname == a.name.split(".")[-1]:
+                    if a.asname and a.asname.lstrip("_") == a.name.split(".")[-1]:
                         wrong.append(f"{mod}:{node.lineno}: `{a.name} as {a.asname}`")
                 if isinstance(node, ast.ImportFrom) and project_module(node.module or ""):
                     imported.update(a.asname or a.name for a in node.names)

@@ -28,10 +28,8 @@ from pathlib import Path
 
 from indexer.errors import MetadataError, UsageError
 from indexer.metadata import exiftool, xmp
-from indexer.metadata.safe_files import atomic_write as _atomic_write
-from indexer.metadata.safe_files import fsync_dir as _fsync_dir
-from indexer.metadata.safe_files import same_owner_and_mode as _same_owner_and_mode
-from indexer.metadata.safe_files import unwritable as _unwritable
+from indexer.metadata.safe_files import atomic_write, fsync_dir, same_owner_and_mode, unwritable
+from indexer.models.model_dir import stored_name
 
 MODES = ("sidecar", "embed")
 NAMINGS = ("darktable", "lightroom")
@@ -203,11 +201,11 @@ def write_sidecar(item: Item, *, naming: str, force: bool, dry_run: bool) -> Out
         )
     if merged is None:
         return Outcome(item.path, "unchanged", str(sidecar))
-    problem = _unwritable(sidecar if existing is not None else None, sidecar.parent)
+    problem = unwritable(sidecar if existing is not None else None, sidecar.parent)
     if problem:
         return Outcome(item.path, "failed", str(sidecar), problem)
     if not dry_run:
-        _atomic_write(sidecar, merged)
+        atomic_write(sidecar, merged)
     return Outcome(item.path, "written", str(sidecar))
 
 
@@ -226,7 +224,7 @@ def write_embedded(
         return Outcome(item.path, "failed", str(photo), "the photo is not there any more")
     # A symlinked photo is written where it really is; the link stays a link.
     real = Path(os.path.realpath(photo))
-    problem = _unwritable(real, real.parent)
+    problem = unwritable(real, real.parent)
     if problem:
         return Outcome(item.path, "failed", str(photo), problem)
     links = real.stat().st_nlink
@@ -303,11 +301,11 @@ def _embed(
             raise MetadataError(
                 str(photo), "the rewritten file decodes differently; the original is kept"
             )
-        _same_owner_and_mode(real, copy)
+        same_owner_and_mode(real, copy)
         with open(copy, "rb") as f:
             os.fsync(f.fileno())
         os.replace(copy, real)
-        _fsync_dir(real.parent)
+        fsync_dir(real.parent)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     from indexer.media.walk import content_hash
@@ -412,8 +410,8 @@ def run_write_back(
         store = stack.enter_context(Store.open(db_path, create=writes))
         conn = store.db.conn
         have = models_with_results(conn)
-        model = _stored_name(model)
-        configured_model = _stored_name(configured_model)
+        model = stored_name(model) if model is not None else None
+        configured_model = stored_name(configured_model) if configured_model else None
         if model is not None and model not in have:
             shown = ", ".join(have) or "none"
             raise UsageError(f"no captions by model {model!r} in {db_path} (models: {shown})")
@@ -466,15 +464,6 @@ def run_write_back(
         summary.interrupted = done.interrupted
         summary.model = name
     return summary
-
-
-def _stored_name(name_or_dir: str | None) -> str | None:
-    """The name results are stored under: a model directory's spec names it."""
-    from indexer.models.model_dir import is_model_dir, read_spec
-
-    if name_or_dir is not None and is_model_dir(name_or_dir):
-        return read_spec(Path(name_or_dir).expanduser())["name"]
-    return name_or_dir
 
 
 def _stale(row: dict) -> str | None:

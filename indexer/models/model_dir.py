@@ -65,6 +65,14 @@ def is_model_dir(name_or_dir: str) -> bool:
     return (Path(name_or_dir).expanduser() / SPEC_FILE).is_file()
 
 
+def stored_name(name_or_dir: str) -> str:
+    """The name results are stored under: a model directory's spec names it; a registry name is
+    its own."""
+    if is_model_dir(name_or_dir):
+        return read_spec(Path(name_or_dir).expanduser())["name"]
+    return name_or_dir
+
+
 def write_spec(out: Path, spec: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (SPEC_FILE + ".tmp")
