@@ -30,6 +30,7 @@ from indexer.errors import ImgcapError, UsageError
 from indexer.store import photos
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, export_rows
+from search.photos import camera_name
 
 # source: "user" when a person wrote the caption (imgcap serve, caption-set), else "generated".
 COLUMNS = (
@@ -122,9 +123,8 @@ _END = object()
 
 def export_row(row: dict[str, Any]) -> dict[str, Any]:
     """A store row -> the exported columns (camera = make and model joined)."""
-    camera = " ".join(x for x in (row.get("camera_make"), row.get("camera_model")) if x) or None
     out = {k: row.get(k) for k in COLUMNS}
-    out["camera"] = camera
+    out["camera"] = camera_name(row)
     out["source"] = row.get("source") or "generated"
     if "at_seconds" in row:  # export --keyframes
         out["at_seconds"] = row["at_seconds"]

@@ -14,7 +14,7 @@ from search.query_encoder import resolve_model
 
 def camera_name(row: dict[str, Any]) -> str | None:
     """ "Canon EOS 80D" from a row's camera_make and camera_model (None when it has neither)."""
-    return " ".join(x for x in (row["camera_make"], row["camera_model"]) if x) or None
+    return " ".join(x for x in (row.get("camera_make"), row.get("camera_model")) if x) or None
 
 
 def photo_row(
