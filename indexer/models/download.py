@@ -44,23 +44,27 @@ def materialise(entry: RegistryEntry, settings: Settings, download: bool) -> Pat
     return out
 
 
-def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: bool) -> Path:
-    """Path of one pinned hub file: from the cache if there, else downloaded (unless offline)."""
+def hub_download(repo: str, filename: str, revision: str, settings: Settings, cached: bool) -> Path:
+    """One pinned file through huggingface_hub: from its cache only (`cached`), or downloaded into
+    it, from `settings.hub_endpoint` (a mirror) when set. Raises what huggingface_hub raises."""
     from huggingface_hub import hf_hub_download
 
     cache = str(settings.cache_dir) if settings.cache_dir else None
+    path = hf_hub_download(
+        repo,
+        filename,
+        revision=revision,
+        cache_dir=cache,
+        local_files_only=cached,
+        endpoint=settings.hub_endpoint,
+    )
+    return Path(path)
+
+
+def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: bool) -> Path:
+    """Path of one pinned hub file: from the cache if there, else downloaded (unless offline)."""
     try:
-        path = Path(
-            hf_hub_download(
-                f.repo,
-                f.filename,
-                revision=f.revision,
-                cache_dir=cache,
-                local_files_only=True,
-                endpoint=settings.hub_endpoint,
-            )
-        )
-        return check_size(f, path)
+        return check_size(f, hub_download(f.repo, f.filename, f.revision, settings, cached=True))
     except ModelFormatError:
         raise
     except Exception:  # not cached: fall through to a download
@@ -70,15 +74,7 @@ def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: boo
         reason = hub_unreachable(settings.hub_endpoint)
         if reason is None:
             try:
-                path = Path(
-                    hf_hub_download(
-                        f.repo,
-                        f.filename,
-                        revision=f.revision,
-                        cache_dir=cache,
-                        endpoint=settings.hub_endpoint,
-                    )
-                )
+                path = hub_download(f.repo, f.filename, f.revision, settings, cached=False)
             except Exception as e:  # 404, 429, disk full, ...: all become one clear message
                 reason = short_reason(e)
             else:

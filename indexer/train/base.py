@@ -101,36 +101,21 @@ GPT2_WEIGHTS = (
 def load_hub_gpt2(net, settings: Settings) -> None:
     """Copy GPT-2 small's hub weights into net.gpt (keys checked like load_clipcap does)."""
     import torch
-    from huggingface_hub import hf_hub_download
     from safetensors.torch import load_file
 
-    from indexer.models.download import hub_unreachable, short_reason
+    from indexer.models.download import hub_download, hub_unreachable, short_reason
 
     repo, filename, rev = GPT2_WEIGHTS
-    cache = str(settings.cache_dir) if settings.cache_dir else None
     path = None
     try:
-        path = hf_hub_download(
-            repo,
-            filename,
-            revision=rev,
-            cache_dir=cache,
-            local_files_only=True,
-            endpoint=settings.hub_endpoint,
-        )
+        path = hub_download(repo, filename, rev, settings, cached=True)
     except Exception:  # not cached yet
         reason = "offline mode is on (--offline / IMGCAP_OFFLINE / HF_HUB_OFFLINE)"
         if not settings.offline:
             reason = hub_unreachable(settings.hub_endpoint)
             if reason is None:
                 try:
-                    path = hf_hub_download(
-                        repo,
-                        filename,
-                        revision=rev,
-                        cache_dir=cache,
-                        endpoint=settings.hub_endpoint,
-                    )
+                    path = hub_download(repo, filename, rev, settings, cached=False)
                 except Exception as e:  # 404, 429, disk full, ...
                     reason = short_reason(e)
         if path is None:
