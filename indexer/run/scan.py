@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from indexer.config import VIDEO_EXTENSIONS, Settings
@@ -56,12 +57,14 @@ def model_name(settings: Settings, model: Any) -> str:
     if model is not None:
         return model.name
     from indexer.models import loading
-    from indexer.models.model_dir import is_model_dir, stored_name
+    from indexer.models.model_dir import is_model_dir, read_spec
     from indexer.models.registry import REGISTRY
 
     name = settings.model
-    if is_model_dir(name) or name in REGISTRY:  # a registry model's spec carries its name
-        return stored_name(name)
+    if is_model_dir(name):
+        return read_spec(Path(name).expanduser())["name"]
+    if name in REGISTRY:
+        return name  # a registry model's spec carries its registry name
     return loading.load_model(name, settings).name  # raises the error that explains the name
 
 
