@@ -13,9 +13,15 @@ class ImgcapError(Exception):
 
 
 class ModelNotAvailableError(ImgcapError):
-    """A model file is missing locally and could not be downloaded (offline, 404, ...)."""
+    """A model file is missing locally and could not be downloaded (offline, 404, ...).
+    `download_fix`: the advice for `imgcap models download` itself, which must not tell the
+    person to run the command that just failed."""
 
     exit_code = 3
+
+    def __init__(self, message: str, download_fix: str | None = None):
+        super().__init__(message)
+        self.download_fix = download_fix or message
 
 
 class ModelFormatError(ImgcapError):
@@ -39,6 +45,13 @@ class StoreError(ImgcapError):
     """The database is missing, locked by another run, or unusable."""
 
     exit_code = 4
+
+
+class IndexingInProgress(ImgcapError):
+    """Nothing to read yet because the first `imgcap index` is still running: not a failure
+    (exit 0), the person only has to wait."""
+
+    exit_code = 0
 
 
 class UsageError(ImgcapError):

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from indexer.config import Settings
-from indexer.errors import ModelNotAvailableError, StoreError, UsageError
+from indexer.errors import IndexingInProgress, ModelNotAvailableError, StoreError, UsageError
 from indexer.models.model_dir import stored_name
+from indexer.store.errors import conn_path
+from indexer.store.lock import writer_active
 from indexer.store.queries import model_sources, models_with_results
 
 NEGATIVE_WEIGHT = 1.0  # query vector = q - w * negative (as rclip does): both unit length
@@ -93,6 +95,10 @@ def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Set
     without one, the settings' model if it has results, else the model with the most results."""
     indexed = models_with_results(conn)
     if not indexed:
+        if writer_active(Path(conn_path(conn))):
+            raise IndexingInProgress(
+                "indexing in progress: nothing committed yet; search again in a moment"
+            )
         raise StoreError("the index is empty: run `imgcap index PATH` first")
     if requested is None:
         wanted = stored_name(settings.model)  # IMGCAP_MODEL may name a model directory
@@ -101,6 +107,9 @@ def resolve_model(conn: sqlite3.Connection, requested: str | None, settings: Set
         return requested
     from indexer.models.model_dir import is_model_dir, read_spec
 
+    path = Path(requested).expanduser()
+    if ("/" in requested or "\\" in requested) and not path.exists():
+        raise UsageError(f"--model {path}: no such folder")
     if is_model_dir(requested):
         name = read_spec(Path(requested).expanduser())["name"]
         if name in indexed:

@@ -109,7 +109,7 @@ def test_index_comes_first():
         (["caption", "x.jpg", "--device", "tpu"], "2"),  # refused by the parser
         (["caption", "x.jpg", "--precision", "fp8"], "2"),
         (["caption", "x.jpg", "--model", "no-such-model"], "2"),  # refused by the model lookup
-        (["caption", "x.jpg", "--model", "/no/such/dir"], "3"),
+        (["caption", "x.jpg", "--model", "/no/such/dir"], "2"),  # no such folder: a usage error
     ],
 )
 def test_invalid_options_refused_before_torch(args, code):

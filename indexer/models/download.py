@@ -79,14 +79,21 @@ def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: boo
                 reason = short_reason(e)
             else:
                 return check_size(f, path)
-    raise ModelNotAvailableError(
+    what = (
         f"model {entry.name!r} needs {f.filename} from the Hugging Face Hub "
         f"({f.repo} @ {f.revision}), which is not in the local cache and could not be "
-        f"downloaded: {reason}.\n"
-        f"Fix: on a machine with internet run `imgcap models download {entry.name}` (files go to "
-        "the Hugging Face cache, ~/.cache/huggingface/hub by default; copy that folder over or "
-        "point HF_HOME / IMGCAP_CACHE_DIR at it), or pass --model DIR with a local model directory "
-        "(layout in README, 'Models offline')."
+        f"downloaded: {reason}."
+    )
+    raise ModelNotAvailableError(
+        f"{what}\nFix: on a machine with internet run `imgcap models download {entry.name}` "
+        "(files go to the Hugging Face cache, ~/.cache/huggingface/hub by default; copy that "
+        "folder over or point HF_HOME / IMGCAP_CACHE_DIR at it), or pass --model DIR with a local "
+        "model directory (layout in README, 'Models offline').",
+        download_fix=f"{what}\nFix: run `imgcap models download {entry.name}` on a machine "
+        "that reaches the hub (or set HF_ENDPOINT to a mirror this one reaches), then copy its "
+        "Hugging Face cache (~/.cache/huggingface/hub) to this machine or point HF_HOME / "
+        "IMGCAP_CACHE_DIR at the copy; or use --model DIR with a local model directory "
+        "(README, 'Models offline').",
     )
 
 

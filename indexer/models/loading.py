@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.config import Settings
-from indexer.errors import ModelFormatError, UsageError
+from indexer.errors import ModelFormatError, ModelNotAvailableError, UsageError
 from indexer.models.download import check_key_count, materialise
 from indexer.models.model_dir import (
     SPEC_FILE,
@@ -98,7 +98,9 @@ def resolve_model_dir(name_or_dir: str, settings: Settings, download: bool = Tru
         return path
     if name_or_dir in REGISTRY:
         return materialise(REGISTRY[name_or_dir], settings, download)
-    if path.exists() or "/" in name_or_dir or "\\" in name_or_dir:
+    if not path.exists() and ("/" in name_or_dir or "\\" in name_or_dir):
+        raise UsageError(f"{path}: no such folder (a model is a registry name or a model folder)")
+    if path.exists():
         raise ModelFormatError(
             f"{path}: not a model directory (no {SPEC_FILE}); see README 'Models offline' "
             "for the layout, or `imgcap models tiny DIR` for an example"
@@ -262,6 +264,9 @@ def download_model(name: str, settings: Settings, checkpoint_file: Path | None =
         dest = settings.models_dir / name / "clipcap.pt"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint_file, dest)
-    out = materialise(entry, settings, download=True)
+    try:
+        out = materialise(entry, settings, download=True)
+    except ModelNotAvailableError as e:
+        raise ModelNotAvailableError(e.download_fix) from None
     prepare_checkpoint(out)
     return out

@@ -50,6 +50,22 @@ def writer_lock(db_path: Path) -> Iterator[None]:
         lock.release()
 
 
+def writer_active(db_path: Path) -> bool:
+    """Whether an `imgcap index` holds the writer lock of `db_path` right now."""
+    from filelock import FileLock, Timeout
+
+    path = lock_path(Path(db_path))
+    if not path.exists():
+        return False
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except (Timeout, OSError):
+        return True
+    lock.release()
+    return False
+
+
 def _not_writable(db_path: Path, path: Path, e: OSError) -> StoreError:
     why = e.strerror or str(e)
     if e.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -55,8 +55,11 @@ class Commands(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except typer.BadParameter as e:
+            e.message = plain_message(e.message)
+            raise
         except ImgcapError as e:
-            err(f"Error: {e}")
+            err(f"Error: {e}" if e.exit_code else str(e))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err("Interrupted.")
@@ -75,6 +78,19 @@ class Commands(TyperGroup):
             else:
                 plain_option(param)
         return cmd
+
+
+def plain_message(message: str) -> str:
+    """A bad option value's message without the validation library's wording (typer checks
+    values with pydantic): "must be a whole number", not "Input should be a valid integer,
+    unable to parse string as an integer"; no "Value error," prefix."""
+    message = message.removeprefix("Value error, ")
+    if message.startswith("Input should be a valid integer"):
+        return "must be a whole number"
+    if message.startswith("Input should be a valid number"):
+        return "must be a number"
+    message = message.replace("greater than or equal to ", "at least ")
+    return message.replace("Input should be ", "must be ", 1)
 
 
 def command_group(help: str, **options) -> typer.Typer:
@@ -248,13 +264,22 @@ class QueryCommand(TyperCommand):
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         params = self.get_params(ctx)  # with -h, which is not in self.params
         shorts = {o for p in params for o in (*p.opts, *p.secondary_opts) if o[1:2] != "-"}
+        # Options that take a value: the word after one is that value (`-n -1`, `--after -5`),
+        # for click to check and refuse in its own words, never free text.
+        valued = {
+            o
+            for p in params
+            if getattr(p, "param_type_name", "") == "option" and not p.is_flag and not p.count
+            for o in p.opts
+        }
         marked = []
         for i, arg in enumerate(args):
             if arg == "--":
                 marked.extend(args[i:])
                 break
             option_like = arg[:2] in shorts and (len(arg) == 2 or arg[2:].isdigit())
-            if len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and not option_like:
+            value = i > 0 and args[i - 1] in valued
+            if len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and not option_like and not value:
                 arg = TEXT_MARK + arg
             marked.append(arg)
         return super().parse_args(ctx, marked)
