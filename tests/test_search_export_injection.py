@@ -110,17 +110,11 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_file(db, tmp_path, monkeypat
 
     import search.export as export_module
 
-    real_open = open
+    def full_disk(rows, f, *args):
+        f.write("path,caption\n")  # the temporary file exists and holds part, as on a real disk
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    class FullDisk(io.StringIO):
-        def write(self, text):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    def fake_open(path, mode="r", **kw):
-        real_open(path, mode, **kw).close()  # the temporary file exists, as on a real disk
-        return FullDisk()
-
-    monkeypatch.setattr(export_module, "open", fake_open, raising=False)
+    monkeypatch.setattr(export_module, "write_rows", full_disk)
     with pytest.raises(ImgcapError, match="cannot write .*No space left") as e:
         export(db, str(tmp_path / "out.csv"), SETTINGS)
     assert e.value.exit_code == 1

@@ -1,61 +1,14 @@
-"""Writing a person's files safely: atomic replace with fsync, owner and mode kept, and the
-checks that refuse a read-only file, folder or file system before any work is done.
+"""The checks that refuse a person's file before write-back does any work: a read-only file,
+folder or file system, and a sidecar that is a link leading outside the photo's library.
 
-Used by write-back (sidecars and embedded captions), where a crash must leave the old file or
-the new one, never half of either.
+The writes themselves go through indexer.atomic_file (a crash leaves the old file or the new
+one, never half of either).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
-
-
-def same_owner_and_mode(original: Path, copy: Path) -> None:
-    shutil.copymode(original, copy)
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root writing someone's photo: still theirs
-        st = original.stat()
-        with contextlib.suppress(OSError):
-            os.chown(copy, st.st_uid, st.st_gid)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    if path.is_symlink():  # a linked sidecar is updated where it lives; the link stays
-        path = Path(os.path.realpath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            same_owner_and_mode(path, Path(tmp))
-        else:
-            os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/filesystem can fsync a directory
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def unwritable(file: Path | None, folder: Path) -> str | None:
@@ -74,3 +27,13 @@ def unwritable(file: Path | None, folder: Path) -> str | None:
     except (OSError, AttributeError):
         pass
     return None
+
+
+def link_outside(link: Path, library: str | os.PathLike) -> Path | None:
+    """Where `link` leads when it is a symlink (dangling or not) whose target, every link
+    resolved, is not inside `library`; None for a plain file or a link that stays inside."""
+    if not os.path.islink(link):
+        return None
+    target = Path(os.path.realpath(link))
+    inside = Path(os.path.realpath(library))
+    return None if target == inside or inside in target.parents else target

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.atomic_file import atomic_file
 from indexer.config import Settings
 from indexer.errors import UsageError
 
@@ -120,15 +121,12 @@ def _overlay(photo, amap: np.ndarray):
 
 def save_attention(path: Path, settings: Settings, out: Path) -> AttentionCaption:
     """Caption `path`, draw its attention maps into `out` (PNG, written aside then renamed)."""
-    import os
-
     result = attention_caption(path, settings)
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        render(result).save(tmp, format="PNG")
-        os.replace(tmp, out)
+        # Like an export: a FIFO or device named as OUT is written straight.
+        with atomic_file(out, special="write") as f:
+            render(result).save(f, format="PNG")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UsageError(f"--attention: cannot write {out} ({e.strerror or e})") from None
     return result

@@ -11,7 +11,6 @@ they are memory-mapped, so loading costs page-cache reads instead of copies.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from indexer.atomic_file import atomic_path
 from indexer.errors import ModelFormatError
 
 # torch's weights_only refusal tells the reader to retry with weights_only=False, i.e. to run the
@@ -168,12 +168,10 @@ def write_twin(source: Path, twin: Path, sd: dict[str, torch.Tensor]) -> bool:
             continue
         seen.add(ident)
         out[k] = v.contiguous()
-    tmp = twin.with_name(twin.name + f".{os.getpid()}.tmp")
     try:
         twin.parent.mkdir(parents=True, exist_ok=True)
-        save_file(out, str(tmp), metadata={"format": TWIN_FORMAT, **_source_stamp(source)})
-        tmp.replace(twin)
+        with atomic_path(twin) as tmp:
+            save_file(out, str(tmp), metadata={"format": TWIN_FORMAT, **_source_stamp(source)})
     except OSError:
-        tmp.unlink(missing_ok=True)
         return False
     return True

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.atomic_file import atomic_file
 from indexer.config import Settings
 from indexer.errors import ModelFormatError, ModelNotAvailableError, UsageError
 from indexer.models.download import check_key_count, materialise
@@ -263,7 +264,8 @@ def download_model(name: str, settings: Settings, checkpoint_file: Path | None =
         )  # validate before copying
         dest = settings.models_dir / name / "clipcap.pt"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(checkpoint_file, dest)
+        with open(checkpoint_file, "rb") as src, atomic_file(dest) as f:
+            shutil.copyfileobj(src, f)
     try:
         out = materialise(entry, settings, download=True)
     except ModelNotAvailableError as e:

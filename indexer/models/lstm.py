@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from indexer.atomic_file import atomic_path
 from indexer.errors import ModelFormatError
 from indexer.models.clipcap import Captioner
 from indexer.models.lstm_decoding import beam_decode, greedy_decode
@@ -331,13 +332,10 @@ def lstm_config(spec: dict, spec_path: Path) -> LstmConfig:
 
 def write_lstm_checkpoint(net: LstmCaptionNet, path: Path) -> None:
     """The weights as safetensors, written aside and renamed into place."""
-    import os
-
     from safetensors.torch import save_file
 
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
 
 
 def write_lstm_model_dir(

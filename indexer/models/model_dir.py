@@ -19,6 +19,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from indexer.atomic_file import atomic_file, atomic_path, write_atomic
 from indexer.errors import ModelFormatError
 
 SPEC_FILE = "imgcap-model.json"
@@ -75,9 +76,7 @@ def stored_name(name_or_dir: str) -> str:
 
 def write_spec(out: Path, spec: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (SPEC_FILE + ".tmp")
-    tmp.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out / SPEC_FILE)
+    write_atomic(out / SPEC_FILE, (json.dumps(spec, indent=2) + "\n").encode("utf-8"))
 
 
 def read_spec(model_dir: Path) -> dict:
@@ -260,7 +259,8 @@ def write_model_dir(
 
     out = Path(out)
     write_clip_and_tokenizer(out, clip_model_cfg, clip_state, tokenizer_dir)
-    torch.save(published_state_dict(clipcap_model), out / "clipcap.pt")
+    with atomic_file(out / "clipcap.pt") as f:
+        torch.save(published_state_dict(clipcap_model), f)
     (out / "clipcap.safetensors").unlink(missing_ok=True)  # a twin of an older clipcap.pt
     cfg = asdict(clipcap_model.cfg)
     write_spec(
@@ -286,12 +286,9 @@ def write_clip_and_tokenizer(
 
     out = Path(out)
     (out / "clip").mkdir(parents=True, exist_ok=True)
-    (out / "clip" / "open_clip_config.json").write_text(
-        json.dumps({"model_cfg": clip_model_cfg, "preprocess_cfg": OPENAI_PREPROCESS}, indent=2)
-    )
-    save_file(
-        {k: v.contiguous() for k, v in clip_state.items()},
-        str(out / "clip" / "open_clip_model.safetensors"),
-    )
+    config = {"model_cfg": clip_model_cfg, "preprocess_cfg": OPENAI_PREPROCESS}
+    write_atomic(out / "clip" / "open_clip_config.json", json.dumps(config, indent=2).encode())
+    with atomic_path(out / "clip" / "open_clip_model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in clip_state.items()}, str(tmp))
     if Path(tokenizer_dir).resolve() != (out / "tokenizer").resolve():
         shutil.copytree(tokenizer_dir, out / "tokenizer", dirs_exist_ok=True)

@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.atomic_file import write_atomic
 from indexer.config import Settings
 from indexer.errors import UsageError
 
@@ -189,10 +190,8 @@ def _bleu_vectorised(sums):
 def write_comparison(result: Comparison, out: str | Path) -> None:
     """The comparison as JSON (what --json prints), written atomically."""
     import json
-    import os
 
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode("utf-8"))

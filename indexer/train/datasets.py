@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.atomic_file import atomic_file, write_atomic
 from indexer.config import DEFAULT_EXTENSIONS
 from indexer.errors import UsageError
 
@@ -373,7 +374,8 @@ def write_examples(examples: list[Example], out_dir: str | Path, fmt: str) -> Pa
             for caption in ex.captions:
                 annotations.append({"id": len(annotations), "image_id": n, "caption": caption})
         target = out / "captions.json"
-        target.write_text(json.dumps({"images": images, "annotations": annotations}, indent=1))
+        doc = {"images": images, "annotations": annotations}
+        write_atomic(target, json.dumps(doc, indent=1).encode("utf-8"))
     elif fmt == "karpathy":
         images = [
             {
@@ -385,10 +387,11 @@ def write_examples(examples: list[Example], out_dir: str | Path, fmt: str) -> Pa
             for n, ex in enumerate(examples)
         ]
         target = out / "dataset.json"
-        target.write_text(json.dumps({"dataset": "synthetic", "images": images}, indent=1))
+        doc = {"dataset": "synthetic", "images": images}
+        write_atomic(target, json.dumps(doc, indent=1).encode("utf-8"))
     elif fmt == "csv":
         target = out / "captions.csv"
-        with target.open("w", newline="", encoding="utf-8") as f:
+        with atomic_file(target, encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["path", "caption", "split"])
             for ex in examples:
@@ -396,7 +399,8 @@ def write_examples(examples: list[Example], out_dir: str | Path, fmt: str) -> Pa
                     writer.writerow([rel(ex.image_path), caption, ex.split])
     elif fmt == "folder":
         for ex in examples:
-            Path(ex.image_path).with_suffix(".txt").write_text("\n".join(ex.captions) + "\n")
+            text = "\n".join(ex.captions) + "\n"
+            write_atomic(Path(ex.image_path).with_suffix(".txt"), text.encode("utf-8"))
         target = out
     else:
         raise UsageError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")

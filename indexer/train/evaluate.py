@@ -13,10 +13,10 @@ against the dataset's ids (COCO ids, Karpathy cocoid/imgid, CSV image_id or path
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.atomic_file import write_atomic
 from indexer.config import Settings
 from indexer.errors import UsageError
 
@@ -195,6 +195,5 @@ def write_results(result: EvalResult, out: str | Path) -> None:
     """Scores and per-image captions as JSON, written atomically."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode("utf-8"))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from indexer.atomic_file import atomic_path
 from indexer.errors import BadImageError
 
 CACHE_FORMAT = 1
@@ -132,15 +132,13 @@ class FeatureCache:
             shards = self._grid_shards()
             n = int(shards[-1].name.rsplit("-", 1)[1].split(".")[0]) + 1 if shards else 0
             shard = self.path.with_name(f"{self.path.stem}.grid-{n:04d}.safetensors")
-            tmp = shard.with_name(shard.name + ".tmp")
             grid = torch.stack([self.grid[k] for k in new_grid]).contiguous()  # (M, N, C)
             meta_grid = {"clip": self.clip, "keys": json.dumps(new_grid)}
-            save_file({"grid": grid}, str(tmp), metadata=meta_grid)
-            os.replace(tmp, shard)
+            with atomic_path(shard) as tmp:
+                save_file({"grid": grid}, str(tmp), metadata=meta_grid)
             self.grid_saved.update(new_grid)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        save_file({"features": feats}, str(tmp), metadata=meta)
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            save_file({"features": feats}, str(tmp), metadata=meta)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from indexer.atomic_file import atomic_file, replace_with, write_atomic
 from indexer.errors import UsageError
 
 STATE_FORMAT = 1
@@ -105,14 +106,12 @@ class RunFolder:
             "rng": torch.get_rng_state(),
             **pos,
         }
-        tmp = self.work / "state.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.work / "state.pt")  # atomic: a kill leaves the old or the new one
+        with atomic_file(self.work / "state.pt") as f:  # a kill leaves the old or the new one
+            torch.save(state, f)
 
     def write_history(self, history: list) -> None:
-        tmp = self.work / "history.json.tmp"
-        tmp.write_text(json.dumps([asdict(h) for h in history], indent=1) + "\n")
-        os.replace(tmp, self.work / "history.json")
+        text = json.dumps([asdict(h) for h in history], indent=1) + "\n"
+        write_atomic(self.work / "history.json", text.encode("utf-8"))
 
     # ---- the model directory
     def publish(self, net, base: Any, trained: dict, whole: bool = True) -> None:
@@ -151,18 +150,15 @@ class RunFolder:
                 if (out / part).exists():
                     shutil.rmtree(out / part)
                 os.replace(tmp / part, out / part)
-            os.replace(tmp / ckpt, out / ckpt)
+            replace_with(tmp / ckpt, out / ckpt)
             spec = json.loads((tmp / SPEC_FILE).read_text())
             shutil.rmtree(tmp, ignore_errors=True)
         elif is_lstm:
             lstm.write_checkpoint(net, out)
             spec = json.loads((out / SPEC_FILE).read_text())
         else:
-            tmp_ckpt = out / "clipcap.pt.tmp"
-            torch.save(published_state_dict(net), tmp_ckpt)
-            os.replace(tmp_ckpt, out / "clipcap.pt")
+            with atomic_file(out / "clipcap.pt") as f:
+                torch.save(published_state_dict(net), f)
             spec = json.loads((out / SPEC_FILE).read_text())
         spec["trained"] = trained
-        tmp_spec = out / (SPEC_FILE + ".tmp")
-        tmp_spec.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_spec, out / SPEC_FILE)
+        write_atomic(out / SPEC_FILE, (json.dumps(spec, indent=2) + "\n").encode("utf-8"))

@@ -1,10 +1,10 @@
 """The FAISS cache's files: one pointer per model naming a set of write-once files.
 
-Every file is written under a temporary name and renamed into place; the pointer is renamed
-last, so a reader that read a pointer finds a complete set (or, if a newer writer removed it
-meanwhile, a missing file: the caller then rebuilds). File names carry the generation and a
-random token, so two writers never produce the same name with different contents. The layout is
-described in search/vectors/cache.py.
+Every file is written under a temporary name and renamed into place (indexer.atomic_file);
+the pointer is renamed last, so a reader that read a pointer finds a complete set (or, if a
+newer writer removed it meanwhile, a missing file: the caller then rebuilds). File names carry
+the generation and a random token, so two writers never produce the same name with different
+contents. The layout is described in search/vectors/cache.py.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.atomic_file import atomic_path, create_temp, replace_with
 from indexer.store import vector_log
 from indexer.store.queries import vector_state_for
 from search.vectors.kinds import KINDS
@@ -65,15 +66,11 @@ def read_pointer(d: Path, slug: str) -> dict | None:
 
 
 def write_atomic(path: Path, write) -> None:
-    """Every cache file is written through this: `write(tmp)` fills a temporary file, which is
-    then renamed to `path`."""
-    # Unique per writer, threads included (serve's threads, a sync beside a search).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(3).hex()}.tmp")
-    try:
+    """Every cache file is written through this: `write(tmp)` fills a fresh temporary file
+    beside `path` (created exclusively under a random name), which then replaces `path`. No
+    fsync: the cache is rebuilt from the store."""
+    with atomic_path(path, durable=False) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -122,7 +119,7 @@ def write_set(
                 files[f"{kind}.raw"] = f"{prefix}.{kind}.raw.npy"
                 if _scratch(part.raw, d):  # a build's memory map: renamed, not copied
                     part.raw.flush()
-                    os.replace(part.raw.filename, d / files[f"{kind}.raw"])
+                    replace_with(part.raw.filename, d / files[f"{kind}.raw"], durable=False)
                 else:
                     _save_npy(d / files[f"{kind}.raw"], np.asarray(part.raw))
         if part.delta is not None and part.delta.ntotal:
@@ -231,7 +228,7 @@ def scratch_matrices(d: Path, slug: str, n: int, dim: int) -> dict[str, np.ndarr
     tok = os.urandom(3).hex()
     return {
         kind: np.lib.format.open_memmap(
-            d / f".{slug}.g-{tok}.{kind}.raw.tmp", "w+", np.float32, (n, dim)
+            create_temp(d / f"{slug}.g-{tok}.{kind}.raw"), "w+", np.float32, (n, dim)
         )
         for kind in KINDS
     }
@@ -284,7 +281,7 @@ def fold(d: Path, slug: str, pointer: dict, kind: str, part: Part) -> Part:
     if part.raw is not None:
         nb = len(part.raw)
         raw = np.lib.format.open_memmap(
-            d / f".{slug}.g-{os.urandom(3).hex()}.{kind}.raw.tmp",
+            create_temp(d / f"{slug}.g-{os.urandom(3).hex()}.{kind}.raw"),
             "w+",
             np.float32,
             (nb + len(vecs), part.raw.shape[1]),
