@@ -7,6 +7,7 @@ import io
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -15,7 +16,8 @@ from serve_fixtures import client, ids_by_name, make_gallery
 
 from indexer.store.database import Store
 from indexer.store.records import FileRecord
-from search.web.thumbnails import ThumbnailCache, cache_dir
+from indexer.store.thumbnail_files import cache_dir
+from search.web.thumbnails import ThumbnailCache
 
 
 def _jpeg(path, w, h, orientation=None):
@@ -119,9 +121,9 @@ def test_concurrent_generation_is_capped(tmp_path):
     cache._render = slow_render
     files = sorted(root.glob("*.png"))
     threads = [
-        threading.Thread(target=cache.get, args=(f"hash{i}", str(p))) for i, p in enumerate(files)
+        threading.Thread(target=cache.get, args=(f"{i:032x}", str(p))) for i, p in enumerate(files)
     ]
-    threads += [threading.Thread(target=cache.get, args=("hash0", str(files[0])))] * 1
+    threads += [threading.Thread(target=cache.get, args=(f"{0:032x}", str(files[0])))] * 1
     for t in threads:
         t.start()
     for t in threads:
@@ -145,3 +147,33 @@ def test_a_cache_that_cannot_be_written_still_serves(tmp_path, monkeypatch):
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(r.content)).size[0] > 0
     assert not cache_dir(db).exists()
+
+
+def test_an_index_run_prunes_thumbnails_of_content_no_longer_indexed(
+    tmp_path, tiny_model, tiny_model_dir
+):
+    from indexer.config import Settings
+    from indexer.run.pipeline import index_paths
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    _jpeg(root / "kept.jpg", 64, 48)
+    Image.new("RGB", (40, 30), (0, 90, 200)).save(root / "gone.png")
+    db = tmp_path / "lib.db"
+    settings = Settings(db_path=db, model=str(tiny_model_dir), device="cpu", workers=1)
+    index_paths([root], settings, model=tiny_model)
+    with Store.open(db, create=False) as store:
+        hashes = {Path(p).name: s.content_hash for p, s in store.file_states().items()}
+    cache = ThumbnailCache(db)
+    for name, h in hashes.items():
+        for size in (320, 1600):
+            assert cache.get(h, str(root / name), size).path is not None
+    killed = cache.dir / hashes["kept.jpg"][:2] / ".x.abc.tmp"  # a write that was killed
+    killed.write_bytes(b"")
+    os.utime(killed, (1, 1))
+    (cache.dir / "notes.txt").write_text("not a thumbnail: left alone")
+    (root / "gone.png").unlink()
+    index_paths([root], settings, model=tiny_model)
+    left = sorted(p.name for p in cache.dir.rglob("*") if p.is_file())
+    kept = hashes["kept.jpg"]
+    assert left == sorted([f"{kept}-320.jpg", f"{kept}-1600.jpg", "notes.txt"])

@@ -23,8 +23,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from indexer.errors import MetadataError, ToolMissingError
+from indexer.lifetime import dies_with_us
 from indexer.metadata.xmp import NS_IMGCAP
 
 INSTALL_HINT = (
@@ -126,14 +128,24 @@ class Session:
             proc.wait()
 
     def _start(self) -> None:
-        cmd = [exiftool_path(), *_config(), "-stay_open", "True", "-@", "-", "-common_args"]
+        # -stay_open keeps polling its stdin after EOF: without the parent-death signal
+        # (_Launch), a killed imgcap would leave it running for ever.
+        exe = exiftool_path()
+        launch = _Launch()
+        cmd = [exe, *launch.config, "-stay_open", "True", "-@", "-", "-common_args"]
         cmd += COMMON
         try:
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                **launch.popen,
             )
         except OSError as e:
             raise MetadataError("exiftool", f"could not start ({e.strerror or e})") from None
+        finally:
+            launch.close()
         self._out = _Pipe(self.proc.stdout)
         self._err = _Pipe(self.proc.stderr)
 
@@ -203,13 +215,19 @@ def write_in_place(path: Path, args: list[str], session: Session | None = None) 
 
 
 def _run(args: list[str], path: Path) -> bytes:
-    cmd = [exiftool_path(), *_config(), *COMMON, *args]
+    exe = exiftool_path()
+    launch = _Launch()
+    cmd = [exe, *launch.config, *COMMON, *args]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT_S, check=False)
+        done = subprocess.run(
+            cmd, capture_output=True, timeout=TIMEOUT_S, check=False, **launch.popen
+        )
     except subprocess.TimeoutExpired:
         raise MetadataError(str(path), f"exiftool took over {TIMEOUT_S} s; skipped") from None
     except OSError as e:
         raise MetadataError(str(path), f"exiftool could not run ({e.strerror or e})") from None
+    finally:
+        launch.close()
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
         reason = message[0] if message else f"exit status {done.returncode}"
@@ -217,9 +235,37 @@ def _run(args: list[str], path: Path) -> bytes:
     return done.stdout
 
 
-def _config() -> list[str]:
-    """`-config FILE` (it must come first) for imgcap's namespace; the file is written once per
-    process and removed at exit."""
+class _Launch:
+    """How one exiftool process starts: `config`, the `-config SOURCE` arguments that must come
+    first (imgcap's namespace), and `popen`, keywords for subprocess.
+
+    On POSIX the configuration goes through a pipe the child inherits (`-config /dev/fd/N`):
+    exiftool reads it once at start-up, and no file is left in /tmp by a run that is killed.
+    On Linux the child also gets the parent-death signal (indexer/lifetime.py). `close()` once
+    the child has started (its copy of the pipe stays open)."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        if os.name != "posix":
+            self.config = _config_file_args()
+            self.popen: dict[str, Any] = {}
+            return
+        read, write = os.pipe()
+        with os.fdopen(write, "wb") as f:
+            f.write(CONFIG.encode("utf-8"))  # ~0.5 KB; a pipe holds 4 KB or more: never blocks
+        self.fd = read
+        self.config = ["-config", f"/dev/fd/{read}"]
+        self.popen = {"pass_fds": (read,), "preexec_fn": dies_with_us()}
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _config_file_args() -> list[str]:
+    """`-config FILE` where a child cannot inherit a pipe (Windows): the file is written once
+    per process and removed at exit."""
     global _config_file
     if _config_file is None or not os.path.exists(_config_file):
         fd, name = tempfile.mkstemp(prefix="imgcap-exiftool-", suffix=".config")

@@ -36,14 +36,18 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from indexer.atomic_file import atomic_path
 from indexer.config import DECODE_BYTES_PER_PIXEL, Settings
 from indexer.errors import ImgcapError, UsageError
+from indexer.lifetime import Guard
 from indexer.run.runner import ModelRunner
 from indexer.run.scan import Item
 from indexer.run.work import BatchOutput, DecodedItem, DecodeFailure, decode
@@ -178,12 +182,9 @@ def write_shard(folder: Path, model: str, rows: dict[str, Any]) -> Path:
     table = table.replace_schema_metadata({"imgcap_model": model})
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-    tmp = folder / (name + ".tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
     final = folder / (name + SHARD_SUFFIX)
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:  # fsynced: the shard stands for committed work
+        pq.write_table(table, tmp)
     return final
 
 
@@ -231,12 +232,8 @@ class RayEngine:
         # the input size for decode. Actors load their own copy (see _run_dataset).
         shipped = run.model is not None
         model = run.load_model(replace(run.settings, device="cpu"))
-        started = _connect(ray, run.settings, run.workers)
-        try:
+        with ray_instance(ray, run.settings, run.workers):
             self._run_dataset(ray, run, model, shipped, routed)
-        finally:
-            if started:
-                ray.shutdown()
 
     def close(self) -> None:
         """Nothing to release: `process` stops the Ray instance it started."""
@@ -331,6 +328,29 @@ class RayEngine:
         if entries:
             run.commit(entries, out if work else None)
         shard.unlink()
+
+
+@contextmanager
+def ray_instance(ray, settings: Settings, workers: int) -> Iterator[None]:
+    """Ray for one run (see `_connect`), let go of at the end. A local instance started here
+    also ends if this process is killed: raylet's agents (ray::DashboardAgent,
+    ray::RuntimeEnvAgent) would outlive a SIGKILLed driver, so a Guard (indexer/lifetime.py)
+    ends them. A cluster joined (--ray-address, or the instance this process already has) is
+    never touched."""
+    local = not settings.ray_address and not ray.is_initialized()
+    guard = Guard() if local else None
+    try:
+        started = _connect(ray, settings, workers)
+        if guard is not None:
+            guard.scan()  # raylet and its agents, now that they run
+        try:
+            yield
+        finally:
+            if started:
+                ray.shutdown()
+    finally:
+        if guard is not None:
+            guard.release()
 
 
 def _connect(ray, settings: Settings, workers: int) -> bool:

@@ -10,6 +10,7 @@ Workers never outlive the run. They are forked by the forkserver, not by the mai
 parent-death signal alone would follow the forkserver; each worker also watches the main process
 itself (see `_watch_parent`). The forkserver leaves by itself when the main process is gone (its
 "alive" pipe reaches EOF), and the resource tracker when the last process holding its pipe has.
+The temp folder multiprocessing leaves behind is removed by the next run (indexer/lifetime.py).
 """
 
 from __future__ import annotations
@@ -17,19 +18,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from indexer.errors import BadImageError, ImgcapError
+from indexer.lifetime import claim_mp_temp_dir, die_with_parent, wait_for_exit
 from indexer.store.records import META_COLUMNS
 
 WORKER_NICENESS = 10  # decode workers yield the CPU to the model (see init_worker)
 MAX_CRASHES_IN_A_ROW = 3  # decode worker deaths, each pinned on one file, before giving up
-PARENT_POLL_S = 0.5  # where pidfd is missing: how often a worker checks that the run is alive
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def init_worker(parent_pid: int | None = None) -> None:
@@ -40,7 +39,7 @@ def init_worker(parent_pid: int | None = None) -> None:
     # half-sent results. They still never outlive it (below).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
+    die_with_parent()
     if parent_pid is not None:
         threading.Thread(
             target=_watch_parent, args=(parent_pid,), name="imgcap-parent-watch", daemon=True
@@ -57,51 +56,11 @@ def init_worker(parent_pid: int | None = None) -> None:
             pass
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when the process that forked it exits (the forkserver, or
-    the run itself under spawn). Best effort: other systems rely on the watchdog thread."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        parent = os.getppid()
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-
-
 def _watch_parent(pid: int) -> None:
     """Daemon thread: end this worker as soon as process `pid` (the index run) is gone, even
     if it was SIGKILLed (the OOM killer) and nothing could tell us."""
-    _wait_for_exit(pid)
+    wait_for_exit(pid)
     os._exit(1)  # no cleanup: the run that wanted our results is gone
-
-
-def _wait_for_exit(pid: int) -> None:
-    if hasattr(os, "pidfd_open"):
-        import select
-
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            return
-        except OSError:
-            pass  # kernel without pidfd (< 5.3), or not permitted: poll instead
-        else:
-            select.select([fd], [], [])  # readable once the process has exited
-            return
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            pass  # exists, owned by someone else (pid reuse is not worth guarding against)
-        threading.Event().wait(PARENT_POLL_S)
 
 
 def decode_for_model(
@@ -173,6 +132,9 @@ class DecodePool:
     def _new_pool(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+        # The forkserver's socket lives in multiprocessing's temp folder, left behind if this
+        # process is killed: marked as ours, the next run removes it (indexer/lifetime.py).
+        claim_mp_temp_dir()
         self.pool = ProcessPoolExecutor(
             self.workers,
             mp_context=pool_context(),

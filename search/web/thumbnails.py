@@ -4,25 +4,36 @@ Layout beside `photos.db` (a cache like `photos.db.faiss`: delete it any time, i
 
     photos.db.thumbs/<hash[:2]>/<content hash>-<size>.jpg
 
-Keyed by content hash, so a moved or renamed photo (same bytes, new path, maybe new file id)
-keeps its thumbnail, and duplicates share one. Images go through the indexer's own decode path
-(EXIF orientation, draft-mode JPEG, HEIC, RAW previews), so a thumbnail looks the way the photo
-was captioned. Generation is capped at a few decodes at once: a grid of 200 cold thumbnails must
-not start 200 full-size decodes (each a 12 MP photo = ~36 MB of pixels before draft reduction).
+(named in indexer/store/thumbnail_files.py, where an index run prunes the thumbnails of content
+no indexed file has any more). Keyed by content hash, so a moved or renamed photo (same bytes,
+new path, maybe new file id) keeps its thumbnail, and duplicates share one. Images go through
+the indexer's own decode path (EXIF orientation, draft-mode JPEG, HEIC, RAW previews), so a
+thumbnail looks the way the photo was captioned. Generation is capped at a few decodes at once:
+a grid of 200 cold thumbnails must not start 200 full-size decodes (each a 12 MP photo = ~36 MB
+of pixels before draft reduction).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from indexer.atomic_file import write_atomic
+from indexer.store.roots import inside_root
+from indexer.store.thumbnail_files import cache_dir, thumbnail_file
 
 THUMB_SIZE = 320  # grid thumbnails: long side, px (two columns on a phone, 5-6 on a laptop)
 PREVIEW_SIZE = 1600  # the photo page's large preview
 SIZES = (THUMB_SIZE, PREVIEW_SIZE)
 JPEG_QUALITY = {THUMB_SIZE: 82, PREVIEW_SIZE: 88}
+# A file's content hash as imgcap writes it (indexer/media/walk.py content_hash: hex BLAKE2b-128,
+# a video's too). Anything else in that column (`../../x`, a keyframe's "hash@ms" key) is no key
+# of this cache: it would name a file elsewhere.
+CONTENT_HASH = re.compile(r"[0-9a-f]{32}")
 
 # Placeholder for a file that cannot be decoded (gone, damaged, over the pixel cap): an <img>
 # shows it at the grid's size instead of a broken-image icon, and the page never gets a 500.
@@ -32,10 +43,6 @@ PLACEHOLDER_SVG = (
     b'<path d="M120 160l30-40 25 30 15-18 30 28z" fill="#b5b5b5"/>'
     b'<circle cx="200" cy="95" r="12" fill="#b5b5b5"/></svg>'
 )
-
-
-def cache_dir(db_path: Path) -> Path:
-    return Path(str(db_path) + ".thumbs")
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,15 @@ class ThumbnailCache:
         self.generated = 0  # decodes done (tests and the benchmark read it)
 
     def file_for(self, content_hash: str, size: int) -> Path:
-        return self.dir / content_hash[:2] / f"{content_hash}-{size}.jpg"
+        """The cache file of this content at this size. LookupError for a key that is not a
+        content hash, or a file that would lie outside this cache's folder once every link is
+        resolved (a link planted in it): nothing is read or written there."""
+        if not isinstance(content_hash, str) or not CONTENT_HASH.fullmatch(content_hash):
+            raise LookupError(f"not a content hash: {content_hash!r}")
+        target = thumbnail_file(self.dir, content_hash, size)
+        if not inside_root(os.path.realpath(target), os.path.realpath(self.dir)):
+            raise LookupError(f"{target} leads outside {self.dir}")
+        return target
 
     def get(
         self,
@@ -70,7 +85,8 @@ class ThumbnailCache:
         size: int = THUMB_SIZE,
         expect: tuple[int, int] | None = None,
     ) -> Thumbnail:
-        """The thumbnail of the content `content_hash`, made from the file `source` if not cached.
+        """The thumbnail of the content `content_hash`, made from the file `source` if not cached;
+        LookupError for a key that is no content hash (see `file_for`).
 
         `expect` = (size, mtime_ns) the index recorded for `source`: when the file on disk no
         longer matches, it may hold other content than the hash names, so the thumbnail made from
@@ -133,9 +149,4 @@ def _unchanged(source: str, expect: tuple[int, int]) -> bool:
 
 def _write_atomic(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(target, data, durable=False)  # a cache: a lost thumbnail is made again
