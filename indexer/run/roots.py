@@ -45,6 +45,8 @@ def move_root(db_path: Path, old: Path | str, new: Path | str) -> dict:
     from indexer.store.lock import writer_lock
     from indexer.store.roots import move_root as move
 
+    if "" in (os.fspath(old), os.fspath(new)):  # abspath("") would be the current folder
+        raise UsageError("an empty path was given: name the root and the folder it moved to")
     old = os.path.abspath(os.path.expanduser(old))
     new = os.path.abspath(os.path.expanduser(new))
     if not Path(db_path).is_file():
@@ -54,3 +56,43 @@ def move_root(db_path: Path, old: Path | str, new: Path | str) -> dict:
             return move(store.db, db_path, old, new)
         except sqlite3.Error as e:
             raise store_error(e, db_path) from None
+
+
+def remove_root(
+    db_path: Path, root: Path | str, dry_run: bool = False, purge: bool = False
+) -> dict:
+    """Drop the root `root` and its photos from the index: its files, failures and photo tags;
+    results no photo uses any more are then collected. A caption a person wrote stays with its
+    content (Store.collect_garbage), so the same photos indexed again get it back, unless
+    `purge`. `dry_run`: only count (the database is opened read-only)."""
+    from indexer.store.database import Store
+    from indexer.store.errors import store_error
+    from indexer.store.lock import writer_lock
+    from indexer.store.roots import drop_root, find_root, root_contents, root_paths
+
+    if os.fspath(root) == "":  # abspath("") would be the current folder
+        raise UsageError("an empty path was given: name the root to remove (`imgcap roots`)")
+    root = os.path.normpath(os.path.abspath(os.path.expanduser(root)))
+    if not Path(db_path).is_file():
+        raise UsageError(f"no database at {db_path} (run `imgcap index PATH` first)")
+    report: dict = {"root": root, "dry_run": dry_run, "purge": purge}
+    if dry_run:
+        with Store.open(db_path, create=False) as store:
+            try:
+                root_id = find_root(store.db.conn, root)
+                return report | root_contents(store.db.conn, root_id, root) | {"results": 0}
+            except sqlite3.Error as e:
+                raise store_error(e, db_path) from None
+    with writer_lock(db_path), Store.open(db_path) as store:
+        try:
+            root_id = find_root(store.db.conn, root)
+            report |= root_contents(store.db.conn, root_id, root)
+            rows = root_paths(store.db.conn, root_id)
+            with store.db.atomic():
+                store.remove_paths([p for p, _ in rows])
+                drop_root(store.db, root_id, root)
+                purged = {h for _, h in rows} if purge else set()
+                report["results"] = store.collect_garbage(purge=purged)
+        except sqlite3.Error as e:
+            raise store_error(e, db_path) from None
+    return report

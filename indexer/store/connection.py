@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.errors import StoreError
-from indexer.store import roots, schema
+from indexer.store import path_text, roots, schema
 from indexer.store.errors import error_kind, store_error
 
 BUSY_TIMEOUT_MS = 10_000  # wait for a writer's commit instead of failing with "database is locked"
 
 
 def connect_readwrite(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path))
+    conn = path_text.prepare(sqlite3.connect(str(path)))
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
 
@@ -52,7 +52,7 @@ def connect_readonly_raw(path: Path) -> tuple[sqlite3.Connection, bool]:
 
 
 def _open_uri(uri: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(uri, uri=True)
+    conn = path_text.prepare(sqlite3.connect(uri, uri=True))
     conn.isolation_level = None  # explicit BEGIN/COMMIT for snapshot reads
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn

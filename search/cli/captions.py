@@ -4,7 +4,6 @@ read them. Parse options, call one library function, print."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -83,12 +82,12 @@ def caption(
         if error is not None:
             failed += 1
             if json_out:
-                print(json.dumps({"path": str(path), "caption": None, "error": error}))
+                output.print_json({"path": str(path), "caption": None, "error": error})
             else:
                 err(f"{path}: {error}")
             return
         if json_out:
-            print(json.dumps({"path": str(path), "caption": text}, ensure_ascii=False))
+            output.print_json({"path": str(path), "caption": text})
         else:
             typer.echo(f"{output.printable(str(path))}\t{output.printable(text or '')}")
 
@@ -108,7 +107,7 @@ def caption(
 
 def caption_set(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="An indexed photo.", show_default=False)],
+    path: Annotated[Path, typer.Argument(help="An indexed photo or video.", show_default=False)],
     text: Annotated[
         str | None,
         typer.Argument(help="Your caption for it (none with --clear).", show_default=False),
@@ -122,8 +121,9 @@ def caption_set(
     offline: OfflineOpt = False,
     json_out: JsonDocOpt = False,
 ) -> None:
-    """Set your own caption for a photo. It replaces the generated caption in search (keyword and
-    meaning), export and write-back, and every later `imgcap index` keeps it.
+    """Set your own caption for a photo or a video (a video's caption is the whole video's). It
+    replaces the generated caption in search (keyword and meaning), export and write-back, and
+    every later `imgcap index` keeps it. --clear removes it.
 
     Example: imgcap caption-set ~/Photos/IMG_0042.jpg "Grandma's 80th birthday, 2019"
     """
@@ -131,12 +131,18 @@ def caption_set(
 
     if clear == (text is not None):
         raise UsageError("give the caption text, or --clear (not both)")
+    if text is not None and not text.split():
+        # Never a silent clear: an empty argument is more often a shell slip than a wish.
+        raise UsageError(
+            "the caption is empty; nothing was changed. To remove your caption and go back to"
+            " the generated one, use --clear"
+        )
     settings = Settings.from_env(db_path=db, device=device, offline=offline or None)
     photo = set_caption(
         settings, str(path), None if clear else text, model, services(ctx).encoder_loader
     )
     if json_out:
-        print(json.dumps(photo, ensure_ascii=False))
+        output.print_json(photo)
         return
     typer.echo(
         f"{output.printable(photo['path'])}\t{output.printable(photo['caption'] or '')}"
@@ -214,7 +220,7 @@ def write_back(
             on_outcome=bar.step,
         )
     if json_out:
-        print(json.dumps(summary.to_json(), ensure_ascii=False))
+        output.print_json(summary.to_json())
     else:
         _print_write_back(summary, dry_run)
     if summary.interrupted:

@@ -3,9 +3,7 @@ not read, report on the database. Parse options, call one library function, prin
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -35,7 +33,8 @@ FAILURE_COLUMNS = ("path", "reason", "size", "mtime_ns", "failed_at", "model")
 
 def index(
     paths: Annotated[
-        list[Path], typer.Argument(help="Folders (or files) to index.", show_default=False)
+        # str, not Path: Path("") is ".", and an empty argument must be refused, not indexed
+        list[str], typer.Argument(help="Folders (or files) to index.", show_default=False)
     ],
     db: DbOpt = None,
     model: ModelOpt = None,
@@ -181,7 +180,7 @@ def index(
     if json_out:
         for warning in summary.warnings:  # stdout stays one JSON document; people see these
             err(f"Warning: {warning}")
-        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        output.print_json(summary.to_dict())
     else:
         output.print_index_summary(summary)
     if stopped is not None:
@@ -203,7 +202,7 @@ def failures(
         rows = store.failures()
     if json_out:
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
+            output.print_json(row)
     elif csv_out:
         from search.export import write_csv  # the one CSV writer: quoting, formula escapes
 
@@ -221,6 +220,6 @@ def status(db: DbOpt = None, json_out: JsonDocOpt = False) -> None:
 
     info = read_status(db_path(db))
     if json_out:
-        print(json.dumps(info, ensure_ascii=False))
+        output.print_json(info)
         return
     output.print_status(info)

@@ -8,6 +8,7 @@ text. Nothing heavy is imported at module level (rich loads inside the functions
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -15,11 +16,17 @@ from pathlib import Path
 
 import typer
 
-from search.display import SIGNAL_LABEL, file_size, timecode
+from search.display import SIGNAL_LABEL, file_size, shown_strings, timecode
 
 
 def echo(message: str = "", err: bool = False) -> None:
     typer.echo(message, err=err)
+
+
+def print_json(value) -> None:
+    """One JSON document on one line of stdout, valid UTF-8: a file name's bytes that are not
+    UTF-8 are written `\\xe9`, as in text output."""
+    print(json.dumps(shown_strings(value), ensure_ascii=False))
 
 
 def err(message: str) -> None:
@@ -266,6 +273,26 @@ def print_status(info: dict) -> None:
     console.print(f"database  {info['db']}  ({file_size(info['db_bytes'])})")
     console.print(f"vectors   {info['index_dir']}  ({file_size(info['index_bytes'])})")
     console.print(f"photos    {info['files']}    failures {info['failures']}")
+    review = info.get("captions_to_review", 0)
+    if review:
+        console.print(
+            f"review    {review} photo{'s' if review != 1 else ''} changed since a person"
+            " captioned them (`imgcap caption-set PATH` keeps or replaces the caption):",
+            markup=False,
+            highlight=False,
+        )
+        for path in info["captions_to_review_paths"]:
+            console.print(f"  {printable(path)}", markup=False, highlight=False)
+        if review > len(info["captions_to_review_paths"]):
+            console.print(f"  ... {review - len(info['captions_to_review_paths'])} more")
+    for root, n in info["missing_on_disk"].items():
+        where = f"under {printable(root)}" if root else "under no root"
+        gone = root and not os.path.isdir(root)  # mount it, or `roots move` / `roots remove`
+        hint = ": not here (`imgcap roots move` or `imgcap roots remove`)" if gone else ""
+        console.print(f"          {n} photos missing on disk ({where}{hint})", markup=False)
+    if info["kept_captions"]:
+        n = info["kept_captions"]
+        console.print(f"          {n} captions you wrote for photos no longer in the library")
     table = Table("model", "photos", "results", "vector index")
     for name, m in info["models"].items():
         idx = m["index"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -154,7 +153,7 @@ def search(
         output.print_understood(understood.label())
     if json_out:
         for hit in hits:
-            print(json.dumps(hit.to_dict(), ensure_ascii=False))
+            output.print_json(hit.to_dict())
     elif paths:
         output.print_paths([hit.path for hit in hits], null=null)
     else:
