@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from indexer.media.walk import content_hash
 from indexer.store.database import Store
 from indexer.store.records import FileRecord, ResultRecord
+from indexer.store.roots import add_roots
 
 DIM = 64
 MODEL = "fake-clip"
@@ -103,7 +105,7 @@ def make_db(
             h = hashes[p.same_as]
         else:
             write_image(path, seed * 100_000 + i)
-            h = hashlib.sha256(path.read_bytes()).hexdigest()
+            h = content_hash(path)
             vec = p.image_vec
             if vec is None:
                 noise = 0.05 * rng.standard_normal(DIM).astype(np.float32)
@@ -126,4 +128,6 @@ def make_db(
         )
     with Store.open(db_path) as s:
         s.write_batch(model, results, files)
+        # As `imgcap index ROOT` records it: the gallery serves files only inside a root.
+        add_roots(s.db, [str(root.absolute())], db_path)
     return db_path

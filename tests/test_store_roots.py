@@ -228,3 +228,29 @@ def test_a_travelling_database_on_read_only_media_is_read_at_its_new_place(tmp_p
     assert [(r.path, r.exists) for r in roots_mod.list_roots(conn)[0]] == [(str(new), True)]
     conn.close()
     assert (new / ".imgcap" / "imgcap.db").read_bytes() == before  # nothing written
+
+
+def test_moving_a_root_onto_a_root_already_indexed_there_merges_them(tmp_path):
+    """`roots move OLD NEW` after NEW was indexed: a photo at both places keeps NEW's rows
+    (files, failures), OLD's other rows are repointed, one root is left."""
+    from indexer.store.records import FailureRecord
+    from indexer.store.roots import add_roots, move_root
+
+    old, new = str(tmp_path / "A"), str(tmp_path / "B")
+    os.mkdir(new)
+    path = tmp_path / "db.db"
+    with Store.open(path) as store:
+        store.write_batch("m", [ResultRecord("h", "c", _vec(1), _vec(2))], [])
+        add_roots(store.db, [old, new], path)
+        rows = [FileRecord(f"{old}/a.jpg", 1, 1, "h"), FileRecord(f"{old}/b.jpg", 1, 1, "h")]
+        store.write_batch("m", [], [*rows, FileRecord(f"{new}/a.jpg", 1, 2, "h")])
+        store.record_failures(
+            "m", [FailureRecord(f"{old}/x.jpg", "old"), FailureRecord(f"{new}/x.jpg", "new")]
+        )
+        moved = move_root(store.db, path, old, new)
+        assert moved["photos"] == 1  # b.jpg; a.jpg was indexed at NEW already
+        files = _dump(store.db.conn, "SELECT path, mtime_ns FROM files ORDER BY path")
+        assert files == [(f"{new}/a.jpg", 2), (f"{new}/b.jpg", 1)]
+        assert [(f["path"], f["reason"]) for f in store.failures()] == [(f"{new}/x.jpg", "new")]
+        roots, loose = list_roots(store.db.conn)
+        assert ([(r.path, r.photos) for r in roots], loose) == ([(new, 2)], 0)

@@ -173,3 +173,192 @@ def test_unknown_pages_have_no_listing(tmp_path):
         r = c.get(url)
         assert r.status_code == 404 and "Index of" not in r.text
     assert Path  # noqa: B018 - keep the import used in every Python
+
+
+# ------------------------------------------------------------------ hostile input, no internals
+INTERNALS = ("Traceback", "Overflow", "sqlite", "SQLite", "Expression tree", "Recursion", ".db")
+
+
+def assert_plain(r, status: int | tuple[int, ...], tmp_path: Path) -> None:
+    """A 4xx with a short message that names no path, no exception and no SQLite text."""
+    assert r.status_code in ((status,) if isinstance(status, int) else status), (r.url, r.text)
+    assert str(tmp_path) not in r.text
+    assert not any(word in r.text for word in INTERNALS), r.text
+
+
+def test_ids_beyond_sqlite_integers_are_not_found(tmp_path):
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    for big in (2**63, 2**64, 10**40):
+        for url in ("/thumb", "/preview", "/original", "/photo", "/api/photo", "/api/similar"):
+            assert_plain(c.get(f"{url}/{big}"), 404, tmp_path)
+        assert_plain(c.get("/api/search", params={"like": big}), 404, tmp_path)
+        r = c.get("/", params={"like": big})  # the page re-shows the form with the message
+        assert "No such photo" in r.text and str(tmp_path) not in r.text
+        assert_plain(c.post(f"/api/photo/{big}/caption", json={"caption": "x"}), 404, tmp_path)
+
+
+def test_caption_bodies_must_be_an_object_with_a_string(tmp_path):
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    car = ids_by_name(c)["red_car.png"]
+    url = f"/api/photo/{car}/caption"
+    assert c.post(url, json={"caption": "my red car"}).json()["caption_source"] == "user"
+    json_type = {"Content-Type": "application/json"}
+    bodies = [
+        b'{"caption":"\\ud800"}',  # a lone surrogate: not text, cannot be stored as UTF-8
+        b'{"caption":"ok \\udfff"}',
+        b"[" * 100_000 + b"]" * 100_000,  # past the size cap
+        b"[" * 20_000 + b"]" * 20_000,  # under the cap, past json's recursion limit
+        b'{"caption":' * 5_000 + b'"x"' + b"}" * 5_000,
+        b"[1,2]",  # not an object: must not restore the generated caption
+        b'"text"',
+        b"{}",  # no caption field: nothing to do
+        b'{"caption": 5}',
+        b"\xff\xfe",
+        b"",
+    ]
+    for body in bodies:
+        r = c.post(url, content=body, headers=json_type)
+        assert_plain(r, (400, 413), tmp_path)
+        assert set(r.json()) == {"error"}
+    photo = c.get(f"/api/photo/{car}").json()
+    assert (photo["caption"], photo["caption_source"]) == ("my red car", "user")  # untouched
+    assert c.post(url, json={"caption": None}).json()["caption_source"] == "generated"
+
+
+def test_too_many_filter_values_are_refused_with_the_limit(tmp_path):
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    many = ",".join(f"town{i}" for i in range(3000))
+    r = c.get("/api/search", params={"q": "dog", "place": many})
+    assert_plain(r, 400, tmp_path)
+    assert "100" in r.json()["error"]
+    r = c.get("/", params={"q": "dog", "place": many})
+    assert "100" in r.text and "Expression" not in r.text and str(tmp_path) not in r.text
+    r = c.get("/api/search", params={"like": ids_by_name(c)["red_car.png"], "place": many})
+    assert_plain(r, 400, tmp_path)
+    assert c.get("/api/search", params={"q": "dog", "place": "Paris, France"}).status_code == 200
+
+
+def test_server_errors_name_no_path(tmp_path):
+    c = client(tmp_path / "missing.db")
+    r = c.get("/api/search", params={"q": "dog"})
+    assert r.status_code == 503 and "error" in r.json()
+    assert str(tmp_path) not in r.text and "missing.db" not in r.text
+
+
+# ------------------------------------------------------- rows that point outside the library
+def _set(db: Path, file_id: int, **values) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    with conn:
+        for column, value in values.items():
+            conn.execute(f"UPDATE files SET {column} = ? WHERE id = ?", [value, file_id])
+    conn.close()
+
+
+def _outside_image(tmp_path: Path, root: Path) -> Path:
+    secret = tmp_path / "outside" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_bytes((root / "home/red_car.png").read_bytes())
+    return secret
+
+
+def test_rows_outside_every_root_are_never_served(tmp_path):
+    root, db = make_gallery(tmp_path)
+    c = client(db)
+    ids = ids_by_name(c)
+    secret = _outside_image(tmp_path, root)
+    hostile = {
+        "cat_sofa.png": str(secret),  # a path under no root
+        "kitchen.png": f"{root}/home/../../outside/secret.png",  # textually under the root
+        "dog_park.png": "/etc/passwd",
+    }
+    for name, path in hostile.items():
+        _set(db, ids[name], path=path)
+    for name in hostile:
+        for url in ("/original", "/preview", "/thumb"):
+            r = c.get(f"{url}/{ids[name]}")
+            assert_plain(r, 404, tmp_path)
+            assert secret.read_bytes() not in r.content and b"root:" not in r.content
+    assert not (db.parent / (db.name + ".thumbs")).exists()  # nothing made from them either
+    r = c.get(f"/original/{ids['red_car.png']}")  # the untouched row is still served
+    assert r.status_code == 200 and r.content == (root / "home/red_car.png").read_bytes()
+
+
+def test_a_photo_linked_into_the_root_from_elsewhere_is_served(tmp_path):
+    # The walk indexes symlinked folders and files (another drive linked into ~/Photos): the
+    # gallery shows them. Only a row's own path is judged; a link on disk is the person's.
+    root, db = make_gallery(tmp_path)
+    c = client(db)
+    beach = ids_by_name(c)["dog_beach.png"]
+    secret = _outside_image(tmp_path, root)
+    link = root / "home" / "link.png"
+    link.symlink_to(secret)
+    _set(db, beach, path=str(link))
+    r = c.get(f"/original/{beach}")
+    assert r.status_code == 200 and r.content == secret.read_bytes()
+
+
+def test_a_symlinked_folder_inside_the_root_is_served(tmp_path):
+    root, db = make_gallery(tmp_path)
+    c = client(db)
+    car = ids_by_name(c)["red_car.png"]
+    (root / "linked").symlink_to(root / "home")  # a link that stays inside the root
+    _set(db, car, path=str(root / "linked" / "red_car.png"))
+    r = c.get(f"/original/{car}")
+    assert r.status_code == 200 and r.content == (root / "home/red_car.png").read_bytes()
+
+
+def test_a_bad_content_hash_writes_nothing(tmp_path):
+    # Two folders down: "../../x/PWNED" names DB.thumbs/../../../x, inside tmp_path then,
+    # where the test can look.
+    root, db = make_gallery(tmp_path / "deep" / "er")
+    c = client(db)
+    ids = ids_by_name(c)
+    bad = ["../../x/PWNED", "./../PWNED", "AB" * 16, "ab" * 15, "ab" * 32, "ab" * 16 + "@1000"]
+    for i, h in enumerate(bad):
+        file_id = list(ids.values())[i % len(ids)]
+        _set(db, file_id, content_hash=h)
+        for url in ("/thumb", "/preview"):
+            assert_plain(c.get(f"{url}/{file_id}"), 404, tmp_path)
+    assert not any(tmp_path.rglob("*PWNED*")) and not (tmp_path / "x").exists()
+    thumbs = db.parent / (db.name + ".thumbs")
+    assert not thumbs.exists() or not any(p.is_file() for p in thumbs.rglob("*"))
+
+
+def test_the_thumbnail_cache_refuses_a_bad_key(tmp_path):
+    from search.web.thumbnails import ThumbnailCache
+
+    root, db = make_gallery(tmp_path / "deep" / "er")  # as above: escapes land in tmp_path
+    cache = ThumbnailCache(db)
+    for h in ("../../x/PWNED", "ab" * 15 + "/."):
+        with pytest.raises(LookupError):
+            cache.get(h, str(root / "home/red_car.png"))
+    assert not any(tmp_path.rglob("*PWNED*")) and not cache.dir.exists()
+    # A cache folder that is a link out of DB.thumbs/ is not written through either.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache.dir.mkdir()
+    good = "0123456789abcdef" * 2
+    (cache.dir / good[:2]).symlink_to(elsewhere)
+    with pytest.raises(LookupError):
+        cache.get(good, str(root / "home/red_car.png"))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_database_that_records_no_roots_serves_no_file(tmp_path, caplog):
+    import sqlite3
+
+    _, db = make_gallery(tmp_path)
+    c = client(db)
+    car = ids_by_name(c)["red_car.png"]
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM roots")
+    conn.close()
+    for url in ("/original", "/preview", "/thumb"):
+        assert_plain(c.get(f"{url}/{car}"), 404, tmp_path)
+    assert "imgcap index" in caplog.text  # the server's log says how to upgrade it

@@ -16,29 +16,58 @@ Everything is keyed the way the index keys it, so nothing is computed again:
 - photo tags, video keyframes and place names come with the files that carry them.
 
 Failures and runs stay behind (they describe the other machine's runs; the next `imgcap index`
-here tries those files itself). The other database is only read. The whole merge is one
-transaction under the writer lock, so merging twice adds nothing, and an interrupted merge adds
-nothing at all.
+here tries those files itself). The whole merge is one transaction under the writer lock, so
+merging twice adds nothing, and an interrupted merge adds nothing at all.
+
+The other database is not trusted (it may be damaged, or made by hand to reach outside the
+library): it is only read, without a byte written beside it (no -wal or -shm: `_open_other`),
+checked whole first (`PRAGMA integrity_check`: a damaged file merges nothing), and every row is
+checked before it comes; a row that fails is skipped and reported (`MergeReport.skipped`), the
+rest come:
+
+- roots: absolute and normalised; a whole file system (`/`), a system folder (/etc, /proc, ...)
+  or a folder above one of our roots is refused (our roots are never replaced) and every file
+  under it is skipped; a folder below one of our roots adds no root, its files join ours (as
+  `imgcap index SUBFOLDER` does);
+- files: under one of their roots, the path rebuilt here from root + rel_path, which must be
+  relative and normalised (no `..`) and agree with their stored path; a content hash is 32
+  lowercase hex digits (`indexer.media.walk.content_hash`);
+- results: keyed by a content hash or a keyframe key ("<hash>@<milliseconds>",
+  `frames.frame_key`), vectors of `dim` float32 values, the model's `dim`;
+- keyframe and video rows: keys of that form, agreeing with their video hash and time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from indexer.errors import StoreError, UsageError
-from indexer.store import roots, schema
-from indexer.store.connection import connect_readonly_raw
+from indexer.store import path_text, roots, schema
 from indexer.store.database import Store
-from indexer.store.errors import store_error
+from indexer.store.errors import error_kind, store_error
 from indexer.store.lock import writer_lock
 
 BATCH = 500  # rows per executemany
 CONFLICTS_KEPT = 1000  # conflicts listed in the report; the rest only counted
+SKIPPED_KEPT = 1000  # skipped rows listed in the report; the rest only counted
+# The content keys imgcap writes: indexer.media.walk.content_hash (BLAKE2b-128, hex) for a file,
+# frames.frame_key ("<video hash>@<milliseconds>") for a video's keyframe.
+CONTENT_HASH = re.compile(r"[0-9a-f]{32}")
+FRAME_KEY = re.compile(r"([0-9a-f]{32})@(0|[1-9][0-9]*)")
+# The operating system's own folders: no photo library lives there, and a root there would let a
+# crafted database name /etc/passwd or /proc/self/environ as a photo. /run/media holds drives.
+SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
+                  "/run", "/sbin", "/sys", "/usr")  # fmt: skip
+USER_MOUNTS = ("/run/media",)
 
 
 @dataclass
@@ -54,11 +83,21 @@ class MergeReport:
     tags_added: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     conflict_count: int = 0
+    # Their roots not taken ({"root", "reason", "files": how many files under it were skipped}).
+    roots_refused: list[dict[str, Any]] = field(default_factory=list)
+    # Their rows that failed a check ({"table", "row": what identifies it, "reason"}).
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    skipped_count: int = 0
 
     def conflict(self, **row: Any) -> None:
         self.conflict_count += 1
         if len(self.conflicts) < CONFLICTS_KEPT:
             self.conflicts.append(row)
+
+    def skip(self, table: str, row: Any, reason: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < SKIPPED_KEPT:
+            self.skipped.append({"table": table, "row": row, "reason": reason})
 
     @property
     def added_anything(self) -> bool:
@@ -78,17 +117,25 @@ class MergeReport:
 def merge(db_path: Path, other_path: Path) -> MergeReport:
     """Merge the database at `other_path` into the one at `db_path` (created if missing).
 
-    StoreError: the other file is missing, not an imgcap database, or from a newer imgcap; or
-    another run holds this database. UsageError: both are the same file."""
+    StoreError: the other file is missing, damaged, not an imgcap database, or from a newer
+    imgcap; or another run holds this database. UsageError: both are the same file."""
     db_path, other_path = Path(db_path), Path(other_path)
     if not other_path.is_file():
         raise StoreError(f"no database at {other_path}")
     if db_path.exists() and os.path.samefile(db_path, other_path):
         raise UsageError(f"{other_path} is this database; there is nothing to merge")
-    try:
-        src, _ = connect_readonly_raw(other_path)  # no relocation: the other file is only read
-    except sqlite3.Error as e:
-        raise store_error(e, other_path) from None
+    with contextlib.ExitStack() as stack:
+        try:
+            src = stack.enter_context(_open_other(other_path))
+        except sqlite3.Error as e:
+            raise _other_error(e, other_path) from None
+        except OSError as e:  # copying it with its log: a full temporary folder, ...
+            raise StoreError(f"cannot read {other_path} ({e}); nothing was merged") from None
+        report = _merge_from(db_path, src, other_path)
+    return report
+
+
+def _merge_from(db_path: Path, src: sqlite3.Connection, other_path: Path) -> MergeReport:
     try:
         version = schema.schema_version(src)
         if version is None:
@@ -101,6 +148,7 @@ def merge(db_path: Path, other_path: Path) -> MergeReport:
             )
         if version == 0:
             raise StoreError(f"{other_path} holds no imgcap index yet; nothing was merged")
+        _check_integrity(src, other_path)
         with writer_lock(db_path), Store.open(db_path) as store:
             report = MergeReport(str(other_path))
             try:
@@ -110,9 +158,52 @@ def merge(db_path: Path, other_path: Path) -> MergeReport:
                 raise store_error(e, db_path) from None
             return report
     except sqlite3.Error as e:
-        raise store_error(e, other_path) from None
-    finally:
-        src.close()
+        raise _other_error(e, other_path) from None
+
+
+@contextlib.contextmanager
+def _open_other(path: Path) -> Iterator[sqlite3.Connection]:
+    """The other database, read without writing a byte beside it. A plain read-only open
+    (mode=ro) of a WAL database creates its -wal and -shm files and leaves them there; so a file
+    whose log is empty or gone (closed cleanly) is opened immutable, and one with commits still
+    in its -wal or -journal (a run killed, a copy taken while imgcap wrote) is copied with its
+    log into a private temporary folder, where SQLite recovers the log into the copy."""
+    logs = [Path(f"{path}{suffix}") for suffix in ("-wal", "-journal")]
+    pending = [log for log in logs if log.is_file() and log.stat().st_size > 0]
+    with contextlib.ExitStack() as stack:
+        if pending:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imgcap-merge-")))
+            copy = folder / "other.db"
+            shutil.copyfile(path, copy)
+            for log in pending:
+                shutil.copyfile(log, f"{copy}{log.name[len(path.name) :]}")
+            uri = f"{copy.as_uri()}?mode=rw"
+        else:
+            uri = f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1"
+        conn = path_text.prepare(sqlite3.connect(uri, uri=True))
+        stack.callback(conn.close)
+        yield conn
+
+
+def _check_integrity(src: sqlite3.Connection, other_path: Path) -> None:
+    """StoreError unless SQLite finds the whole file sound: a damaged page could hand the
+    merge half a row, or stop it half-way with an error that names this database."""
+    problems = [row[0] for row in src.execute("PRAGMA integrity_check(5)").fetchall()]
+    if problems != ["ok"]:
+        raise StoreError(_damaged(other_path, "; ".join(str(p) for p in problems)))
+
+
+def _damaged(other_path: Path, detail: str) -> str:
+    return (
+        f"{other_path} is damaged (SQLite's integrity check: {detail}); nothing was merged."
+        " Copy it again from the machine that made it"
+    )
+
+
+def _other_error(e: sqlite3.Error, other_path: Path) -> StoreError:
+    if error_kind(e) == "SQLITE_CORRUPT":
+        return StoreError(_damaged(other_path, str(e)))
+    return store_error(e, other_path)
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -138,7 +229,11 @@ class _Merge:
         self.path_map: dict[str, str] = {}  # their files.path -> the path here
         self.models: set[str] = set()  # models whose searchable data changed
         self.new_hashes: set[str] = set()  # content of the files that came
-        self.root_paths: dict[int, str] = {}
+        self.root_paths: dict[int, str] = {}  # their root id -> where it is, for roots taken
+        self.stored_roots: dict[int, str] = {}  # their root id -> the path their rows use
+        self.refused: dict[int, dict[str, Any]] = {}  # their root id -> its report entry
+        self.inferred: list[str] | None = None  # before schema 6: roots inferred from folders
+        self.dims: dict[str, int] = {}  # model -> its vectors' size (ours, else theirs)
 
     def run(self) -> None:
         self.roots()
@@ -150,24 +245,72 @@ class _Merge:
         self.store._bump(self.models)  # the FAISS cache sees new generations
 
     # ------------------------------------------------------------------------------- roots
-    def their_roots(self) -> dict[int, str]:
-        """Their root id -> where that root is: a root kept beside its database follows the
-        database to where it is now."""
+    def their_roots(self) -> dict[int, tuple[str, str]]:
+        """Their root id -> (the path their rows use, where that root is): a root kept beside
+        its database follows the database to where it is now. Before schema 6 (no roots) the
+        roots are inferred from the folders as the migration infers them; ids are positions."""
         if not _has(self.src, "roots"):
-            return {}
+            folders = [f for (f,) in self.src.execute("SELECT DISTINCT folder FROM files")]
+            self.inferred = roots.infer_roots(f for f in folders if isinstance(f, str))
+            return {i: (r, r) for i, r in enumerate(self.inferred)}
         db_dir = os.path.dirname(os.path.abspath(self.other_path))
         out = {}
         for root_id, path, rel in self.src.execute("SELECT id, path, db_relative FROM roots"):
-            out[root_id] = os.path.normpath(os.path.join(db_dir, rel)) if rel else path
+            here = path
+            if isinstance(rel, str) and rel and "\0" not in rel:
+                here = os.path.normpath(os.path.join(db_dir, rel))
+            out[root_id] = (path, here)
         return out
 
     def roots(self) -> None:
-        self.root_paths = self.their_roots()
-        wanted = list(self.root_paths.values())
-        if not _has(self.src, "roots"):  # from before schema 6: inferred as migration does
-            folders = [f for (f,) in self.src.execute("SELECT DISTINCT folder FROM files")]
-            wanted = roots.infer_roots(folders)
+        """Take their roots that are safe here; refuse (and report) the others."""
+        ours = [p for (p,) in self.dst.execute("SELECT path FROM roots")]
+        wanted = []
+        # Shortest first: of two nested roots of theirs, the inner one then adds nothing.
+        for root_id, (stored, here) in sorted(
+            self.their_roots().items(), key=lambda item: len(str(item[1][1]))
+        ):
+            problem = _root_problem(here, ours)
+            if problem is None and not isinstance(stored, str):
+                problem = "its stored path is not text"
+            if problem is not None:
+                entry = {"root": _shown(here), "reason": problem, "files": 0}
+                self.refused[root_id] = entry
+                self.report.roots_refused.append(entry)
+                continue
+            self.root_paths[root_id] = here
+            self.stored_roots[root_id] = stored
+            wanted.append(here)
         self.report.roots_added = roots.add_roots(self.store.db, wanted, self.store.path)
+
+    def place_file(self, their_path: Any, root_id: Any, rel: Any) -> tuple[str | None, str]:
+        """(the file's path here, "") for a file of theirs that stays inside its root, or
+        (None, why not)."""
+        if self.inferred is not None:  # before schema 6: the inferred root holding the path
+            if not isinstance(their_path, str):
+                return None, "its path is not text"
+            root_id = max(
+                (i for i, r in enumerate(self.inferred) if roots.inside_root(their_path, r)),
+                key=lambda i: len(self.inferred[i]),
+                default=None,
+            )
+            if root_id is None:
+                return None, "its path is not absolute and normalised (or is a root itself)"
+            rel = their_path[len(self.inferred[root_id].rstrip(roots.SEP)) + 1 :]
+        if root_id in self.refused:
+            self.refused[root_id]["files"] += 1
+            return None, f"under the refused root {self.refused[root_id]['root']}"
+        root = self.root_paths.get(root_id)
+        if root is None:
+            return None, "under no root"
+        if not isinstance(rel, str) or not rel or "\0" in rel or os.path.isabs(rel):
+            return None, f"its rel_path {_quoted(rel)} is not a path relative to its root"
+        path = root.rstrip(roots.SEP) + roots.SEP + rel
+        if not roots.inside_root(path, root):
+            return None, f"its rel_path {_quoted(rel)} leaves its root or is not normalised"
+        if their_path != self.stored_roots[root_id].rstrip(roots.SEP) + roots.SEP + rel:
+            return None, f"its path and its rel_path {_quoted(rel)} disagree"
+        return path, ""
 
     # ------------------------------------------------------------------------------ models
     def model_rows(self) -> set[str]:
@@ -191,7 +334,9 @@ class _Merge:
         sql = "SELECT model, max(dim) FROM results GROUP BY model"
         ours_dim = dict(self.dst.execute(sql).fetchall())
         skip = set()
-        for model, dim in self.src.execute(sql).fetchall():
+        theirs_dim = self.src.execute(sql).fetchall()
+        self.dims = {**dict(theirs_dim), **ours_dim}
+        for model, dim in theirs_dim:
             if model in ours_dim and ours_dim[model] != dim:
                 skip.add(model)
                 self.report.conflict(
@@ -223,8 +368,11 @@ class _Merge:
         for rows in _batches(cur):
             new = []
             for their_path, root_id, rel, place_id, *values in rows:
-                root = self.root_paths.get(root_id)
-                path = os.path.join(root, rel) if root and rel else their_path
+                path, problem = self.place_file(their_path, root_id, rel)
+                problem = problem or _file_problem(dict(zip(cols, values, strict=True)))
+                if path is None or problem:
+                    self.report.skip("files", _shown(their_path), problem)
+                    continue
                 self.path_map[their_path] = path
                 have = ours.get(path)
                 if have == values[hash_at]:
@@ -281,7 +429,16 @@ class _Merge:
             marks = ", ".join("?" * len(cols))
             cur = self.src.execute(f"SELECT {', '.join(cols)} FROM [{table}]")
             for rows in _batches(cur):
-                keep = [r for r in rows if r[at] in have]
+                keep = []
+                for r in rows:
+                    if r[at] not in have:
+                        continue
+                    problem = _frame_problem(table, dict(zip(cols, r, strict=True)))
+                    if problem:
+                        key = "frame_key" if table == "video_frames" else "content_hash"
+                        self.report.skip(table, _shown(r[cols.index(key)]), problem)
+                        continue
+                    keep.append(r)
                 self.dst.executemany(
                     f"INSERT OR IGNORE INTO [{table}] ({', '.join(cols)}) VALUES ({marks})", keep
                 )
@@ -314,6 +471,10 @@ class _Merge:
                 r = dict(zip(cols, row, strict=True))
                 h, model = r["content_hash"], r["model"]
                 if h not in wanted or model in skip_models:
+                    continue
+                problem = _result_problem(r, self.dims.get(model))
+                if problem:
+                    self.report.skip("results", f"{_shown(h)} {_shown(model)}", problem)
                     continue
                 if (h, model) not in ours:
                     new.append(row)
@@ -382,9 +543,96 @@ class _Merge:
             batch = []
             for row in rows:
                 row = list(row)
-                row[at] = self.path_map.get(row[at], row[at])
+                if row[at] not in self.path_map:  # tags come only with a file that came
+                    continue
+                row[at] = self.path_map[row[at]]
                 batch.append((*row, row[at]))
             before = self.dst.execute("SELECT count(*) FROM photo_tags").fetchone()[0]
             self.dst.executemany(sql, batch)
             after = self.dst.execute("SELECT count(*) FROM photo_tags").fetchone()[0]
             self.report.tags_added += after - before
+
+
+# ------------------------------------------------------------------------------ row checks
+def _shown(value: Any) -> str:
+    """A value of theirs as the report shows it: text as a person reads it, anything else as
+    Python writes it (a hostile row may hold a number or bytes where a path belongs)."""
+    if not isinstance(value, str):
+        return repr(value)
+    try:  # bytes of a file name that are not UTF-8 as \xe9
+        return os.fsencode(value).decode("utf-8", "backslashreplace")
+    except UnicodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+
+
+def _quoted(value: Any) -> str:
+    return f"'{_shown(value)}'" if isinstance(value, str) else _shown(value)
+
+
+def _is_hash(value: Any) -> bool:
+    return isinstance(value, str) and CONTENT_HASH.fullmatch(value) is not None
+
+
+def _root_problem(path: Any, ours: list[str]) -> str | None:
+    """Why a root of theirs can't be taken here, or None. A root below one of ours is fine: its
+    files join our root."""
+    if not isinstance(path, str) or "\0" in path:
+        return "its path is not text"
+    if not os.path.isabs(path) or os.path.normpath(path) != path:
+        return "it is not an absolute, normalised folder path"
+    if roots.is_whole_volume(path):
+        return "it is a whole file system; its files were skipped"
+    system = [f for f in SYSTEM_FOLDERS if roots.under(path, f)]
+    if system and not roots.under_any(path, USER_MOUNTS):
+        return (
+            f"it is in the system folder {system[0]}, not a photo library; its files were skipped"
+        )
+    held = sorted(o for o in ours if o != path and roots.under(o, path))
+    if held:
+        return (
+            f"it holds this database's root {_shown(held[0])}, and our roots are never"
+            " replaced; its files were skipped"
+        )
+    return None
+
+
+def _file_problem(row: dict[str, Any]) -> str:
+    """Why a file row of theirs (beyond its path) can't come, or ""."""
+    h = row.get("content_hash")
+    if not _is_hash(h):
+        return f"its content hash {_quoted(h)} is not one imgcap writes (32 hex digits)"
+    for column in ("size", "mtime_ns"):
+        if column in row and not isinstance(row[column], int):
+            return f"its {column} {_quoted(row[column])} is not a number"
+    return ""
+
+
+def _frame_problem(table: str, row: dict[str, Any]) -> str:
+    """Why a keyframe or finished-video row of theirs can't come, or ""."""
+    if table == "videos":
+        return "" if _is_hash(row.get("content_hash")) else "its content hash is not imgcap's"
+    key = row.get("frame_key")
+    m = FRAME_KEY.fullmatch(key) if isinstance(key, str) else None
+    if m is None:
+        return "its keyframe key is not one imgcap writes (<content hash>@<milliseconds>)"
+    if (m.group(1), int(m.group(2))) != (row.get("video_hash"), row.get("at_ms")):
+        return "its keyframe key does not match its video and time"
+    return ""
+
+
+def _result_problem(row: dict[str, Any], dim: int | None) -> str:
+    """Why a result row of theirs can't come, or ""."""
+    h = row["content_hash"]
+    if not (_is_hash(h) or (isinstance(h, str) and FRAME_KEY.fullmatch(h))):
+        return "its content key is not one imgcap writes"
+    if not isinstance(row.get("caption"), str):
+        return "its caption is not text"
+    if not isinstance(row.get("dim"), int) or row["dim"] != dim:
+        return f"its vectors' size {_quoted(row.get('dim'))} is not the model's {dim}"
+    for column in ("image_vec", "caption_vec", "generated_caption_vec"):
+        vec = row.get(column)
+        if column == "generated_caption_vec" and vec is None:
+            continue
+        if not isinstance(vec, bytes) or len(vec) != 4 * dim:
+            return f"its {column} is not {dim} float32 values"
+    return ""

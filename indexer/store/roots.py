@@ -32,7 +32,8 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from indexer.errors import UsageError
-from indexer.store.errors import store_error
+from indexer.store.errors import store_error, translated
+from indexer.store.path_text import encode, stored_length
 from indexer.store.records import now_iso
 
 SEP = os.sep
@@ -93,6 +94,59 @@ def under(path: str, root: str) -> bool:
 
 def under_any(path: str, roots: Iterable[str]) -> bool:
     return any(under(path, root) for root in roots)
+
+
+def is_whole_volume(root: str) -> bool:
+    """Whether `root` is a file system's top (`/`, `C:\\`): a root that would hold everything."""
+    return os.path.dirname(root) == root
+
+
+def inside_root(path: str, root: str) -> bool:
+    """Whether `path` lies strictly below `root` as written: both absolute and normalised (no
+    `..`, `.` or doubled separators, no NUL), and `path` starts with the root and a separator.
+    Pure string rules, no file system access (see `outside_roots` for symlinks)."""
+    if not (isinstance(path, str) and isinstance(root, str)) or "\0" in path or "\0" in root:
+        return False
+    if not (os.path.isabs(path) and os.path.isabs(root)):
+        return False
+    if os.path.normpath(path) != path or os.path.normpath(root) != root:
+        return False
+    return path.startswith(root.rstrip(SEP) + SEP)
+
+
+def outside_roots(
+    path: str, roots: Iterable[str], *, follow_last: bool = True, resolve: bool = True
+) -> str | None:
+    """Why a file named by a database row must not be read, written or served, or None when it
+    may: it lies inside one of `roots` as written (`inside_root`) and where it really is (its
+    real path, symlinks resolved, inside the real path of one of the roots), and that root is
+    not a whole file system. The one guard for every code path that touches a file because a
+    row names it, so a row that got in some other way (a hand-edited database, a merge by an
+    older imgcap) still cannot reach outside the library. A file that does not exist yet (a
+    sidecar to create) is checked through its folder; `follow_last=False` resolves only the
+    folders (the file itself, if a link, is the caller's to judge); `resolve=False` checks the
+    path as written only (reading a file the walk indexed through a symlinked folder)."""
+    roots = [r for r in roots if isinstance(r, str)]
+    whole = [r for r in roots if is_whole_volume(r)]
+    roots = [r for r in roots if r not in whole]
+    if not any(inside_root(path, r) for r in roots):
+        if any(inside_root(path, r) for r in whole):
+            # Such a root holds every file there is: as a guard it would guard nothing.
+            return f"its root {whole[0]} is a whole file system; index the photo folders instead"
+        return "it is outside every index root (a damaged or hand-made database row)"
+    if not resolve:
+        return None
+    if follow_last:
+        real = os.path.realpath(path)
+    else:
+        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    # A real path (no links left in it) below a root as written is below that root for real;
+    # only otherwise are the roots' own real paths needed (a root that is itself a link).
+    if not any(inside_root(real, r) for r in roots) and not any(
+        inside_root(real, os.path.realpath(r)) for r in roots
+    ):
+        return f"it leads outside every index root through a symlink (to {real})"
+    return None
 
 
 def infer_roots(folders: Iterable[str]) -> list[str]:
@@ -177,7 +231,7 @@ def _add_roots(db: Database, folders: Iterable[str], db_path: Path | str) -> lis
             db.execute(
                 "UPDATE files SET root_id = ?, rel_path = substr(path, ?)"
                 " WHERE root_id IS NULL AND substr(path, 1, ?) = ?",
-                [new_id, len(stem) + 1, len(stem), stem],
+                [new_id, stored_length(stem) + 1, stored_length(stem), stem],
             )
             added.append(folder)
     return added
@@ -195,7 +249,7 @@ def repoint(db: Database | sqlite3.Connection, root_id: int, old: str, new: str)
         "UPDATE files SET path = ? || rel_path,"
         " folder = CASE WHEN folder = ? THEN ? ELSE ? || substr(folder, ?) END"
         " WHERE root_id = ?",
-        [new_stem, old, new, new_stem, len(old_stem) + 1, root_id],
+        [new_stem, old, new, new_stem, stored_length(old_stem) + 1, root_id],
     )
     moved = cur.rowcount
     for table in _path_tables(db):
@@ -203,7 +257,7 @@ def repoint(db: Database | sqlite3.Connection, root_id: int, old: str, new: str)
         run(
             f"UPDATE OR REPLACE [{table}] SET path = ? || substr(path, ?)"
             " WHERE substr(path, 1, ?) = ?",
-            [new_stem, len(old_stem) + 1, len(old_stem), old_stem],
+            [new_stem, stored_length(old_stem) + 1, stored_length(old_stem), old_stem],
         )
     return moved
 
@@ -257,14 +311,17 @@ def shadow(conn: sqlite3.Connection, moves: list[tuple[int, str, str]]) -> None:
     like the table, which SQLite resolves before the main schema's (same columns, rowid kept
     for FTS joins). Nothing is written to the database file."""
 
-    def lit(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
+    def lit(text: str) -> str:  # SQL text is not a parameter: no adapter stores it
+        return "'" + encode(text).replace("'", "''") + "'"
+
+    def length(root: str) -> int:
+        return stored_length(root.rstrip(SEP))
 
     def moved(column: str) -> str:  # a path under an old root, rewritten to the new one
         cases = " ".join(
             f"WHEN {column} = {lit(old)} THEN {lit(new)}"
-            f" WHEN substr({column}, 1, {len(old.rstrip(SEP)) + 1}) = {lit(old.rstrip(SEP) + SEP)}"
-            f" THEN {lit(new.rstrip(SEP) + SEP)} || substr({column}, {len(old.rstrip(SEP)) + 2})"
+            f" WHEN substr({column}, 1, {length(old) + 1}) = {lit(old.rstrip(SEP) + SEP)}"
+            f" THEN {lit(new.rstrip(SEP) + SEP)} || substr({column}, {length(old) + 2})"
             for _, old, new in moves
         )
         return f"CASE {cases} ELSE {column} END"
@@ -296,19 +353,157 @@ def move_root(db: Database, db_path: Path | str, old: str, new: str) -> dict:
         raise UsageError(f"{new} is not a folder here; mount or create it first")
     root_id = roots[old]
     for other in roots:
-        if other != old and (under(new, other) or under(other, new)):
+        if other not in (old, new) and (under(new, other) or under(other, new)):
             raise UsageError(f"{new} overlaps the index root {other}; roots cannot nest")
+    merging = new != old and new in roots  # NEW was indexed already: one root of the two
+    rels = [r for (r,) in db.execute("SELECT rel_path FROM files WHERE root_id = ?", [root_id])]
+    if merging:  # OLD's photos indexed at NEW too keep NEW's rows: not repointed
+        taken = {
+            r for (r,) in db.execute("SELECT rel_path FROM files WHERE root_id = ?", [roots[new]])
+        }
+        rels = [r for r in rels if r not in taken]
     with db.atomic():
-        photos = repoint(db, root_id, old, new) if new != old else 0
+        if merging:
+            photos = _merge(db, root_id, roots[new], old, new)
+        else:
+            photos = repoint(db, root_id, old, new) if new != old else 0
         db.execute(
             "UPDATE roots SET db_relative = ? WHERE id = ?", [db_relative(new, db_path), root_id]
         )
-    rels = [r for (r,) in db.execute("SELECT rel_path FROM files WHERE root_id = ?", [root_id])]
     found = sum(os.path.exists(os.path.join(new, r)) for r in rels)
     return {"root": root_id, "from": old, "to": new, "photos": photos, "found": found}
 
 
+def _merge(db: Database, root_id: int, into_id: int, old: str, new: str) -> int:
+    """Move root `root_id` onto the root `into_id`, which is at `new` already (the moved folder
+    was indexed at its new place before `roots move`). A photo indexed at both places keeps its
+    row at NEW (read from the file there); OLD's other rows are repointed. Caller holds a
+    transaction. Returns the number of photos whose path changed."""
+    run = db.execute
+    old_stem, new_stem = old.rstrip(SEP) + SEP, new.rstrip(SEP) + SEP
+    run(
+        "DELETE FROM files WHERE root_id = ?"
+        " AND ? || rel_path IN (SELECT path FROM files WHERE root_id = ?)",
+        [root_id, new_stem, into_id],
+    )
+    for table in _path_tables(db):
+        run(
+            f"DELETE FROM [{table}] WHERE substr(path, 1, ?) = ?"
+            f" AND ? || substr(path, ?) IN (SELECT path FROM [{table}])",
+            [stored_length(old_stem), old_stem, new_stem, stored_length(old_stem) + 1],
+        )
+    run("DELETE FROM roots WHERE id = ?", [into_id])
+    moved = repoint(db, root_id, old, new)
+    run("UPDATE files SET root_id = ? WHERE root_id = ?", [root_id, into_id])
+    return moved
+
+
+def drop_root(db: Database, root_id: int, root: str) -> None:
+    """Delete the root and every row keyed by a path under it in the tables other than `files`
+    (failures, photo tags, ...). The caller deletes the files' rows first (the Store does, to
+    bump the vector generations) and holds the transaction."""
+    stem = root.rstrip(SEP) + SEP
+    for table in _path_tables(db):
+        db.execute(
+            f"DELETE FROM [{table}] WHERE substr(path, 1, ?) = ?", [stored_length(stem), stem]
+        )
+    db.execute("DELETE FROM roots WHERE id = ?", [root_id])
+
+
 # --------------------------------------------------------------------------------- reads
+def root_ids(conn: sqlite3.Connection) -> dict[str, int]:
+    """root path -> id."""
+    return dict(conn.execute("SELECT path, id FROM roots").fetchall())
+
+
+@translated
+def root_folders(conn: sqlite3.Connection) -> list[str]:
+    """Every root's path, cheaply (the gallery asks once per file it sends); [] for a database
+    from before schema 6, which records none."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'roots'").fetchone():
+        return []
+    return [p for (p,) in conn.execute("SELECT path FROM roots")]
+
+
+def find_root(conn: sqlite3.Connection, root: str) -> int:
+    """The id of the root at `root` (absolute, normalised); UsageError naming the roots else."""
+    roots = root_ids(conn)
+    if root not in roots:
+        known = ", ".join(sorted(roots)) or "none"
+        raise UsageError(f"{root} is not an index root (roots: {known}; see `imgcap roots`)")
+    return roots[root]
+
+
+def root_files(conn: sqlite3.Connection, root_id: int) -> dict[str, tuple[int, int, str]]:
+    """rel_path -> (size, mtime_ns, content_hash) of every indexed file under a root."""
+    rows = conn.execute(
+        "SELECT rel_path, size, mtime_ns, content_hash FROM files WHERE root_id = ?", [root_id]
+    )
+    return {rel: (size, mtime, h) for rel, size, mtime, h in rows}
+
+
+def root_paths(conn: sqlite3.Connection, root_id: int) -> list[tuple[str, str]]:
+    """(path, content_hash) of every indexed file under a root."""
+    return conn.execute(
+        "SELECT path, content_hash FROM files WHERE root_id = ?", [root_id]
+    ).fetchall()
+
+
+def shared_content(conn: sqlite3.Connection, root_id: int, folder: str) -> tuple[int, int]:
+    """(how many of the root's files have content that a file under `folder` has too, how
+    many files the root has)."""
+    stem = folder.rstrip(SEP) + SEP
+    # A range on the indexed path instead of substr(): "below folder" is [folder/, folder0).
+    return conn.execute(
+        "SELECT count(*) FILTER (WHERE content_hash IN (SELECT content_hash FROM files"
+        " WHERE path >= ? AND path < ?)), count(*) FROM files WHERE root_id = ?",
+        [stem, stem[:-1] + chr(ord(SEP) + 1), root_id],
+    ).fetchone()
+
+
+def root_contents(conn: sqlite3.Connection, root_id: int, root: str) -> dict[str, int]:
+    """What dropping a root drops: its photos, the failures and photo-tag rows under it, and how
+    many of its photos carry a caption a person wrote (kept: see Store.collect_garbage)."""
+    stem = root.rstrip(SEP) + SEP
+    count = {
+        "photos": conn.execute(
+            "SELECT count(*) FROM files WHERE root_id = ?", [root_id]
+        ).fetchone()[0]
+    }
+    for table, key in (("failures", "failures"), ("photo_tags", "tagged")):
+        has = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [table]).fetchone()
+        count[key] = (
+            conn.execute(
+                f"SELECT count(*) FROM [{table}] WHERE substr(path, 1, ?) = ?",
+                [stored_length(stem), stem],
+            ).fetchone()[0]
+            if has
+            else 0
+        )
+    edited = "caption_edited_at" in {r[1] for r in conn.execute("PRAGMA table_info(results)")}
+    count["your_captions"] = (
+        conn.execute(
+            "SELECT count(*) FROM results WHERE caption_edited_at IS NOT NULL AND content_hash"
+            " IN (SELECT content_hash FROM files WHERE root_id = ?)",
+            [root_id],
+        ).fetchone()[0]
+        if edited
+        else 0
+    )
+    return count
+
+
+def paths_by_root(conn: sqlite3.Connection) -> dict[str | None, list[str]]:
+    """root path (None: under no root) -> the indexed paths under it."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'roots'").fetchone():
+        return {None: [p for (p,) in conn.execute("SELECT path FROM files")]}
+    out: dict[str | None, list[str]] = {}
+    rows = conn.execute("SELECT r.path, f.path FROM files f LEFT JOIN roots r ON r.id = f.root_id")
+    for root, path in rows:
+        out.setdefault(root, []).append(path)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Root:
     id: int

@@ -1,8 +1,7 @@
-"""`imgcap roots` (list, move) and `imgcap merge`: a portable, mergeable index."""
+"""`imgcap roots` (list, move, remove) and `imgcap merge`: a portable, mergeable index."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,9 @@ import typer
 from search.cli import output
 from search.cli.options import DbOpt, JsonDocOpt, JsonOpt, command_group, db_path
 
-roots_app = command_group("List the folders the index covers, or move one.", no_args_is_help=False)
+roots_app = command_group(
+    "List the folders the index covers; move or remove one.", no_args_is_help=False
+)
 
 CONFLICTS_SHOWN = 20  # in the human report; --json lists up to the store's cap
 
@@ -29,7 +30,7 @@ def roots_list(ctx: typer.Context, db: DbOpt = None, json_out: JsonOpt = False) 
     roots, loose = list_roots(db_path(db))
     if json_out:
         for root in roots:
-            print(json.dumps(root.to_dict(), ensure_ascii=False))
+            output.print_json(root.to_dict())
         return
     if not roots and not loose:
         typer.echo("No roots yet: run `imgcap index FOLDER`.")
@@ -49,7 +50,7 @@ def roots_list(ctx: typer.Context, db: DbOpt = None, json_out: JsonOpt = False) 
 def roots_move(
     ctx: typer.Context,
     old: Annotated[str, typer.Argument(metavar="OLD", help="The root as `imgcap roots` lists it.")],
-    new: Annotated[Path, typer.Argument(metavar="NEW", help="Where that folder is now.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="Where that folder is now.")],
     db: DbOpt = None,
     json_out: JsonDocOpt = False,
 ) -> None:
@@ -59,7 +60,7 @@ def roots_move(
 
     moved = move_root(db_path(db if db is not None else ctx.obj), old, new)
     if json_out:
-        print(json.dumps(moved, ensure_ascii=False))
+        output.print_json(moved)
         return
     typer.echo(
         f"{output.printable(moved['from'])} -> {output.printable(moved['to'])}:"
@@ -72,6 +73,45 @@ def roots_move(
         )
 
 
+@roots_app.command("remove", short_help="Drop a root and its photos from the index.")
+def roots_remove(
+    ctx: typer.Context,
+    root: Annotated[
+        str, typer.Argument(metavar="ROOT", help="The root as `imgcap roots` lists it.")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be dropped.")
+    ] = False,
+    purge: Annotated[
+        bool,
+        typer.Option("--purge", help="Also forget the captions you wrote for these photos."),
+    ] = False,
+    db: DbOpt = None,
+    json_out: JsonDocOpt = False,
+) -> None:
+    """Drop a root and its photos from the index (their results, failures and tags; the files
+    themselves are never touched). Captions you wrote are kept, so the same photos indexed
+    again get them back; --purge forgets them too."""
+    from indexer.run.roots import remove_root
+
+    r = remove_root(db_path(db if db is not None else ctx.obj), root, dry_run, purge)
+    if json_out:
+        output.print_json(r)
+        return
+    verb = "would drop" if dry_run else "dropped"
+    typer.echo(
+        f"{output.printable(r['root'])}: {verb} {r['photos']} photos, {r['failures']} failures,"
+        f" the tags of {r['tagged']} photos"
+        + ("" if dry_run else f"; {r['results']} captions no other photo uses deleted")
+    )
+    if r["your_captions"]:
+        gone = "would be forgotten" if dry_run else "forgotten"
+        kept = gone if purge else "kept (back if these photos are indexed again)"
+        typer.echo(f"{r['your_captions']} captions you wrote: {kept}")
+    if dry_run:
+        typer.echo("Nothing changed (--dry-run).")
+
+
 def merge(
     other: Annotated[
         Path,
@@ -82,16 +122,19 @@ def merge(
 ) -> None:
     """Bring another imgcap database's photos and results into this one: reused by content, so
     nothing is captioned again; model versions kept; conflicts reported (ours kept). Merging
-    twice adds nothing."""
+    twice adds nothing. The other database is checked first (a damaged one merges nothing) and
+    row by row: a root that would hold ours, the whole disk or a system folder, a path leaving
+    its root or a malformed hash is skipped and listed, and the exit status is then 1."""
     from indexer.store.merge import merge as merge_databases
     from search.vectors.cache import sync_indexes
 
     path = db_path(db)
     report = merge_databases(path, other)
     sync_indexes(path)  # as after an index run: searches need not rebuild the cache
+    refused = bool(report.skipped_count or report.roots_refused)
     if json_out:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
-        return
+        output.print_json(report.to_dict())
+        raise typer.Exit(1 if refused else 0)
     r = report
     typer.echo(
         f"merged {output.printable(r.other)}: {r.files_added} photos added"
@@ -102,7 +145,7 @@ def merge(
     for what, items in (("roots", r.roots_added), ("models", r.models_added)):
         if items:
             typer.echo(f"{what} added: " + ", ".join(output.printable(i) for i in items))
-    if not r.added_anything:
+    if not r.added_anything and not refused:
         typer.echo("Nothing new: everything in it is here already.")
     if r.conflict_count:
         output.err(f"{r.conflict_count} conflicts (ours kept):")
@@ -114,3 +157,16 @@ def merge(
             output.err(f"  {c['kind']}: {where}: ours {ours} / theirs {theirs}")
         if r.conflict_count > CONFLICTS_SHOWN:
             output.err(f"  ... and {r.conflict_count - CONFLICTS_SHOWN} more (--json lists them)")
+    for root in r.roots_refused:
+        output.err(
+            f"root refused: {output.printable(root['root'])}: {output.printable(root['reason'])}"
+        )
+    if r.skipped_count:
+        output.err(f"{r.skipped_count} rows skipped (not merged):")
+        for s in r.skipped[:CONFLICTS_SHOWN]:
+            row, why = output.printable(s["row"]), output.printable(s["reason"])
+            output.err(f"  {s['table']}: {row}: {why}")
+        if r.skipped_count > CONFLICTS_SHOWN:
+            output.err(f"  ... and {r.skipped_count - CONFLICTS_SHOWN} more (--json lists them)")
+    if refused:
+        raise typer.Exit(1)

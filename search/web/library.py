@@ -6,12 +6,18 @@ cache, which are opened per request exactly as `imgcap search` opens them, read-
 `imgcap index` run on the same database is never blocked and its new results show up without a
 restart (the FAISS cache notices the store's new generation and is rebuilt).
 
-Photos are named by `files.id`. Every hit handed to the web layer is the CLI's `Hit.to_dict()`
+Photos are named by `files.id`. A file's bytes are sent only through `file`, which checks that
+the database row names a file inside one of the database's roots, where it really is too (every
+symlink resolved): a damaged, hand-made or hostile row (a path of /etc/passwd, a link out of the
+library) can never make the gallery read a file outside the library.
+
+Every hit handed to the web layer is the CLI's `Hit.to_dict()`
 plus `id`, `content_hash` and `caption_source`, so the JSON API has the CLI's `--json` fields.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -27,12 +33,16 @@ from indexer.errors import StoreError, UsageError
 from indexer.store import photos as photo_rows
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, files_for_results, filtered_result_ids
+from indexer.store.roots import outside_roots, root_folders
 from search import captions, photos, query
 from search.query import Hit, SearchRequest, Signal, hit_from_row
 from search.query_encoder import load_encoder, resolve_model, unit_vector
 from search.web.thumbnails import ThumbnailCache
 
+log = logging.getLogger("imgcap.serve")
+
 MAX_PAGE = 200  # deepest page served: 200 x per_page photos is past any human's scrolling
+ROW_IDS = range(-(2**63), 2**63)  # what an SQLite INTEGER holds: any other id names no photo
 SIMILAR_MIN_DEPTH = 100
 
 
@@ -113,6 +123,7 @@ class Library:
         page = _page_number(page)
         filters = filters or FileFilter()
         limit = page * per_page + 1
+        file_id = _row_id(file_id)
         conn = self._connect()
         try:
             model, row = photos.photo_row(conn, file_id, self.model, self.settings)
@@ -183,6 +194,7 @@ class Library:
     # -------------------------------------------------------------------------------- photos
     def photo(self, file_id: int) -> dict[str, Any]:
         """Everything the photo page shows; LookupError when no indexed file has this id."""
+        file_id = _row_id(file_id)
         conn = self._connect()
         try:
             return photos.photo(conn, file_id, self.model, self.settings)
@@ -190,19 +202,40 @@ class Library:
             conn.close()
 
     def file(self, file_id: int) -> dict[str, Any]:
-        """The indexed file behind an id (path, hash, size, mtime) without resolving a model."""
+        """The indexed file behind an id, to send its bytes (path, hash, size, mtime; no model
+        resolved), with `real_path`: where it really is, the path to open. LookupError (a 404)
+        when no indexed file has this id, or when the row names a file outside every root of
+        the database: every route that sends a file's bytes or a thumbnail made from them asks
+        here."""
+        file_id = _row_id(file_id)
         conn = self._connect()
         try:
             row = photo_rows.photo(conn, file_id, "")
+            roots = root_folders(conn) if row is not None else []
         finally:
             conn.close()
         if row is None:
             raise LookupError(file_id)
-        return row
+        if not roots:
+            # Only a database written before roots were recorded (schema 6) has none; one
+            # `imgcap index` run upgrades it. Inferring them from its own rows would let a
+            # crafted row name its own root, so nothing is sent until then.
+            log.warning("%s records no index roots: run `imgcap index` once", self.db_path)
+            raise LookupError(file_id)
+        # As written: the walk indexes photos linked into a root from elsewhere (a symlinked
+        # folder of another drive) on purpose, and the gallery shows what the index holds. What
+        # a row alone could do (name /etc/passwd, climb out with "..") is refused here; a link
+        # on disk is the person's own. Writing (write-back) also resolves links.
+        why = outside_roots(row["path"], roots, resolve=False)
+        if why is not None:
+            log.warning("not serving file %s (%r): %s", file_id, row["path"], why)
+            raise LookupError(file_id)
+        return row | {"real_path": os.path.realpath(row["path"])}
 
     def set_caption(self, file_id: int, text: str | None) -> dict[str, Any]:
         """Store the user's caption for this photo (None or blank: back to the generated one)
         with the warm text tower; returns the photo page's fields."""
+        file_id = _row_id(file_id)
         return captions.set_caption_of(self.settings, file_id, text, self.model, self.encoder)
 
     # -------------------------------------------------------------------------------- status
@@ -256,6 +289,14 @@ class _RememberedTexts:
 
     def __getattr__(self, name: str) -> Any:  # image_size, preprocess, encode_images
         return getattr(self._encoder, name)
+
+
+def _row_id(file_id: int) -> int:
+    """A file id as the store takes it; LookupError for one no row can have (SQLite refuses
+    integers past 64 bits with an OverflowError)."""
+    if file_id not in ROW_IDS:
+        raise LookupError(file_id)
+    return file_id
 
 
 def _page_number(page: int) -> int:

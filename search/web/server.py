@@ -3,13 +3,17 @@
 Pages (Jinja2, autoescaped) and a JSON API under /api with the CLI's `--json` fields. Security,
 because this serves a person's photo library:
 - files only by database id (`/thumb/<id>`, `/preview/<id>`, `/original/<id>`), never by a path
-  from the URL; static files from a fixed list; anything else is a 404 (no listings);
+  from the URL, and only files inside the database's roots (Library.file checks the row);
+  static files from a fixed list; anything else is a 404 (no listings);
 - the Host header must name this machine (localhost, an IP literal, the bound host, or this
   machine's name when bound to every interface): a DNS-rebinding page has some other name;
 - the one state-changing request (caption edit) is a JSON POST whose Origin, when sent, is this
   server (browsers always send it on cross-site POSTs; scripts such as curl send none);
 - a Content-Security-Policy without inline scripts, on top of escaping every string;
-- errors are logged here; the client gets a short message, never a traceback.
+- bounded input: ids past SQLite's integers name no photo (404), a request body is at most
+  MAX_BODY bytes of JSON, a filter at most filters.MAX_VALUES values (400);
+- errors are logged here; the client gets a short message, never a traceback, and a 5xx
+  never names a path or quotes an exception (the server's log has them).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from indexer.errors import ImgcapError, StoreError, UsageError
 from indexer.store.queries import FileFilter
 from search import filters
 from search.dates import date_range_warning
+from search.display import shown_strings
 from search.query import MODES, SearchRequest
 from search.web import pages
 from search.web.library import Library
@@ -44,7 +49,12 @@ from search.web.thumbnails import PLACEHOLDER_SVG, PREVIEW_SIZE, THUMB_SIZE
 log = logging.getLogger("imgcap.serve")
 
 PER_PAGE = 48
+# A caption edit's body: captions.MAX_CHARS characters, each at most 12 bytes as a JSON escape
+# (one emoji sent as the pair "\ud83d\ude00"), fits with room to spare.
+MAX_BODY = 64 * 1024
 SIMILAR_ON_PAGE = 12
+SERVER_ERROR = "Something went wrong on the server (see its log)."
+STORE_ERROR = "The photo index cannot be read right now (see the server's log)."
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
@@ -258,7 +268,8 @@ def _image(request: Request, size: int) -> Response:
         f = lib.file(request.path_params["id"])
     except LookupError:
         raise HTTPException(404) from None
-    t = lib.thumbnails.get(f["content_hash"], f["path"], size, expect=(f["size"], f["mtime_ns"]))
+    source = f["real_path"]
+    t = lib.thumbnails.get(f["content_hash"], source, size, expect=(f["size"], f["mtime_ns"]))
     versioned = request.query_params.get("v") == f["content_hash"][:12]
     cache = "private, max-age=31536000, immutable" if versioned else "private, max-age=300"
     if t.path is not None:
@@ -279,11 +290,12 @@ def original(request: Request) -> Response:
         f = _library(request).file(request.path_params["id"])
     except LookupError:
         raise HTTPException(404) from None
-    if not os.path.isfile(f["path"]):
-        raise HTTPException(404)
+    if not os.path.isfile(f["real_path"]):
+        message = "The file is missing: not on disk now (deleted, moved, or its drive unmounted)."
+        return _error(request, 404, message)
     # Sandboxed: an image format with scripts (SVG is never indexed, but be sure) cannot run.
     return FileResponse(
-        f["path"],
+        f["real_path"],
         headers={"Content-Security-Policy": "sandbox", "Cache-Control": "private, no-cache"},
     )
 
@@ -312,13 +324,20 @@ def api_search(request: Request) -> Response:
         if req is None:
             raise UsageError("empty query: pass q=WORDS (or like=PHOTO_ID)")
         page = lib.search(req, page_no, per_page)
-    return JSONResponse(
+    return ApiJson(
         {"page": page.page, "per_page": per_page, "has_more": page.has_more, "hits": page.hits}
     )
 
 
+class ApiJson(JSONResponse):
+    """The API's JSON, valid UTF-8: bytes of a file name that are not UTF-8 shown as `\\xe9`."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(shown_strings(content))
+
+
 def api_photo(request: Request) -> Response:
-    return JSONResponse(pages.photo_json(_library(request).photo(request.path_params["id"])))
+    return ApiJson(pages.photo_json(_library(request).photo(request.path_params["id"])))
 
 
 def api_similar(request: Request) -> Response:
@@ -326,27 +345,28 @@ def api_similar(request: Request) -> Response:
     per_page = _per_page(p, SIMILAR_ON_PAGE, 500)
     page_no = _int(p.get("page"), "page", 1)
     page = _library(request).similar(request.path_params["id"], page_no, per_page)
-    return JSONResponse({"page": page.page, "has_more": page.has_more, "hits": page.hits})
+    return ApiJson({"page": page.page, "has_more": page.has_more, "hits": page.hits})
 
 
 async def api_caption(request: Request) -> Response:
     _same_origin(request)
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         return _json_error(415, 'send the caption as JSON: {"caption": "..."}')
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        return _json_error(400, "the body is not valid JSON")
-    text = body.get("caption") if isinstance(body, dict) else None
+    body = await _json_object(request)
+    if "caption" not in body:
+        raise UsageError('send {"caption": "..."} (or null to restore the generated caption)')
+    text = body["caption"]
     if text is not None and not isinstance(text, str):
-        return _json_error(400, "caption must be a string (or null to restore the generated)")
+        raise UsageError("caption must be a string (or null to restore the generated caption)")
+    if text is not None and not _is_unicode(text):
+        raise UsageError("caption must be text: it holds a lone surrogate (\\ud800-\\udfff)")
     lib = _library(request)
     photo = await run_in_threadpool(lib.set_caption, request.path_params["id"], text)
-    return JSONResponse(pages.photo_json(photo))
+    return ApiJson(pages.photo_json(photo))
 
 
 def api_status(request: Request) -> Response:
-    return JSONResponse(_library(request).status())
+    return ApiJson(_library(request).status())
 
 
 ROUTES = [
@@ -383,6 +403,39 @@ def create_app(
     return app
 
 
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The request's body as a JSON object: 413 past MAX_BODY bytes (read no further), 400
+    (UsageError) for anything but a JSON object, however deeply nested."""
+    too_large = HTTPException(413, f"the body is larger than {MAX_BODY // 1024} KiB")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise too_large
+    try:
+        value = json.loads(bytes(body))
+    except RecursionError:  # json recurses once per nested array or object
+        raise UsageError("the body is not valid JSON (nested too deeply)") from None
+    except ValueError:
+        raise UsageError("the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise UsageError('the body must be a JSON object, such as {"caption": "..."}')
+    return value
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether `text` can be stored as UTF-8 (JSON's \\ud800 escapes decode to lone
+    surrogates, which are no characters)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _same_origin(request: Request) -> None:
     """A cross-site page must not change anything: its browser sends an Origin naming it."""
     origin = request.headers.get("origin")
@@ -416,10 +469,12 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 async def _imgcap_error(request: Request, exc: ImgcapError) -> Response:
-    status = {UsageError: 400, StoreError: 503}.get(type(exc), 500)
-    if status == 500:
-        log.error("%s: %s", request.url.path, exc)
-    return _error(request, status, str(exc))
+    if isinstance(exc, UsageError):
+        return _error(request, 400, str(exc))
+    # The message names the database's path and may quote SQLite: for the log, not the client.
+    log.error("%s: %s", request.url.path, exc)
+    status, message = (503, STORE_ERROR) if isinstance(exc, StoreError) else (500, SERVER_ERROR)
+    return _error(request, status, message)
 
 
 async def _not_found(request: Request, exc: LookupError) -> Response:
@@ -428,7 +483,7 @@ async def _not_found(request: Request, exc: LookupError) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.error("error serving %s", request.url.path, exc_info=exc)
-    return _error(request, 500, "Something went wrong on the server (see its log).")
+    return _error(request, 500, SERVER_ERROR)
 
 
 # ------------------------------------------------------------------------------------ running
