@@ -235,6 +235,57 @@ def test_a_symlinked_sidecar_is_updated_where_it_lives(tmp_path):
     assert xmp.read_fields(xmp.parse(target.read_bytes(), "x")).description == CAPTION.text
 
 
+def test_a_sidecar_linked_outside_the_root_is_refused_and_left_alone(tmp_path):
+    root = tmp_path / "library"
+    photo = make_photo(root / "2024" / "a.jpg")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    planted = outside / "notes.xmp"
+    planted.write_text(DARKTABLE_SIDECAR)
+    before = planted.read_bytes()
+    (root / "2024" / "a.jpg.xmp").symlink_to(planted)
+    dangling_photo = make_photo(root / "2024" / "b.jpg")
+    (root / "2024" / "b.jpg.xmp").symlink_to(outside / "created.xmp")  # dangling
+    summary = write_back([Item(str(p), CAPTION, str(root)) for p in (photo, dangling_photo)])
+    assert [o.status for o in summary.outcomes] == ["failed", "failed"]
+    assert all("link outside the library" in o.reason for o in summary.outcomes)
+    assert planted.read_bytes() == before and not (outside / "created.xmp").exists()
+    assert (root / "2024" / "a.jpg.xmp").is_symlink()
+    assert (root / "2024" / "b.jpg.xmp").is_symlink()
+
+
+def test_a_sidecar_linked_inside_the_root_is_written_through(tmp_path):
+    root = tmp_path / "library"
+    photo = make_photo(root / "2024" / "a.jpg")
+    shared = root / "sidecars" / "a.xmp"  # another folder, same root
+    shared.parent.mkdir()
+    (root / "2024" / "a.jpg.xmp").symlink_to(Path("..") / "sidecars" / "a.xmp")  # dangling
+    assert write_back([Item(str(photo), CAPTION, str(root))]).count("written") == 1
+    assert (root / "2024" / "a.jpg.xmp").is_symlink()
+    assert xmp.read_fields(xmp.parse(shared.read_bytes(), "x")).description == CAPTION.text
+    # Without a known root the photo's own folder is the limit.
+    (root / "2024" / "a.jpg.xmp").unlink()
+    (root / "2024" / "a.jpg.xmp").symlink_to(shared)
+    outcome = write_back([_item(photo)]).outcomes[0]
+    assert outcome.status == "failed" and "link outside the library" in outcome.reason
+
+
+def test_the_run_takes_the_limit_from_the_photos_index_root(tmp_path):
+    from search_fixtures import Photo, make_db
+
+    from indexer.metadata.writeback import run_write_back
+
+    root = tmp_path / "photos"
+    db = make_db(root, [Photo("trip/a.png", "a dog"), Photo("trip/b.png", "a cat")],
+                 tmp_path / "p.db")  # fmt: skip
+    (root / "shared").mkdir()
+    (root / "trip" / "a.png.xmp").symlink_to(root / "shared" / "a.xmp")
+    (root / "trip" / "b.png.xmp").symlink_to(tmp_path / "outside.xmp")
+    outcomes = {Path(o.path).name: o for o in run_write_back(db, []).outcomes}
+    assert outcomes["a.png"].status == "written" and (root / "shared" / "a.xmp").is_file()
+    assert outcomes["b.png"].status == "failed" and not (tmp_path / "outside.xmp").exists()
+
+
 def test_ctrl_c_stops_between_photos_and_reports_what_was_done(tmp_path):
     photos = [make_photo(tmp_path / f"{i}.jpg") for i in range(3)]
 

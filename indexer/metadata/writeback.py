@@ -10,8 +10,10 @@
   it fsynced and renamed over the photo: a crash leaves the old photo or the new one, never half.
 
 A description that imgcap did not write (a person's, another tool's) is kept, reported as
-"kept", unless `force`. Each photo is one outcome; a read-only file or folder, an unknown
-format, a hostile sidecar or an exiftool error fails that photo only, with the reason.
+"kept", unless `force`, wherever it is: every place a photo tool may show (the photo's sidecars
+of either naming, its embedded XMP, IPTC and EXIF) is read before any is written. Each photo
+is one outcome; a read-only file or folder, an unknown format, a hostile sidecar or an exiftool
+error fails that photo only, with the reason.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from indexer.atomic_file import replace_with, write_atomic
 from indexer.errors import MetadataError, UsageError
 from indexer.metadata import exiftool, xmp
-from indexer.metadata.safe_files import atomic_write, fsync_dir, same_owner_and_mode, unwritable
+from indexer.metadata.safe_files import link_outside, unwritable
+from indexer.metadata.tags import sidecar_paths
 from indexer.models.model_dir import stored_name
 
 MODES = ("sidecar", "embed")
@@ -61,6 +65,9 @@ class Item:
 
     path: str
     caption: xmp.Caption
+    # The indexed root the photo lies under: a sidecar that is a link may lead only inside it
+    # (None: inside the photo's own folder).
+    root: str | None = None
 
 
 @dataclass
@@ -144,6 +151,8 @@ def write_back(
                     if not xmp.clean_text(item.caption.text):
                         # Writing nothing would delete a description, not write one.
                         outcome = Outcome(item.path, "failed", reason="the caption is empty")
+                    elif not force and (found := person_elsewhere(item, mode, naming)):
+                        outcome = found
                     elif mode == "sidecar":
                         outcome = write_sidecar(item, naming=naming, force=force, dry_run=dry_run)
                     else:
@@ -185,6 +194,10 @@ def write_sidecar(item: Item, *, naming: str, force: bool, dry_run: bool) -> Out
                 str(sidecar),
                 f"{sidecar.name} would also be the sidecar of {twin.name}; use --naming darktable",
             )
+    outside = link_outside(sidecar, item.root or photo.parent)
+    if outside is not None:  # not even read: nothing outside the library is touched
+        reason = f"the sidecar is a link outside the library (to {outside}); it is left alone"
+        return Outcome(item.path, "failed", str(sidecar), reason)
     existing = None
     if sidecar.exists():
         if not sidecar.is_file():
@@ -201,11 +214,13 @@ def write_sidecar(item: Item, *, naming: str, force: bool, dry_run: bool) -> Out
         )
     if merged is None:
         return Outcome(item.path, "unchanged", str(sidecar))
-    problem = unwritable(sidecar if existing is not None else None, sidecar.parent)
+    # A linked sidecar is replaced where it lives (its target's folder); the link stays.
+    real_folder = Path(os.path.realpath(sidecar)).parent
+    problem = unwritable(sidecar if existing is not None else None, real_folder)
     if problem:
         return Outcome(item.path, "failed", str(sidecar), problem)
     if not dry_run:
-        atomic_write(sidecar, merged)
+        write_atomic(sidecar, merged)
     return Outcome(item.path, "written", str(sidecar))
 
 
@@ -241,19 +256,9 @@ def write_embedded(
     except MetadataError as e:
         return Outcome(item.path, "failed", str(photo), e.reason)
     iptc_text = _iptc_caption(caption.text)
-    mine = {caption.text, iptc_text}
-    if current["xmp"]:
-        marked = xmp.read_fields(xmp.parse(current["xmp"], photo.name)).imgcap.get("caption")
-        if marked:
-            mine |= {marked, _iptc_caption(marked)}
-    legacy = {"iptc": current["iptc"], "exif": current["exif"]}
-    for key, value in legacy.items():
-        if key not in fields or value is None or value in mine:
-            continue
-        if key == "exif" and _CAMERA_PLACEHOLDERS.match(value.strip()):
-            continue
-        if not force:
-            return Outcome(item.path, "kept", str(photo), _kept_reason(value))
+    person = _legacy_description(current, caption.text, fields, photo.name)
+    if person is not None and not force:
+        return Outcome(item.path, "kept", str(photo), _kept_reason(person[1]))
     if (
         packet is None
         and ("iptc" not in fields or current["iptc"] == iptc_text)
@@ -263,6 +268,118 @@ def write_embedded(
     if dry_run:
         return Outcome(item.path, "written", str(photo))
     return _embed(photo, real, fields, packet is not None, caption, iptc_text, session)
+
+
+def person_elsewhere(item: Item, mode: str, naming: str) -> Outcome | None:
+    """A "kept" outcome when a person's description is in a place of this photo that the run
+    does not write: its embedded XMP, IPTC or EXIF for a sidecar run, any of its sidecars
+    (either naming) for --embed, the other sidecar name for a sidecar run. A photo tool shows
+    one of them, so a caption written beside or over theirs would hide or replace their words.
+    The place the run writes is judged by its own writer; a place that can't be read fails the
+    photo (it may hold their words); a sidecar linking outside the library is never read."""
+    photo = Path(item.path)
+    target = sidecar_for(photo, naming) if mode == "sidecar" else photo
+    if not photo.is_file():
+        return None  # the writer reports it
+    try:
+        for sidecar in sidecar_paths(photo):
+            if mode == "sidecar" and _same_file(sidecar, target):
+                continue
+            if link_outside(sidecar, item.root or photo.parent) is not None:
+                continue
+            with open(sidecar, "rb") as f:
+                fields = xmp.read_fields(xmp.parse(f.read(xmp.MAX_PACKET_BYTES + 1), sidecar.name))
+            if fields.description and not fields.written_by_imgcap:
+                reason = _kept_reason(fields.description, f"its sidecar {sidecar.name}")
+                return Outcome(item.path, "kept", str(target), reason)
+        embeds = EMBED_FIELDS.get(photo.suffix.lower().lstrip("."))
+        if mode == "sidecar" and embeds is not None:
+            current = _embedded_fields(photo)
+            person = _legacy_description(current, item.caption.text, embeds, photo.name)
+            if person is None and current["xmp"]:
+                fields = xmp.read_fields(xmp.parse(current["xmp"], f"{photo.name} (XMP)"))
+                if fields.description and not fields.written_by_imgcap:
+                    person = ("xmp", fields.description)
+            if person is not None:
+                where = f"{photo.name} (embedded {person[0].upper()})"
+                return Outcome(item.path, "kept", str(target), _kept_reason(person[1], where))
+    except MetadataError as e:
+        reason = f"{e}; nothing written (it may hold a person's description)"
+        return Outcome(item.path, "failed", str(target), reason)
+    except OSError as e:
+        return Outcome(item.path, "failed", str(target), _os_reason(e))
+    return None
+
+
+def _legacy_description(
+    current: dict, text: str, fields: tuple[str, ...], origin: str
+) -> tuple[str, str] | None:
+    """("iptc" | "exif", the description) when the photo's IPTC Caption-Abstract or EXIF
+    ImageDescription holds words imgcap did not write: neither `text` nor the caption the
+    photo's XMP marks as imgcap's (IPTC's 2000-byte cut of either counts), nor what a camera
+    puts there by itself. `current`: exiftool.read_metadata's fields (or _embedded_fields')."""
+    mine = {text, _iptc_caption(text)}
+    if current["xmp"]:
+        marked = xmp.read_fields(xmp.parse(current["xmp"], origin)).imgcap.get("caption")
+        if marked:
+            mine |= {marked, _iptc_caption(marked)}
+    for key in ("iptc", "exif"):
+        value = current[key]
+        if key not in fields or value is None or value in mine:
+            continue
+        if key == "exif" and _CAMERA_PLACEHOLDERS.match(value.strip()):
+            continue
+        return key, value
+    return None
+
+
+def _embedded_fields(photo: Path) -> dict[str, object]:
+    """The fields exiftool.read_metadata gives (XMP packet, IPTC Caption-Abstract, EXIF
+    ImageDescription), read by Pillow from the headers: a sidecar run needs no exiftool and
+    decodes no pixels."""
+    from PIL import Image, IptcImagePlugin
+
+    if photo.suffix.lower() in (".heic", ".heif"):
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    try:
+        with Image.open(photo) as im:
+            packet = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+            iptc = IptcImagePlugin.getiptcinfo(im) if im.format in ("JPEG", "TIFF", "MPO") else {}
+            exif = im.getexif().get(0x010E)  # ImageDescription
+    except Exception as e:  # noqa: BLE001 - any reader error: can't tell what the photo says
+        raise MetadataError(photo.name, f"its embedded metadata can't be read ({e})") from None
+    caption = (iptc or {}).get((2, 120))
+    if isinstance(caption, list):
+        caption = caption[0] if caption else None
+    if isinstance(caption, bytes):
+        utf8 = (iptc or {}).get((1, 90)) == b"\x1b%G"
+        try:
+            caption = caption.decode("utf-8")
+        except UnicodeDecodeError:
+            caption = caption.decode("utf-8" if utf8 else "latin-1", "replace")
+    if isinstance(exif, bytes):
+        exif = exif.decode("utf-8", "replace")
+    elif isinstance(exif, str):
+        try:  # Pillow reads EXIF text as Latin-1; exiftool and phones write UTF-8
+            exif = exif.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+    if isinstance(packet, str):
+        packet = packet.encode("utf-8", "surrogatepass")
+    return {
+        "xmp": bytes(packet) if packet else None,
+        "iptc": (caption or "").rstrip("\x00") or None,
+        "exif": (exif or "").rstrip("\x00") or None,
+    }
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -301,11 +418,7 @@ def _embed(
             raise MetadataError(
                 str(photo), "the rewritten file decodes differently; the original is kept"
             )
-        same_owner_and_mode(real, copy)
-        with open(copy, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(copy, real)
-        fsync_dir(real.parent)
+        replace_with(copy, real)  # the photo's mode and owner kept, fsynced
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     from indexer.media.walk import content_hash
@@ -363,10 +476,11 @@ def _iptc_caption(text: str) -> str:
     return data[:IPTC_CAPTION_BYTES].decode("utf-8", "ignore")
 
 
-def _kept_reason(description: str) -> str:
+def _kept_reason(description: str, where: str = "") -> str:
     shown = xmp.clean_text(description)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return f"has a description imgcap did not write ({shown!r}); --force replaces it"
+    head = f"{where} has" if where else "has"
+    return f"{head} a description imgcap did not write ({shown!r}); --force replaces it"
 
 
 def _os_reason(e: OSError) -> str:
@@ -398,6 +512,7 @@ def run_write_back(
     from indexer.store.database import Store
     from indexer.store.lock import writer_lock
     from indexer.store.queries import models_with_results
+    from indexer.store.roots import list_roots, under
 
     db_path = Path(db_path)
     if not db_path.exists():
@@ -427,15 +542,16 @@ def run_write_back(
             Outcome(p, "failed", reason="not in the index (run imgcap index on it first)")
             for p in empty
         ]
+        roots = [r.path for r in list_roots(conn)[0]]
         items = []
         for row in todo:
-            stale = _stale(row)
+            stale = _outside_library(row["path"], roots, mode, naming) or _stale(row)
             if stale:
                 early.append(Outcome(row["path"], "failed", reason=stale))
                 continue
-            items.append(
-                Item(row["path"], xmp.Caption(row["caption"], name, row["source"], row["date"]))
-            )
+            caption = xmp.Caption(row["caption"], name, row["source"], row["date"])
+            root = next((r for r in roots if under(row["path"], r)), None)  # roots are disjoint
+            items.append(Item(row["path"], caption, root))
 
         def record(outcome: Outcome) -> None:
             if writes and outcome.status == "written" and outcome.content_hash:
@@ -464,6 +580,20 @@ def run_write_back(
         summary.interrupted = done.interrupted
         summary.model = name
     return summary
+
+
+def _outside_library(path: str, roots: list[str], mode: str, naming: str) -> str | None:
+    """Why the file a database row names must not be written (checked before anything is read):
+    the photo is outside every index root, or what would be written (the photo itself for
+    --embed, the sidecar's folder) leads outside through a symlink. A row that came by a hostile
+    merge or a hand edit can't make write-back touch a file outside the library."""
+    from indexer.store.roots import outside_roots
+
+    if mode == "embed":
+        problem = outside_roots(path, roots)
+    else:  # the sidecar itself, if a link, is write_sidecar's to judge (link_outside)
+        problem = outside_roots(str(sidecar_for(Path(path), naming)), roots, follow_last=False)
+    return f"{problem}; nothing was written" if problem else None
 
 
 def _stale(row: dict) -> str | None:
