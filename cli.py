@@ -71,7 +71,9 @@ app.command("status", short_help="Show the database: size, photos per model, fai
 )
 app.command("failures")(index.failures)
 app.add_typer(
-    roots.roots_app, name="roots", short_help="List the folders the index covers, or move one."
+    roots.roots_app,
+    name="roots",
+    short_help="List the folders the index covers; move or remove one.",
 )
 app.command("merge", short_help="Bring another imgcap database's results into this one.")(
     roots.merge

@@ -21,6 +21,7 @@ from search import photos
 from search.query_encoder import EncoderLoader, load_encoder, model_source
 
 MAX_CHARS = 2000
+EMPTY = "the caption is empty; nothing was saved (to go back to the generated caption, clear yours)"
 
 
 def set_caption(
@@ -37,8 +38,11 @@ def set_caption(
     conn = connect_readonly(settings.db_path)
     try:
         ids = photo_rows.file_ids(conn, [wanted])
+        failed = None if wanted in ids else photo_rows.failure_reason(conn, wanted)
     finally:
         conn.close()
+    if failed is not None:
+        raise ImgcapError(f"{path} failed to index: {failed}")
     if wanted not in ids:
         raise ImgcapError(f"{path} is not in the index: run `imgcap index` on it first")
     return set_caption_of(settings, ids[wanted][0], text, model, encoder_loader)
@@ -51,23 +55,31 @@ def set_caption_of(
     model: str | None = None,
     encoder_loader: EncoderLoader | None = None,
 ) -> dict[str, Any]:
-    """Store the user's caption for the photo `file_id` (None or blank: back to the generated
-    one) for the model a search with `--model model` reads; returns the photo as the gallery
-    shows it. LookupError when no indexed file has this id. `encoder_loader(source, settings)`
+    """Store the user's caption for the photo `file_id` (None: back to the generated one) for
+    the model a search with `--model model` reads; returns the photo as the gallery shows it.
+    A video's caption is the whole video's (the store puts it on every keyframe). A blank text
+    is a UsageError, never a silent clear: a person who emptied the box by mistake keeps their
+    caption. LookupError when no indexed file has this id. `encoder_loader(source, settings)`
     gives the CLIP text tower (default `load_encoder`; the gallery passes its warm one)."""
     encoder_loader = encoder_loader or load_encoder
-    text = " ".join(text.split()) if text else ""
-    if len(text) > MAX_CHARS:
+    if text is not None:
+        text = " ".join(text.split())
+        if not text:
+            raise UsageError(EMPTY)
+    if text is not None and len(text) > MAX_CHARS:
         raise UsageError(f"a caption holds at most {MAX_CHARS} characters")
     conn = connect_readonly(settings.db_path)
     try:
         stored, row = photos.photo_row(conn, file_id, model, settings)
         if row["result_id"] is None:
-            raise StoreError(f"photo {file_id} has no result for model {stored!r} to edit")
+            raise StoreError(
+                f"{row['path']} has no caption by model {stored!r} to edit (run imgcap index"
+                " on it with that model)"
+            )
         source = model_source(conn, stored, model, settings)
     finally:
         conn.close()
-    if not text:
+    if text is None:
         user_captions.clear_user_caption(settings.db_path, int(file_id), stored)
     else:
         encoder = encoder_loader(source, settings)

@@ -7,6 +7,11 @@ escaping exactly: what is written and read back equals what the database holds. 
 after every line break inside a cell (`ok\r=1+1` is written `ok\r'=1+1`): some spreadsheets
 treat each line of a cell as a fresh start. JSON lines are never escaped (nothing evaluates them).
 
+A path whose file name holds bytes that are not UTF-8 is exported as it is shown everywhere
+(`caf\\xe9.jpg`, search/display.py `shown_path`) with `path_escaped` true, so the file stays
+findable (`os.fsencode` of the name with `\\xNN` turned back into bytes) and a real name that
+contains a backslash is not mistaken for one.
+
 `write_csv` is the one CSV writer (export and `imgcap failures --csv`). It quotes every cell that
 holds a comma, a quote, a CR or an LF. Python's csv module with "\n" line ends leaves a bare CR
 unquoted, and spreadsheets then split the row there.
@@ -25,20 +30,24 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from indexer.atomic_file import atomic_file
 from indexer.config import Settings
 from indexer.errors import ImgcapError, UsageError
 from indexer.store import photos
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, export_rows
+from search.display import path_escaped, shown_path
 from search.photos import camera_name
 
 # source: "user" when a person wrote the caption (imgcap serve, caption-set), else "generated".
 COLUMNS = (
     "path", "caption", "model", "width", "height", "taken_at", "camera", "indexed_at", "source",
-    "tags", "place",
+    "tags", "place", "path_escaped", "missing",
 )  # fmt: skip
 # tags: the photo's own tags (read at index time; per path, copies can differ), in one cell
 # place: "city, region, country" named from the photo's GPS at index time (empty without GPS)
+# path_escaped: true when `path` shows bytes of the name that are not UTF-8 as \xNN
+# missing: true when the file is not on disk now (deleted, moved, its drive not mounted)
 TAG_SEPARATOR = "; "  # not ",": commas occur inside tags ("Berlin, Germany")
 # A video is one row whose caption joins its keyframes' distinct captions in time order; with
 # `keyframes=True` (export --keyframes) each keyframe is a row, its time in this extra column.
@@ -110,7 +119,7 @@ def write_csv(
         cells = []
         for k in columns:
             v = row[k]
-            text = "" if v is None else str(v)
+            text = "" if v is None else _cell(v)
             escape = neutralise_formulas and k not in plain_columns
             cells.append(neutralise(text) if escape else text)
         stream.write(csv_line(cells))
@@ -121,10 +130,18 @@ def write_csv(
 _END = object()
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return shown_path(str(value))  # a str holding a non-UTF-8 name cannot be written as UTF-8
+
+
 def export_row(row: dict[str, Any]) -> dict[str, Any]:
     """A store row -> the exported columns (camera = make and model joined)."""
     out = {k: row.get(k) for k in COLUMNS}
     out["camera"] = camera_name(row)
+    out["path_escaped"] = path_escaped(row["path"])
+    out["missing"] = not os.path.exists(row["path"])
     out["source"] = row.get("source") or "generated"
     if "at_seconds" in row:  # export --keyframes
         out["at_seconds"] = row["at_seconds"]
@@ -203,13 +220,14 @@ def _per_video(
 
 
 def _tagged(conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row with its photo's own tags."""
+    """Each row with its photo's own tags, and its path as shown."""
     from indexer.store import photo_tags
 
     tags = photo_tags.tags_for_paths(conn, [r["path"] for r in rows])
     for row in rows:
         found = tags.get(row["path"])
         row["tags"] = TAG_SEPARATOR.join(found) if found else None
+        row["path"] = shown_path(row["path"])
     return rows
 
 
@@ -226,8 +244,8 @@ def export(
     """Export every photo's caption; `out` is a path or "-" (stdout). Returns the row count.
     Videos: one row each, or one per keyframe with `keyframes` (KEYFRAME_COLUMNS).
 
-    A file is written to a temporary name and renamed, so a failed export never leaves half a
-    file where the previous one was."""
+    A file is written to a temporary file beside it and renamed (indexer.atomic_file), so a
+    failed export never leaves half a file where the previous one was."""
     fmt = format_for(out, fmt)
     if out != "-":
         check_output(out)
@@ -240,17 +258,13 @@ def export(
         finally:
             stream.flush()
             stream.detach()  # leave sys.stdout usable
-    path = Path(out)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            n = write_rows(rows, f, fmt, neutralise_formulas, columns)
-        os.replace(tmp, path)
+        # A FIFO or device (/dev/stdout, `>(gzip)`) is written straight; a symlink's target is
+        # replaced and the link kept.
+        with atomic_file(out, encoding="utf-8", newline="", special="write") as f:
+            return write_rows(rows, f, fmt, neutralise_formulas, columns)
     except OSError as e:  # permission denied, read-only media, disk full, ...
         raise ImgcapError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return n
 
 
 def check_output(out: str) -> None:
@@ -279,6 +293,8 @@ def read_export(path: Path, neutralised: bool = True) -> list[dict[str, Any]]:
                     row[k] = int(v)
                 elif k == "at_seconds":
                     row[k] = float(v)
+                elif k in ("path_escaped", "missing"):
+                    row[k] = v == "true"
                 else:
                     row[k] = unneutralise(v) if neutralised else v
             rows.append(row)

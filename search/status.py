@@ -1,4 +1,5 @@
-"""Database status: location, what it holds per model, failures, last run, FAISS cache state.
+"""Database status: location, what it holds per model, failures, photos missing on disk, captions
+kept for photos gone, last run, FAISS cache state.
 
 Times are stored and reported by `--json` as ISO 8601 UTC; people read them in their own time
 zone, to the minute, with how long ago (`local_time`).
@@ -7,11 +8,16 @@ zone, to the minute, with how long ago (`local_time`).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import model_sources, status_counts
+from indexer.store.roots import paths_by_root
+from indexer.store.user_captions import captions_to_review, kept_caption_count
+
+REVIEW_SHOWN = 10  # paths of photos with a caption to review that status lists
 
 
 def status(db_path: Path) -> dict[str, Any]:
@@ -25,6 +31,9 @@ def status(db_path: Path) -> dict[str, Any]:
         counts = status_counts(conn)
         cache = cache_state(db_path, conn)
         sources = model_sources(conn)
+        missing = missing_on_disk(paths_by_root(conn))
+        kept = kept_caption_count(conn)
+        to_review, review_paths = captions_to_review(conn, REVIEW_SHOWN)
     finally:
         conn.close()
     size = sum(
@@ -46,9 +55,46 @@ def status(db_path: Path) -> dict[str, Any]:
         "index_bytes": cache_size,
         "files": counts["files"],
         "failures": counts["failures"],
+        # indexed photos whose file is not there now: root ("" = under no root) -> count
+        "missing_on_disk": missing,
+        "kept_captions": kept,  # captions you wrote for photos no longer in the library
         "models": models,
         "last_run": counts["last_run"],
+        # Photos whose pixels changed under a caption a person wrote: kept, marked for review.
+        "captions_to_review": to_review,
+        "captions_to_review_paths": review_paths,
     }
+
+
+LISTED = 8  # indexed files in one folder from which one listing beats a stat per file
+
+
+def missing_on_disk(paths: dict[str | None, list[str]]) -> dict[str, int]:
+    """root -> how many of its indexed paths are not on disk now ("" for paths under no root).
+    A root whose folder is not here (an unmounted drive) is checked once, not per file; a
+    folder with many indexed files is listed once instead of a stat per file."""
+    out = {}
+    for root, files in paths.items():
+        if root is not None and not os.path.isdir(root):
+            n = len(files)
+        else:
+            by_folder: dict[str, list[str]] = {}
+            for p in files:
+                by_folder.setdefault(os.path.dirname(p), []).append(p)
+            n = sum(_missing_in(folder, group) for folder, group in by_folder.items())
+        if n:
+            out[root or ""] = n
+    return out
+
+
+def _missing_in(folder: str, paths: list[str]) -> int:
+    if len(paths) < LISTED:
+        return sum(not os.path.exists(p) for p in paths)
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return len(paths)  # the folder is gone (or unreadable: its files cannot be served)
+    return sum(os.path.basename(p) not in names for p in paths)
 
 
 def local_time(iso: str | None, now: dt.datetime | None = None) -> str:

@@ -169,3 +169,69 @@ def test_discovery_order(tmp_path, monkeypatch):
     assert Settings.from_env(db_path=tmp_path / "opt.db").db_path == tmp_path / "opt.db"
     monkeypatch.chdir(tmp_path)
     assert find_db_here() is None
+
+
+def test_roots_remove_dry_run_then_remove_keeps_a_persons_caption(
+    tmp_path, tiny_model, tiny_model_dir
+):
+    """`roots remove --dry-run` changes nothing; `roots remove` drops the root's rows and the
+    results no other photo uses, but a caption a person wrote is kept (counted by status) and
+    is back, with no model work, when the same photos are indexed again."""
+    from writeback_fixtures import make_photo
+
+    from indexer.config import Settings
+    from indexer.run.pipeline import index_paths
+
+    root = tmp_path / "photos"
+    cake = make_photo(root / "cake.jpg")
+    make_photo(root / "sea.png", colour=(10, 30, 200))
+    (root / "bad.jpg").write_bytes(b"not an image")  # a failure row under the root
+    db = tmp_path / "imgcap.db"
+    # model=DIR: the run records the directory, where caption-set loads the text encoder from
+    settings = Settings(db_path=db, model=str(tiny_model_dir), device="cpu", workers=1)
+    index_paths([root], settings, model=tiny_model)
+    res = runner.invoke(app, ["caption-set", str(cake), "Grandma's zebra cake", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+
+    def rows() -> tuple[int, int, int]:
+        with Store.open(db, create=False) as s:
+            return tuple(s.counts()[k] for k in ("files", "results", "failures"))
+
+    before = rows()
+    assert before == (2, 2, 1)
+    res = runner.invoke(app, ["roots", "remove", str(root), "--dry-run", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    assert "would drop 2 photos, 1 failures" in res.stdout and "1 captions you wrote" in res.stdout
+    assert rows() == before
+
+    res = runner.invoke(app, ["roots", "remove", str(root), "--db", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert (doc["photos"], doc["failures"], doc["your_captions"], doc["results"]) == (2, 1, 1, 1)
+    assert rows() == (0, 1, 0)  # the edited result stays
+    res = runner.invoke(app, ["roots", "--db", str(db), "--json"])
+    assert res.stdout.strip() == ""
+    status = json.loads(runner.invoke(app, ["status", "--db", str(db), "--json"]).stdout)
+    assert (status["files"], status["kept_captions"]) == (0, 1)
+
+    again = index_paths([root], settings, model=tiny_model)
+    assert (again.captioned, again.reused) == (1, 1)  # the sea again; the cake reused
+    res = runner.invoke(app, ["export", "-", "--db", str(db), "--format", "jsonl"])
+    assert res.exit_code == 0, res.output
+    by_name = {Path(r["path"]).name: r for r in map(json.loads, res.stdout.splitlines())}
+    assert (by_name["cake.jpg"]["caption"], by_name["cake.jpg"]["source"]) == (
+        "Grandma's zebra cake",
+        "user",
+    )
+    status = json.loads(runner.invoke(app, ["status", "--db", str(db), "--json"]).stdout)
+    assert status["kept_captions"] == 0
+
+
+def test_roots_remove_unknown_root_names_the_roots(tmp_path, folder):
+    db = tmp_path / "imgcap.db"
+    with Store.open(db) as store:
+        from indexer.store.roots import add_roots
+
+        add_roots(store.db, [str(folder)], db)
+    res = _run(tmp_path, db, "roots", "remove", tmp_path / "nope")
+    assert res.exit_code == 2 and str(folder) in res.output and "Traceback" not in res.output

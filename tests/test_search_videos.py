@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import cli
 from indexer.config import Settings
+from indexer.media.walk import content_hash
 from indexer.store.database import Store
 from indexer.store.frames import FrameRecord, VideoRecord, frame_key
 from indexer.store.queries import FileFilter
@@ -36,7 +37,7 @@ def _add_video(db_path, path, keyframes, taken_at="2023-07-01T12:00:00+02:00", v
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + vid.encode() * 100)
     st = path.stat()
-    h = f"video-{vid}"
+    h = content_hash(path)  # as the indexer keys a video (the gallery accepts no other key)
     results, frames = [], []
     for at, caption in keyframes:
         ms = round(at * 1000)
@@ -203,12 +204,32 @@ def test_status_counts_a_video_once(db):
     assert counts["models"][MODEL] == {"results": 2 + len(KEYFRAMES), "photos": 3}
 
 
-def test_editing_a_video_caption_is_refused_clearly(db, tmp_path):
-    from indexer.errors import UsageError
-    from indexer.store.user_captions import set_user_caption
+def test_a_persons_video_caption_is_the_whole_videos_in_search_export_and_gallery(tmp_path):
+    from serve_fixtures import BASE, client, make_gallery
 
-    with pytest.raises(UsageError, match="is a video"):
-        set_user_caption(db, str(tmp_path / "lib" / "holiday.mp4"), MODEL, "ours", np.ones(64))
+    root, db = make_gallery(tmp_path)
+    _add_video(db, root / "holiday.mp4", KEYFRAMES)
+    c = client(db)
+    vid = next(
+        h["id"]
+        for h in c.get("/api/search", params={"q": "cake", "n": 20}).json()["hits"]
+        if h["path"].endswith("holiday.mp4")
+    )
+    ours = "Grandma's zebra birthday"
+    r = c.post(f"/api/photo/{vid}/caption", json={"caption": ours}, headers={"Origin": BASE})
+    assert r.status_code == 200, r.text
+    assert (r.json()["caption"], r.json()["caption_source"]) == (ours, "user")
+    hits = _search(db, "zebra", mode="keyword", limit=10)  # found whichever keyframe matched
+    assert [(h.path, h.caption) for h in hits] == [(str(root / "holiday.mp4"), ours)]
+    assert 'class="edited"' in c.get("/", params={"q": "zebra"}).text
+    export(db, str(tmp_path / "out.csv"), SETTINGS)
+    (row,) = [r for r in read_export(tmp_path / "out.csv") if r["path"].endswith(".mp4")]
+    assert (row["caption"], row["source"]) == (ours, "user")  # once, not once per keyframe
+    r = c.post(f"/api/photo/{vid}/caption", json={"caption": None}, headers={"Origin": BASE})
+    assert r.json()["caption_source"] == "generated"
+    export(db, str(tmp_path / "out.csv"), SETTINGS)
+    (row,) = [r for r in read_export(tmp_path / "out.csv") if r["path"].endswith(".mp4")]
+    assert row["caption"] == " | ".join(c for _, c in KEYFRAMES)  # each keyframe's own again
 
 
 def test_a_videos_own_tags_find_it(db, tmp_path):

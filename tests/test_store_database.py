@@ -104,6 +104,23 @@ def test_edit_and_remove_collect_garbage_and_bump_generations(store):
     assert store.db.execute("SELECT count(*) FROM results_fts").fetchone()[0] == 0
 
 
+def test_garbage_collection_keeps_a_persons_caption_until_purged(store):
+    store.write_batch("m", [_result("h1"), _result("h2")], [_file("/p/a.jpg", "h1")])
+    store.write_batch("m", [], [_file("/p/b.jpg", "h2")])
+    store.db.execute(
+        "UPDATE results SET generated_caption = caption, caption = 'Grandma',"
+        " caption_edited_at = '2026-01-01' WHERE content_hash = 'h1'"
+    )
+    store.remove_paths(["/p/a.jpg", "/p/b.jpg"])
+    assert store.collect_garbage() == 1  # h2 went; h1 holds a person's caption
+    assert store.result_hashes("m") == {"h1"}
+    store.write_batch("m", [], [_file("/q/a.jpg", "h1")])  # the same photo, indexed again
+    assert store.db.execute("SELECT caption FROM results").fetchall() == [("Grandma",)]
+    store.remove_paths(["/q/a.jpg"])
+    assert store.collect_garbage(purge=["h9"]) == 0
+    assert store.collect_garbage(purge=["h1"]) == 1
+
+
 def test_failures_replace_an_indexed_file_and_clear_on_success(store):
     store.write_batch("m", [_result("h1")], [_file("/p/a.jpg", "h1")])
     store.record_failures("m", [FailureRecord("/p/a.jpg", "truncated JPEG", 5, 9)])

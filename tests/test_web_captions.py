@@ -85,7 +85,10 @@ def test_edit_survives_reindexing_and_clear_restores_it(tmp_path):
         assert conn.execute("SELECT caption_vec FROM results ORDER BY id").fetchall() == before
     hits = c.get("/api/search", params={"q": "fruit bowl", "mode": "keyword"}).json()["hits"]
     assert hits[0]["id"] == moved_id
-    assert _post(c, moved_id, "   ").json()["caption_source"] == "generated"  # blank = clear
+    _post(c, moved_id, NEW)
+    r = _post(c, moved_id, "   ")  # an emptied box is refused, never a silent clear
+    assert r.status_code == 400 and "empty" in r.json()["error"]
+    assert c.get(f"/api/photo/{moved_id}").json()["caption"] == NEW
 
 
 def test_store_api_by_path_and_by_id(tmp_path):

@@ -267,3 +267,15 @@ def test_photo_page_shows_gps_and_a_copyable_path(tmp_path):
     path = c.get("/api/photo/1").json()["path"]
     assert f'data-path="{path}"' in html and 'id="copy-path"' in html
     assert "GPS" not in c.get("/photo/2").text  # only when present
+
+
+def test_a_photo_whose_file_is_missing_is_flagged(tmp_path):
+    root, db = make_gallery(tmp_path)
+    c = client(db)
+    ids = ids_by_name(c)
+    assert "file missing" not in c.get(f"/photo/{ids['red_car.png']}").text
+    (root / "home" / "red_car.png").unlink()
+    page = c.get(f"/photo/{ids['red_car.png']}")
+    assert page.status_code == 200 and "file missing" in page.text
+    r = c.get(f"/original/{ids['red_car.png']}")
+    assert r.status_code == 404 and "The file is missing" in r.text and str(root) not in r.text

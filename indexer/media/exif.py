@@ -48,6 +48,20 @@ def _metadata(im: Image.Image) -> dict:
     return meta
 
 
+def file_metadata(path: str) -> dict:
+    """The EXIF fields a file row stores (taken_at, camera_make, camera_model, gps_lat,
+    gps_lon) of the image at `path`, read from its header without decoding it where the format
+    allows (a file whose pixels are already indexed but whose tags were edited); {} when the
+    file cannot be opened."""
+    try:
+        with Image.open(path) as im:
+            meta = _metadata(im)
+    except Exception:  # noqa: BLE001 - the caller keeps what it knew; the file was hashed fine
+        return {}
+    fields = ("taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon")
+    return {k: meta.get(k) for k in fields}
+
+
 def _text(value: object) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("latin-1")

@@ -26,7 +26,12 @@ def result_key(item: Item, d: DecodedItem) -> str:
 def file_record(item: Item, meta: dict) -> FileRecord:
     e = item.entry
     return FileRecord(
-        path=item.path, size=e.size, mtime_ns=e.mtime_ns, content_hash=item.content_hash, **meta
+        path=item.path,
+        size=e.size,
+        mtime_ns=e.mtime_ns,
+        content_hash=item.content_hash,
+        pixel_hash=item.pixel_hash,
+        **meta,
     )
 
 

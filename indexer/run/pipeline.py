@@ -8,7 +8,9 @@ Stages, all driven from `index_paths` in the main process:
 2. hash the rest in a few threads (hashlib releases the GIL), each file's header checked first
    (decode.check_header: a huge non-image or an image over the pixel cap fails without being
    read); a content hash that already has a result for this model is reused with no model work
-   (moved, renamed, duplicated, touched files);
+   (moved, renamed, duplicated, touched files), and so is a pixel hash (the image data without
+   its metadata, indexer/media/pixel_hash.py) that some stored file with a result has: tags
+   edited in another program, same picture, the result copied with a person's caption;
 3. decode the rest and run the model on them, in the run's engine: worker PROCESSES on this
    machine and the model in this one (indexer/run/local_engine.py, the default), or Ray Data
    tasks and actors on a cluster (indexer/run/ray_engine.py);
@@ -35,19 +37,32 @@ from typing import Any, Protocol
 
 from indexer.config import Settings
 from indexer.errors import BadImageError, ImgcapError, StoreError, UsageError
+from indexer.lifetime import sweep_mp_temp_dirs
 from indexer.media import walk
 from indexer.media.decode import check_header
+from indexer.media.exif import file_metadata
+from indexer.media.pixel_hash import pixel_hash
 from indexer.run import scan
 from indexer.run.batch_rows import batch_rows, file_record, result_key
 from indexer.run.local_engine import LocalEngine
-from indexer.run.scan import Item, Plan, classify, hash_error, model_name, plan
+from indexer.run.scan import (
+    Item,
+    Plan,
+    RootMove,
+    classify,
+    hash_error,
+    model_name,
+    moved_root_warnings,
+    plan,
+)
 from indexer.run.signals import sigterm_as_ctrl_c
 from indexer.run.summary import IndexSummary, Progress
 from indexer.run.work import BatchOutput, DecodedItem
 from indexer.store.database import Store
 from indexer.store.lock import writer_lock
 from indexer.store.records import FailureRecord, FileRecord
-from indexer.store.roots import add_roots, folders_of, under_any
+from indexer.store.roots import add_roots, folders_of, move_root, under_any
+from indexer.store.thumbnail_files import prune_thumbnails
 
 HASH_THREADS = 4  # hashing is I/O + C code that releases the GIL; a few threads keep disks busy
 REUSE_FLUSH = 512  # files reused without model work are written in transactions of this size
@@ -91,6 +106,10 @@ def index_paths(
     another run holds the database; per-file problems end up in the summary and the `failures`
     table.
     """
+    if any(os.fspath(r) == "" for r in roots):
+        # abspath("") is the current folder: a shell variable that expanded to nothing would
+        # index it and make it a root.
+        raise UsageError("an empty path was given: name the folder (`imgcap index .` for this one)")
     top = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
     if not top:
         raise UsageError("give at least one folder or file to index")
@@ -101,13 +120,20 @@ def index_paths(
         raise UsageError(f"unknown engine {settings.engine!r} (local or ray)")
     if engine is None and not dry_run:
         engine = _engine_for(settings)
+    sweep_mp_temp_dirs()  # what killed runs left in the temp folder
     with sigterm_as_ctrl_c():
         if dry_run:
             return scan.dry_run(top, settings, retry_failed)
         with writer_lock(settings.db_path), Store.open(settings.db_path) as store:
+            # A root gone from here whose photos are all in a folder given now moved there:
+            # repointed first, so the run finds them unchanged (scan.moved_roots).
+            moves = scan.moved_roots(store, folders_of(top))
+            for m in scan.unambiguous(moves):
+                move_root(store.db, settings.db_path, m.old, m.new)
             # Before any file row is written, so each finds its root (a trigger).
             add_roots(store.db, folders_of(top), settings.db_path)
             run = Run(top, settings, store, engine, retry_failed, on_progress, model)
+            run.root_moves = moves
             return run.execute()
 
 
@@ -157,6 +183,7 @@ class Run:
         self.retry_failed = retry_failed
         self.on_progress = on_progress or (lambda p: None)
         self.model = model
+        self.root_moves: list[RootMove] = []  # set by index_paths (scan.moved_roots)
         self.progress = Progress()
         self.timings: Counter[str] = Counter()  # seconds by step, into the summary
         self.failures: list[FailureRecord] = []  # recorded at the end (see module docstring)
@@ -172,6 +199,9 @@ class Run:
         t0 = time.monotonic()
         name = model_name(self.settings, self.model)
         self.summary = summary = IndexSummary(model=name)
+        done = scan.unambiguous(self.root_moves)
+        summary.warnings.extend(moved_root_warnings(self.root_moves, done))
+        summary.roots_moved = [{"from": m.old, "to": m.new, "photos": m.photos} for m in done]
         run_id = self.store.start_run(name, source=_model_source(self.settings, name))
         found: Plan | None = None
         status = "completed"
@@ -261,9 +291,15 @@ class Run:
             self.store.remove_paths(found.gone + stale_failures)
             summary.removed = max(0, len(found.gone) - summary.moved)
         self.store.collect_garbage()
+        if found is not None and not summary.interrupted:
+            # Photos of a root gone from here found in this run's folders by content.
+            copies = scan.copied_roots(self.store, folders_of(self.top), self.root_moves)
+            summary.warnings.extend(moved_root_warnings(copies, []))
         if not summary.interrupted:
             self._read_tags()
             self._name_places()
+            # The gallery's thumbnails of content no file has any more (deleted, edited).
+            prune_thumbnails(self.store)
 
         # Failures standing from earlier runs are counted apart, never as this run's failures.
         summary.failed_this_run = len(self.failures)
@@ -389,7 +425,7 @@ class Run:
                     ahead.append((nxt, f2))
                 if fut is not None:
                     try:
-                        item.content_hash = fut.result()
+                        item.content_hash, item.pixel_hash = fut.result()
                     except BadImageError as e:
                         self.failed(item, e.reason)
                         continue
@@ -398,11 +434,13 @@ class Run:
                         continue
                 yield item
 
-    def _hash(self, path: str) -> str:
-        """The content hash, only for a file whose header says it will be decoded: a 20 GB
-        sparse ".jpg" is refused in milliseconds instead of read for 80 s."""
+    def _hash(self, path: str) -> tuple[str, str | None]:
+        """The content and pixel hashes, only for a file whose header says it will be decoded:
+        a 20 GB sparse ".jpg" is refused in milliseconds instead of read for 80 s. The pixel
+        hash reads the file a second time (from the page cache): about the content hash's cost
+        again for a JPEG, PNG or WebP, nothing for other formats."""
         check_header(path, self.max_pixels)
-        return walk.content_hash(path)
+        return walk.content_hash(path), pixel_hash(path)
 
     def _route(self, items: Iterator[Item]) -> Iterator[Item]:
         """Decide per hashed item: reuse stored results, wait for an identical file already in
@@ -421,8 +459,23 @@ class Run:
                     self._reused(item, meta)
                     continue
                 item.need_model = False  # results exist, but nothing to copy metadata from
+            elif item.pixel_hash is not None and self._reused_by_pixels(item):
+                continue
             self.inflight.add(h)
             yield item
+
+    def _reused_by_pixels(self, item: Item) -> bool:
+        """New bytes, same picture as a stored file (its tags were edited): copy that file's
+        result, a person's caption included, and take the tags and EXIF fields from this file's
+        header; no decoding, no model. Counted as its kind (a changed path stays "changed")."""
+        prefer = item.known.content_hash if item.known is not None else None
+        h = item.content_hash
+        source = self.store.reuse_by_pixels(self.summary.model, h, item.pixel_hash, prefer)
+        if source is None:
+            return False
+        self.have.add(h)
+        self._reused(item, {**source, **file_metadata(item.path)})
+        return True
 
     def _reused(self, item: Item, meta: dict) -> None:
         self.reuse_files.append(file_record(item, meta))

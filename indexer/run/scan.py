@@ -6,6 +6,7 @@ run's to-do list. Also the dry run, which stops after this comparison.
 from __future__ import annotations
 
 import os
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,14 @@ from indexer.media.walk import FileEntry, WalkProblem, content_hash, walk
 from indexer.run.summary import IndexSummary, Progress
 from indexer.store.database import Store
 from indexer.store.records import FileState
-from indexer.store.roots import under, under_any
+from indexer.store.roots import (
+    folders_of,
+    root_files,
+    root_ids,
+    shared_content,
+    under,
+    under_any,
+)
 
 
 @dataclass(slots=True)
@@ -30,6 +38,7 @@ class Item:
     path: str
     known: FileState | None  # the stored row for this path, if any
     content_hash: str | None = None
+    pixel_hash: str | None = None  # hashed with the content (indexer/media/pixel_hash.py)
     kind: str = "new"  # new | changed | model_added | moved | unchanged (see classify)
     need_model: bool = True  # False: results exist, only the metadata must be decoded
 
@@ -138,8 +147,9 @@ def plan(
                 p.blocked.append(root)
                 p.warnings.append(
                     f"{root} is empty but {kept} indexed photos were under it (unmounted "
-                    "drive?): kept them. If they were deleted on purpose, index the parent "
-                    "folder to drop them."
+                    "drive?): kept them. If they were deleted on purpose,"
+                    f" `imgcap roots remove {shlex.quote(root)}` drops them (a folder inside"
+                    " a root: index that root)"
                 )
     # A folder with nothing to index and nothing indexed under it is almost always the wrong
     # folder; an empty result that exits 0 silently would look like success. Still exit 0
@@ -203,6 +213,139 @@ def classify(item: Item, gone_hashes: Counter, have: set[str]) -> str:
     return "changed"
 
 
+@dataclass(frozen=True, slots=True)
+class RootMove:
+    """An index root that is gone from this machine, and a folder given to `imgcap index`
+    holding its photos: a folder moved without `imgcap roots move`."""
+
+    old: str
+    new: str
+    photos: int  # indexed under OLD
+    found: int  # of them at NEW: the same relative path, size and modification time
+    confirmed: bool  # the content hashes of a sample of those found match the stored ones
+    inside: str | None = None  # the other root NEW lies in (then OLD cannot move onto it)
+
+    @property
+    def complete(self) -> bool:
+        return self.confirmed and self.found == self.photos
+
+
+MOVE_PROBE = 50  # a missing root's first files looked for under a new folder before giving up
+MOVE_SAMPLE = 3  # files hashed to confirm a move (the rest is matched by size and mtime)
+
+
+def moved_roots(store: Store, folders: list[str]) -> list[RootMove]:
+    """Roots whose folder no longer exists while `folders` (those given to `imgcap index` that
+    neither lie in another root nor hold one; a root indexed at its new place before counts)
+    hold their photos, matched the way change detection matches a file (relative path, size,
+    mtime_ns: what `mv` keeps), a few confirmed by content hash. Only stats, a few reads."""
+    roots = root_ids(store.db.conn)
+    gone = [(p, i) for p, i in roots.items() if not os.path.exists(p)]
+    fresh = [
+        f
+        for f in dict.fromkeys(folders)
+        if os.path.isdir(f) and not any(r != f and (under(f, r) or under(r, f)) for r in roots)
+    ]
+    moves = []
+    for old, root_id in gone if fresh else ():
+        files = root_files(store.db.conn, root_id)
+        rels = list(files)
+        for new in fresh:
+            found = [rel for rel in rels[:MOVE_PROBE] if _same(new, rel, files[rel])]
+            if not found:
+                continue
+            found += [rel for rel in rels[MOVE_PROBE:] if _same(new, rel, files[rel])]
+            sample = found[:MOVE_SAMPLE]
+            confirmed = all(_hash_or_none(os.path.join(new, r)) == files[r][2] for r in sample)
+            moves.append(RootMove(old, new, len(files), len(found), confirmed))
+    return moves
+
+
+def copied_roots(store: Store, folders: list[str], moves: list[RootMove]) -> list[RootMove]:
+    """After a run: roots whose folder no longer exists while files under `folders` have the
+    same content as some of theirs (copied with new modification times, or moved into a folder
+    of another root), other than the `moves` already found; `found` counts by content."""
+    seen = {(m.old, m.new) for m in moves}
+    roots = root_ids(store.db.conn)
+    out = []
+    for old, root_id in roots.items():
+        if os.path.exists(old):
+            continue
+        for new in dict.fromkeys(folders):
+            if (old, new) in seen or not os.path.isdir(new):
+                continue
+            found, photos = shared_content(store.db.conn, root_id, new)
+            if found:
+                inside = next((r for r in roots if r != new and under(new, r)), None)
+                out.append(RootMove(old, new, photos, found, True, inside))
+    return out
+
+
+def unambiguous(moves: list[RootMove]) -> list[RootMove]:
+    """The moves safe to make without asking: OLD is all at NEW, and neither OLD nor NEW is in
+    any other candidate move."""
+    olds = Counter(m.old for m in moves)
+    news = Counter(m.new for m in moves)
+    return [m for m in moves if m.complete and olds[m.old] == 1 and news[m.new] == 1]
+
+
+def moved_root_warnings(
+    moves: list[RootMove], done: list[RootMove], dry_run: bool = False
+) -> list[str]:
+    """What the summary says about roots gone from here whose photos are in a folder given to
+    this run: moved (`done`, repointed before the run), or the exact command to run."""
+    quote = shlex.quote
+    out = []
+    for m in moves:
+        move = f"`imgcap roots move {quote(m.old)} {quote(m.new)}`"
+        remove = f"`imgcap roots remove {quote(m.old)}`"
+        where = f"{m.old} is not here and {m.found} of its {m.photos} photos are in {m.new}"
+        if m in done:
+            out.append(
+                f"{m.old} is gone and all {m.photos} of its photos are in {m.new}:"
+                f" {'would move' if dry_run else 'moved'} the root there, as {move} does"
+                " (nothing captioned again)"
+            )
+        elif m.confirmed and m.inside is not None:
+            out.append(
+                f"{where} (inside the root {m.inside}): if they moved there, run {remove} to"
+                " drop what is left at the old place (the photos here keep every caption)"
+            )
+        elif m.confirmed:
+            out.append(
+                f"{where}: if it moved there, run {move} (photos not found there go at the next"
+                f" `imgcap index {quote(m.new)}`); if it is gone for good, {remove} (your"
+                " captions are kept)"
+            )
+    return out
+
+
+def repointed(paths: dict[str, Any], moves: list[RootMove]) -> dict[str, Any]:
+    """`paths` (keyed by path) as `imgcap roots move` would leave them after `moves`."""
+    for m in moves:
+        stem = m.old.rstrip(os.sep) + os.sep
+        paths = {
+            os.path.join(m.new, p[len(stem) :]) if p.startswith(stem) else p: v
+            for p, v in paths.items()
+        }
+    return paths
+
+
+def _same(folder: str, rel: str, known: tuple[int, int, str]) -> bool:
+    try:
+        st = os.stat(os.path.join(folder, rel))
+    except (OSError, ValueError):
+        return False
+    return (st.st_size, st.st_mtime_ns) == known[:2]
+
+
+def _hash_or_none(path: str) -> str | None:
+    try:
+        return content_hash(path)
+    except OSError:
+        return None
+
+
 def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSummary:
     """What a run would do, counted the way the run counts it. Nothing is written, no image is
     decoded and no model is loaded; the only files read are those the run would recognise by
@@ -211,6 +354,8 @@ def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSumm
     known: dict[str, FileState] = {}
     failed_before: dict[str, tuple] = {}
     have: set[str] = set()
+    moves: list[RootMove] = []
+    done: list[RootMove] = []
     name = settings.model
     if settings.db_path.exists():
         with Store.open(settings.db_path, create=False) as store:
@@ -220,8 +365,14 @@ def dry_run(top: list[str], settings: Settings, retry_failed: bool) -> IndexSumm
             except ImgcapError:
                 name = settings.model  # model not available: count as if no results yet
             have = store.result_hashes(name)
+            # As the run will: a root gone from here and found whole in a folder given moves.
+            moves = moved_roots(store, folders_of(top))
+            done = unambiguous(moves)
+            known, failed_before = repointed(known, done), repointed(failed_before, done)
     found = plan(top, settings, known, failed_before, have, retry_failed)
     summary = IndexSummary(model=name, dry_run=True, warnings=found.warnings)
+    summary.warnings[:0] = moved_root_warnings(moves, done, dry_run=True)
+    summary.roots_moved = [{"from": m.old, "to": m.new, "photos": m.photos} for m in done]
     summary.unsupported = dict(found.unsupported.most_common())
     summary.unchanged = found.unchanged
     summary.failures_standing = sum(found.standing.values())

@@ -60,6 +60,9 @@ class IndexSummary:
     would_move: list[dict[str, str]] = field(default_factory=list)  # dry run: [{from, to}]
     would_remove: list[str] = field(default_factory=list)  # dry run: paths to drop
     warnings: list[str] = field(default_factory=list)  # e.g. a root that looks unmounted
+    # Roots gone from here found whole in a folder given to the run, repointed there first
+    # (as `imgcap roots move`): [{from, to, photos}].
+    roots_moved: list[dict[str, Any]] = field(default_factory=list)
     # Files the walk skipped as not images (not hidden, not excluded): extension -> count.
     unsupported: dict[str, int] = field(default_factory=dict)
 

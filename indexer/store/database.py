@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from indexer.errors import StoreError
-from indexer.store import frames, roots, schema
+from indexer.store import frames, path_text, roots, schema
 from indexer.store.connection import BUSY_TIMEOUT_MS, connect_readonly
 from indexer.store.errors import store_error
 from indexer.store.records import (
@@ -71,6 +71,7 @@ class Store:
         db = None
         try:
             db = Database(path)
+            path_text.prepare(db.conn)  # file names that are not UTF-8, both ways
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             schema.check(db.conn, path)  # before WAL mode or any table touches the file
             db.enable_wal()
@@ -186,18 +187,23 @@ class Store:
                     for r in results
                 ],
             )
-            old_hashes = set(self._hashes_of_paths([f.path for f in files]).values())
+            old_of_path = self._hashes_of_paths([f.path for f in files])
+            old_hashes = set(old_of_path.values())
             self.db.conn.executemany(
                 "INSERT INTO files (path, folder, size, mtime_ns, content_hash, width, height,"
-                " taken_at, camera_make, camera_model, gps_lat, gps_lon, indexed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " taken_at, camera_make, camera_model, gps_lat, gps_lon, indexed_at, pixel_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (path) DO UPDATE SET folder = excluded.folder,"
                 " size = excluded.size, mtime_ns = excluded.mtime_ns,"
                 " content_hash = excluded.content_hash, width = excluded.width,"
                 " height = excluded.height, taken_at = excluded.taken_at,"
                 " camera_make = excluded.camera_make, camera_model = excluded.camera_model,"
                 " gps_lat = excluded.gps_lat, gps_lon = excluded.gps_lon,"
-                " indexed_at = excluded.indexed_at",
+                " indexed_at = excluded.indexed_at,"
+                # A file not hashed this run (a model switch) keeps the pixel hash of its bytes.
+                " pixel_hash = CASE WHEN files.content_hash = excluded.content_hash"
+                " THEN coalesce(excluded.pixel_hash, files.pixel_hash)"
+                " ELSE excluded.pixel_hash END",
                 [
                     (
                         f.path,
@@ -213,10 +219,12 @@ class Store:
                         f.gps_lat,
                         f.gps_lon,
                         stamp,
+                        f.pixel_hash,
                     )
                     for f in files
                 ],
             )
+            self._keep_user_captions(model, results, files, old_of_path, stamp)
             self.db.conn.executemany(
                 "DELETE FROM failures WHERE path = ?", [(f.path,) for f in files]
             )
@@ -257,9 +265,14 @@ class Store:
             self._delete_files(paths)
 
     @_sql
-    def collect_garbage(self) -> int:
+    def collect_garbage(self, purge: Iterable[str] = ()) -> int:
         """Delete results whose content no indexed file has any more (all models); one
-        transaction. Returns how many rows went. Also trims the vector change log."""
+        transaction. Returns how many rows went. Also trims the vector change log.
+
+        A result holding a caption a person wrote stays (a person's work is never lost to a
+        moved folder, an unmounted drive or `imgcap roots remove`): when the same content is
+        indexed again it is reused, the caption with it. `purge`: content hashes whose such
+        results go too (`imgcap roots remove --purge`)."""
         with self.db.atomic():
             if self.db["vector_log"].exists():
                 from indexer.store import vector_log
@@ -271,16 +284,25 @@ class Store:
             unreferenced = (
                 "content_hash NOT IN (SELECT content_hash FROM files)"
                 " AND content_hash NOT IN (SELECT frame_key FROM video_frames)"
+                " AND (caption_edited_at IS NULL"
+                " OR content_hash IN (SELECT value FROM json_each(?))"
+                # The caption lives on in an indexed photo (carried to its new pixels, or
+                # copied to its re-tagged bytes, with the same edit time): this is a husk.
+                " OR EXISTS (SELECT 1 FROM results live JOIN files f"
+                " ON f.content_hash = live.content_hash WHERE live.model = results.model"
+                " AND live.caption_edited_at = results.caption_edited_at"
+                " AND live.caption = results.caption))"
             )
+            purged = [json.dumps(sorted(set(purge)))]
             models = {
                 m
                 for (m,) in self.db.execute(
-                    f"SELECT DISTINCT model FROM results WHERE {unreferenced}"
+                    f"SELECT DISTINCT model FROM results WHERE {unreferenced}", purged
                 )
             }
             if not models:
                 return 0
-            cur = self.db.execute(f"DELETE FROM results WHERE {unreferenced}")
+            cur = self.db.execute(f"DELETE FROM results WHERE {unreferenced}", purged)
             self._bump(models)
         return cur.rowcount
 
@@ -313,7 +335,77 @@ class Store:
                 [now_iso(), status, json.dumps(summary), run_id],
             )
 
+    @_sql
+    def reuse_by_pixels(self, model: str, content_hash: str, pixel_hash: str, prefer: str | None):
+        """Give `content_hash` (new bytes, no result for `model`) a copy of the results of some
+        stored file with the same `pixel_hash` (the same picture, other metadata) that has a
+        result for `model`: every model's, every column, a person's caption and its review
+        mark included. The content `prefer` (the path's previous one) wins, then one whose
+        `model` result a person captioned. Returns the metadata of the file copied from
+        (META_COLUMNS), or None when there is none. One transaction: the copies are results no
+        file references until the run writes the file's row (a run killed before leaves them
+        to the next run, which finds them by content hash, or to garbage collection)."""
+        row = self.db.execute(
+            "SELECT f.content_hash FROM files f JOIN results r"
+            " ON r.content_hash = f.content_hash AND r.model = ?"
+            " WHERE f.pixel_hash = ? ORDER BY f.content_hash = ? DESC,"
+            " r.caption_edited_at IS NULL, f.id LIMIT 1",
+            [model, pixel_hash, prefer],
+        ).fetchone()
+        if row is None:
+            return None
+        source = row[0]
+        cols = [
+            c
+            for (c,) in self.db.execute("SELECT name FROM pragma_table_info('results')")
+            if c not in ("id", "content_hash")
+        ]
+        names = ", ".join(cols)
+        with self.db.atomic():
+            self.db.execute(
+                f"INSERT INTO results (content_hash, {names}) SELECT ?, {names} FROM results"
+                " WHERE content_hash = ? ON CONFLICT (content_hash, model) DO NOTHING",
+                [content_hash, source],
+            )
+            self._bump(self._models_of_hashes({content_hash}))
+        return self.metadata_for_hashes([source]).get(source)
+
     # ------------------------------------------------------------------------------- helpers
+    def _keep_user_captions(
+        self,
+        model: str,
+        results: Sequence[ResultRecord],
+        files: Sequence[FileRecord],
+        old_of_path: dict[str, str],
+        stamp: str,
+    ) -> None:
+        """A person's caption belongs to the photo: a path whose pixels changed (a crop, an
+        exposure fix) and got a new generated caption in this batch keeps the caption a person
+        wrote for its previous content, with the new generated one beneath it and the result
+        marked for review (caption_review). Only results made in this batch: content that
+        already had a result (another photo's) never takes over a caption from elsewhere."""
+        fresh = {r.content_hash for r in results}
+        previous = {  # new content -> the path's previous content
+            f.content_hash: old_of_path[f.path]
+            for f in files
+            if f.content_hash in fresh and old_of_path.get(f.path, f.content_hash) != f.content_hash
+        }
+        for new, old in previous.items():
+            self.db.execute(
+                "UPDATE results SET generated_caption = caption,"
+                " generated_caption_vec = caption_vec,"
+                " caption = (SELECT o.caption FROM results o WHERE o.content_hash = :old"
+                " AND o.model = :model),"
+                " caption_vec = (SELECT o.caption_vec FROM results o WHERE o.content_hash = :old"
+                " AND o.model = :model),"
+                " caption_edited_at = (SELECT o.caption_edited_at FROM results o"
+                " WHERE o.content_hash = :old AND o.model = :model), caption_review = :stamp"
+                " WHERE content_hash = :new AND model = :model AND caption_edited_at IS NULL"
+                " AND EXISTS (SELECT 1 FROM results o WHERE o.content_hash = :old"
+                " AND o.model = :model AND o.caption_edited_at IS NOT NULL)",
+                {"old": old, "new": new, "model": model, "stamp": stamp},
+            )
+
     def _hashes_of_paths(self, paths: Sequence[str]) -> dict[str, str]:
         sql = "SELECT path, content_hash FROM files WHERE path IN ({marks})"
         return dict(rows_in(self.db.conn, sql, paths))

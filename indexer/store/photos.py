@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from indexer.store import frames
 from indexer.store.errors import translated
 from indexer.store.records import rows_in
+from indexer.store.user_captions import caption_review
 
 _PHOTO_KEYS = (
     "id", "path", "size", "mtime_ns", "content_hash", "width", "height", "taken_at",
@@ -40,12 +42,21 @@ def photo(conn: sqlite3.Connection, file_id: int, model: str) -> dict[str, Any] 
         f"SELECT r.id, r.caption{extra} FROM results r WHERE r.content_hash = ? AND r.model = ?",
         [out["content_hash"], model],
     ).fetchone()
+    if res is None and frames.exists(conn):
+        # A video: its first keyframe stands for it (a person's caption is on every keyframe).
+        res = conn.execute(
+            f"SELECT r.id, r.caption{extra} FROM video_frames vf JOIN results r"
+            " ON r.content_hash = vf.frame_key WHERE vf.video_hash = ? AND r.model = ?"
+            " ORDER BY vf.at_ms LIMIT 1",
+            [out["content_hash"], model],
+        ).fetchone()
     out["model"] = model
     out["result_id"] = res[0] if res else None
     out["caption"] = res[1] if res else None
     # An edited result keeps the model's own caption aside; NULL there means it was never edited.
     out["generated_caption"] = (res[2] if res[2] is not None else res[1]) if res else None
     out["caption_source"] = None if res is None else ("user" if res[2] is not None else "generated")
+    out["caption_review"] = caption_review(conn, out["result_id"])  # pixels changed since
     return out
 
 
@@ -66,7 +77,14 @@ def caption_sources(conn: sqlite3.Connection, hashes: Sequence[str], model: str)
         "SELECT content_hash, generated_caption IS NOT NULL FROM results"
         " WHERE model = ? AND content_hash IN ({marks})"
     )
-    rows = rows_in(conn, sql, hashes, before=[model])
+    rows = list(rows_in(conn, sql, hashes, before=[model]))
+    if frames.exists(conn):  # a video's caption is the person's when its keyframes' are
+        sql = (
+            "SELECT vf.video_hash, max(r.generated_caption IS NOT NULL) FROM video_frames vf"
+            " JOIN results r ON r.content_hash = vf.frame_key AND r.model = ?"
+            " WHERE vf.video_hash IN ({marks}) GROUP BY vf.video_hash"
+        )
+        rows += rows_in(conn, sql, hashes, before=[model])
     return {h: "user" if edited else "generated" for h, edited in rows}
 
 
@@ -85,6 +103,13 @@ def failures(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, Any]
         f"SELECT {', '.join(keys)} FROM failures ORDER BY path LIMIT ?", [int(limit)]
     ).fetchall()
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+@translated
+def failure_reason(conn: sqlite3.Connection, path: str) -> str | None:
+    """Why the file at `path` could not be indexed (None when no failure is recorded)."""
+    row = conn.execute("SELECT reason FROM failures WHERE path = ?", [path]).fetchone()
+    return None if row is None else row[0]
 
 
 @translated

@@ -36,6 +36,9 @@ class FileRecord:
     camera_model: str | None = None
     gps_lat: float | None = None
     gps_lon: float | None = None
+    # The image data's hash without metadata (indexer/media/pixel_hash.py); None: not known
+    # (another format, or not hashed this run: a stored one for the same content is kept).
+    pixel_hash: str | None = None
 
 
 # Metadata columns copied from one file to another with the same content hash.

@@ -157,6 +157,19 @@ def m008_vector_log(db: Database) -> None:
     vector_log.create(db)
 
 
+def m009_pixel_hash(db: Database) -> None:
+    # files.pixel_hash: the image data's hash with metadata left out (indexer/media/pixel_hash.py;
+    # NULL = not known: another format, or indexed before), so a metadata-only edit reuses the
+    # results. results.caption_review: when the pixels changed under a person's caption (ISO
+    # time; NULL otherwise), kept for them to review; see indexer/store/user_captions.py.
+    # Idempotent, as m004-m008 are: a file whose version number was set back keeps its columns.
+    if "pixel_hash" not in db["files"].columns_dict:
+        db["files"].add_column("pixel_hash", str)
+    db["files"].create_index(["pixel_hash"], if_not_exists=True)
+    if "caption_review" not in db["results"].columns_dict:
+        db["results"].add_column("caption_review", str)
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
 MIGRATIONS = (
     m001_initial,
@@ -167,6 +180,7 @@ MIGRATIONS = (
     m006_roots,
     m007_video_frames,
     m008_vector_log,
+    m009_pixel_hash,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

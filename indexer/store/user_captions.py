@@ -8,13 +8,17 @@ with no second code path. The model's own caption and vector move to `generated_
 
 Edits survive every later `imgcap index`: a result is never rewritten once stored (the pipeline
 inserts with ON CONFLICT DO NOTHING), and it is keyed by content hash, so a moved, renamed or
-duplicated photo keeps the caption. A photo whose pixels change is new content and gets a new
-generated caption. An edit applies to one model's result: the caption vector must come from the
-CLIP text tower that model's index uses, which the caller computes (the store never loads
-models).
+duplicated photo keeps the caption (byte-identical copies share one result, so one caption: one
+photo in two places). New bytes with the same pixels (tags edited elsewhere) get a copy of the
+result, caption included (Store.reuse_by_pixels). When the pixels of an indexed path change,
+the caption stays with the photo, the new generated caption is stored beneath it, and
+`caption_review` records when, until a person sets or clears the caption again
+(Store.write_batch; `imgcap status` and the gallery show it). An edit applies to one model's
+result: the caption vector must come from the CLIP text tower that model's index uses, which
+the caller computes (the store never loads models).
 
 Used by `imgcap serve` (edit caption) and `imgcap caption-set`. The columns come from
-schema.m003_user_captions.
+schema.m003_user_captions and m009_pixel_hash (caption_review).
 """
 
 from __future__ import annotations
@@ -27,11 +31,18 @@ from typing import Any
 import numpy as np
 
 from indexer.errors import StoreError, UsageError
-from indexer.store import frames
 from indexer.store.errors import store_error, translated
 from indexer.store.records import now_iso, vec_to_blob
 
 Target = str | int  # an indexed file's path (as stored: absolute) or its files.id
+
+# The results that are a file's caption, given its content hash twice: a photo's own, or every
+# keyframe's of a video. A person's caption of a video describes the whole video, so it goes on
+# each keyframe: search shows it whichever moment matched, export's one row per video is that
+# caption once, and clearing restores each keyframe's own generated caption.
+_RESULTS_OF = (
+    "content_hash IN (SELECT ? UNION ALL SELECT frame_key FROM video_frames WHERE video_hash = ?)"
+)
 
 
 def _translated_writes(fn):
@@ -63,14 +74,9 @@ def set_user_caption(
     with _open(db_path) as s:
         h = _content_hash(s, target)
         row = s.db.execute(
-            "SELECT dim FROM results WHERE content_hash = ? AND model = ?", [h, model]
+            f"SELECT dim FROM results WHERE {_RESULTS_OF} AND model = ? LIMIT 1", [h, h, model]
         ).fetchone()
         if row is None:
-            if frames.exists(s.db.conn) and frames.is_video(s.db.conn, h):
-                raise UsageError(
-                    f"{_name(target)} is a video: its captions belong to its keyframes, and"
-                    " editing them is not supported"
-                )
             raise StoreError(f"{_name(target)} has no caption from model {model!r} to replace")
         if int(row[0]) != len(vec):
             raise StoreError(
@@ -80,9 +86,9 @@ def set_user_caption(
             s.db.execute(
                 "UPDATE results SET generated_caption = coalesce(generated_caption, caption),"
                 " generated_caption_vec = coalesce(generated_caption_vec, caption_vec),"
-                " caption = ?, caption_vec = ?, caption_edited_at = ?"
-                " WHERE content_hash = ? AND model = ?",
-                [text, vec_to_blob(vec), now_iso(), h, model],
+                " caption = ?, caption_vec = ?, caption_edited_at = ?, caption_review = NULL"
+                f" WHERE {_RESULTS_OF} AND model = ?",
+                [text, vec_to_blob(vec), now_iso(), h, h, model],
             )
             s._bump({model})  # new generation; the FAISS cache replaces this one vector
     return h
@@ -94,9 +100,9 @@ def clear_user_caption(db_path: Path, target: Target, model: str | None = None) 
     Returns whether there was an edit to clear."""
     with _open(db_path) as s:
         h = _content_hash(s, target)
-        where, params = "content_hash = ? AND generated_caption IS NOT NULL", [h]
+        where, params = f"{_RESULTS_OF} AND generated_caption IS NOT NULL", [h, h]
         if model is not None:
-            where, params = where + " AND model = ?", [h, model]
+            where, params = where + " AND model = ?", [h, h, model]
         with s.db.atomic():
             models = {
                 m for (m,) in s.db.execute(f"SELECT model FROM results WHERE {where}", params)
@@ -104,7 +110,8 @@ def clear_user_caption(db_path: Path, target: Target, model: str | None = None) 
             s.db.execute(
                 "UPDATE results SET caption = generated_caption,"
                 " caption_vec = generated_caption_vec, generated_caption = NULL,"
-                f" generated_caption_vec = NULL, caption_edited_at = NULL WHERE {where}",
+                " generated_caption_vec = NULL, caption_edited_at = NULL,"
+                f" caption_review = NULL WHERE {where}",
                 params,
             )
             s._bump(models)
@@ -129,6 +136,48 @@ def user_captions(conn: sqlite3.Connection, model: str | None = None) -> list[di
     ).fetchall()
     keys = ("path", "model", "caption", "generated_caption", "edited_at")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+@translated
+def kept_caption_count(conn: sqlite3.Connection) -> int:
+    """Captions a person wrote for content no indexed file has now (kept by collect_garbage,
+    back when the same photo is indexed again)."""
+    if "caption_edited_at" not in {row[1] for row in conn.execute("PRAGMA table_info(results)")}:
+        return 0
+    frame_keys = " AND content_hash NOT IN (SELECT frame_key FROM video_frames)"
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'video_frames'").fetchone():
+        frame_keys = ""  # a database from before videos (schema 7)
+    return conn.execute(
+        "SELECT count(*) FROM results WHERE caption_edited_at IS NOT NULL"
+        f" AND content_hash NOT IN (SELECT content_hash FROM files){frame_keys}"
+    ).fetchone()[0]
+
+
+@translated
+def caption_review(conn: sqlite3.Connection, result_id: int | None) -> str | None:
+    """When the pixels changed under the person's caption of result `result_id` (ISO time), or
+    None: not marked, no result, or a database before schema version 9."""
+    cols = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+    if result_id is None or "caption_review" not in cols:
+        return None
+    row = conn.execute("SELECT caption_review FROM results WHERE id = ?", [result_id]).fetchone()
+    return row[0] if row else None
+
+
+@translated
+def captions_to_review(conn: sqlite3.Connection, limit: int = 10) -> tuple[int, list[str]]:
+    """(how many indexed photos have a person's caption whose pixels changed since it was
+    written, the first `limit` of their paths). (0, []) before schema version 9."""
+    cols = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+    if "caption_review" not in cols:
+        return 0, []
+    marked = (
+        "SELECT f.path FROM files f WHERE EXISTS (SELECT 1 FROM results r"
+        " WHERE r.content_hash = f.content_hash AND r.caption_review IS NOT NULL)"
+    )
+    count = conn.execute(f"SELECT count(*) FROM ({marked})").fetchone()[0]
+    paths = [p for (p,) in conn.execute(f"{marked} ORDER BY f.path LIMIT ?", [int(limit)])]
+    return int(count), paths
 
 
 # ------------------------------------------------------------------------------------ helpers

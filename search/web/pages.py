@@ -7,13 +7,14 @@ text themselves, so a caption such as `<img src=x onerror=alert(1)>` is shown as
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from search.display import SIGNAL_LABEL, file_size, timecode
+from search.display import SIGNAL_LABEL, file_size, shown_path, timecode
 
 TEMPLATES = Path(__file__).parent / "templates"
 _WORD = re.compile(r"(\w+)", re.UNICODE)
@@ -29,6 +30,7 @@ def environment():
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.filters["highlight"] = highlight
     env.filters["why"] = why_chips
@@ -37,7 +39,16 @@ def environment():
     env.filters["timecode"] = timecode  # a video hit's moment, 01:23
     env.globals["thumb_url"] = thumb_url
     env.globals["local_time"] = _local_time
+    env.globals["on_disk"] = os.path.exists  # a photo whose file is gone shows "file missing"
     return env
+
+
+def _shown(value: Any) -> Any:
+    """Every value a template prints: a path with bytes that are not UTF-8 as `\\xe9` (the page
+    is sent as UTF-8, which cannot hold them). Markup is already finished text."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return shown_path(value)
+    return value
 
 
 def render(name: str, **context: Any) -> str:
@@ -96,8 +107,8 @@ def _local_time(iso: str | None) -> str:
 def photo_json(photo: dict[str, Any]) -> dict[str, Any]:
     """The API's photo: the indexed file's fields (no internal mtime) and its caption."""
     keys = (
-        "id", "path", "caption", "caption_source", "generated_caption", "model", "width",
-        "height", "taken_at", "camera", "camera_make", "camera_model", "gps_lat", "gps_lon",
-        "size", "indexed_at", "content_hash",
+        "id", "path", "caption", "caption_source", "caption_review", "generated_caption",
+        "model", "width", "height", "taken_at", "camera", "camera_make", "camera_model",
+        "gps_lat", "gps_lon", "size", "indexed_at", "content_hash",
     )  # fmt: skip
     return {k: photo.get(k) for k in keys}
