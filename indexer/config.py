@@ -6,9 +6,12 @@ options via `Settings.from_env(**overrides)` and passes it down explicitly.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from indexer.errors import UsageError
 
 DEFAULT_MODEL = "clipcap-coco"
 
@@ -40,6 +43,12 @@ DEFAULT_EXCLUDES = (
 DECODE_BYTES_PER_PIXEL = 8
 MIN_AUTO_MEGAPIXELS = 24.0  # never below a 24 MP photo, even on a crowded small machine
 MAX_AUTO_MEGAPIXELS = 120.0  # the historical cap: larger is a decompression bomb, not a photo
+
+
+# The signals search fuses (search/fusion.py), and their weights unless IMGCAP_FUSION_WEIGHTS
+# says otherwise: equal, as the fusion was measured (BENCHMARKS.md "Fusion").
+FUSION_SIGNALS = ("image", "caption", "keyword")
+DEFAULT_FUSION_WEIGHTS = tuple((signal, 1.0) for signal in FUSION_SIGNALS)
 
 
 # Images per model batch when --batch-size is 0. CPU: 64 measured best on 2 cores (greedy
@@ -114,6 +123,11 @@ class Settings:
     # host:port = an existing cluster (Ray's own address rules).
     ray_address: str | None = None
     gpus_per_worker: float = 0.0  # GPUs per model actor; 0 = 1 when the cluster has GPUs
+    # Search fusion (search/fusion.py): score = sum over signals of weight / (fusion_k + rank).
+    # A larger k flattens the gap between ranks; a weight of 0 leaves that signal out.
+    # `imgcap eval --retrieval --sweep` measures both on labelled queries.
+    fusion_k: int = 60
+    fusion_weights: tuple[tuple[str, float], ...] = DEFAULT_FUSION_WEIGHTS  # (signal, weight)
 
     def batch_size_for(self, device_type: str) -> int:
         """The batch size to use on a device: the user's, or the device default."""
@@ -129,6 +143,10 @@ class Settings:
         if self.max_megapixels > 0:
             return int(self.max_megapixels * 1_000_000)
         return auto_max_pixels(workers, available_memory())
+
+    def fusion_weight(self, signal: str) -> float:
+        """A signal's weight in the search fusion (1.0 for a signal the settings don't name)."""
+        return dict(self.fusion_weights).get(signal, 1.0)
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -150,10 +168,50 @@ class Settings:
             env["models_dir"] = Path(os.environ["IMGCAP_MODELS_DIR"]).expanduser()
         if os.environ.get("IMGCAP_VECTOR_MEMORY_GB"):
             env["vector_memory_gb"] = float(os.environ["IMGCAP_VECTOR_MEMORY_GB"])
+        if os.environ.get("IMGCAP_FUSION_K", "").strip():
+            env["fusion_k"] = parse_fusion_k(os.environ["IMGCAP_FUSION_K"])
+        if os.environ.get("IMGCAP_FUSION_WEIGHTS", "").strip():
+            env["fusion_weights"] = parse_fusion_weights(os.environ["IMGCAP_FUSION_WEIGHTS"])
         given = {k: v for k, v in overrides.items() if v is not None}
         if "db_path" in given:
             given["db_path"] = Path(given["db_path"]).expanduser()
         return replace(cls(**env), **given)
+
+
+def parse_fusion_k(text: str) -> int:
+    """IMGCAP_FUSION_K's value: a whole number of at least 1."""
+    try:
+        k = int(text.strip())
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise UsageError(f"IMGCAP_FUSION_K={text!r}: the fusion's k must be a whole number >= 1")
+    return k
+
+
+def parse_fusion_weights(text: str) -> tuple[tuple[str, float], ...]:
+    """IMGCAP_FUSION_WEIGHTS's value, "image=1,caption=0.5,keyword=2": every signal in
+    FUSION_SIGNALS order, a signal not named keeping weight 1.0."""
+    given: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = (x.strip() for x in item.partition("="))
+        where = f"IMGCAP_FUSION_WEIGHTS={text!r}"
+        if name not in FUSION_SIGNALS:
+            known = ", ".join(FUSION_SIGNALS)
+            raise UsageError(f"{where}: unknown signal {name!r} (the signals: {known})")
+        if name in given:
+            raise UsageError(f"{where}: {name} is given twice")
+        try:
+            weight = float(value) if sep else math.nan
+        except ValueError:
+            weight = math.nan
+        if not (math.isfinite(weight) and weight >= 0):
+            raise UsageError(f"{where}: {name}'s weight must be a number >= 0, as in {name}=0.5")
+        given[name] = weight
+    weights = tuple((signal, given.get(signal, 1.0)) for signal in FUSION_SIGNALS)
+    if not any(weight > 0 for _, weight in weights):
+        raise UsageError(f"IMGCAP_FUSION_WEIGHTS={text!r}: at least one weight must be above 0")
+    return weights
 
 
 def auto_max_pixels(workers: int, available: int | None) -> int:
