@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from search.cli import captions, export, index, models, roots, search, serve, training
+from search.cli import captions, duplicates, export, index, models, roots, search, serve, training
 from search.cli.options import QueryCommand, command_group, print_version
 
 app = command_group(
@@ -70,6 +70,9 @@ app.command("status", short_help="Show the database: size, photos per model, fai
     index.status
 )
 app.command("failures")(index.failures)
+app.command("duplicates", short_help="List copies and near-duplicates, original first.")(
+    duplicates.duplicates
+)
 app.add_typer(
     roots.roots_app,
     name="roots",

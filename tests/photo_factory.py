@@ -163,3 +163,64 @@ def _png_header_only(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+# The variants of one photo that `make_duplicate_set` writes: each must be grouped with it.
+DUPLICATE_VARIANTS = ("resized", "recompressed", "cropped", "brightened", "burst")
+
+
+def make_duplicate_set(
+    root: Path, samples: list[Path], lookalikes: int = 8, phone_from: Path | None = None
+) -> dict:
+    """Near-duplicates (issue 22 §2) under `root`: for each photo of `samples` (and, when
+    `phone_from` is given, a 4000×3000 "phone" JPEG upscaled from it, under phone/) the original
+    plus one file per DUPLICATE_VARIANTS kind; and `lookalikes` distinct synthetic scenes of
+    shapes on plain backgrounds (indexer/train/synthetic.py), alike to a perceptual hash and
+    never to be grouped.
+
+    Returns {"groups": {original relative path: [variant relative paths]}, "distinct": [relative
+    paths of the look-alike scenes]}. Deterministic.
+    """
+    from PIL import ImageEnhance
+
+    from indexer.train.synthetic import generate_scenes
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(22)
+    groups: dict[str, list[str]] = {}
+
+    def save(rel: str, im: Image.Image, quality: int = 92) -> str:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im.convert("RGB").save(path, format="JPEG", quality=quality)
+        return rel
+
+    originals = [(Path(s).stem, Image.open(s).convert("RGB")) for s in samples]
+    if phone_from is not None:
+        phone = Image.open(phone_from).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+        originals.append(("phone", phone))
+    for stem, im in originals:
+        w, h = im.size
+        base = save(f"{stem}/original.jpg", im)
+        cut = 0.035  # 7 % off each dimension
+        box = (round(w * cut), round(h * cut), round(w * (1 - cut)), round(h * (1 - cut)))
+        dx, dy = max(2, w // 80), max(2, h // 120)  # a hand moving between burst frames
+        burst = np.asarray(im.crop((dx, dy, w, h)).resize((w, h)), dtype=np.int16)
+        burst = burst + rng.integers(-6, 7, burst.shape)
+        variants = {
+            "resized": im.resize((w // 2, h // 2), Image.Resampling.LANCZOS),
+            "recompressed": im,
+            "cropped": im.crop(box),
+            "brightened": ImageEnhance.Brightness(im).enhance(1.3),
+            "burst": Image.fromarray(np.clip(burst, 0, 255).astype(np.uint8)),
+        }
+        groups[base] = [
+            save(f"{stem}/{kind}.jpg", variant, quality=35 if kind == "recompressed" else 92)
+            for kind, variant in variants.items()
+        ]
+    distinct = []
+    scenes = generate_scenes(lookalikes, seed=22, size=256, layout="grid")
+    for i, scene in enumerate(scenes):
+        distinct.append(save(f"lookalike/scene{i:02d}.jpg", scene.image))
+    return {"groups": groups, "distinct": distinct}

@@ -80,6 +80,7 @@ def test_models_side_by_side_and_metadata_copy(store):
             "camera_model": None,
             "gps_lat": None,
             "gps_lon": None,
+            "perceptual_hash": None,
         }
     }
 

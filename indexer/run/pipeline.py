@@ -191,6 +191,8 @@ class Run:
         self.waiters: dict[str, list[Item]] = {}  # content hash in flight -> later duplicates
         self.inflight: set[str] = set()
         self.last_report = 0.0
+        # Unchanged photos decoded only for their perceptual hash (indexed before it existed).
+        self.backfill: set[str] = set()
         self.workers = settings.workers or os.cpu_count() or 1
         self.max_pixels = settings.max_pixels_for(self.workers)  # --max-megapixels or memory
 
@@ -260,6 +262,7 @@ class Run:
         summary.warnings.extend(found.warnings)
         summary.unsupported = dict(found.unsupported.most_common())
         summary.unchanged = found.unchanged
+        self._add_backfill(found)
         summary.failures_standing = sum(found.standing.values())
         # Content that left an old path: a new path with the same hash is a move, not new.
         self.gone_hashes = Counter(found.known[path].content_hash for path in found.gone)
@@ -270,6 +273,27 @@ class Run:
         self.progress.phase = "indexing"
         self._report(force=True)
         return found
+
+    def _add_backfill(self, found: Plan) -> None:
+        """Unchanged photos with no perceptual hash go to the to-do list as decode-only items
+        (need_model False): they get one without model work; counted apart, as unchanged."""
+        from indexer.media.kinds import is_video
+        from indexer.store.similar_groups import paths_without_perceptual_hash
+
+        missing = paths_without_perceptual_hash(self.store.db.conn)
+        if not missing:
+            return
+        queued = {it.path for it in found.todo}
+        for e in found.entries:
+            path = str(e.path)
+            k = found.known.get(path)
+            if path not in missing or path in queued or is_video(path) or k is None:
+                continue
+            if (k.size, k.mtime_ns) == (e.size, e.mtime_ns) and k.content_hash in self.have:
+                item = Item(e, path, k, content_hash=k.content_hash, kind="unchanged")
+                item.need_model = False
+                found.todo.append(item)
+                self.backfill.add(path)
 
     def _finish(self, found: Plan | None) -> None:
         """Record what was learned; after a complete walk and run, drop what disappeared.
@@ -298,6 +322,7 @@ class Run:
         if not summary.interrupted:
             self._read_tags()
             self._name_places()
+            self._group_similar()
             # The gallery's thumbnails of content no file has any more (deleted, edited).
             prune_thumbnails(self.store)
 
@@ -336,6 +361,23 @@ class Run:
         self.summary.places_named = found.geocoded
         if found.problem:
             self.summary.warnings.append(f"places not named: {found.problem}")
+
+    def _group_similar(self) -> None:
+        """Rebuild the near-duplicate groups search collapses (indexer/run/similar.py): seconds
+        for 100,000 photos, so skipped when this run changed no file row."""
+        from indexer.run.similar import refresh_groups
+        from indexer.store.similar_groups import count_groups
+
+        s = self.summary
+        touched = (s.new, s.changed, s.model_added, s.moved, s.removed, s.perceptual_hashed)
+        if not any(touched) and not self.failures:
+            s.similar_groups = count_groups(self.store.db.conn)
+            return
+        self.progress.phase = "grouping similar photos"
+        self._report(force=True)
+        t = time.monotonic()
+        self.summary.similar_groups = refresh_groups(self.store.db, self.summary.model)
+        self.timings["group_similar"] += time.monotonic() - t
 
     # ------------------------------------------------------------------ steps engines call
     def routed(self, todo: list[Item]) -> Iterator[Item]:
@@ -393,10 +435,18 @@ class Run:
         """`item` cannot be indexed (recorded at the end); identical files waiting on it fail
         with it."""
         e = item.entry
+        h = item.content_hash
+        if item.path in self.backfill:
+            # Indexed and unchanged: a decode that fails now (a lower pixel cap, an extra
+            # uninstalled) must not drop it from the index; it just gets no perceptual hash.
+            self.progress.done += 1
+            if h in self.inflight:
+                self.inflight.discard(h)
+                self.progress.done += len(self.waiters.pop(h, []))
+            return
         self.failures.append(FailureRecord(item.path, reason, e.size, e.mtime_ns))
         self.progress.failed += 1
         self.progress.done += 1
-        h = item.content_hash
         if h is not None and h in self.inflight:
             self.inflight.discard(h)
             for dup in self.waiters.pop(h, []):  # byte-identical: fails the same way
@@ -453,7 +503,7 @@ class Run:
             if h in self.inflight:
                 self.waiters.setdefault(h, []).append(item)
                 continue
-            if h in self.have:
+            if h in self.have and item.need_model:  # else decode-only already (backfill)
                 meta = self.store.metadata_for_hashes([h]).get(h)
                 if meta is not None:
                     self._reused(item, meta)
@@ -493,6 +543,10 @@ class Run:
 
     def _count(self, item: Item, reused: bool) -> None:
         s = self.summary
+        if item.path in self.backfill:  # counted as unchanged by the plan already
+            s.perceptual_hashed += 1
+            self.progress.done += 1
+            return
         setattr(s, item.kind, getattr(s, item.kind) + 1)
         if item.kind in ("changed", "model_added"):
             s.updated += 1

@@ -48,6 +48,9 @@ class IndexSummary:
     captioned: int = 0  # images that went through the model (unique content, so <= files)
     reused: int = 0  # files that got stored results by content hash, with no model work
     places_named: int = 0  # photos whose place was named from their GPS (metadata/places.py)
+    # Unchanged photos indexed before perceptual hashes existed, decoded for one (no model work).
+    perceptual_hashed: int = 0
+    similar_groups: int = 0  # groups of near-duplicates after the run (indexer/run/similar.py)
     failed_reasons: dict[str, int] = field(default_factory=dict)  # this run's: reason -> count
     failures: list[dict[str, str]] = field(default_factory=list)  # [{path, reason}] of this run
     interrupted: bool = False

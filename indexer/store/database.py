@@ -191,8 +191,8 @@ class Store:
             old_hashes = set(old_of_path.values())
             self.db.conn.executemany(
                 "INSERT INTO files (path, folder, size, mtime_ns, content_hash, width, height,"
-                " taken_at, camera_make, camera_model, gps_lat, gps_lon, indexed_at, pixel_hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " taken_at, camera_make, camera_model, gps_lat, gps_lon, indexed_at, pixel_hash,"
+                " perceptual_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (path) DO UPDATE SET folder = excluded.folder,"
                 " size = excluded.size, mtime_ns = excluded.mtime_ns,"
                 " content_hash = excluded.content_hash, width = excluded.width,"
@@ -203,7 +203,10 @@ class Store:
                 # A file not hashed this run (a model switch) keeps the pixel hash of its bytes.
                 " pixel_hash = CASE WHEN files.content_hash = excluded.content_hash"
                 " THEN coalesce(excluded.pixel_hash, files.pixel_hash)"
-                " ELSE excluded.pixel_hash END",
+                " ELSE excluded.pixel_hash END,"
+                " perceptual_hash = CASE WHEN files.content_hash = excluded.content_hash"
+                " THEN coalesce(excluded.perceptual_hash, files.perceptual_hash)"
+                " ELSE excluded.perceptual_hash END",
                 [
                     (
                         f.path,
@@ -220,6 +223,7 @@ class Store:
                         f.gps_lon,
                         stamp,
                         f.pixel_hash,
+                        f.perceptual_hash,
                     )
                     for f in files
                 ],

@@ -39,10 +39,23 @@ class FileRecord:
     # The image data's hash without metadata (indexer/media/pixel_hash.py); None: not known
     # (another format, or not hashed this run: a stored one for the same content is kept).
     pixel_hash: str | None = None
+    # The picture's 64-bit DCT hash (indexer/media/perceptual_hash.py), signed; None: a video, or
+    # not decoded this run (a stored one for the same content is kept).
+    perceptual_hash: int | None = None
 
 
-# Metadata columns copied from one file to another with the same content hash.
-META_COLUMNS = ("width", "height", "taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon")
+# Metadata columns copied from one file to another with the same content hash (the perceptual
+# hash too: a function of the pixels).
+META_COLUMNS = (
+    "width",
+    "height",
+    "taken_at",
+    "camera_make",
+    "camera_model",
+    "gps_lat",
+    "gps_lon",
+    "perceptual_hash",
+)
 
 
 @dataclass(slots=True)

@@ -170,6 +170,21 @@ def m009_pixel_hash(db: Database) -> None:
         db["results"].add_column("caption_review", str)
 
 
+def m010_similar_groups(db: Database) -> None:
+    # files.perceptual_hash: a 64-bit DCT hash of the picture (indexer/media/perceptual_hash.py;
+    # NULL = not computed yet: a video, or a photo indexed before, which the next run decodes for
+    # it without model work). similar_groups: content hash -> the content hash of its group's
+    # original, for contents in a group of near-duplicates (indexer/run/similar.py), rebuilt at
+    # the end of each completed index run; a content in no group has no row.
+    if "perceptual_hash" not in db["files"].columns_dict:
+        db["files"].add_column("perceptual_hash", int)
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS similar_groups (content_hash TEXT PRIMARY KEY,"
+        " group_key TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS similar_groups_key ON similar_groups (group_key)")
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
 MIGRATIONS = (
     m001_initial,
@@ -181,6 +196,7 @@ MIGRATIONS = (
     m007_video_frames,
     m008_vector_log,
     m009_pixel_hash,
+    m010_similar_groups,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

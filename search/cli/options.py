@@ -25,7 +25,7 @@ from search.cli.output import err
 # The order people meet the commands in: the main job first, then what follows from it.
 COMMAND_ORDER = (
     "index", "search", "serve", "caption", "caption-set", "export", "write-back", "status",
-    "failures", "roots", "merge", "models", "train", "eval",
+    "failures", "duplicates", "roots", "merge", "models", "train", "eval",
 )  # fmt: skip
 
 
