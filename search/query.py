@@ -5,17 +5,24 @@ Signals (each a ranked list of results of one model):
   caption  cosine of the query's CLIP vector with the caption's text vector  (FAISS)
   keyword  FTS5 BM25 of the query words over the captions                    (SQLite)
 
-Fusion is reciprocal-rank fusion (Cormack et al., 2009): score = sum over signals of
-1 / (RRF_K + rank). It needs no per-collection tuning because it ignores the raw score scales,
-which differ wildly (image-text cosines sit around 0.2-0.35, text-text cosines around 0.5-0.9,
-BM25 is unbounded and depends on caption length and collection size). The fused score shown is
+Fusion is weighted reciprocal-rank fusion (search/fusion.py): score = sum over signals of
+weight / (k + rank), k and the weights from Settings (equal weights and k = 60 by default). It
+ignores the raw score scales, which differ wildly between signals. The fused score shown is
 divided by its maximum (first in every signal), so 1.0 = "best by every signal".
 benchmarks/bench_fusion.py measures it against score-sum fusions.
 
 Filters restrict the candidates inside each signal (FAISS selector / exact subset search, SQL
 for keywords), and the candidate depth grows until `limit` hits survive the filters, the
-on-disk check and --min-score, or the signals run out. Hits are files: duplicates that share
-one result appear once each.
+on-disk check and --min-score, or the signals run out.
+
+Hits are groups by default: byte-identical copies (one content hash, so one result) and
+near-duplicates (burst frames, resized or edited exports: a group the index run found) are ONE
+hit, the best-ranked member of the group, with the group's other files (passing the filters, on
+disk) in `Hit.similar`, each marked "same file" or "looks alike". Members rank alike only when
+they share a result (copies); then the one whose own tags matched comes first, then the
+shortest path.
+`limit` counts groups. `SearchRequest.all_files` (`imgcap search --all`): every file its own
+hit, `similar` empty.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import photo_tags, places
+from indexer.store import photo_tags, places, similar_groups
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import (
     FileFilter,
@@ -41,7 +48,9 @@ from indexer.store.queries import (
     filtered_result_ids,
     keyword_matches,
     keyword_subset,
+    paths_with_hashes,
 )
+from search.fusion import fuse
 from search.photos import camera_name
 from search.query_encoder import (
     EncoderLoader,
@@ -52,7 +61,6 @@ from search.query_encoder import (
 )
 
 MODES = ("hybrid", "image", "caption", "keyword")
-RRF_K = 60  # the constant from the RRF paper; damps the difference between ranks 1 and 2
 MIN_CANDIDATES = 100  # first candidate depth per signal; grows x4 while hits are missing
 MAX_KEYWORD_DEPTH = 1 << 40  # SQLite LIMIT is a signed 64-bit integer; far above any library
 
@@ -70,12 +78,23 @@ class SearchRequest:
     understand: bool = False  # read dates, places, folders, cameras out of `text` (understand.py)
     today: date | None = None  # what relative dates count from (None: today, local time)
     min_candidates: int = MIN_CANDIDATES  # first candidate depth per signal
+    all_files: bool = False  # every file its own hit (--all), not one hit per group of copies
 
 
 @dataclass
 class Signal:
     score: float | None  # cosine for image/caption, BM25 for keyword (None: did not match)
     rank: int | None  # 1-based rank in this signal's candidate list (None: not in it)
+
+
+SAME_FILE = "same file"  # byte-identical to the hit's file (one content hash)
+LOOKS_ALIKE = "looks alike"  # in the hit's near-duplicate group (a burst frame, a resized copy)
+
+
+@dataclass
+class SimilarFile:
+    path: str
+    why: str  # SAME_FILE or LOOKS_ALIKE
 
 
 @dataclass
@@ -96,6 +115,8 @@ class Hit:
     at_seconds: float | None = None  # a video: its best-matching keyframe's time (seconds)
     place: str | None = None  # "Paris, Île-de-France, France", named from the photo's GPS
     understood: dict[str, Any] | None = None  # what the query was read as (understand.py)
+    # The group's other files, hidden behind this hit ("+N similar"); empty with --all
+    similar: list[SimilarFile] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; scores rounded to 4 places (float noise is not information)."""
@@ -112,6 +133,8 @@ class Hit:
         for key in ("place", "understood"):
             if d[key] is None:
                 del d[key]  # only photos with a place, only queries read as more than words
+        if not d["similar"]:
+            del d["similar"]  # only photos with copies or look-alikes
         return d
 
 
@@ -315,7 +338,7 @@ def _search(
             if not req.negative and gate in lists and len(lists[gate]) < depth:
                 exhausted = True
 
-        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q)
+        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q, settings)
         if len(hits) >= req.limit or exhausted:
             return hits[: req.limit]
         depth = min(depth * 4, max(cap, req.min_candidates))
@@ -329,21 +352,22 @@ def _fuse_and_expand(
     words: list[str],
     indexes: dict,
     q: np.ndarray | None,
+    settings: Settings,
 ) -> list[Hit]:
     ranks = {s: {rid: r for r, (rid, _) in enumerate(lst, start=1)} for s, lst in lists.items()}
     raw = {s: dict(lst) for s, lst in lists.items()}
-    fused: dict[int, float] = {}
-    for rs in ranks.values():
-        for rid, r in rs.items():
-            fused[rid] = fused.get(rid, 0.0) + 1.0 / (RRF_K + r)
     if len(lists) == 1:
-        # One signal: its own score is the meaningful number (a cosine, or BM25).
+        # One signal: its own score is the meaningful number (a cosine, or BM25). Nothing is
+        # fused, so the fusion weights don't apply: --mode keyword is keywords whatever they say.
         (only,) = lists
         fused = dict(raw[only])
+        counted = [only]
     else:
-        top = len(lists) / (RRF_K + 1)
-        fused = {rid: v / top for rid, v in fused.items()}
-    best_rank = {rid: min(rs.get(rid, math.inf) for rs in ranks.values()) for rid in fused}
+        ranked = {s: [rid for rid, _ in lst] for s, lst in lists.items()}
+        fused = fuse(ranked, settings.fusion_k, dict(settings.fusion_weights))
+        # A signal weighing 0 is left out of the tie-break too, as if it had not been searched.
+        counted = [s for s in lists if settings.fusion_weight(s) > 0]
+    best_rank = {rid: min(ranks[s].get(rid, math.inf) for s in counted) for rid in fused}
     if len(lists) == 1:
         order = sorted(fused, key=lambda rid: best_rank[rid])  # the list's order (--not included)
     else:
@@ -370,11 +394,22 @@ def _fuse_and_expand(
         if req.mode == "keyword":
             tags_only = set(order) - keyword_subset(conn, kw, order)
 
+    groups: dict[str, str] = {}  # content hash -> its near-duplicate group's key
+    if not req.all_files and similar_groups.exists(conn):
+        groups = similar_groups.groups_for(
+            conn, sorted({r["content_hash"] for rows in by_result.values() for r in rows})
+        )
     hits: list[Hit] = []
+    shown: dict[str, dict[str, Any]] = {}  # group key -> the row shown for the group
     shown_videos: set[str] = set()  # a video is shown once, at its best keyframe (first in order)
     for rid in order:
-        # copies whose own tags matched first
-        for row in sorted(by_result.get(rid, []), key=lambda r: r["path"] not in own_match):
+        # Copies rank alike: the one whose own tags matched first, then the shortest path (an
+        # export or messenger copy sits deeper or carries a suffix), so it stands for the group.
+        copies = sorted(
+            by_result.get(rid, []),
+            key=lambda r: (r["path"] not in own_match, len(r["path"]), r["path"]),
+        )
+        for row in copies:
             if not os.path.exists(row["path"]):
                 continue  # deleted or moved since the last index run: never shown
             if rid in tags_only and row["path"] not in own_match:
@@ -383,6 +418,12 @@ def _fuse_and_expand(
                 if row["path"] in shown_videos:
                     continue
                 shown_videos.add(row["path"])
+            # A content in no group of near-duplicates is its own group (its exact copies).
+            key = groups.get(row["content_hash"], row["content_hash"])
+            if not req.all_files:
+                if key in shown:
+                    continue  # a lower-ranked member of a group already shown
+                shown[key] = row
             sig = {}
             for s in lists:
                 score = exact.get(s, {}).get(rid, raw[s].get(rid))
@@ -390,8 +431,46 @@ def _fuse_and_expand(
             matched = matched_words(row["caption"], words)
             hits.append(hit_from_row(row, len(hits) + 1, float(fused[rid]), model, sig, matched))
             if len(hits) >= req.limit:
-                return _with_tags(conn, hits, words)
+                break
+        if len(hits) >= req.limit:
+            break
+    if not req.all_files:
+        _with_similar(conn, hits, list(shown.values()), by_result, groups, req.filters)
     return _with_tags(conn, hits, words)
+
+
+def _with_similar(
+    conn: sqlite3.Connection,
+    hits: list[Hit],
+    rows: list[dict[str, Any]],
+    by_result: dict[int, list[dict[str, Any]]],
+    groups: dict[str, str],
+    flt: FileFilter,
+) -> None:
+    """Fill each hit's `similar`: the other files of its group that pass the filters and are on
+    disk, copies first, each kind by path. Copies share the hit's result, so its rows hold them;
+    look-alikes may rank below the candidates, so their files are read by content hash."""
+    others: dict[str, list[str]] = {}  # the hit's content hash -> the group's other contents
+    for row in rows:
+        h = row["content_hash"]
+        others[h] = (
+            [m for m in similar_groups.members(conn, groups[h]) if m != h] if h in groups else []
+        )
+    alike: dict[str, list[str]] = {}
+    wanted = sorted({h for hs in others.values() for h in hs})
+    if wanted:
+        for path, h in paths_with_hashes(conn, wanted, flt):
+            alike.setdefault(h, []).append(path)
+    for hit, row in zip(hits, rows, strict=True):
+        rows_of_result = by_result.get(row["result_id"], [])
+        same = {r["path"] for r in rows_of_result if r["content_hash"] == row["content_hash"]}
+        looks = {p for h in others[row["content_hash"]] for p in alike.get(h, [])}
+        hit.similar = [
+            SimilarFile(p, why)
+            for paths, why in ((same, SAME_FILE), (looks, LOOKS_ALIKE))
+            for p in sorted(paths - {hit.path})
+            if os.path.exists(p)
+        ]
 
 
 def _with_tags(conn: sqlite3.Connection, hits: list[Hit], words: list[str]) -> list[Hit]:

@@ -16,7 +16,10 @@ from search_fixtures import Photo, fake_loader, make_db
 from typer.testing import CliRunner
 
 import cli
+from indexer.config import Settings
+from search.cli import output
 from search.cli.options import Services
+from search.query import SearchRequest, search
 
 FAKE_CLIP = Services(encoder_loader=fake_loader())  # CLIP without weights, for the CLI
 
@@ -133,3 +136,34 @@ def test_export_and_status(env):
     assert info["models"]["fake-clip"]["photos"] == len(PHOTOS)
     r = invoke("status")
     assert r.exit_code == 0 and "fake-clip" in r.stdout
+
+
+def test_copies_are_one_result_marked_similar_unless_all(tmp_path, monkeypatch):
+    photos = [*PHOTOS, Photo("backup/dog.png", "unused", same_as="park/dog.png")]
+    db = make_db(tmp_path / "photos", photos, tmp_path / "photos.db")
+    monkeypatch.setenv("IMGCAP_DB", str(db))
+    shown, copy = str(tmp_path / "photos/park/dog.png"), str(tmp_path / "photos/backup/dog.png")
+
+    lines = invoke("search", "dog on a park bench", "-n", "2").stdout.splitlines()
+    fields = lines[0].split("\t")
+    assert len(lines) == 2 and fields[2] == shown  # cut -f3 still gives a path
+    assert fields[4].endswith(" · +1 similar") and "+1 similar" not in lines[1]
+    assert invoke("search", "dog", "--paths", "-n", "9").stdout.count("dog.png\n") == 1
+    every = invoke("search", "dog", "--paths", "--all", "-n", "9").stdout.splitlines()
+    assert {shown, copy} <= set(every) and "similar" not in invoke("search", "dog", "--all").stdout
+
+    rows = [
+        json.loads(x) for x in invoke("search", "dog on a park bench", "--json").stdout.splitlines()
+    ]
+    assert rows[0]["path"] == shown and rows[0]["similar"] == [{"path": copy, "why": "same file"}]
+    assert all("similar" not in row for row in rows[1:])
+
+
+def test_similar_in_the_table(tmp_path, monkeypatch, capsys):
+    photos = [*PHOTOS, Photo("backup/dog.png", "unused", same_as="park/dog.png")]
+    db = make_db(tmp_path / "photos", photos, tmp_path / "photos.db")
+    monkeypatch.setenv("COLUMNS", "200")
+    hits = search(db, SearchRequest(text="dog on a bench", limit=2), Settings(), fake_loader())
+    output.print_hits(hits, "hybrid", terminal=True)
+    table = capsys.readouterr().out
+    assert table.count("+1 similar") == 1 and "backup" not in table

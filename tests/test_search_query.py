@@ -20,9 +20,11 @@ from search_fixtures import (
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
+from indexer.media.walk import content_hash
+from indexer.store import similar_groups
 from indexer.store.database import Store
 from indexer.store.queries import FileFilter
-from search.query import SearchRequest, fts_query, query_words, search
+from search.query import SearchRequest, SimilarFile, fts_query, query_words, search
 
 SETTINGS = Settings()
 
@@ -54,7 +56,7 @@ def names(hits):
 
 
 def test_hybrid_puts_the_right_photos_first_and_explains(db):
-    hits = run(db, "dog", limit=3)
+    hits = run(db, "dog", limit=3, all_files=True)
     assert set(names(hits)) == {"dog.png", "dog-copy.png", "dogball.png"}
     top = hits[0]
     assert set(top.signals) == {"image", "caption", "keyword"}
@@ -65,10 +67,55 @@ def test_hybrid_puts_the_right_photos_first_and_explains(db):
     assert all(h.signals["image"].score is not None for h in hits)
 
 
-def test_duplicates_are_separate_hits_sharing_one_result(db):
-    hits = run(db, "dog on a park bench", limit=2)
-    assert sorted(names(hits)) == ["dog-copy.png", "dog.png"]
+def test_with_all_files_copies_are_separate_hits_sharing_one_result(db):
+    hits = run(db, "dog on a park bench", limit=2, all_files=True)
+    assert names(hits) == ["dog.png", "dog-copy.png"]  # the shorter path first, as collapsed
     assert hits[0].score == hits[1].score and hits[0].caption == hits[1].caption
+    assert hits[0].similar == [] and "similar" not in hits[0].to_dict()
+
+
+def test_copies_collapse_into_one_hit_with_the_other_as_similar(db):
+    hits = run(db, "dog on a park bench", limit=2)
+    assert len(hits) == 2 and names(hits)[0] == "dog.png"  # limit counts groups, not files
+    assert "dog-copy.png" not in names(hits)
+    copy = str(db.parent / "photos/copies/dog-copy.png")
+    assert hits[0].similar == [SimilarFile(copy, "same file")]
+    assert hits[0].to_dict()["similar"] == [{"path": copy, "why": "same file"}]
+    assert hits[1].similar == [] and "similar" not in hits[1].to_dict()  # no copies
+    # A copy outside the filters is not hidden behind the hit: nothing to see there.
+    park = FileFilter(folder=str(db.parent / "photos/park"))
+    assert run(db, "dog on a park bench", limit=1, filters=park)[0].similar == []
+    # A copy gone from disk is neither shown nor counted.
+    Path(copy).unlink()
+    assert run(db, "dog on a park bench", limit=1)[0].similar == []
+
+
+def test_near_duplicate_groups_collapse_and_limit_counts_groups(tmp_path):
+    """A burst of five look-alikes (one group in similar_groups, as an index run leaves it) is one
+    hit; the others, even those ranked below the candidates, are listed as looking alike."""
+    burst = [
+        Photo(f"burst/dog{i}.png", f"a dog jumping {i}", content="dog jumping") for i in range(5)
+    ]
+    others = [
+        Photo(f"misc/dog{i}.png", f"a dog sitting {i}", content=f"dog sitting {i}")
+        for i in range(4)
+    ]
+    db = make_db(tmp_path / "p", burst + others, tmp_path / "p.db")
+    hashes = {p.name: content_hash(tmp_path / "p" / p.name) for p in burst}
+    original = hashes["burst/dog0.png"]
+    with Store.open(db) as s:
+        similar_groups.replace_groups(s.db, {h: original for h in hashes.values()})
+
+    every = run(db, "dog jumping", limit=20, all_files=True)
+    assert len(every) == 9 and all(h.similar == [] for h in every)
+    hits = run(db, "dog jumping", limit=3, min_candidates=1)  # the depth loop must grow
+    assert len(hits) == 3 and len({h.path for h in hits}) == 3
+    assert Path(hits[0].path).parent.name == "burst"
+    assert [Path(h.path).parent.name for h in hits[1:]] == ["misc", "misc"]
+    alike = hits[0].similar
+    assert {s.why for s in alike} == {"looks alike"} and len(alike) == 4
+    assert {s.path for s in alike} | {hits[0].path} == {str(tmp_path / "p" / p.name) for p in burst}
+    assert len(run(db, "dog", limit=20)) == 5  # 1 group + 4 alone
 
 
 @pytest.mark.parametrize("mode", ["image", "caption", "keyword"])
@@ -89,7 +136,7 @@ def test_filters_folder_date_camera(db):
     assert set(
         names(run(db, "dog", filters=FileFilter(folder=str(db.parent / "photos/park"))))
     ) == {"dog.png", "dogball.png"}  # "parkside" shares the prefix but is not below "park"
-    in_2019 = run(db, "photo", filters=FileFilter(after="2019", before="2020"))
+    in_2019 = run(db, "photo", filters=FileFilter(after="2019", before="2020"), all_files=True)
     assert set(names(in_2019)) == {"dog.png", "dog-copy.png", "dogball.png"}
     assert names(run(db, "car", filters=FileFilter(camera="iphone"))) == ["car.png"]
     assert run(db, "car", filters=FileFilter(camera="Leica")) == []

@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from serve_fixtures import client, ids_by_name, make_gallery
+from search_fixtures import Photo
+from serve_fixtures import PHOTOS, client, ids_by_name, make_gallery
+
+from search.web.pages import similar_label
 
 
 def test_search_page_shows_thumbnails_why_chips_and_highlights(tmp_path):
@@ -279,3 +282,27 @@ def test_a_photo_whose_file_is_missing_is_flagged(tmp_path):
     assert page.status_code == 200 and "file missing" in page.text
     r = c.get(f"/original/{ids['red_car.png']}")
     assert r.status_code == 404 and "The file is missing" in r.text and str(root) not in r.text
+
+
+def test_a_card_stands_for_its_copies_and_expands_to_them(tmp_path):
+    copy = Photo("backup/dog_beach.png", "unused", same_as="trips/dog_beach.png")
+    root, db = make_gallery(tmp_path, [*PHOTOS, copy])
+    c = client(db)
+    hits = c.get("/api/search", params={"q": "dog running on the beach"}).json()["hits"]
+    paths = [h["path"] for h in hits]
+    assert paths[0] == str(root / "trips/dog_beach.png") and len(paths) == len(PHOTOS)
+    (similar,) = hits[0]["similar"]
+    assert similar["path"] == str(root / "backup/dog_beach.png") and similar["why"] == "same file"
+    assert similar["content_hash"] == hits[0]["content_hash"] and similar["id"] != hits[0]["id"]
+    assert all("similar" not in h for h in hits[1:])
+    every = c.get("/api/search", params={"q": "dog running on the beach", "all": "1"}).json()
+    assert len(every["hits"]) == len(PHOTOS) + 1 and all("similar" not in h for h in every["hits"])
+
+    html = c.get("/", params={"q": "dog running on the beach"}).text
+    assert html.count('<details class="group">') == 1 and "2 copies</summary>" in html
+    assert f'<a href="/photo/{similar["id"]}"' in html and f"/thumb/{similar['id']}?v=" in html
+    every_page = c.get("/", params={"q": "dog", "all": "1"}).text
+    assert '<details class="group">' not in every_page
+    assert 'name="all" value="1" checked' in every_page  # the next search keeps the choice
+    alike = [{"why": "same file"}, {"why": "looks alike"}]
+    assert similar_label(alike) == "+2 similar" and similar_label(alike[:1]) == "2 copies"

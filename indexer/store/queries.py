@@ -256,6 +256,20 @@ def files_for_results(
     return [dict(zip(_HIT_KEYS, row, strict=True)) for row in rows_in(conn, sql, ids, after=params)]
 
 
+@translated
+def paths_with_hashes(
+    conn: sqlite3.Connection, content_hashes: Sequence[str], flt: FileFilter
+) -> list[tuple[str, str]]:
+    """(path, content hash) of every file (passing `flt`) with one of the given contents, by path
+    (the look-alikes hidden behind a search hit)."""
+    where, params = _file_where(flt)
+    sql = (
+        "SELECT f.path, f.content_hash FROM files f"
+        f" WHERE f.content_hash IN ({{marks}}) AND {where}"
+    )
+    return sorted(rows_in(conn, sql, content_hashes, after=params))
+
+
 def export_rows(conn: sqlite3.Connection, model: str, flt: FileFilter) -> Iterator[dict[str, Any]]:
     """One row per indexed file that has a result for `model`, ordered by path."""
     where, params = _file_where(flt)

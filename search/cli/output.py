@@ -50,7 +50,15 @@ def why(hit) -> str:
         parts.append("tag " + ", ".join(printable(t) for t in hit.tags))
     if getattr(hit, "place", None):  # where it was taken (GPS), for piped output too
         parts.append("place " + printable(hit.place))
+    if getattr(hit, "similar", None):  # copies and look-alikes hidden behind this hit
+        parts.append(similar_label(hit.similar))
     return " · ".join(parts)
+
+
+def similar_label(similar) -> str:
+    """`+2 similar`: how many files (copies, look-alikes) a search hit stands for besides its own
+    (`imgcap search --all` lists them; --json names them)."""
+    return f"+{len(similar)} similar"
 
 
 # C0 and C1 controls, DEL, and the bidirectional overrides that can make a name read backwards
@@ -165,6 +173,8 @@ def _hits_table(hits, mode: str, full_why: bool) -> None:
         path = Text(printable(short_path(hit.path, root)), style=f"link {link}" if link else "")
         if getattr(hit, "at_seconds", None) is not None:  # a video, at its best moment
             path.append(f" @ {timecode(hit.at_seconds)}", style="bold")
+        if getattr(hit, "similar", None):  # one row per group: say that there is more
+            path.append("\n" + similar_label(hit.similar), style="dim")
         cells = []
         for name in signals:
             sig = hit.signals[name]
@@ -223,6 +233,9 @@ def print_index_summary(s) -> None:
     if getattr(s, "places_named", 0):
         n = s.places_named
         echo(f"  {n} photo{'' if n == 1 else 's'} placed from GPS (city, region, country)")
+    if getattr(s, "perceptual_hashed", 0):
+        n = s.perceptual_hashed
+        echo(f"  {n} photo{'' if n == 1 else 's'} indexed before hashed for `imgcap duplicates`")
     if s.unsupported:  # not silently ignored: a folder of .mov files must not look empty
         n = sum(s.unsupported.values())
         kinds = ", ".join(f"{ext} {k}" for ext, k in list(s.unsupported.items())[:5])
@@ -382,3 +395,46 @@ def print_compare(result) -> None:
     echo("* the interval excludes 0")
     echo(f"A: {caption_stats_line(result.caption_stats[0])}")
     echo(f"B: {caption_stats_line(result.caption_stats[1])}")
+
+
+def print_retrieval(report) -> None:
+    """`imgcap eval --retrieval`: one row per mode (each signal alone, then the fusion), the same
+    by query tag, the --min-score rates and the --sweep grid's best points."""
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
+    console = Console()
+
+    def table(title: str, scores: dict) -> Table:
+        t = Table("mode", *metrics, title=title)
+        for mode, s in scores.items():
+            t.add_row(mode, *(f"{s[m]:.3f}" if m in s else "-" for m in metrics))
+        return t
+
+    title = (
+        f"{report.n_answerable} queries with an answer ({report.n_queries} in all), "
+        f"{printable(report.format)}; MRR@{report.depth}"
+    )
+    console.print(table(title, report.scores))
+    for tag, group in report.by_tag.items():
+        console.print(table(f"tag {printable(tag)}: {group['n']} queries", group["scores"]))
+    ms = report.min_score
+    if ms is not None:
+        if ms["no_answer_correct"] is not None:
+            echo(f"--min-score {ms['min_score']}: {ms['no_answer_correct']:.0%} of "
+                 f"{ms['no_answer_queries']} queries with no answer got nothing")  # fmt: skip
+        if ms["answer_dropped"] is not None:
+            echo(f"--min-score {ms['min_score']}: dropped the answer of "
+                 f"{ms['answer_dropped']:.0%} of {ms['answerable_found']} answerable queries "
+                 "hybrid search found")  # fmt: skip
+    if report.sweep:
+        t = Table("k", "weights (image, caption, keyword)", *metrics, title="fusion sweep")
+        for point in report.sweep[:10]:
+            s = point["scores"]
+            w = ", ".join(f"{v:g}" for v in point["weights"].values())
+            t.add_row(str(point["k"]), w, *(f"{s[m]:.3f}" if m in s else "-" for m in metrics))
+        console.print(t)
+        best = report.sweep[0]
+        weights = ",".join(f"{k}={v:g}" for k, v in best["weights"].items())
+        echo(f"best: IMGCAP_FUSION_K={best['k']} IMGCAP_FUSION_WEIGHTS={weights}")

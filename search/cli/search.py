@@ -112,6 +112,14 @@ def search(
         bool,
         typer.Option("--why", help="Show each signal's score and rank (img, cap, kw) in full."),
     ] = False,
+    all_files: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every file its own result. Default: copies and look-alikes (bursts, resized or"
+            " edited versions) are one result, the best match, marked '+N similar'.",
+        ),
+    ] = False,
     resize: ResizeOpt = None,
 ) -> None:
     """Search indexed photos by meaning; every hit says why it matched.
@@ -119,7 +127,9 @@ def search(
     Example: imgcap search dog on a park bench --after 2019 --before 2020 -n 20
 
     Output: a table on a terminal, tab-separated lines when piped (rank, score, path, caption,
-    why), --paths for paths alone, --json for one JSON object per line.
+    why), --paths for paths alone, --json for one JSON object per line. A photo with copies or
+    look-alikes is shown once, with "+N similar" (--json: "similar", their paths); --all
+    shows each file.
     """
     import os
 
@@ -145,6 +155,7 @@ def search(
         min_score=min_score,
         model=model,
         understand=not literal,
+        all_files=all_files,
     )
     hits, understood = search_understood(
         settings.db_path, req, settings, services(ctx).encoder_loader

@@ -12,7 +12,9 @@ symlink resolved): a damaged, hand-made or hostile row (a path of /etc/passwd, a
 library) can never make the gallery read a file outside the library.
 
 Every hit handed to the web layer is the CLI's `Hit.to_dict()`
-plus `id`, `content_hash` and `caption_source`, so the JSON API has the CLI's `--json` fields.
+plus `id`, `content_hash` and `caption_source`, so the JSON API has the CLI's `--json` fields;
+each of its `similar` files (the copies and look-alikes it stands for) gets `id` and
+`content_hash` too, for their thumbnails.
 """
 
 from __future__ import annotations
@@ -177,7 +179,8 @@ class Library:
             return []
         conn = self._connect()
         try:
-            ids = photo_rows.file_ids(conn, [h.path for h in hits])
+            paths = [h.path for h in hits] + [s.path for h in hits for s in h.similar]
+            ids = photo_rows.file_ids(conn, paths)
             sources = photo_rows.caption_sources(conn, [h for _, h in ids.values()], hits[0].model)
         finally:
             conn.close()
@@ -188,6 +191,13 @@ class Library:
             d = h.to_dict()
             d["id"], d["content_hash"] = ids[h.path]
             d["caption_source"] = sources.get(d["content_hash"], "generated")
+            similar = [
+                s | dict(zip(("id", "content_hash"), ids[s["path"]], strict=True))
+                for s in d.pop("similar", [])
+                if s["path"] in ids  # (as the hit itself) left the index since the search
+            ]
+            if similar:
+                d["similar"] = similar
             out.append(d)
         return out
 

@@ -37,6 +37,7 @@ def environment():
     env.filters["shortdate"] = short_date
     env.filters["filesize"] = file_size
     env.filters["timecode"] = timecode  # a video hit's moment, 01:23
+    env.filters["similar"] = similar_label
     env.globals["thumb_url"] = thumb_url
     env.globals["local_time"] = _local_time
     env.globals["on_disk"] = os.path.exists  # a photo whose file is gone shows "file missing"
@@ -85,6 +86,14 @@ def why_chips(signals: dict[str, dict[str, Any]] | None) -> list[str]:
         rank = "" if s.get("rank") is None else f" #{s['rank']}"
         chips.append(f"{SIGNAL_LABEL[name]} {score}{rank}")
     return chips
+
+
+def similar_label(similar: list[dict[str, Any]]) -> str:
+    """What a card's group marker says: "2 copies" when every other file is byte-identical to
+    the card's, else "+N similar" (N: the other files, copies and look-alikes)."""
+    if all(s["why"] == "same file" for s in similar):
+        return f"{len(similar) + 1} copies"
+    return f"+{len(similar)} similar"
 
 
 def thumb_url(hit: dict[str, Any], kind: str = "thumb") -> str:

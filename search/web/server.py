@@ -156,6 +156,7 @@ def search_request(params) -> SearchRequest | None:
         filters=query_filter(params),
         min_score=min_score,
         understand=params.get("literal") != "1",  # as the CLI: dates, places... read from q
+        all_files=params.get("all") == "1",  # as --all: copies and look-alikes each a photo
     )
 
 
