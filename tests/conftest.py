@@ -48,3 +48,12 @@ def tiny_model(tiny_model_dir):
     from indexer.models.loading import load_model
 
     return load_model(str(tiny_model_dir), Settings(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_world(tmp_path_factory) -> dict:
+    """The shapes world and its trained tiny model (tests/synthetic_world.py): about a minute, so
+    one per session, shared by the tests that train, caption, index and search it."""
+    from synthetic_world import build_world
+
+    return build_world(tmp_path_factory.mktemp("world"))

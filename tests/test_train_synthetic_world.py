@@ -2,17 +2,8 @@
 caption held-out scenes, score them with `imgcap eval`, index new scenes and find them with
 `imgcap search`.
 
-The world is the "centred" layout: one large shape (4 shapes x 4 colours) on a neutral background.
-The tiny model's CLIP has random weights, and random features separate colours but hardly shapes
-(a probe on them gets ~35 % shape); ClipCap keeps CLIP frozen, so captioner training alone cannot
-recover the shape. So the fixture first teaches the tiny CLIP's image tower to see the world
-(`teach_clip`, supervised, 10-15 s), which writes the weights back into the model directory; from
-there on everything loads them through the normal path (`load_model`, `imgcap train --from`,
-`imgcap index`).
-
-One run (module fixture, well under a minute on 2 cores) is shared by the checks. Torch runs on
-one thread here: for a model this small, two threads on a busy 2-core machine are up to 100x slower
-(they spin-wait for each other), and the result is the same.
+The world and its trained model (tests/synthetic_world.py, how they are made and why) are built
+once per session by conftest.py's `synthetic_world`, shared with test_search_retrieval_eval.py.
 """
 
 from __future__ import annotations
@@ -22,50 +13,15 @@ import re
 from pathlib import Path
 
 import pytest
+from synthetic_world import EPOCHS, LAYOUT, N_HELD_OUT, SIZE
 from typer.testing import CliRunner
 
-SIZE = 64  # = the tiny CLIP's input: no resampling between the scene and the model
-LAYOUT = "centred"
-N_SEE = 1000  # scenes the CLIP is taught on (seed 0); the captioner trains on the first N_TRAIN
-N_TRAIN, N_HELD_OUT, N_SEARCH = 300, 60, 200  # seed 2: 7 red circles in 200
-EPOCHS = 40
+N_SEARCH = 200  # seed 2: 7 red circles in 200
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    import shutil
-
-    import torch
-
-    from indexer.config import Settings
-    from indexer.models.random_weights import write_tiny_model
-    from indexer.train.loop import train
-    from indexer.train.recipe import TrainConfig
-    from indexer.train.synthetic import generate_scenes, teach_clip, write_dataset
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("world")
-    data = write_dataset(root / "train", N_TRAIN, seed=0, fmt="csv", size=SIZE, layout=LAYOUT)
-    held_out = write_dataset(
-        root / "held_out", N_HELD_OUT, seed=1, fmt="coco", size=SIZE, layout=LAYOUT
-    )
-    tiny = write_tiny_model(root / "tiny", seed=0)  # stays random: the "before" of the eval test
-    seeing = shutil.copytree(tiny, root / "seeing")
-    seen = teach_clip(seeing, generate_scenes(N_SEE, seed=0, size=SIZE, layout=LAYOUT), seed=0)
-    cfg = TrainConfig(
-        data=data,
-        out=root / "trained",
-        base=str(seeing),
-        epochs=EPOCHS,
-        lr=5e-3,  # a 2-layer, 64-wide GPT-2 needs ~100x the recipe's 2e-5
-        warmup=0,
-        seed=0,
-    )
-    result = train(cfg, Settings(device="cpu"))
-    yield {"root": root, "tiny": tiny, "trained": result.out, "held_out": held_out,
-           "result": result, "seen": seen}  # fmt: skip
-    torch.set_num_threads(threads)
+def world(synthetic_world):
+    return synthetic_world
 
 
 def _caption_scenes(model_dir: Path, scenes) -> list[str]:

@@ -1,5 +1,5 @@
-"""`imgcap train` and `imgcap eval`: fine-tune a captioner and score captions. Parse options, call
-one library function, print through search/cli/output.py."""
+"""`imgcap train` and `imgcap eval`: fine-tune a captioner, score captions, and (`eval --retrieval`)
+score search. Parse options, call one library function, print through search/cli/output.py."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from search.cli.options import (
     OfflineOpt,
     PrecisionOpt,
     ResizeOpt,
+    services,
 )
 from search.cli.output import err
 from search.cli.progress import TrainProgress
@@ -32,6 +33,57 @@ DataArg = Annotated[
         "or a folder of photos with .txt captions.",
         show_default=False,
     ),
+]
+EvalDataArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Captioned images: COCO captions JSON, Karpathy split JSON, CSV of path,caption, "
+        "or a folder of photos with .txt captions. With --retrieval also a query file: CSV or "
+        "JSON lines of query, relevant paths (none: no answer), tags; PhotoBench query JSON "
+        "(the file's folder is the collection searched).",
+        show_default=False,
+    ),
+]
+
+# `imgcap eval --retrieval` (search/retrieval_eval.py): search quality instead of captions.
+RetrievalOpt = Annotated[
+    bool,
+    typer.Option(
+        "--retrieval",
+        help="Score search instead of captions: recall@1/5/10, MRR, nDCG@10 of each signal and "
+        "of the fusion, each query run through `imgcap search`'s own code.",
+    ),
+]
+EvalDbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        metavar="FILE",
+        dir_okay=False,
+        help="--retrieval: search this database (DATA's photos are indexed into it unless it "
+        "holds every relevant one). Default: OUT.db next to --out (kept for the next run), "
+        "else a temporary one.",
+    ),
+]
+MinScoreOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-score",
+        help="--retrieval: also search with this cutoff: how often queries with no answer "
+        "correctly get nothing, and how often it drops a found answer.",
+    ),
+]
+SweepOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sweep",
+        help="--retrieval: re-fuse the signals over a grid of IMGCAP_FUSION_K and "
+        "IMGCAP_FUSION_WEIGHTS values; each one's scores and the best.",
+    ),
+]
+DepthOpt = Annotated[
+    int,
+    typer.Option("--depth", min=10, help="--retrieval: results kept per query (MRR@depth)."),
 ]
 
 # SCST (indexer/train/scst.py): after cross-entropy, fine-tune on the CIDEr-D of sampled captions.
@@ -172,7 +224,8 @@ def train(
 
 
 def eval_(
-    data: DataArg,
+    ctx: typer.Context,
+    data: EvalDataArg,
     model: ModelOpt = None,
     split: Annotated[
         str, typer.Option("--split", help="Split to score (formats without splits: all).")
@@ -190,7 +243,13 @@ def eval_(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", dir_okay=False, help="Write scores + per-image captions."),
+        typer.Option(
+            "--out",
+            "-o",
+            dir_okay=False,
+            help="Write scores + per-image captions (--retrieval: per query, JSON lines: its "
+            "relevant photos, each mode's ranked paths and their ranks).",
+        ),
     ] = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
@@ -200,17 +259,37 @@ def eval_(
     compare: CompareOpt = None,
     bootstrap: BootstrapOpt = 1000,
     seed: EvalSeedOpt = 0,
+    retrieval: RetrievalOpt = False,
+    db: EvalDbOpt = None,
+    min_score: MinScoreOpt = None,
+    sweep: SweepOpt = False,
+    depth: DepthOpt = 100,
 ) -> None:
-    """Score captions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and SPICE (coco-caption).
+    """Score captions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and SPICE (coco-caption), or
+    (--retrieval) search with recall@k, MRR and nDCG@10.
 
     Captions the images of DATA's split with the model, or scores --captions made elsewhere.
     Images go to CLIP as open_clip's own transform makes them (--resize exact), so scores are
     comparable with published ones.
     METEOR and SPICE need Java; without it they are listed as unavailable. Caption length,
     vocabulary and distinct-caption statistics are printed too (mode collapse hides in metrics).
+
+    --retrieval: each query (a caption of DATA's split, or a line of a query file) runs through
+    `imgcap search` in each mode; DATA's photos are indexed first unless --db holds them.
+    Example: imgcap eval --retrieval dataset_flickr30k.json --split test --sweep
     """
     from indexer.train.evaluate import evaluate, write_results
 
+    if retrieval:
+        if compare is not None or captions is not None:
+            raise UsageError("--retrieval scores search: drop --compare and --captions")
+        settings = Settings.from_env(
+            device=device, offline=offline or None, resize=resize or "exact"
+        )  # exact: the pixels published retrieval figures were measured on
+        _retrieval(ctx, data, settings, model, split, db, out, min_score, sweep, depth, json_out)
+        return
+    if db is not None or min_score is not None or sweep:
+        raise UsageError("--db, --min-score and --sweep go with --retrieval")
     if compare is not None:
         _compare(data, compare, split, beams, batch_size, device, precision, offline, resize,
                  bootstrap, seed, model, captions, out, json_out)  # fmt: skip
@@ -270,3 +349,55 @@ def _compare(data, models, split, beams, batch_size, device, precision, offline,
     output.print_compare(result)
     if out is not None:
         typer.echo(f"results written to {out}")
+
+
+def _retrieval(ctx, data, settings, model, split, db, out, min_score, sweep, depth,
+               json_out) -> None:  # fmt: skip
+    """`imgcap eval --retrieval`: the database chosen here, the work in search/retrieval_eval.py."""
+    import dataclasses
+    import tempfile
+
+    from search.retrieval_eval import (
+        ensure_indexed,
+        evaluate_retrieval,
+        load_queries,
+        write_per_query,
+    )
+
+    qs = load_queries(data, split)
+    # Never the person's own library unless named: a fresh database, kept next to --out so that
+    # a second run (another --min-score, --sweep) searches it without indexing again.
+    with tempfile.TemporaryDirectory(prefix="imgcap-eval-") as tmp:
+        kept = out.with_name(out.name + ".db") if out is not None else None  # never OUT itself
+        db_path = db or kept or Path(tmp) / "eval.db"
+        settings = dataclasses.replace(settings, db_path=db_path, model=model or settings.model)
+        indexed = ensure_indexed(qs, settings)
+        if indexed is not None:
+            err(f"indexed {indexed['new']} new photos into {db_path} ({indexed['seconds']} s)")
+        report = evaluate_retrieval(
+            qs,
+            settings,
+            model=model,
+            depth=depth,
+            min_score=min_score,
+            sweep=sweep,
+            encoder_loader=services(ctx).encoder_loader,
+            on_query=_every_1000,
+        )
+    report.indexed = indexed
+    for problem in report.problems[:10]:
+        err(f"skipped: {problem}")
+    if out is not None:
+        write_per_query(report, out)
+    if json_out:
+        output.print_json(report.to_dict())
+        return
+    output.print_retrieval(report)
+    if out is not None:
+        typer.echo(f"per-query results written to {out}")
+
+
+def _every_1000(n: int, total: int) -> None:
+    """A line on stderr per 1,000 queries: COCO 5k is 25,000 of them, four searches each."""
+    if n % 1000 == 0:
+        output.echo(f"searched {n} of {total} queries", err=True)
