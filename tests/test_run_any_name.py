@@ -67,8 +67,8 @@ def test_a_folder_with_a_non_utf8_name_is_indexed_found_exported_and_written_bac
     # --all: the two photos are alike enough to be one group, and both names are checked here
     text = _run(tmp_path, "search", "photo", "--in", root, "--all").stdout
     assert f"{shown_root}/{SHOWN}" in text and "good.jpg" in text
-    hits = [json.loads(line) for line in _run(tmp_path, "search", "photo", "--in", root, "--all", "--json")
-            .stdout.splitlines()]  # fmt: skip
+    found = _run(tmp_path, "search", "photo", "--in", root, "--all", "--json").stdout
+    hits = [json.loads(line) for line in found.splitlines()]
     assert sorted(h["path"] for h in hits) == [f"{shown_root}/{SHOWN}", f"{shown_root}/good.jpg"]
 
     _run(tmp_path, "caption-set", odd, "my own words")
