@@ -26,7 +26,7 @@ from search.cli import captions, duplicates, export, index, models, roots, searc
 from search.cli.options import QueryCommand, command_group, print_version
 
 app = command_group(
-    "Caption, embed and search your photos by meaning (ClipCap + CLIP + SQLite + FAISS).",
+    "Caption your photos and search them by meaning, on your own machine.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -42,12 +42,12 @@ def main_options(
         ),
     ] = False,
 ) -> None:
-    """Caption, embed and search your photos by meaning (ClipCap + CLIP + SQLite + FAISS)."""
+    """Caption your photos and search them by meaning, on your own machine."""
 
 
 # One line each in `imgcap --help` (click would cut a longer first sentence with "...").
 # Typer lists mounted groups (roots, models) after all commands; Commands sorts by COMMAND_ORDER.
-app.command("index", short_help="Caption and embed every photo under PATHS, incrementally.")(
+app.command("index", short_help="Caption every photo under PATHS and make it searchable.")(
     index.index
 )
 app.command(

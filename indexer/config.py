@@ -90,6 +90,9 @@ def default_db_path() -> Path:
 class Settings:
     db_path: Path = field(default_factory=default_db_path)
     model: str = DEFAULT_MODEL  # registry name or a local model directory
+    # Whether --model or IMGCAP_MODEL named `model`; when neither did, `imgcap index` uses the
+    # model its database already holds (indexer/run/run_model.py), as a search does.
+    model_named: bool = False
     device: str = "auto"  # auto | cpu | cuda | mps
     # "auto" = bf16/fp16 autocast on CUDA, fp32 on CPU; "bf16" also allowed on CPUs that have it.
     precision: str = "auto"
@@ -155,7 +158,7 @@ class Settings:
         if os.environ.get("IMGCAP_DB"):
             env["db_path"] = Path(os.environ["IMGCAP_DB"]).expanduser()
         if os.environ.get("IMGCAP_MODEL"):
-            env["model"] = os.environ["IMGCAP_MODEL"]
+            env["model"], env["model_named"] = os.environ["IMGCAP_MODEL"], True
         if os.environ.get("IMGCAP_DEVICE"):
             env["device"] = os.environ["IMGCAP_DEVICE"]
         if _truthy(os.environ.get("IMGCAP_OFFLINE")) or _truthy(os.environ.get("HF_HUB_OFFLINE")):
@@ -173,6 +176,8 @@ class Settings:
         if os.environ.get("IMGCAP_FUSION_WEIGHTS", "").strip():
             env["fusion_weights"] = parse_fusion_weights(os.environ["IMGCAP_FUSION_WEIGHTS"])
         given = {k: v for k, v in overrides.items() if v is not None}
+        if "model" in given:
+            given.setdefault("model_named", True)
         if "db_path" in given:
             given["db_path"] = Path(given["db_path"]).expanduser()
         return replace(cls(**env), **given)

@@ -14,7 +14,7 @@ from typing import Any
 
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import model_sources, status_counts
-from indexer.store.roots import paths_by_root
+from indexer.store.roots import list_roots, paths_by_root
 from indexer.store.user_captions import captions_to_review, kept_caption_count
 
 REVIEW_SHOWN = 10  # paths of photos with a caption to review that status lists
@@ -32,6 +32,7 @@ def status(db_path: Path) -> dict[str, Any]:
         cache = cache_state(db_path, conn)
         sources = model_sources(conn)
         missing = missing_on_disk(paths_by_root(conn))
+        roots, loose = list_roots(conn)
         kept = kept_caption_count(conn)
         to_review, review_paths = captions_to_review(conn, REVIEW_SHOWN)
     finally:
@@ -55,6 +56,9 @@ def status(db_path: Path) -> dict[str, Any]:
         "index_bytes": cache_size,
         "files": counts["files"],
         "failures": counts["failures"],
+        # the folders indexed (id, path, photos, exists here now, db_relative), as `imgcap roots`
+        "roots": [root.to_dict() for root in roots],
+        "files_under_no_root": loose,
         # indexed photos whose file is not there now: root ("" = under no root) -> count
         "missing_on_disk": missing,
         "kept_captions": kept,  # captions you wrote for photos no longer in the library

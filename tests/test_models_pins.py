@@ -122,9 +122,10 @@ def test_every_pin_is_a_full_hash_or_checked():
     unverified = {(f.repo, f.revision) for f in registry.unverified_pins()}
     assert unverified == {
         ("akhaliq/CLIP-prefix-captioning-COCO-weights", "cecb9cd"),
-        ("akhaliq/CLIP-prefix-captioning-conceptual-weights", "7851f7b"),
         ("timm/resnet50x4_clip.openai", "main"),
     }
+    conceptual = registry.REGISTRY["clipcap-conceptual"].checkpoint
+    assert conceptual.revision == "7851f7b3a552313405818648fe807ada460478b0"  # the hub's full hash
 
 
 def test_expected_sizes_follow_from_the_architectures():
@@ -155,3 +156,7 @@ def test_readme_names_every_unverified_pin():
     assert section, "README needs a 'Model pins' section"
     for f in registry.unverified_pins():
         assert f.repo in section.group(1) and f"`{f.revision}`" in section.group(1), f
+    table = [line for line in section.group(1).splitlines() if line.startswith("| `")]
+    pinned = [e.checkpoint for e in registry.REGISTRY.values() if e.checkpoint is not None]
+    for f in (f for f in pinned if f.verified_pin):  # a full hash is not in the unverified table
+        assert not any(f"`{f.repo}`" in line for line in table), f

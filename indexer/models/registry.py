@@ -102,7 +102,8 @@ REGISTRY: dict[str, RegistryEntry] = {
             checkpoint=HubFile(
                 "akhaliq/CLIP-prefix-captioning-conceptual-weights",
                 "conceptual_weights.pt",
-                "7851f7b",  # unverified short hash
+                # full hash of the short pin 7851f7b, from the hub's commit page
+                "7851f7b3a552313405818648fe807ada460478b0",
                 size_range=_band(CLIPCAP_MLP_BYTES),
                 keys=CLIPCAP_MLP_KEYS,
             ),

@@ -129,11 +129,14 @@ def index(
         ),
     ] = False,
 ) -> None:
-    """Caption and embed every photo under PATHS into the database, incrementally.
+    """Caption every photo under PATHS and make it searchable, incrementally.
 
     Unchanged files are skipped without being opened; moved, renamed and duplicated files reuse
     their results; files gone from under PATHS leave the index. Bad files are reported (see
     `imgcap failures`) and never stop the run.
+
+    Model: --model, else $IMGCAP_MODEL, else the model this database already holds (from where
+    its last run loaded it), else clipcap-coco.
 
     Exit status: 0 when the run completed (even with bad files), 130 when interrupted (committed
     batches stay; run again to resume), 4 when another run holds the database.
@@ -141,6 +144,7 @@ def index(
     from indexer.models.loading import loading_steps
     from indexer.run.pipeline import index_paths
     from indexer.run.roots import db_here as db_in_folder
+    from indexer.run.run_model import model_for_run
 
     if db_here:
         db = db_in_folder(paths, db)
@@ -163,6 +167,12 @@ def index(
         video_gap=video_gap,
         video_max_frames=video_max_frames,
     )
+    chosen = model_for_run(settings)  # no --model: the model this database already holds
+    if chosen.model != settings.model:
+        output.echo(
+            f"model {chosen.model} (the one this database holds; --model picks another)", err=True
+        )
+    settings = chosen
     stopped = None  # a run stopped by a full disk (say) still reports the work it committed
     with IndexProgress(enabled=not dry_run) as show, loading_steps(show.loading):
         try:
@@ -215,7 +225,8 @@ def failures(
 
 
 def status(db: DbOpt = None, json_out: JsonDocOpt = False) -> None:
-    """Show the database: location and size, photos per model, failures, last run, vector index."""
+    """Show the database: location and size, the folders indexed, photos per model, failures,
+    last run, search index."""
     from search.status import status as read_status
 
     info = read_status(db_path(db))

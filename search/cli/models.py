@@ -20,7 +20,9 @@ def models_list(
     ctx: typer.Context,
     json_out: JsonOpt = False,
 ) -> None:
-    """List the captioning models and whether each is available locally."""
+    """List the captioning models and whether each is available locally.
+
+    Piped, one tab-separated line per model: name, default, local, mapping, CLIP, source."""
     if ctx.invoked_subcommand is not None:
         return
     from indexer.models.download import list_models

@@ -195,8 +195,9 @@ ResizeOpt = Annotated[
     typer.Option(
         "--resize",
         metavar="[fast|exact]",
-        help="How a photo becomes CLIP's input: fast (reduced decode, >= 40 dB PSNR from "
-        "exact) or exact (open_clip's transform of the full image, for reproducible scores).",
+        help="How a photo is shrunk for the model: fast (read at a reduced size; looks the same"
+        " as exact) or exact (the whole photo, resized as CLIP does; slower, scores that other"
+        " CLIP tools reproduce exactly).",
         show_default=False,
     ),
 ]
@@ -227,7 +228,8 @@ ModeOpt = Annotated[
     Literal["hybrid", "image", "caption", "keyword"],
     typer.Option(
         "--mode",
-        help="hybrid (image + caption + keyword, rank-fused), image, caption or keyword.",
+        help="hybrid: how the photo looks, its caption and your own words (tags, descriptions,"
+        " file and folder names) together; or image, caption or keyword alone.",
     ),
 ]
 
