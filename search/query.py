@@ -11,6 +11,14 @@ ignores the raw score scales, which differ wildly between signals. The fused sco
 divided by its maximum (first in every signal), so 1.0 = "best by every signal".
 benchmarks/bench_fusion.py measures it against score-sum fusions.
 
+A person's own words rank first (`own_words_first`, a step after the fusion): in a hybrid search
+with words, the candidates whose photo's own words (tags, description, a caption a person wrote,
+place, the folders below its root; never the generated caption) hold every query word come
+before all others, each part in fused order (`Hit.own_words_all`; benchmarks/bench_ranking.py).
+The photos whose tags, description, place or own caption match a query word are candidates on
+their own too: the keyword list cuts them, with generated captions, at the candidate depth.
+`--like` alone ranks by the image signal only: the visually nearest first.
+
 Filters restrict the candidates inside each signal (FAISS selector / exact subset search, SQL
 for keywords), and the candidate depth grows until `limit` hits survive the filters, the
 on-disk check and --min-score, or the signals run out.
@@ -23,10 +31,18 @@ they share a result (copies); then the one whose own tags matched comes first, t
 shortest path.
 `limit` counts groups. `SearchRequest.all_files` (`imgcap search --all`): every file its own
 hit, `similar` empty.
+
+Filters alone are a search too (`browse`): `imgcap search --in DIR`, `--tag Grandma`, or a
+query read as nothing but filters ("photos from Paris 2019"). The photos passing them come
+newest taken first, undated ones after (by path), grouped as above; no signal ranks them.
+
+Every hit says which query words it matched (`matched`) and, when some matched the photo's own
+words (tags, description, place, the folders below its root), where (`matched_in`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -42,14 +58,19 @@ from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
 from indexer.store import photo_tags, places, similar_groups
 from indexer.store.connection import connect_readonly
+from indexer.store.places import fold
 from indexer.store.queries import (
     FileFilter,
+    browse_rows,
     files_for_results,
     filtered_result_ids,
     keyword_matches,
     keyword_subset,
+    own_word_matches,
+    own_words,
     paths_with_hashes,
 )
+from indexer.store.roots import root_folders
 from search.fusion import fuse
 from search.photos import camera_name
 from search.query_encoder import (
@@ -79,6 +100,9 @@ class SearchRequest:
     today: date | None = None  # what relative dates count from (None: today, local time)
     min_candidates: int = MIN_CANDIDATES  # first candidate depth per signal
     all_files: bool = False  # every file its own hit (--all), not one hit per group of copies
+    # Hybrid: photos whose own words hold every query word first (`own_words_first`); off only
+    # to measure the fusion alone (benchmarks/bench_ranking.py)
+    own_words_first: bool = True
 
 
 @dataclass
@@ -105,7 +129,7 @@ class Hit:
     caption: str
     model: str
     signals: dict[str, Signal]
-    matched: list[str]  # query words that occur in the caption
+    matched: list[str]  # query words that occur in the caption or the photo's own words
     width: int | None = None
     height: int | None = None
     taken_at: str | None = None
@@ -115,6 +139,12 @@ class Hit:
     at_seconds: float | None = None  # a video: its best-matching keyframe's time (seconds)
     place: str | None = None  # "Paris, Île-de-France, France", named from the photo's GPS
     understood: dict[str, Any] | None = None  # what the query was read as (understand.py)
+    # Its own words (tags, description, a person's caption, place, folders) hold every query
+    # word, so it ranks above every photo whose own words don't (`own_words_first`)
+    own_words_all: bool = False
+    # Where `matched` words occur, when one occurs in the photo's own words: {"caption": [...],
+    # "tag": [...], "description": [...], "place": [...], "folder": [...]} (keys with words only)
+    matched_in: dict[str, list[str]] = field(default_factory=dict)
     # The group's other files, hidden behind this hit ("+N similar"); empty with --all
     similar: list[SimilarFile] = field(default_factory=list)
 
@@ -135,6 +165,10 @@ class Hit:
                 del d[key]  # only photos with a place, only queries read as more than words
         if not d["similar"]:
             del d["similar"]  # only photos with copies or look-alikes
+        if not d["own_words_all"]:
+            del d["own_words_all"]  # only photos ranked first by their own words
+        if not d["matched_in"]:
+            del d["matched_in"]  # only photos matched in their own words, not the caption alone
         return d
 
 
@@ -199,7 +233,13 @@ def _validate(req: SearchRequest) -> None:
         raise UsageError("--limit must be at least 1")
     text = (req.text or "").strip()
     if not text and req.like is None:
-        raise UsageError("empty query: give some words to search for, or --like PHOTO")
+        if not req.filters.active:
+            raise UsageError(
+                "empty query: give some words to search for, --like PHOTO, or a filter"
+                " (--in, --tag, --place, --camera, --after, --before)"
+            )
+        _validate_browse(req)
+        return
     if req.mode == "keyword":
         if req.like is not None:
             raise UsageError("--like needs an image or caption search, not --mode keyword")
@@ -232,12 +272,6 @@ def search_understood(
     """`search`, and what the query was read as (an understand.Understood; None when
     `req.understand` is off). Every hit carries it too (`Hit.understood`) when it found more
     than words."""
-    filter_only = [" ".join(req.filters.tags)] if req.filters.tags else []
-    if req.filters.place:
-        filter_only.append(" ".join(req.filters.place))
-    if not (req.text or "").strip() and req.like is None and filter_only:
-        # `imgcap search --tag grandma` / `--place Paris`: those photos, ranked by the words.
-        req = replace(req, text=" ".join(filter_only))
     _validate(req)
     encoder_loader = encoder_loader or load_encoder
     conn = connect_readonly(db_path)
@@ -252,8 +286,15 @@ def search_understood(
                 today=req.today,
                 skip=understand.skipped_kinds(req.filters),
             )
+            asked = req.text
             req = replace(req, text=got.text, filters=understand.apply(req.filters, got))
-        hits = _search(conn, Path(db_path), req, settings, encoder_loader)
+            if req.like is None and req.filters.active and not leftover_words(asked, got.words):
+                req = replace(req, text=None)  # "photos from Paris 2019": filters alone
+                _validate(req)
+        if not (req.text or "").strip() and req.like is None:
+            hits = browse(conn, req, settings)
+        else:
+            hits = _search(conn, Path(db_path), req, settings, encoder_loader)
         if got is not None and got.any:
             for hit in hits:
                 hit.understood = got.to_dict()
@@ -271,8 +312,11 @@ def _search(
 ) -> list[Hit]:
     model = resolve_model(conn, req.model, settings)
     words = query_words(req.text)
+    # --like alone: the visually nearest first. The caption signal (the photo's image vector
+    # against caption text vectors) pushed the nearest out of the top 3, so it is left out.
+    hybrid = ["image"] if req.like is not None else ["image", "caption"]
     signals = {
-        "hybrid": ["image", "caption", "keyword"] if words else ["image", "caption"],
+        "hybrid": ["image", "caption", "keyword"] if words else hybrid,
         "image": ["image"],
         "caption": ["caption"],
         "keyword": ["keyword"],
@@ -306,6 +350,9 @@ def _search(
     gate = "caption" if req.mode == "caption" else "image"
     kw = fts_query(words)
     neg_kw = fts_query(query_words(req.negative))
+    # A person's own words first (`own_words_first`): its candidates are searched on their own.
+    tiered = req.own_words_first and len(signals) > 1 and "keyword" in signals
+    own_kw = fts_query(sorted(_wanted(words))) if tiered else None
 
     # More than the collection holds means "all of them": cap the candidate depth at the index
     # size (+1, so a full list still reads as exhausted), or -n 9223372036854775807 overflows.
@@ -338,7 +385,13 @@ def _search(
             if not req.negative and gate in lists and len(lists[gate]) < depth:
                 exhausted = True
 
-        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q, settings)
+        own = None  # results whose own words match a query word: None when not tiered
+        if tiered:
+            own = own_word_matches(conn, model, own_kw, depth, req.filters) if own_kw else []
+        if own and req.min_score is not None:
+            cosines = indexes[gate].scores(q, np.array(own, dtype=np.int64))
+            own = [i for i in own if cosines.get(i, -1.0) >= req.min_score]
+        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q, settings, own)
         if len(hits) >= req.limit or exhausted:
             return hits[: req.limit]
         depth = min(depth * 4, max(cap, req.min_candidates))
@@ -353,7 +406,10 @@ def _fuse_and_expand(
     indexes: dict,
     q: np.ndarray | None,
     settings: Settings,
+    own: list[int] | None = None,
 ) -> list[Hit]:
+    """Fuse the signals' lists, order (own words first when `own`, the results whose photo's own
+    words match a query word, is given), and expand results into hits, one per group."""
     ranks = {s: {rid: r for r, (rid, _) in enumerate(lst, start=1)} for s, lst in lists.items()}
     raw = {s: dict(lst) for s, lst in lists.items()}
     if len(lists) == 1:
@@ -372,6 +428,11 @@ def _fuse_and_expand(
         order = sorted(fused, key=lambda rid: best_rank[rid])  # the list's order (--not included)
     else:
         order = sorted(fused, key=lambda rid: (-fused[rid], best_rank[rid], rid))
+    first: set[str] = set()  # paths whose own words hold every query word
+    if own is not None and "keyword" in counted and len(lists) > 1:
+        order, first = own_words_first(conn, order, own, words, req.filters)
+        for rid in order:
+            fused.setdefault(rid, 0.0)  # in no signal's list: only its own words found it
 
     # Cosines for every shown result in every vector signal, even where it was not a candidate.
     exact: dict[str, dict[int, float]] = {}
@@ -407,7 +468,12 @@ def _fuse_and_expand(
         # export or messenger copy sits deeper or carries a suffix), so it stands for the group.
         copies = sorted(
             by_result.get(rid, []),
-            key=lambda r: (r["path"] not in own_match, len(r["path"]), r["path"]),
+            key=lambda r: (
+                r["path"] not in first,
+                r["path"] not in own_match,
+                len(r["path"]),
+                r["path"],
+            ),
         )
         for row in copies:
             if not os.path.exists(row["path"]):
@@ -430,6 +496,7 @@ def _fuse_and_expand(
                 sig[s] = Signal(score=score, rank=ranks[s].get(rid))
             matched = matched_words(row["caption"], words)
             hits.append(hit_from_row(row, len(hits) + 1, float(fused[rid]), model, sig, matched))
+            hits[-1].own_words_all = row["path"] in first
             if len(hits) >= req.limit:
                 break
         if len(hits) >= req.limit:
@@ -437,6 +504,53 @@ def _fuse_and_expand(
     if not req.all_files:
         _with_similar(conn, hits, list(shown.values()), by_result, groups, req.filters)
     return _with_tags(conn, hits, words)
+
+
+# Words that name no subject: an own-words match needs every other query word ("photos of uncle
+# bob at the beach" is uncle, bob, beach). Not "show" or "shot": "dog show" is about a show.
+FUNCTION_WORDS = frozenset(
+    "a an the my our his her their of in on at to and or with from by for"
+    " photo photos picture pictures pic pics image images".split()
+)
+
+
+def _wanted(words: list[str]) -> set[str]:
+    """The query words an own-words match needs, folded as places compare ("ile" finds "Île")."""
+    return {t for w in words for t in fold(w).split()} - FUNCTION_WORDS
+
+
+def own_words_first(
+    conn: sqlite3.Connection, order: list[int], extra: list[int], words: list[str], flt: FileFilter
+) -> tuple[list[int], set[str]]:
+    """The fused `order` in two tiers: first the results with a photo whose own words (tags,
+    description, a person's caption, place, folders below its root) hold every query word,
+    then the rest, each tier in fused order; and the paths of those photos. `extra` results
+    (found by their own words, in no signal's list) join the first tier after the fused ones
+    when they hold every word, and are left out otherwise.
+
+    A tag is the most precise signal there is, but fused by rank it loses to photos with no
+    keyword match and good ranks in both vector signals (benchmarks/bench_ranking.py: #5 to #13
+    of the fusion alone, at 500 to 100,000 photos). A photo matching only
+    some words stays in the fused order, where its keyword match already counts: its words
+    confirm only part of the query, and the vectors judge the rest ("dog on the beach" must not
+    put every photo tagged "beach" above a dog on a beach). Words compare folded, as places do
+    ("ile" finds "Île")."""
+    wanted = _wanted(words)
+    known = set(order)
+    extra = [rid for rid in dict.fromkeys(extra) if rid not in known]
+    if not wanted or not (order or extra):
+        return order, set()
+    paths: set[str] = set()
+    ahead: set[int] = set()
+    for rid, path, text in own_words(conn, order + extra, flt):
+        if text.isascii() and not all(w in text.lower() for w in wanted):
+            continue  # most candidates: their words need no folding to rule them out
+        if wanted <= set(fold(text).split()):
+            paths.add(path)
+            ahead.add(rid)
+    tiered = sorted(order, key=lambda rid: rid not in ahead)  # stable: fused order kept
+    split = sum(rid in ahead for rid in order)
+    return tiered[:split] + [r for r in extra if r in ahead] + tiered[split:], paths
 
 
 def _with_similar(
@@ -475,10 +589,158 @@ def _with_similar(
 
 def _with_tags(conn: sqlite3.Connection, hits: list[Hit], words: list[str]) -> list[Hit]:
     """Mark each hit with its own tags that the query words occur in (the `tag` marker of
-    "why it matched")."""
+    "why it matched"), and with the query words its own words hold (`matched`, `matched_in`)."""
     if not words:
         return hits
-    tags = photo_tags.tags_for_paths(conn, [h.path for h in hits])
+    own = photo_tags.tags_and_descriptions(conn, [h.path for h in hits])
+    roots = root_folders(conn)
     for hit in hits:
-        hit.tags = [t for t in tags.get(hit.path, []) if matched_words(t, words)]
+        tags, description = own.get(hit.path, ([], ""))
+        hit.tags = [t for t in tags if matched_words(t, words)]
+        where = {
+            "caption": hit.matched,
+            "tag": matched_words(" ".join(tags), words),
+            "description": matched_words(description, words),
+            "place": _folded_matches(hit.place or "", words),
+            "folder": matched_words(" ".join(_folders_below_root(hit.path, roots)), words),
+        }
+        found = {k: v for k, v in where.items() if v}
+        if set(found) - {"caption"}:  # only then is there more to say than the caption
+            hit.matched_in = found
+            hit.matched = [w for w in words if any(w in v for v in found.values())]
     return hits
+
+
+def _folded_matches(text: str, words: list[str]) -> list[str]:
+    """Query words in `text`, accents optional (as --place compares: "ile" finds "Île")."""
+    folded = {fold(w) for w in _WORD.findall(text)}
+    return [w for w in words if fold(w) in folded]
+
+
+def _folders_below_root(path: str, roots: list[str]) -> list[str]:
+    """The names of the folders between the photo's root and the photo ("2019", "Paris trip"),
+    never the root's own path (every photo shares it; "home" would match them all)."""
+    parent = os.path.dirname(path)
+    below = [
+        parent[len(r.rstrip(os.sep)) :]
+        for r in roots
+        if parent == r.rstrip(os.sep) or parent.startswith(r.rstrip(os.sep) + os.sep)
+    ]
+    if not below:
+        return [os.path.basename(parent)]  # a database without roots: the photo's own folder
+    return [p for p in min(below, key=len).split(os.sep) if p]
+
+
+# ------------------------------------------------------------------------------------ browse
+# Words that ask for photos without saying which ("photos from Paris 2019" is Paris and 2019),
+# and the words that lead into a filter when the parser left them ("from 2019").
+FILLER_WORDS = frozenset(
+    "photo photos picture pictures pic pics image images shot shots show me my all the a an"
+    " some any in from during at near on of to taken".split()
+)
+_TOKEN = re.compile(r"\S+")
+
+
+def leftover_words(text: str | None, used: tuple[str, ...]) -> list[str]:
+    """The query words that were not read as filters (nor are mere filler such as "photos"):
+    none means the query is its filters alone and is browsed like `--place Paris`."""
+    left = _TOKEN.findall(text or "")
+    for token in used:
+        if token in left:
+            left.remove(token)
+    return [w for w in query_words(" ".join(left)) if w not in FILLER_WORDS]
+
+
+def _validate_browse(req: SearchRequest) -> None:
+    """A browse (filters, no words) has nothing to compare a score or a --not with."""
+    if req.min_score is not None:
+        raise UsageError("--min-score compares photos with a query: give some words too")
+    if (req.negative or "").strip():
+        raise UsageError("--not pushes down photos that match a query: give some words too")
+
+
+def browse(conn: sqlite3.Connection, req: SearchRequest, settings: Settings) -> list[Hit]:
+    """A search with filters and no words: the photos passing them, newest taken first, then
+    those without a date, by path. No signal ranks them: `signals` is empty and `score` 0.
+    Groups collapse as in a search (one hit per group of copies and look-alikes, its newest
+    member, the rest in `similar`), unless `req.all_files`; a video is one hit."""
+    model = resolve_model(conn, req.model, settings)
+    flt = req.filters
+    if (flt.tags and not photo_tags.exists(conn)) or (flt.place and not places.exists(conn)):
+        return []  # indexed before tags / places were read: no photo has any yet
+    grouped = not req.all_files and similar_groups.exists(conn)
+    groups: dict[str, str] = {}
+    shown: dict[str, dict[str, Any]] = {}  # group key -> the row shown for the group
+    position: dict[str, int] = {}  # group key -> its hit's index
+    videos: set[str] = set()
+    hits: list[Hit] = []
+    rows = browse_rows(conn, model, flt)
+    chunk = max(4 * req.limit, MIN_CANDIDATES)
+    while len(hits) < req.limit:
+        batch = list(itertools.islice(rows, min(chunk, 1 << 20)))
+        if not batch:
+            break
+        if grouped:
+            groups |= similar_groups.groups_for(conn, sorted({r["content_hash"] for r in batch}))
+        for row in batch:
+            if not os.path.exists(row["path"]):
+                continue  # deleted or moved since the last index run (as search)
+            if row.get("at_s") is not None:
+                if row["path"] in videos:
+                    continue
+                videos.add(row["path"])
+            key = groups.get(row["content_hash"], row["content_hash"])
+            hit = hit_from_row(row, len(hits) + 1, 0.0, model, {}, [])
+            hit.at_seconds = None  # no moment matched: the video as a whole
+            if not req.all_files:
+                if key in shown:
+                    first = shown[key]
+                    if (first["content_hash"], first["taken_at"]) == (
+                        row["content_hash"],
+                        row["taken_at"],
+                    ) and len(row["path"]) < len(first["path"]):
+                        # A copy taken alike: the shortest path stands for it, as in a search.
+                        shown[key] = row
+                        hit.rank = position[key] + 1
+                        hits[position[key]] = hit
+                    continue
+                shown[key] = row
+                position[key] = len(hits)
+            hits.append(hit)
+            if len(hits) >= req.limit:
+                break
+        chunk *= 4
+    if not req.all_files and hits:
+        by_result: dict[int, list[dict[str, Any]]] = {}
+        for r in files_for_results(conn, [r["result_id"] for r in shown.values()], flt):
+            by_result.setdefault(r["result_id"], []).append(r)
+        _with_similar(conn, hits, list(shown.values()), by_result, groups, flt)
+    if flt.tags:  # the `tag` marker: the photo's tags the filter named
+        wanted = {t.casefold() for t in flt.tags}
+        tags = photo_tags.tags_for_paths(conn, [h.path for h in hits])
+        for hit in hits:
+            hit.tags = [t for t in tags.get(hit.path, []) if t.casefold() in wanted]
+    return hits
+
+
+def filters_label(flt: FileFilter) -> str:
+    """What a filter asks, in words ("in /photos/2019, tag Grandma, place Paris"), for "No
+    photos matched" messages."""
+    parts = []
+    if flt.folder:
+        parts.append(f"in {flt.folder}")
+    if flt.folder_name:
+        parts.append(f"folder {flt.folder_name}")
+    if flt.tags:
+        parts.append("tag " + ", ".join(flt.tags))
+    if flt.place:
+        parts.append("place " + ", ".join(flt.place))
+    if flt.camera:
+        parts.append(f"camera {flt.camera}")
+    if flt.after:
+        parts.append(f"after {flt.after}")
+    if flt.before:
+        parts.append(f"before {flt.before}")
+    if flt.media:
+        parts.append(f"media {flt.media}")
+    return ", ".join(parts)

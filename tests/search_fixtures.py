@@ -71,6 +71,7 @@ class Photo:
     width: int = 640
     height: int = 480
     image_vec: np.ndarray | None = None  # explicit image vector (e.g. from FakeEncoder pixels)
+    caption_vec: np.ndarray | None = None  # explicit caption vector; default: the caption's
     same_as: str | None = None  # name of another photo with byte-identical content
 
 
@@ -110,7 +111,8 @@ def make_db(
             if vec is None:
                 noise = 0.05 * rng.standard_normal(DIM).astype(np.float32)
                 vec = 2.0 * embed_text(p.content or p.caption) + noise
-            results.append(ResultRecord(h, p.caption, vec, embed_text(p.caption) * 2.0))
+            cap = embed_text(p.caption) * 2.0 if p.caption_vec is None else p.caption_vec
+            results.append(ResultRecord(h, p.caption, vec, cap))
         hashes[p.name] = h
         st = path.stat()
         files.append(

@@ -167,3 +167,42 @@ def test_similar_in_the_table(tmp_path, monkeypatch, capsys):
     output.print_hits(hits, "hybrid", terminal=True)
     table = capsys.readouterr().out
     assert table.count("+1 similar") == 1 and "backup" not in table
+
+
+def _json_rows(r) -> list[dict]:
+    assert r.exit_code == 0, r.output
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_a_filter_alone_lists_its_photos_newest_first(env):
+    root = env / "photos"
+    r = invoke("search", "--in", str(root / "park"), "--paths")
+    assert r.exit_code == 0, r.output
+    assert [Path(p).name for p in r.stdout.split("\n") if p] == ["dog ball.png", "dog.png"]
+    # the whole library: dated photos newest first, undated after them by path
+    rows = _json_rows(invoke("search", "--in", str(root), "--json", "-n", "4"))
+    names = [Path(h["path"]).name for h in rows]
+    assert names == ["car.png", "dog ball.png", "dog.png", "café.png"]  # Zürich/ < party/
+    assert rows[0]["signals"] == {} and rows[0]["score"] == 0.0  # no signal ranks a browse
+    assert [h["rank"] for h in rows] == [1, 2, 3, 4]  # -n as usual
+    r = invoke("search", "--after", "2019-06", "--paths")
+    assert [Path(p).name for p in r.stdout.split("\n") if p] == ["car.png", "dog ball.png"]
+    r = invoke("search", "--camera", "canon", "--paths")
+    assert [Path(p).name for p in r.stdout.split("\n") if p] == ["dog.png"]
+
+
+def test_a_filter_that_matches_nothing_names_the_filters(env):
+    r = invoke("search", "--camera", "leica", "--after", "2019")
+    assert r.exit_code == 0, r.output
+    assert "No photos matched the filters: camera leica, after 2019." in r.stderr
+    r = invoke("search", "--camera", "leica", "--min-score", "0.2")
+    assert r.exit_code == 2 and "--min-score" in r.output and "Traceback" not in r.output
+
+
+def test_a_query_of_filters_only_is_a_browse(env):
+    # "Park" names a folder (typed as a name), 2019 a year: nothing left to rank by
+    rows = _json_rows(invoke("search", "photos from the Park 2019", "--json"))
+    assert [Path(h["path"]).name for h in rows] == ["dog ball.png", "dog.png"]
+    assert rows[0]["signals"] == {} and rows[0]["understood"]["folder"] == "park"
+    rows = _json_rows(invoke("search", "photos from 2020", "--json"))
+    assert [Path(h["path"]).name for h in rows] == ["car.png"]

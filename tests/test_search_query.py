@@ -311,3 +311,23 @@ def test_text_vector_is_normalised_before_fusion(db):
         float(q @ embed_text(hits[0].caption)), abs=1e-5
     )
     assert np.isclose(np.linalg.norm(q), 1.0)
+
+
+def test_filters_alone_browse_newest_first_with_groups_collapsed(db):
+    everything = FileFilter(folder=str(db.parent / "photos"))
+    cake, cafe = (content_hash(db.parent / "photos/party" / n) for n in ("cake.png", "cafe.png"))
+    with Store.open(db) as s:
+        similar_groups.replace_groups(s.db, {cake: cake, cafe: cake})
+    hits = run(db, filters=everything)
+    # dated newest first, then undated by path; a group is one hit, its newest member shown
+    assert names(hits) == ["car.png", "dogball.png", "dog.png", "cake.png", "cat.png", "bus.png"]
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5, 6]
+    assert hits[2].similar == [
+        SimilarFile(str(db.parent / "photos/copies/dog-copy.png"), "same file")
+    ]
+    assert hits[3].similar == [SimilarFile(str(db.parent / "photos/party/cafe.png"), "looks alike")]
+    assert all(h.signals == {} and h.score == 0.0 for h in hits)
+    assert len(run(db, filters=everything, all_files=True)) == 8
+    assert names(run(db, filters=everything, limit=2)) == ["car.png", "dogball.png"]
+    with pytest.raises(UsageError, match="empty query"):
+        run(db)  # no words, no filter

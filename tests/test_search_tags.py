@@ -156,3 +156,45 @@ def test_sidecars_are_not_counted_as_unsupported_files(tmp_path, tiny_model):
     )
     assert index_paths([root], settings, model=tiny_model).unsupported == {".txt": 1}
     assert index_paths([root], settings, dry_run=True).unsupported == {".txt": 1}
+
+
+def test_a_tag_alone_lists_the_tagged_photos_with_a_tag_marker(tagged):
+    root, db = tagged
+    (root / "trip/IMG_2.png.xmp").write_text(DARKTABLE_SIDECAR)  # the car, tagged alike
+    with Store.open(db) as store:
+        refresh_tags(store, [str(root)])
+    res = CliRunner().invoke(cli.app, ["search", "--tag", "GRANDMA", "--json"], obj=FAKE_CLIP)
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    # undated, so by path; the tag as the person spelled it
+    assert [r["path"] for r in rows] == [str(root / "trip/IMG_1.png"), str(root / "trip/IMG_2.png")]
+    assert [r["tags"] for r in rows] == [["Grandma"], ["Grandma"]]
+    assert rows[0]["signals"] == {}
+    res = CliRunner().invoke(cli.app, ["search", "--tag", "nobody"], obj=FAKE_CLIP)
+    assert res.exit_code == 0 and "No photos matched the filters: tag nobody." in res.stderr
+
+
+def test_a_match_on_the_description_alone_is_explained(tagged):
+    root, db = tagged
+    (root / "trip/IMG_2.png.xmp").write_text(sidecar_with_description("Uncle Bob washing it"))
+    with Store.open(db) as store:
+        refresh_tags(store, [str(root)])
+    res = CliRunner().invoke(
+        cli.app, ["search", "bob", "--mode", "keyword", "--json"], obj=FAKE_CLIP
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = [json.loads(line) for line in res.stdout.splitlines()]
+    assert row["path"] == str(root / "trip/IMG_2.png")
+    assert row["matched"] == ["bob"]
+    assert row["matched_in"] == {"description": ["bob"]}
+    # caption and own words together: each word where it was found
+    hit = _search(db, "red car bob", mode="keyword")[0]
+    assert hit.matched == ["red", "car", "bob"]
+    assert hit.matched_in == {"caption": ["red", "car"], "description": ["bob"]}
+    # a word in a folder below the root ("trip") is the photo's own word too
+    (hit,) = [h for h in _search(db, "car trip", mode="keyword") if h.path.endswith("IMG_2.png")]
+    assert hit.matched_in == {"caption": ["car"], "folder": ["trip"]}
+    # a caption match alone needs no `matched_in`
+    assert "matched_in" not in _search(db, "woman", mode="keyword")[0].to_dict()
+    res = CliRunner().invoke(cli.app, ["search", "bob", "--mode", "keyword"], obj=FAKE_CLIP)
+    assert "description bob" in res.output

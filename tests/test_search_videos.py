@@ -245,3 +245,10 @@ def test_a_videos_own_tags_find_it(db, tmp_path):
     assert hits[0].tags == ["Grandma"]
     tagged = _search(db, "", filters=FileFilter(tags=("grandma",)), limit=10)
     assert [h.path for h in tagged] == [str(video)]
+
+
+def test_filters_alone_list_a_video_once(db, tmp_path):
+    hits = _search(db, None, filters=FileFilter(folder=str(tmp_path / "lib")))
+    # dated first (the video), undated photos after by path; no moment: nothing was asked
+    assert [h.path.rsplit("/", 1)[1] for h in hits] == ["holiday.mp4", "beach.png", "cake.png"]
+    assert hits[0].at_seconds is None and hits[0].caption == "a dog running on a beach"

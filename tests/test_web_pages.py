@@ -306,3 +306,44 @@ def test_a_card_stands_for_its_copies_and_expands_to_them(tmp_path):
     assert 'name="all" value="1" checked' in every_page  # the next search keeps the choice
     alike = [{"why": "same file"}, {"why": "looks alike"}]
     assert similar_label(alike) == "+2 similar" and similar_label(alike[:1]) == "2 copies"
+
+
+def test_filters_alone_browse_newest_first_or_say_nothing_matched(tmp_path):
+    root, db = make_gallery(tmp_path)
+    c = client(db)
+    r = c.get("/", params={"in": str(root / "trips")})
+    assert r.status_code == 200
+    assert r.text.index("park bench") < r.text.index("on the beach")  # newest first
+    assert "newest first" in r.text and "No photos matched" not in r.text
+    hits = c.get("/api/search", params={"camera": "apple"}).json()["hits"]
+    assert [Path(h["path"]).name for h in hits] == ["cat_sofa.png"] and hits[0]["signals"] == {}
+    # this index has no places: a plain message naming the filter, not an empty page
+    r = c.get("/", params={"place": "Paris"})
+    assert r.status_code == 200
+    assert "No photos matched" in r.text and "Filters: place Paris" in r.text
+    assert c.get("/api/search").status_code == 400  # nothing asked at all
+
+
+def test_tags_and_descriptions_show_on_cards_and_the_photo_page(tmp_path):
+    from writeback_fixtures import DARKTABLE_SIDECAR, sidecar_with_description
+
+    from indexer.metadata.tags import refresh_tags
+    from indexer.store.database import Store
+
+    root, db = make_gallery(tmp_path)
+    (root / "trips/dog_beach.png.xmp").write_text(DARKTABLE_SIDECAR)  # Grandma, germany...
+    (root / "home/red_car.png.xmp").write_text(sidecar_with_description("Uncle Bob's car"))
+    with Store.open(db) as store:
+        refresh_tags(store, [str(root)])
+    c = client(db)
+    assert 'name="tag"' in c.get("/").text  # the filter panel has a Tag field
+    r = c.get("/", params={"tag": "grandma"})
+    assert '<span class="chip own">tag Grandma</span>' in r.text
+    assert "cat_sofa" not in r.text
+    r = c.get("/", params={"q": "bob", "mode": "keyword"})
+    assert '<span class="chip own">description: bob</span>' in r.text
+    ids = ids_by_name(c)
+    page = c.get(f"/photo/{ids['dog_beach.png']}").text
+    assert 'id="tags"' in page and ">Grandma</a>" in page and "/?tag=Grandma" in page
+    page = c.get(f"/photo/{ids['red_car.png']}").text
+    assert "Uncle Bob&#39;s car" in page

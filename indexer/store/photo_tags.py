@@ -169,3 +169,17 @@ def matching_paths(conn: sqlite3.Connection, fts_query: str, paths: Sequence[str
         " WHERE photo_tags_fts MATCH ? AND t.path IN ({marks})"
     )
     return {p for (p,) in rows_in(conn, sql, paths, before=[fts_query])}
+
+
+@translated
+def tags_and_descriptions(
+    conn: sqlite3.Connection, paths: Sequence[str]
+) -> dict[str, tuple[list[str], str]]:
+    """path -> (its tags, its description or ""), for paths with either."""
+    if not exists(conn):
+        return {}
+    sql = (
+        "SELECT path, tags, coalesce(description, '') FROM photo_tags"
+        " WHERE path IN ({marks}) AND (tags != '[]' OR coalesce(description, '') != '')"
+    )
+    return {p: (json.loads(t), d) for p, t, d in rows_in(conn, sql, paths)}

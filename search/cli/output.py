@@ -48,6 +48,12 @@ def why(hit) -> str:
         parts.append(f"{label} {score}" + (f" #{sig.rank}" if sig.rank else ""))
     if getattr(hit, "tags", None):  # the photo's own tags that matched
         parts.append("tag " + ", ".join(printable(t) for t in hit.tags))
+    if getattr(hit, "own_words_all", False):  # ranked first: its own words hold every word
+        parts.append("own words")
+    found = getattr(hit, "matched_in", None) or {}
+    for where in ("description", "folder"):  # the person's own words that matched
+        if found.get(where):
+            parts.append(f"{where} " + ", ".join(printable(w) for w in found[where]))
     if getattr(hit, "place", None):  # where it was taken (GPS), for piped output too
         parts.append("place " + printable(hit.place))
     if getattr(hit, "similar", None):  # copies and look-alikes hidden behind this hit
@@ -262,20 +268,41 @@ def train_summary(result) -> dict:
     }
 
 
-def print_models(rows: list[dict]) -> None:
+def print_models(rows: list[dict], terminal: bool | None = None) -> None:
+    """The registry's models. Piped: one tab-separated line per model (name, default, local,
+    mapping, CLIP, source), nothing boxed. On a terminal: a table, then each model's source on a
+    line of its own: names, hub repositories and Drive ids are copied, so none is ever cut or
+    folded, at any width."""
+    if terminal is None:
+        terminal = stdout_is_terminal()
+    yes_no = {True: "yes", False: "no"}
+    if not terminal:
+        for row in rows:
+            fields = [row["name"], yes_no[row["default"]], yes_no[row["local"]]]
+            print("\t".join([*fields, row["mapping"], row["clip"], row["source"]]))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "local", "mapping", "CLIP", "source")
-    for row in rows:
-        table.add_row(
-            row["name"] + (" (default)" if row["default"] else ""),
-            "yes" if row["local"] else "no",
-            row["mapping"],
-            row["clip"],
-            row["source"],
-        )
-    Console().print(table)
+    names = [row["name"] + (" (default)" if row["default"] else "") for row in rows]
+    # No box, two spaces between columns: the registry's rows fit 80 columns.
+    table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False, header_style="bold")
+    table.add_column("name", no_wrap=True, min_width=max(map(len, names), default=4))
+    table.add_column("local", no_wrap=True)
+    table.add_column("mapping", no_wrap=True)
+    table.add_column("CLIP", overflow="fold", min_width=12)  # read, not copied: may wrap
+    for name, row in zip(names, rows, strict=True):
+        table.add_row(name, yes_no[row["local"]], row["mapping"], row["clip"])
+    console = Console(soft_wrap=False)
+    console.print(table, crop=False)  # narrower than the table: the terminal wraps, nothing lost
+    width = max((len(row["name"]) for row in rows), default=0)
+    beside = all(4 + width + len(row["source"]) <= console.width for row in rows)
+    echo("source (`imgcap models download NAME` fetches one ahead of time):")
+    for row in rows:  # plain lines, never cut: each source is one unbroken string to copy
+        if beside:
+            echo(f"  {row['name']:<{width}}  {row['source']}")
+        else:
+            echo(f"  {row['name']}\n      {row['source']}")
 
 
 def print_status(info: dict) -> None:
@@ -286,6 +313,14 @@ def print_status(info: dict) -> None:
     console.print(f"database  {info['db']}  ({file_size(info['db_bytes'])})")
     console.print(f"vectors   {info['index_dir']}  ({file_size(info['index_bytes'])})")
     console.print(f"photos    {info['files']}    failures {info['failures']}")
+    for i, root in enumerate(info.get("roots", [])):
+        n = root["photos"]
+        here = "" if root["exists"] else ", not here"  # the "missing on disk" line says what to do
+        label = "roots     " if i == 0 else " " * 10
+        line = f"{label}{printable(root['path'])}  ({n} photo{'s' if n != 1 else ''}{here})"
+        console.print(line, markup=False, highlight=False)
+    if info.get("files_under_no_root"):
+        console.print(f"          {info['files_under_no_root']} photos under no root")
     review = info.get("captions_to_review", 0)
     if review:
         console.print(
@@ -312,6 +347,12 @@ def print_status(info: dict) -> None:
         state = idx["state"] + (f" ({idx['type']}, {idx['vectors']})" if idx.get("type") else "")
         table.add_row(name, str(m["photos"]), str(m["results"]), state)
     console.print(table)
+    if any(m["photos"] != m["results"] for m in info["models"].values()):
+        # "photos 373, results 360" reads as 13 photos left out: say what a result is
+        console.print(
+            "          results: one per distinct picture (copies share one; a video has one"
+            " per keyframe)"
+        )
     run = info["last_run"]
     if run:
         from search.status import duration, local_time

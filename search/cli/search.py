@@ -126,6 +126,14 @@ def search(
 
     Example: imgcap search dog on a park bench --after 2019 --before 2020 -n 20
 
+    Dates, places, folders and cameras are read from the words themselves: "kids in Paris last
+    summer" finds photos of kids taken in Paris last summer, "sunset in Holidays" looks in your
+    Holidays folder, "beach with iphone" only at photos from an iPhone. What was read is shown
+    first ("understood: ..."); --literal searches the words exactly as typed.
+
+    With no words, filters alone (--in, --tag, --place, --camera, --after, --before) list
+    their photos, newest first.
+
     Output: a table on a terminal, tab-separated lines when piped (rank, score, path, caption,
     why), --paths for paths alone, --json for one JSON object per line. A photo with copies or
     look-alikes is shown once, with "+N similar" (--json: "similar", their paths); --all
@@ -137,7 +145,7 @@ def search(
     # machine they tripled the cold search (3.2 s -> 1.1 s wall, bench_search.py cold). Must be
     # set before numpy loads; an explicit user setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from search.query import SearchRequest, search_understood
+    from search.query import SearchRequest, filters_label, search_understood
 
     if json_out and paths:
         raise UsageError("--json and --paths cannot be combined")
@@ -169,5 +177,7 @@ def search(
         output.print_paths([hit.path for hit in hits], null=null)
     else:
         output.print_hits(hits, mode, full_why=why)
-    if not hits:
+    if not hits and text is None and like is None and req.filters.active:
+        err(f"No photos matched the filters: {filters_label(req.filters)}.")
+    elif not hits:
         err("No photos matched.")

@@ -32,6 +32,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
+from indexer.store import photo_tags
 from indexer.store import photos as photo_rows
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, files_for_results, filtered_result_ids
@@ -203,11 +204,16 @@ class Library:
 
     # -------------------------------------------------------------------------------- photos
     def photo(self, file_id: int) -> dict[str, Any]:
-        """Everything the photo page shows; LookupError when no indexed file has this id."""
+        """Everything the photo page shows, with the person's own `tags` and `description`
+        (from sidecars / embedded metadata); LookupError when no indexed file has this id."""
         file_id = _row_id(file_id)
         conn = self._connect()
         try:
-            return photos.photo(conn, file_id, self.model, self.settings)
+            row = photos.photo(conn, file_id, self.model, self.settings)
+            tags, description = photo_tags.tags_and_descriptions(conn, [row["path"]]).get(
+                row["path"], ([], "")
+            )
+            return row | {"tags": tags, "description": description}
         finally:
             conn.close()
 

@@ -34,6 +34,7 @@ def environment():
     )
     env.filters["highlight"] = highlight
     env.filters["why"] = why_chips
+    env.filters["own_words"] = own_word_chips
     env.filters["shortdate"] = short_date
     env.filters["filesize"] = file_size
     env.filters["timecode"] = timecode  # a video hit's moment, 01:23
@@ -85,6 +86,18 @@ def why_chips(signals: dict[str, dict[str, Any]] | None) -> list[str]:
         score = "–" if s.get("score") is None else f"{s['score']:.{1 if name == 'keyword' else 2}f}"
         rank = "" if s.get("rank") is None else f" #{s['rank']}"
         chips.append(f"{SIGNAL_LABEL[name]} {score}{rank}")
+    return chips
+
+
+def own_word_chips(hit: dict[str, Any]) -> list[str]:
+    """["tag Grandma", "description: bob"]: the person's own words that put a photo here (its
+    tags the query or the tag filter named; query words found in its description or folders).
+    The caption's words are marked in the caption, the place is shown beside it."""
+    chips = [f"tag {t}" for t in hit.get("tags") or []]
+    found = hit.get("matched_in") or {}
+    for key, label in (("description", "description"), ("folder", "folder")):
+        if found.get(key):
+            chips.append(f"{label}: {', '.join(found[key])}")
     return chips
 
 

@@ -41,7 +41,7 @@ from indexer.store.queries import FileFilter
 from search import filters
 from search.dates import date_range_warning
 from search.display import shown_strings
-from search.query import MODES, SearchRequest
+from search.query import MODES, SearchRequest, filters_label
 from search.web import pages
 from search.web.library import Library
 from search.web.thumbnails import PLACEHOLDER_SVG, PREVIEW_SIZE, THUMB_SIZE
@@ -137,7 +137,8 @@ def _text(params, name: str) -> str | None:
 
 
 def search_request(params) -> SearchRequest | None:
-    """The CLI's search options from query parameters (None when nothing was asked)."""
+    """The CLI's search options from query parameters (None when nothing was asked). Filters
+    without words are a search too, as on the command line: their photos, newest first."""
     text = _text(params, "q")
     mode = params.get("mode") or "hybrid"
     if mode not in MODES:
@@ -147,13 +148,14 @@ def search_request(params) -> SearchRequest | None:
         min_score = None if min_score is None else float(min_score)
     except ValueError:
         raise UsageError("min score must be a number such as 0.25") from None
-    if text is None:
+    flt = query_filter(params)
+    if text is None and not flt.active:
         return None
     return SearchRequest(
         text=text,
         negative=_text(params, "not"),
         mode=mode,
-        filters=query_filter(params),
+        filters=flt,
         min_score=min_score,
         understand=params.get("literal") != "1",  # as the CLI: dates, places... read from q
         all_files=params.get("all") == "1",  # as --all: copies and look-alikes each a photo
@@ -161,7 +163,8 @@ def search_request(params) -> SearchRequest | None:
 
 
 def query_filter(params) -> FileFilter:
-    """The filters of a gallery URL: in, after, before, camera, place (as the CLI's options)."""
+    """The filters of a gallery URL: in, after, before, camera, tag, place (as the CLI's
+    options; `tag` may repeat, and one value may list several: "Grandma, 2019 trip")."""
     folder = _text(params, "in")
     if folder is not None:
         # A server has no working folder of the person's to resolve a relative one against.
@@ -173,6 +176,7 @@ def query_filter(params) -> FileFilter:
         _text(params, "after"),
         _text(params, "before"),
         _text(params, "camera"),
+        tags=[t for value in params.getlist("tag") for t in value.split(",")],
         place=params.get("place"),
         prefix="",
     )
@@ -209,6 +213,8 @@ def search_page(request: Request) -> Response:
                 lib.check()  # the landing page says when there is nothing to search yet
             if req is not None:
                 ctx["warning"] = date_range_warning(req.filters.after, req.filters.before)
+                ctx["filters_label"] = filters_label(req.filters)
+                ctx["browsing"] = req.text is None
         ctx["page"] = page
         ctx["hits"] = page.hits if page else []
         if page and page.understood:
@@ -323,7 +329,10 @@ def api_search(request: Request) -> Response:
     else:
         req = search_request(p)
         if req is None:
-            raise UsageError("empty query: pass q=WORDS (or like=PHOTO_ID)")
+            raise UsageError(
+                "empty query: pass q=WORDS, like=PHOTO_ID, or a filter"
+                " (in, tag, place, camera, after, before)"
+            )
         page = lib.search(req, page_no, per_page)
     return ApiJson(
         {"page": page.page, "per_page": per_page, "has_more": page.has_more, "hits": page.hits}
