@@ -70,7 +70,7 @@ from indexer.store.queries import (
     own_words,
     paths_with_hashes,
 )
-from indexer.store.roots import root_folders
+from indexer.store.roots import root_folders, under
 from search.fusion import fuse
 from search.photos import camera_name
 from search.query_encoder import (
@@ -621,11 +621,7 @@ def _folders_below_root(path: str, roots: list[str]) -> list[str]:
     """The names of the folders between the photo's root and the photo ("2019", "Paris trip"),
     never the root's own path (every photo shares it; "home" would match them all)."""
     parent = os.path.dirname(path)
-    below = [
-        parent[len(r.rstrip(os.sep)) :]
-        for r in roots
-        if parent == r.rstrip(os.sep) or parent.startswith(r.rstrip(os.sep) + os.sep)
-    ]
+    below = [parent[len(r.rstrip(os.sep)) :] for r in roots if under(parent, r)]
     if not below:
         return [os.path.basename(parent)]  # a database without roots: the photo's own folder
     return [p for p in min(below, key=len).split(os.sep) if p]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from indexer.store.roots import under
+
 
 def unwritable(file: Path | None, folder: Path) -> str | None:
     """Why a file or its folder can't be written, checked before doing any work. Replacing by
@@ -34,6 +36,5 @@ def link_outside(link: Path, library: str | os.PathLike) -> Path | None:
     resolved, is not inside `library`; None for a plain file or a link that stays inside."""
     if not os.path.islink(link):
         return None
-    target = Path(os.path.realpath(link))
-    inside = Path(os.path.realpath(library))
-    return None if target == inside or inside in target.parents else target
+    target = os.path.realpath(link)
+    return None if under(target, os.path.realpath(library)) else Path(target)
