@@ -6,7 +6,7 @@ Nothing heavy is imported at module level, so `imgcap --help` never imports torc
 error is an `ImgcapError`; the group class (`search.cli.options.Commands`) turns it into one red
 line and its exit code, never a traceback.
 
-Exit codes (documented in README):
+Exit codes (documented in docs/reference.md):
   0  success (for index: the run completed, even if some files were reported as failed)
   1  some inputs failed (e.g. `caption` could not read one of the images) / generic error
   2  usage error (bad options)

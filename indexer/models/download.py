@@ -88,12 +88,12 @@ def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: boo
         f"{what}\nFix: on a machine with internet run `imgcap models download {entry.name}` "
         "(files go to the Hugging Face cache, ~/.cache/huggingface/hub by default; copy that "
         "folder over or point HF_HOME / IMGCAP_CACHE_DIR at it), or pass --model DIR with a local "
-        "model directory (layout in README, 'Models offline').",
+        "model directory (layout in docs/models-offline.md).",
         download_fix=f"{what}\nFix: run `imgcap models download {entry.name}` on a machine "
         "that reaches the hub (or set HF_ENDPOINT to a mirror this one reaches), then copy its "
         "Hugging Face cache (~/.cache/huggingface/hub) to this machine or point HF_HOME / "
         "IMGCAP_CACHE_DIR at the copy; or use --model DIR with a local model directory "
-        "(README, 'Models offline').",
+        "(docs/models-offline.md).",
     )
 
 

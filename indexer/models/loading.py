@@ -103,7 +103,7 @@ def resolve_model_dir(name_or_dir: str, settings: Settings, download: bool = Tru
         raise UsageError(f"{path}: no such folder (a model is a registry name or a model folder)")
     if path.exists():
         raise ModelFormatError(
-            f"{path}: not a model directory (no {SPEC_FILE}); see README 'Models offline' "
+            f"{path}: not a model directory (no {SPEC_FILE}); see docs/models-offline.md "
             "for the layout, or `imgcap models tiny DIR` for an example"
         )
     raise UsageError(

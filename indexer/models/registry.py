@@ -6,7 +6,7 @@ travel with the weights (mapper type, prefix sizes, QuickGELU) travel here with 
 Pins: huggingface_hub wants full 40-character commit hashes. Where one is recorded the file is
 fixed by it; the others (short hashes, a branch) could not be resolved from the machines that
 wrote this (no hub access), so a download through them is checked by size and by its key set
-instead (`HubFile.size_range`, `HubFile.keys`; see README, "Model pins").
+instead (`HubFile.size_range`, `HubFile.keys`; see docs/models-offline.md, "Model pins").
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ REGISTRY: dict[str, RegistryEntry] = {
 
 
 def unverified_pins() -> list[HubFile]:
-    """Hub files pinned by something other than a full commit hash (README, "Model pins")."""
+    """Hub files pinned by something other than a full commit hash (docs/models-offline.md,
+    "Model pins")."""
     seen: dict[tuple[str, str], HubFile] = {}
     for e in REGISTRY.values():
         for f in (e.checkpoint, *e.clip_files, *e.tokenizer_files):

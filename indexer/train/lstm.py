@@ -12,7 +12,7 @@ Same data, feature cache, schedule, checkpoints and resume as ClipCap; the diffe
 
 Training settings: the recipe's AdamW and warm-up/decay schedule; the LSTM has no pretrained
 part, so a useful --lr is much larger than ClipCap's fine-tuning 2e-5 (the paper used 4e-4 with
-Adam/RMSProp; see README "Fine-tune on your photos").
+Adam/RMSProp; see docs/training.md).
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ BatchOpt = Annotated[
     ),
 ]
 # --json prints JSON lines (one object per line) where a command lists things, and one JSON
-# document where it reports on one thing (README: "--json").
+# document where it reports on one thing (docs/reference.md: "--json").
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="JSON lines: one JSON object per line (for scripts).")
 ]
