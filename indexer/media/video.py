@@ -299,6 +299,17 @@ def poster(path: str | os.PathLike[str], min_side: int, max_pixels: int = 120_00
         return _model_image(first, min_side, _rotation(first))
 
 
+def stream_codecs(path: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """(video codec, audio codec or None) of the file's first streams, as FFmpeg names them
+    ("h264", "hevc", "vp9", "aac", ...), from its header alone. Raises BadImageError like
+    `poster`."""
+    path = os.fspath(path)
+    with _open(path) as container:
+        stream = _video_stream(path, container, max_pixels=2**62)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return stream.codec_context.name, getattr(audio and audio.codec_context, "name", None)
+
+
 def _frames(container, stream) -> Iterator[tuple[float, Any]]:
     """(seconds from the stream's start, frame) for every decoded frame. Frames without a
     timestamp (some AVIs) are placed by their number and the frame rate."""

@@ -36,13 +36,13 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from indexer.config import Settings
-from indexer.errors import ImgcapError, StoreError, UsageError
+from indexer.errors import BadImageError, ImgcapError, StoreError, UsageError
 from indexer.store.queries import FileFilter
 from search import filters
 from search.dates import date_range_warning
 from search.display import shown_strings
 from search.query import MODES, SearchRequest, filters_label
-from search.web import pages
+from search.web import originals, pages
 from search.web.library import Library
 from search.web.thumbnails import PLACEHOLDER_SVG, PREVIEW_SIZE, THUMB_SIZE
 
@@ -249,7 +249,31 @@ def photo_page(request: Request) -> Response:
         similar = lib.similar(file_id, 1, SIMILAR_ON_PAGE).hits
     except ImgcapError as e:  # no vectors for this model: the page still shows the photo
         error = str(e)
-    return HTMLResponse(pages.render("photo.html", photo=photo, similar=similar, error=error))
+    video = _video(lib, photo, request.query_params.get("t"))
+    return HTMLResponse(
+        pages.render("photo.html", photo=photo, similar=similar, error=error, video=video)
+    )
+
+
+def _video(lib: Library, photo: dict[str, Any], t: str | None) -> dict[str, Any] | None:
+    """What the photo page needs to show a video (None for a photo): where to start (`t`, the
+    moment a search matched, in seconds), which keyframe that is, and whether the browser can
+    play it (else the page shows the still and says why)."""
+    frames = photo.get("frames")
+    if not frames:
+        return None
+    try:
+        start = max(0.0, float(t)) if t else 0.0
+    except ValueError:
+        start = 0.0
+    if start != start or start == float("inf"):  # nan, inf: no moment
+        start = 0.0
+    try:
+        playback = originals.playback(lib.file(photo["id"])["real_path"])
+    except LookupError:
+        playback = originals.Playback(False, "the file is not served")
+    matched = max((f["at_seconds"] for f in frames if f["at_seconds"] <= start), default=None)
+    return {"start": round(start, 3), "matched": matched, "playback": playback}
 
 
 def status_page(request: Request) -> Response:
@@ -301,10 +325,17 @@ def original(request: Request) -> Response:
         message = "The file is missing: not on disk now (deleted, moved, or its drive unmounted)."
         return _error(request, 404, message)
     # Sandboxed: an image format with scripts (SVG is never indexed, but be sure) cannot run.
-    return FileResponse(
-        f["real_path"],
-        headers={"Content-Security-Policy": "sandbox", "Cache-Control": "private, no-cache"},
-    )
+    headers = {"Content-Security-Policy": "sandbox", "Cache-Control": "private, no-cache"}
+    # By the indexed name (what the row says it is), never a type guessed from the bytes.
+    kind = originals.media_type(f["path"])
+    if kind is not None:  # shown as it is; a video seeks through Range requests
+        return FileResponse(f["real_path"], media_type=kind, headers=headers)
+    try:
+        data = request.app.state.converter.jpeg(f["real_path"])
+    except BadImageError as e:
+        log.warning("cannot convert file %s for the browser: %s", f["id"], e)
+        return _error(request, 422, f"This file cannot be shown in a browser: {e.reason}.")
+    return Response(data, media_type="image/jpeg", headers=headers)
 
 
 def static_file(request: Request) -> Response:
@@ -408,6 +439,7 @@ def create_app(
     }
     app = Starlette(routes=ROUTES, exception_handlers=handlers)
     app.state.library = Library(settings, model=model, encoder_loader=encoder_loader)
+    app.state.converter = originals.Converter(settings.max_pixels_for(1))
     app.state.static = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in STATIC_TYPES}
     app.add_middleware(_Guard, bound=host)
     return app
