@@ -5,11 +5,13 @@ works from its keyframes."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from search_fixtures import MODEL
 from serve_fixtures import client, ids_by_name
 from video_gallery import KEYFRAMES, make_video_gallery
@@ -123,3 +125,28 @@ def test_more_like_this_for_a_video_uses_its_keyframes(gallery):
     assert scores == pytest.approx(expected, abs=1e-3)
     page = c.get(f"/photo/{vid}").text
     assert "No other photos yet" not in page and page.count('class="card"') == 6
+
+
+def test_a_moments_still_is_that_keyframe(gallery):
+    root, _, c, ids = gallery
+    from video_factory import scene
+
+    def frame(url):
+        r = c.get(url)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", url
+        return np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"), dtype=float)
+
+    vid = ids["beach.mp4"]
+    for at_ms, k in ((0, 0), (2000, 1), (4000, 2)):  # the scenes cut at 2 s and 4 s
+        got = frame(f"/preview/{vid}?at={at_ms}")
+        assert got.shape == (96, 160, 3)
+        diffs = [np.abs(got - scene(j, 160, 96)).mean() for j in range(3)]
+        assert int(np.argmin(diffs)) == k, (at_ms, diffs)
+    for bad, status in (("1234", 404), ("-1", 404), ("x", 400), (str(2**70), 404)):
+        assert c.get(f"/preview/{vid}?at={bad}").status_code == status, bad
+    # An unplayable video's page shows the matched moment's still; its moments link there.
+    page = c.get(f"/photo/{ids['old.mp4']}", params={"t": "2.0"}).text
+    assert re.search(rf'<img id="preview" src="/preview/{ids["old.mp4"]}\?v=\w+&amp;at=2000"', page)
+    assert f'href="/photo/{ids["old.mp4"]}?t=2.0"' in page
+    page = c.get(f"/photo/{vid}", params={"t": "4.5"}).text  # the poster of the player
+    assert re.search(rf'poster="/preview/{vid}\?v=\w+&amp;at=4000"', page)

@@ -32,7 +32,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import photo_tags
+from indexer.store import frames, photo_tags
 from indexer.store import photos as photo_rows
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, files_for_results, filtered_result_ids
@@ -276,6 +276,15 @@ class Library:
             log.warning("not serving file %s (%r): %s", file_id, row["path"], why)
             raise LookupError(file_id)
         return row | {"real_path": os.path.realpath(row["path"])}
+
+    def is_keyframe(self, content_hash: str, at_ms: int) -> bool:
+        """Whether the video with this content has a stored keyframe at `at_ms` (the only
+        moments the gallery makes stills of: a client cannot make it decode any other)."""
+        conn = self._connect()
+        try:
+            return at_ms in frames.keyframe_times(conn, content_hash)
+        finally:
+            conn.close()
 
     def set_caption(self, file_id: int, text: str | None) -> dict[str, Any]:
         """Store the user's caption for this photo (None or blank: back to the generated one)

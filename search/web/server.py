@@ -3,8 +3,10 @@
 Pages (Jinja2, autoescaped) and a JSON API under /api with the CLI's `--json` fields. Security,
 because this serves a person's photo library:
 - files only by database id (`/thumb/<id>`, `/preview/<id>`, `/original/<id>`), never by a path
-  from the URL, and only files inside the database's roots (Library.file checks the row);
-  static files from a fixed list; anything else is a 404 (no listings);
+  from the URL, and only files inside the database's roots (Library.file checks the row); a
+  video's still only at one of its stored keyframes (`/preview/<id>?at=MS`), so a client cannot
+  make the server decode (and cache) any other moment; static files from a fixed list; anything
+  else is a 404 (no listings);
 - the Host header must name this machine (localhost, an IP literal, the bound host, or this
   machine's name when bound to every interface): a DNS-rebinding page has some other name;
 - the one state-changing request (caption edit) is a JSON POST whose Origin, when sent, is this
@@ -273,7 +275,10 @@ def _video(lib: Library, photo: dict[str, Any], t: str | None) -> dict[str, Any]
     except LookupError:
         playback = originals.Playback(False, "the file is not served")
     matched = max((f["at_seconds"] for f in frames if f["at_seconds"] <= start), default=None)
-    return {"start": round(start, 3), "matched": matched, "playback": playback}
+    still = pages.thumb_url(photo, "preview")  # that moment's still (else the poster)
+    if matched is not None:
+        still += f"&at={round(matched * 1000)}"
+    return {"start": round(start, 3), "matched": matched, "playback": playback, "still": still}
 
 
 def status_page(request: Request) -> Response:
@@ -300,7 +305,13 @@ def _image(request: Request, size: int) -> Response:
     except LookupError:
         raise HTTPException(404) from None
     source = f["real_path"]
-    t = lib.thumbnails.get(f["content_hash"], source, size, expect=(f["size"], f["mtime_ns"]))
+    at_ms = None  # ?at=MS: a video's still at that keyframe
+    if request.query_params.get("at") is not None:
+        at_ms = _int(request.query_params.get("at"), "at", 0)
+        if not lib.is_keyframe(f["content_hash"], at_ms):
+            raise HTTPException(404)
+    expect = (f["size"], f["mtime_ns"])
+    t = lib.thumbnails.get(f["content_hash"], source, size, expect=expect, at_ms=at_ms)
     versioned = request.query_params.get("v") == f["content_hash"][:12]
     cache = "private, max-age=31536000, immutable" if versioned else "private, max-age=300"
     if t.path is not None:
