@@ -150,3 +150,21 @@ def test_a_moments_still_is_that_keyframe(gallery):
     assert f'href="/photo/{ids["old.mp4"]}?t=2.0"' in page
     page = c.get(f"/photo/{vid}", params={"t": "4.5"}).text  # the poster of the player
     assert re.search(rf'poster="/preview/{vid}\?v=\w+&amp;at=4000"', page)
+
+
+def test_editing_a_video_captions_the_whole_video(gallery):
+    _, _, c, ids = gallery
+    vid = ids["old.mp4"]
+    r = c.post(f"/api/photo/{vid}/caption", json={"caption": "Grandma's zebra party"})
+    assert r.status_code == 200, r.text
+    try:
+        body = c.get(f"/api/photo/{vid}").json()
+        assert (body["caption"], body["caption_source"]) == ("Grandma's zebra party", "user")
+        # Each moment keeps the model's words for it: the list still says what is where.
+        assert body["frames"] == [{"at_seconds": at, "caption": cap} for at, cap in KEYFRAMES[:2]]
+        page = c.get(f"/photo/{vid}").text
+        assert "Your caption" in page and "00:02</time> a birthday cake with candles" in page
+        hits = c.get("/api/search", params={"q": "zebra party", "mode": "caption"}).json()
+        assert hits["hits"][0]["id"] == vid
+    finally:
+        assert c.post(f"/api/photo/{vid}/caption", json={"caption": None}).status_code == 200
