@@ -107,13 +107,13 @@ def test_concurrent_generation_is_capped(tmp_path):
     lock = threading.Lock()
     real = cache._render
 
-    def slow_render(source, size):
+    def slow_render(source, size, at_ms=None):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
         time.sleep(0.05)
         try:
-            return real(source, size)
+            return real(source, size, at_ms)
         finally:
             with lock:
                 active[0] -= 1
@@ -172,8 +172,12 @@ def test_an_index_run_prunes_thumbnails_of_content_no_longer_indexed(
     killed.write_bytes(b"")
     os.utime(killed, (1, 1))
     (cache.dir / "notes.txt").write_text("not a thumbnail: left alone")
+    for h in hashes.values():  # named as a video's still at 2 s is (the same rule applies)
+        cache.file_for(h, 1600, at_ms=2000).write_bytes(b"jpeg")
     (root / "gone.png").unlink()
     index_paths([root], settings, model=tiny_model)
     left = sorted(p.name for p in cache.dir.rglob("*") if p.is_file())
     kept = hashes["kept.jpg"]
-    assert left == sorted([f"{kept}-320.jpg", f"{kept}-1600.jpg", "notes.txt"])
+    assert left == sorted(
+        [f"{kept}-320.jpg", f"{kept}-1600.jpg", f"{kept}@2000-1600.jpg", "notes.txt"]
+    )

@@ -299,6 +299,49 @@ def poster(path: str | os.PathLike[str], min_side: int, max_pixels: int = 120_00
         return _model_image(first, min_side, _rotation(first))
 
 
+def still_at(
+    path: str | os.PathLike[str], seconds: float, min_side: int, max_pixels: int = 120_000_000
+):
+    """The frame at `seconds` (as `select_keyframes` times them: from the stream's start), or
+    the last one before the end, upright, short side `min_side`: the gallery's still of one
+    keyframe. Seeks to the codec keyframe before it and decodes from there, never the whole
+    video. Raises BadImageError like `poster`."""
+    path = os.fspath(path)
+    av = _av(path)
+    with _open(path) as container:
+        stream = _video_stream(path, container, max_pixels)
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        if tb and seconds > 0:
+            start = stream.start_time * tb if stream.start_time is not None else 0.0
+            try:
+                container.seek(int((start + seconds) / tb), stream=stream, backward=True)
+            except av.FFmpegError:
+                pass  # unseekable: decode from the start
+        last = None
+        try:
+            for at, frame in _frames(container, stream):
+                last = frame
+                if at >= seconds - 1e-3:
+                    break
+        except av.FFmpegError as e:
+            if last is None:
+                raise BadImageError(path, f"video decode error ({_ffmpeg_reason(e)})") from None
+        if last is None:
+            raise BadImageError(path, "no video frames could be decoded")
+        return _model_image(last, min_side, _rotation(last))
+
+
+def stream_codecs(path: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """(video codec, audio codec or None) of the file's first streams, as FFmpeg names them
+    ("h264", "hevc", "vp9", "aac", ...), from its header alone. Raises BadImageError like
+    `poster`."""
+    path = os.fspath(path)
+    with _open(path) as container:
+        stream = _video_stream(path, container, max_pixels=2**62)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return stream.codec_context.name, getattr(audio and audio.codec_context, "name", None)
+
+
 def _frames(container, stream) -> Iterator[tuple[float, Any]]:
     """(seconds from the stream's start, frame) for every decoded frame. Frames without a
     timestamp (some AVIs) are placed by their number and the frame rate."""

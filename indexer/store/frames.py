@@ -117,6 +117,14 @@ def is_video(conn: sqlite3.Connection, content_hash: str) -> bool:
     return row is not None
 
 
+def keyframe_times(conn: sqlite3.Connection, video_hash: str) -> set[int]:
+    """The stored keyframe times (ms) of the video with this content, any model."""
+    if not exists(conn):
+        return set()
+    rows = conn.execute("SELECT at_ms FROM video_frames WHERE video_hash = ?", [video_hash])
+    return {int(at) for (at,) in rows}
+
+
 def models_of_videos(conn: sqlite3.Connection, hashes: Iterable[str]) -> set[str]:
     """Models with results for keyframes of these videos (whose searchable files changed)."""
     sql = (

@@ -61,6 +61,26 @@ def photo(conn: sqlite3.Connection, file_id: int, model: str) -> dict[str, Any] 
 
 
 @translated
+def keyframes(conn: sqlite3.Connection, content_hash: str, model: str) -> list[dict[str, Any]]:
+    """The keyframes of the video with this content that have `model`'s result, in time order:
+    at_ms, result_id, caption (what search shows: the person's when they captioned the video)
+    and generated_caption (the model's own for that moment). Empty for a photo."""
+    if not frames.exists(conn):
+        return []
+    generated = "r.generated_caption" if user_caption_columns(conn) else "NULL"
+    rows = conn.execute(
+        f"SELECT vf.at_ms, r.id, r.caption, {generated} FROM video_frames vf JOIN results r"
+        " ON r.content_hash = vf.frame_key WHERE vf.video_hash = ? AND r.model = ?"
+        " ORDER BY vf.at_ms",
+        [content_hash, model],
+    )
+    return [
+        {"at_ms": at, "result_id": rid, "caption": cap, "generated_caption": gen or cap}
+        for at, rid, cap, gen in rows
+    ]
+
+
+@translated
 def file_ids(conn: sqlite3.Connection, paths: Sequence[str]) -> dict[str, tuple[int, str]]:
     """path -> (file id, content hash) for the given indexed paths (missing ones are left out)."""
     sql = "SELECT path, id, content_hash FROM files WHERE path IN ({marks})"

@@ -2,6 +2,7 @@
 of those whose content no indexed file has any more.
 
     photos.db.thumbs/<hash[:2]>/<content hash>-<size>.jpg
+    photos.db.thumbs/<hash[:2]>/<content hash>@<ms>-<size>.jpg   (a video's still at a keyframe)
 
 The gallery (search/web/thumbnails.py) makes them on request; an index run prunes at its end
 (indexer/run/pipeline.py), so the cache holds thumbnails of what is indexed and nothing more.
@@ -19,7 +20,7 @@ from pathlib import Path
 from indexer.store.database import Store
 
 SUFFIX = ".thumbs"
-THUMB_NAME = re.compile(r"([0-9a-f]{32})-[0-9]+\.jpg")  # what `thumbnail_file` names
+THUMB_NAME = re.compile(r"([0-9a-f]{32})(?:@[0-9]+)?-[0-9]+\.jpg")  # what `thumbnail_file` names
 STALE_TEMP_S = 3600  # a temp file this old is from a write that was killed (they take ms)
 
 
@@ -27,9 +28,11 @@ def cache_dir(db_path: Path) -> Path:
     return Path(str(db_path) + SUFFIX)
 
 
-def thumbnail_file(folder: Path, content_hash: str, size: int) -> Path:
-    """The thumbnail of content `content_hash` at `size` px in the cache `folder`."""
-    return folder / content_hash[:2] / f"{content_hash}-{size}.jpg"
+def thumbnail_file(folder: Path, content_hash: str, size: int, at_ms: int | None = None) -> Path:
+    """The thumbnail of content `content_hash` at `size` px in the cache `folder` (of a video,
+    its frame at `at_ms` milliseconds; None: its poster)."""
+    moment = "" if at_ms is None else f"@{int(at_ms)}"
+    return folder / content_hash[:2] / f"{content_hash}{moment}-{size}.jpg"
 
 
 def prune_thumbnails(store: Store) -> int:

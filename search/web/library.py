@@ -32,7 +32,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import photo_tags
+from indexer.store import frames, photo_tags
 from indexer.store import photos as photo_rows
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, files_for_results, filtered_result_ids
@@ -47,6 +47,9 @@ log = logging.getLogger("imgcap.serve")
 MAX_PAGE = 200  # deepest page served: 200 x per_page photos is past any human's scrolling
 ROW_IDS = range(-(2**63), 2**63)  # what an SQLite INTEGER holds: any other id names no photo
 SIMILAR_MIN_DEPTH = 100
+# Keyframes of a video whose neighbours "more like this" looks up (spread over its length): one
+# vector search each, so a 2-hour film costs a bounded number, not one per scene.
+SIMILAR_MAX_KEYFRAMES = 16
 
 
 @dataclass
@@ -120,7 +123,9 @@ class Library:
     ) -> Page:
         """Photos whose stored image vectors are nearest to this photo's (the `--like` search of
         an indexed photo, without decoding or re-encoding it). The photo itself and its
-        duplicates (the same result) are left out."""
+        duplicates (the same result) are left out. A video's neighbours are those of its
+        keyframes (up to SIMILAR_MAX_KEYFRAMES, spread over its length), each found photo at
+        its nearest keyframe; the video's own keyframes are left out."""
         from search.vectors import cache
 
         page = _page_number(page)
@@ -132,7 +137,13 @@ class Library:
             model, row = photos.photo_row(conn, file_id, self.model, self.settings)
             if row["result_id"] is None:
                 return Page([], page, per_page, False, model)
-            vec = unit_vector(photo_rows.image_vector(conn, row["result_id"]))
+            # A video is its keyframes: each one's neighbours count, at the nearest of them.
+            own = [k["result_id"] for k in photo_rows.keyframes(conn, row["content_hash"], model)]
+            own = own or [row["result_id"]]
+            vecs = [
+                unit_vector(photo_rows.image_vector(conn, rid))
+                for rid in _spread(own, SIMILAR_MAX_KEYFRAMES)
+            ]
             with self._searching:
                 index = cache.load_model(self.db_path, conn, model, self.settings.vector_memory_gb)[
                     "image"
@@ -140,11 +151,20 @@ class Library:
             allowed = filtered_result_ids(conn, model, filters) if filters.active else None
             depth = max(SIMILAR_MIN_DEPTH, 4 * limit)
             while True:
-                ids, sims = index.search(vec, depth + 1, allowed)
-                found = [(int(i), float(s)) for i, s in zip(ids, sims, strict=True)]
-                found = [x for x in found if x[0] != row["result_id"]]
-                hits = self._expand(conn, found, model, filters, limit)
-                if len(hits) >= limit or len(ids) < depth + 1:
+                nearest: dict[int, float] = {}
+                exhausted = True
+                for vec in vecs:
+                    ids, sims = index.search(vec, depth + len(own), allowed)
+                    exhausted = exhausted and len(ids) < depth + len(own)
+                    for i, sim in zip(ids.tolist(), sims.tolist(), strict=True):
+                        nearest[i] = max(sim, nearest.get(i, -2.0))
+                skip = set(own)  # the video's own keyframes (a photo: its own result)
+                found = sorted(
+                    ((i, sim) for i, sim in nearest.items() if i not in skip),
+                    key=lambda x: (-x[1], x[0]),
+                )
+                hits = self._expand(conn, found, model, filters, limit, row["path"])
+                if len(hits) >= limit or exhausted:
                     break
                 depth *= 4
         finally:
@@ -152,7 +172,9 @@ class Library:
         shown = hits[(page - 1) * per_page : page * per_page]
         return Page(self._decorate(shown), page, per_page, len(hits) > page * per_page, model)
 
-    def _expand(self, conn, found, model: str, filters: FileFilter, limit: int) -> list[Hit]:
+    def _expand(
+        self, conn, found, model: str, filters: FileFilter, limit: int, own_path: str
+    ) -> list[Hit]:
         by_result: dict[int, list[dict[str, Any]]] = {}
         for r in files_for_results(conn, [i for i, _ in found], filters):
             by_result.setdefault(r["result_id"], []).append(r)
@@ -160,8 +182,8 @@ class Library:
         videos: set[str] = set()  # a video once, at its nearest keyframe (as search)
         for rank, (rid, sim) in enumerate(found, start=1):
             for r in by_result.get(rid, []):
-                if not os.path.exists(r["path"]):
-                    continue  # moved or deleted since the last run: never shown (as search)
+                if r["path"] == own_path or not os.path.exists(r["path"]):
+                    continue  # itself; moved or deleted since the last run (as search)
                 if r.get("at_s") is not None:
                     if r["path"] in videos:
                         continue
@@ -213,7 +235,14 @@ class Library:
             tags, description = photo_tags.tags_and_descriptions(conn, [row["path"]]).get(
                 row["path"], ([], "")
             )
-            return row | {"tags": tags, "description": description}
+            row |= {"tags": tags, "description": description}
+            keyframes = photo_rows.keyframes(conn, row["content_hash"], row["model"])
+            if keyframes:  # a video: each moment's own caption (the model's), in time order
+                row["frames"] = [
+                    {"at_seconds": k["at_ms"] / 1000, "caption": k["generated_caption"]}
+                    for k in keyframes
+                ]
+            return row
         finally:
             conn.close()
 
@@ -247,6 +276,15 @@ class Library:
             log.warning("not serving file %s (%r): %s", file_id, row["path"], why)
             raise LookupError(file_id)
         return row | {"real_path": os.path.realpath(row["path"])}
+
+    def is_keyframe(self, content_hash: str, at_ms: int) -> bool:
+        """Whether the video with this content has a stored keyframe at `at_ms` (the only
+        moments the gallery makes stills of: a client cannot make it decode any other)."""
+        conn = self._connect()
+        try:
+            return at_ms in frames.keyframe_times(conn, content_hash)
+        finally:
+            conn.close()
 
     def set_caption(self, file_id: int, text: str | None) -> dict[str, Any]:
         """Store the user's caption for this photo (None or blank: back to the generated one)
@@ -313,6 +351,13 @@ def _row_id(file_id: int) -> int:
     if file_id not in ROW_IDS:
         raise LookupError(file_id)
     return file_id
+
+
+def _spread(items: list, most: int) -> list:
+    """At most `most` of `items`, evenly spread from the first to the last."""
+    if len(items) <= most:
+        return items
+    return [items[round(i * (len(items) - 1) / (most - 1))] for i in range(most)]
 
 
 def _page_number(page: int) -> int:

@@ -127,10 +127,15 @@ def _local_time(iso: str | None) -> str:
 
 
 def photo_json(photo: dict[str, Any]) -> dict[str, Any]:
-    """The API's photo: the indexed file's fields (no internal mtime) and its caption."""
+    """The API's photo: the indexed file's fields (no internal mtime) and its caption; a video
+    has `frames` too: each keyframe's time (`at_seconds`) and the model's caption of it. (A
+    video's `caption` is its first keyframe's, or the one a person wrote for the video.)"""
     keys = (
         "id", "path", "caption", "caption_source", "caption_review", "generated_caption",
         "model", "width", "height", "taken_at", "camera", "camera_make", "camera_model",
         "gps_lat", "gps_lon", "size", "indexed_at", "content_hash",
     )  # fmt: skip
-    return {k: photo.get(k) for k in keys}
+    out = {k: photo.get(k) for k in keys}
+    if photo.get("frames"):
+        out["frames"] = photo["frames"]
+    return out

@@ -3,8 +3,10 @@
 Pages (Jinja2, autoescaped) and a JSON API under /api with the CLI's `--json` fields. Security,
 because this serves a person's photo library:
 - files only by database id (`/thumb/<id>`, `/preview/<id>`, `/original/<id>`), never by a path
-  from the URL, and only files inside the database's roots (Library.file checks the row);
-  static files from a fixed list; anything else is a 404 (no listings);
+  from the URL, and only files inside the database's roots (Library.file checks the row); a
+  video's still only at one of its stored keyframes (`/preview/<id>?at=MS`), so a client cannot
+  make the server decode (and cache) any other moment; static files from a fixed list; anything
+  else is a 404 (no listings);
 - the Host header must name this machine (localhost, an IP literal, the bound host, or this
   machine's name when bound to every interface): a DNS-rebinding page has some other name;
 - the one state-changing request (caption edit) is a JSON POST whose Origin, when sent, is this
@@ -36,13 +38,13 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from indexer.config import Settings
-from indexer.errors import ImgcapError, StoreError, UsageError
+from indexer.errors import BadImageError, ImgcapError, StoreError, UsageError
 from indexer.store.queries import FileFilter
 from search import filters
 from search.dates import date_range_warning
 from search.display import shown_strings
 from search.query import MODES, SearchRequest, filters_label
-from search.web import pages
+from search.web import originals, pages
 from search.web.library import Library
 from search.web.thumbnails import PLACEHOLDER_SVG, PREVIEW_SIZE, THUMB_SIZE
 
@@ -249,7 +251,34 @@ def photo_page(request: Request) -> Response:
         similar = lib.similar(file_id, 1, SIMILAR_ON_PAGE).hits
     except ImgcapError as e:  # no vectors for this model: the page still shows the photo
         error = str(e)
-    return HTMLResponse(pages.render("photo.html", photo=photo, similar=similar, error=error))
+    video = _video(lib, photo, request.query_params.get("t"))
+    return HTMLResponse(
+        pages.render("photo.html", photo=photo, similar=similar, error=error, video=video)
+    )
+
+
+def _video(lib: Library, photo: dict[str, Any], t: str | None) -> dict[str, Any] | None:
+    """What the photo page needs to show a video (None for a photo): where to start (`t`, the
+    moment a search matched, in seconds), which keyframe that is, and whether the browser can
+    play it (else the page shows the still and says why)."""
+    frames = photo.get("frames")
+    if not frames:
+        return None
+    try:
+        start = max(0.0, float(t)) if t else 0.0
+    except ValueError:
+        start = 0.0
+    if start != start or start == float("inf"):  # nan, inf: no moment
+        start = 0.0
+    try:
+        playback = originals.playback(lib.file(photo["id"])["real_path"])
+    except LookupError:
+        playback = originals.Playback(False, "the file is not served")
+    matched = max((f["at_seconds"] for f in frames if f["at_seconds"] <= start), default=None)
+    still = pages.thumb_url(photo, "preview")  # that moment's still (else the poster)
+    if matched is not None:
+        still += f"&at={round(matched * 1000)}"
+    return {"start": round(start, 3), "matched": matched, "playback": playback, "still": still}
 
 
 def status_page(request: Request) -> Response:
@@ -276,7 +305,13 @@ def _image(request: Request, size: int) -> Response:
     except LookupError:
         raise HTTPException(404) from None
     source = f["real_path"]
-    t = lib.thumbnails.get(f["content_hash"], source, size, expect=(f["size"], f["mtime_ns"]))
+    at_ms = None  # ?at=MS: a video's still at that keyframe
+    if request.query_params.get("at") is not None:
+        at_ms = _int(request.query_params.get("at"), "at", 0)
+        if not lib.is_keyframe(f["content_hash"], at_ms):
+            raise HTTPException(404)
+    expect = (f["size"], f["mtime_ns"])
+    t = lib.thumbnails.get(f["content_hash"], source, size, expect=expect, at_ms=at_ms)
     versioned = request.query_params.get("v") == f["content_hash"][:12]
     cache = "private, max-age=31536000, immutable" if versioned else "private, max-age=300"
     if t.path is not None:
@@ -301,10 +336,17 @@ def original(request: Request) -> Response:
         message = "The file is missing: not on disk now (deleted, moved, or its drive unmounted)."
         return _error(request, 404, message)
     # Sandboxed: an image format with scripts (SVG is never indexed, but be sure) cannot run.
-    return FileResponse(
-        f["real_path"],
-        headers={"Content-Security-Policy": "sandbox", "Cache-Control": "private, no-cache"},
-    )
+    headers = {"Content-Security-Policy": "sandbox", "Cache-Control": "private, no-cache"}
+    # By the indexed name (what the row says it is), never a type guessed from the bytes.
+    kind = originals.media_type(f["path"])
+    if kind is not None:  # shown as it is; a video seeks through Range requests
+        return FileResponse(f["real_path"], media_type=kind, headers=headers)
+    try:
+        data = request.app.state.converter.jpeg(f["real_path"])
+    except BadImageError as e:
+        log.warning("cannot convert file %s for the browser: %s", f["id"], e)
+        return _error(request, 422, f"This file cannot be shown in a browser: {e.reason}.")
+    return Response(data, media_type="image/jpeg", headers=headers)
 
 
 def static_file(request: Request) -> Response:
@@ -408,6 +450,7 @@ def create_app(
     }
     app = Starlette(routes=ROUTES, exception_handlers=handlers)
     app.state.library = Library(settings, model=model, encoder_loader=encoder_loader)
+    app.state.converter = originals.Converter(settings.max_pixels_for(1))
     app.state.static = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in STATIC_TYPES}
     app.add_middleware(_Guard, bound=host)
     return app

@@ -3,6 +3,7 @@
 Layout beside `photos.db` (a cache like `photos.db.faiss`: delete it any time, it is rebuilt):
 
     photos.db.thumbs/<hash[:2]>/<content hash>-<size>.jpg
+    photos.db.thumbs/<hash[:2]>/<content hash>@<ms>-<size>.jpg   (a video's still at a keyframe)
 
 (named in indexer/store/thumbnail_files.py, where an index run prunes the thumbnails of content
 no indexed file has any more). Keyed by content hash, so a moved or renamed photo (same bytes,
@@ -67,13 +68,13 @@ class ThumbnailCache:
         self._locks_guard = threading.Lock()
         self.generated = 0  # decodes done (tests and the benchmark read it)
 
-    def file_for(self, content_hash: str, size: int) -> Path:
+    def file_for(self, content_hash: str, size: int, at_ms: int | None = None) -> Path:
         """The cache file of this content at this size. LookupError for a key that is not a
         content hash, or a file that would lie outside this cache's folder once every link is
         resolved (a link planted in it): nothing is read or written there."""
         if not isinstance(content_hash, str) or not CONTENT_HASH.fullmatch(content_hash):
             raise LookupError(f"not a content hash: {content_hash!r}")
-        target = thumbnail_file(self.dir, content_hash, size)
+        target = thumbnail_file(self.dir, content_hash, size, at_ms)
         if not inside_root(os.path.realpath(target), os.path.realpath(self.dir)):
             raise LookupError(f"{target} leads outside {self.dir}")
         return target
@@ -84,25 +85,27 @@ class ThumbnailCache:
         source: str,
         size: int = THUMB_SIZE,
         expect: tuple[int, int] | None = None,
+        at_ms: int | None = None,
     ) -> Thumbnail:
         """The thumbnail of the content `content_hash`, made from the file `source` if not cached;
         LookupError for a key that is no content hash (see `file_for`).
 
         `expect` = (size, mtime_ns) the index recorded for `source`: when the file on disk no
         longer matches, it may hold other content than the hash names, so the thumbnail made from
-        it is sent but not cached under that hash."""
+        it is sent but not cached under that hash. `at_ms`: a video's frame at that moment (one
+        of its keyframes: the caller checks) instead of its poster."""
         if size not in SIZES:
             raise ValueError(f"thumbnail size {size} (one of {SIZES})")
-        target = self.file_for(content_hash, size)
+        target = self.file_for(content_hash, size, at_ms)
         if target.is_file():
             return Thumbnail(path=target)
         # One decode per key at a time: ten requests for one cold photo wait for the first.
-        with self._key_lock(f"{content_hash}-{size}"):
+        with self._key_lock(target.name):
             if target.is_file():
                 return Thumbnail(path=target)
             with self._slots:
                 try:
-                    data = self._render(source, size)
+                    data = self._render(source, size, at_ms)
                 except Exception as e:  # noqa: BLE001 - any decoder failure becomes a placeholder
                     return Thumbnail(reason=str(getattr(e, "reason", None) or e))
             if expect is not None and not _unchanged(source, expect):
@@ -119,14 +122,16 @@ class ThumbnailCache:
                 self._locks = {k: v for k, v in self._locks.items() if v.locked()}
             return self._locks.setdefault(key, threading.Lock())
 
-    def _render(self, source: str, size: int) -> bytes:
+    def _render(self, source: str, size: int, at_ms: int | None = None) -> bytes:
         from PIL import Image
 
         from indexer.media.decode import decode_image
         from indexer.media.kinds import is_video
-        from indexer.media.video import poster
+        from indexer.media.video import poster, still_at
 
-        if is_video(source):  # a still from its first seconds (the `video` extra)
+        if is_video(source) and at_ms is not None:  # one keyframe's moment
+            image = still_at(source, at_ms / 1000, size, self._max_pixels)
+        elif is_video(source):  # a still from its first seconds (the `video` extra)
             image = poster(source, size, self._max_pixels)
         else:
             # min_side=size: the draft decode may shrink a JPEG by up to 8x but keeps the short

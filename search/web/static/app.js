@@ -94,4 +94,30 @@ function copyPath() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { moreResults(); captionEditor(); copyPath(); });
+function videoMoments() {
+  // A video page: start at the matched moment (where the #t= fragment was not honoured) and
+  // let each keyframe's line seek the player instead of loading the page again.
+  const player = document.getElementById("player");
+  const list = document.getElementById("keyframes");
+  if (!player) return;
+  const start = Number(player.dataset.start) || 0;
+  const seek = (at) => { if (Math.abs(player.currentTime - at) > 0.5) player.currentTime = at; };
+  if (start > 0) {
+    if (player.readyState >= 1) seek(start);
+    else player.addEventListener("loadedmetadata", () => seek(start), { once: true });
+  }
+  if (!list) return;
+  list.addEventListener("click", (e) => {
+    const link = e.target.closest("a[data-at]");
+    if (!link) return;
+    e.preventDefault();
+    player.currentTime = Number(link.dataset.at);
+    list.querySelectorAll("li.matched").forEach((li) => li.classList.remove("matched"));
+    link.parentElement.classList.add("matched");
+    player.play().catch(() => {}); // autoplay refused: the person presses play
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  moreResults(); captionEditor(); copyPath(); videoMoments();
+});
