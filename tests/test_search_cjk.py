@@ -1,0 +1,71 @@
+"""A Chinese, Japanese or Korean tag, description or folder name found by a word inside it,
+through `imgcap search` (the keyword signal, own words first, "why it matched")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from search_fixtures import Photo, fake_loader, make_db
+from typer.testing import CliRunner
+
+import cli
+from indexer.store import photo_tags
+from indexer.store.database import Store
+from search.cli.options import Services
+
+FAKE_CLIP = Services(encoder_loader=fake_loader())
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    root = tmp_path / "photos"
+    photos = [
+        Photo("trip/a.png", "a tall tower at night"),
+        Photo("trip/b.png", "a city street"),
+        Photo("서울여행/c.png", "a palace gate"),
+        Photo("trip/d.png", "a dog on a beach"),
+    ]
+    db = make_db(root, photos, tmp_path / "imgcap.db")
+    rows = [
+        ("trip/a.png", ["東京タワー"], None),
+        ("trip/b.png", ["北京旅行"], "和家人一起"),
+        ("trip/d.png", ["Beach"], None),
+    ]
+    with Store.open(db) as store:
+        photo_tags.save(
+            store.db,
+            [photo_tags.TagRow(str(root / p), tags, desc, 1, 1, "", []) for p, tags, desc in rows],
+        )
+    monkeypatch.setenv("IMGCAP_DB", str(db))
+    return root
+
+
+def _search(*args: str) -> list[dict]:
+    res = CliRunner().invoke(cli.app, ["search", *args, "--json"], obj=FAKE_CLIP)
+    assert res.exit_code == 0, res.output
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
+def test_a_cjk_tag_is_found_by_a_word_inside_it(library):
+    (row,) = _search("北京", "--mode", "keyword")
+    assert row["path"].endswith("trip/b.png")
+    assert row["tags"] == ["北京旅行"] and row["matched_in"] == {"tag": ["北京"]}
+    (row,) = _search("東京", "--mode", "keyword")
+    assert row["path"].endswith("trip/a.png") and row["tags"] == ["東京タワー"]
+    (row,) = _search("家人", "--mode", "keyword")
+    assert row["matched_in"] == {"description": ["家人"]}
+    # hybrid: the photo whose own words hold the word ranks first
+    first = _search("東京")[0]
+    assert first["path"].endswith("trip/a.png") and first["own_words_all"]
+
+
+def test_a_korean_folder_name_is_the_photos_own_word(library):
+    first = _search("서울")[0]
+    assert first["path"].endswith("c.png") and first["own_words_all"]
+    assert first["matched_in"] == {"folder": ["서울"]}
+
+
+def test_latin_tags_are_found_as_before(library):
+    (row,) = _search("beach", "--mode", "keyword")
+    assert row["path"].endswith("trip/d.png") and row["tags"] == ["Beach"]
