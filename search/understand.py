@@ -49,12 +49,34 @@ from datetime import date
 from typing import Any, Protocol
 
 from indexer.store.places import fold
-from search.dates import date_phrase
+from search.dates import cjk_date_pieces, date_phrase
 
 MAX_NGRAM = 4  # longest place / folder / camera name looked for, in words
 
 # Words that put a date, place or folder in context; eaten with it ("dogs in Paris").
 LEAD_WORDS = {"in", "from", "during", "at", "near", "on", "of", "to", "taken", "shot"}
+# The same in the other languages whose dates are read ("im Sommer 2019", "en el verano de
+# 2020", "nell'estate", "in de zomer van 2016"), eaten only before a date: "a", "de" and "no"
+# are words elsewhere.
+DATE_LEAD_WORDS = LEAD_WORDS | {
+    "im", "am", "vom", "von", "aus", "wahrend", "en", "de", "du", "pendant", "durante", "em",
+    "no", "na", "nel", "nella", "al", "dal", "tijdens", "van", "uit", "op",
+}  # fmt: skip
+ARTICLES = {"the", "my", "our"}
+DATE_ARTICLES = ARTICLES | {
+    "der",
+    "die",
+    "das",
+    "dem",
+    "den",
+    "le",
+    "la",
+    "el",
+    "il",
+    "lo",
+    "het",
+    "de",
+}
 OPEN_ENDED = {"since", "after", "before", "until", "till"}
 CAMERA_LEAD = {"with", "on", "by", "using"}
 # GeoNames places whose name is an everyday English word: lowercase and on their own they stay
@@ -148,8 +170,8 @@ _TOKEN = re.compile(r"\S+")
 
 def _tokens(query: str) -> list[_Token]:
     out = []
-    for m in _TOKEN.finditer(query):
-        raw = m.group()
+    # Unspaced Chinese or Japanese: a date inside a token is a token of its own
+    for raw in (p for m in _TOKEN.finditer(query) for p in cjk_date_pieces(m.group())):
         word = fold(raw)
         if raw.endswith("'s") or raw.endswith("’s"):  # "Paris's" -> paris
             word = fold(raw[:-2])
@@ -170,11 +192,13 @@ def understand(
     toks = _tokens(query)
     found: dict[str, Any] = {}
 
-    def lead(i: int, words: set[str]) -> None:
+    def lead(i: int, words: set[str], articles: set[str] = ARTICLES) -> None:
         """Eat the context word just before position i ("in", "from the", ...)."""
         j = i - 1
-        if j >= 0 and not toks[j].used and toks[j].word in ("the", "my", "our"):
+        if j >= 0 and not toks[j].used and toks[j].word in articles:
             j -= 1
+            if not (j >= 0 and not toks[j].used and toks[j].word in words):
+                j += 1  # no context word before the article: the article itself may be one
         if j >= 0 and not toks[j].used and toks[j].word in words:
             if j > 0 and not toks[j - 1].used and toks[j - 1].word in ("taken", "shot"):
                 j -= 1  # "taken in", "shot on"
@@ -212,7 +236,7 @@ def understand(
             if prev in OPEN_ENDED:
                 toks[i - 1].used = True
             else:
-                lead(i, LEAD_WORDS)
+                lead(i, DATE_LEAD_WORDS, DATE_ARTICLES)
             use(i, n)
             break
 
