@@ -278,6 +278,8 @@ def search_understood(
     conn = connect_readonly(db_path)
     try:
         got = None
+        if req.filters.place:
+            req = replace(req, filters=replace(req.filters, place=_place_names(conn, req)))
         if req.understand and (req.text or "").strip():
             from search import understand
 
@@ -302,6 +304,15 @@ def search_understood(
         return hits, got
     finally:
         conn.close()
+
+
+def _place_names(conn: sqlite3.Connection, req: SearchRequest) -> tuple[str, ...]:
+    """The --place names as the index spells them: another name of an indexed place
+    ("München", "Köln"'s "Cologne", "北京") becomes the gazetteer's (place_names.py)."""
+    from search import understand
+
+    known = understand.IndexVocabulary(conn).places()
+    return tuple(known.get(fold(name), name) for name in req.filters.place)
 
 
 def _search(

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
+from indexer.store.cjk import has_cjk
 from indexer.store.places import fold
 from search.dates import cjk_date_pieces, date_phrase
 
@@ -103,7 +104,7 @@ class Vocabulary(Protocol):
     """What the index holds, as query parsing needs it (IndexVocabulary reads the store)."""
 
     def has_photos(self, after: str, before: str) -> bool: ...
-    def places(self) -> dict[str, str]: ...  # fold(name) -> name
+    def places(self) -> dict[str, str]: ...  # fold(name or other name) -> name as indexed
     def places_together(self, names: tuple[str, ...]) -> bool: ...
     def folders(self) -> dict[str, str]: ...  # fold(folder name) -> name as spelled
     def cameras(self) -> dict[str, str]: ...  # fold(phrase) -> camera filter value
@@ -168,15 +169,29 @@ class _Token:
 _TOKEN = re.compile(r"\S+")
 
 
-def _tokens(query: str) -> list[_Token]:
+def _tokens(query: str, cjk_names: frozenset[str] = frozenset()) -> list[_Token]:
+    """The query's words; in unspaced Chinese, Japanese or Korean, a date or one of
+    `cjk_names` (folded) inside a token is a token of its own ("北京2019年夏天的照片")."""
     out = []
-    # Unspaced Chinese or Japanese: a date inside a token is a token of its own
-    for raw in (p for m in _TOKEN.finditer(query) for p in cjk_date_pieces(m.group())):
+    pieces = (p for m in _TOKEN.finditer(query) for p in cjk_date_pieces(m.group()))
+    for raw in (q for p in pieces for q in _split_at_names(p, cjk_names)):
         word = fold(raw)
         if raw.endswith("'s") or raw.endswith("’s"):  # "Paris's" -> paris
             word = fold(raw[:-2])
         out.append(_Token(raw, word))
     return out
+
+
+def _split_at_names(token: str, names: frozenset[str]) -> list[str]:
+    """`token` split around the longest of `names` (folded) found in it, left to right."""
+    if not names or not has_cjk(token):
+        return [token]
+    for start in range(len(token)):
+        for end in range(len(token), start, -1):
+            if fold(token[start:end]) in names:
+                rest = _split_at_names(token[end:], names)
+                return [p for p in (token[:start], token[start:end], *rest) if p]
+    return [token]
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -189,7 +204,10 @@ def understand(
     """Read a query against what the index holds. `skip`: kinds not to parse ("date", "place",
     "folder", "camera", "media"), because an explicit option already says them."""
     today = today or date.today()
-    toks = _tokens(query)
+    cjk_names = frozenset()
+    if "place" not in skip and has_cjk(query):
+        cjk_names = frozenset(name for name in vocab.places() if has_cjk(name))
+    toks = _tokens(query, cjk_names)
     found: dict[str, Any] = {}
 
     def lead(i: int, words: set[str], articles: set[str] = ARTICLES) -> None:
@@ -409,9 +427,14 @@ class IndexVocabulary:
         return vocabulary.has_photos_between(self.conn, after, before)
 
     def places(self) -> dict[str, str]:
+        from indexer.metadata.place_names import other_names
         from indexer.store import places
 
-        return self._once("places", lambda: places.known_names(self.conn))
+        def read() -> dict[str, str]:
+            # A name the index holds wins over another place's other name
+            return other_names(places.named_places(self.conn)) | places.known_names(self.conn)
+
+        return self._once("places", read)
 
     def places_together(self, names: tuple[str, ...]) -> bool:
         from indexer.store import places
