@@ -10,15 +10,22 @@ the text that is embedded and keyword-matched:
   ("2018 to 2020", "2018-2020") only when the index has photos taken then ("1984 poster"
   stays text when no photo is from 1984). "since", "after", "before" and "until" in front of
   a date make it open-ended. A month name alone is
-  never a date ("may" the verb; "march" the walk). Relative dates count from today's date on
-  this computer (local time), weeks start on Monday, seasons are the meteorological ones of the
-  northern hemisphere (spring = March-May, summer = June-August, autumn/fall =
-  September-November, winter YEAR = December YEAR to February YEAR+1); "last summer" is the
+  never a date ("may" the verb; "march" the walk). In German, French, Spanish, Italian,
+  Portuguese and Dutch: month and season names with a year ("Sommer 2019", "juillet 2021",
+  "verano de 2020", accents optional), spans ("2018 bis 2020"), with their lead words ("im",
+  "en el", "nell'"); in Chinese and Japanese: "2019年", "2019年夏天", "2019年の夏", "2019年7月",
+  "7月" (its latest occurrence that has begun), "夏 2019", "2018年到2020年", also inside
+  unspaced text ("北京2019年夏天的照片"). Relative phrases ("last summer") are English only.
+  Relative dates count from today's date on this computer (local time), weeks start on
+  Monday, seasons (in every language) are the meteorological ones of the northern hemisphere
+  (spring = March-May, summer = June-August, autumn/fall = September-November, winter YEAR = December YEAR to February YEAR+1); "last summer" is the
   latest summer that has ended, "this summer" the one of this year;
 - places: city, region and country names of the photos' places ("paris" only if some photo
   was taken in a place called Paris; accents and case optional); a second name of the same
   place ("Paris France") narrows it. Place names that are everyday words ("nice", "reading")
-  count only capitalised or after "in"/"at"/"near"/"from";
+  count only capitalised or after "in"/"at"/"near"/"from". Other names of those places
+  (indexer/metadata/place_names.py: "München" for Munich, "北京" for Beijing, "Deutschland")
+  are read as them, also inside unspaced Chinese, Japanese or Korean;
 - folders: a folder name of the index after "in"/"from" written with a capital ("sunset in
   Holidays"; "kids in the garden" stays words), or with the word "folder" in any case
   ("whiteboard photos from the work folder"); a folder every photo is in says nothing and is

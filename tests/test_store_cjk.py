@@ -120,3 +120,10 @@ def test_a_database_from_before_m013_gets_cjk_search_when_opened(tmp_path):
         assert _tagged(store.db.conn, "beach") == {"/p/b.jpg"}
         latin = store.db.execute("SELECT words FROM photo_tags WHERE path = '/p/b.jpg'")
         assert latin.fetchone() == ("Beach",)  # untouched
+
+
+def test_a_cjk_word_still_finds_itself_as_a_whole_token():
+    # a person's caption is indexed without bigrams: "北京旅行" holds itself as one token
+    conn = _index(["北京旅行", "上海旅行"])
+    assert _found(conn, "北京旅行") == {0}
+    assert fts_query(["北京旅行", "dog"]) == '("北京 京旅 旅行" OR "北京旅行") OR "dog"'

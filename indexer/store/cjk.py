@@ -78,10 +78,18 @@ def fts_text(text: str) -> str:
 
 
 def fts_term(word: str) -> str:
-    """One query word as an FTS5 string (quoted: never syntax): a CJK word as the phrase of
-    its bigrams, any other word as it is."""
-    terms = _pieces(normal(word)) if has_cjk(word) else [word]
-    return '"' + " ".join(terms).replace('"', '""') + '"'
+    """One query word as an FTS5 expression, quoted (never syntax): a CJK word as the phrase
+    of its bigrams or the word itself (text indexed without bigrams, a person's own caption,
+    holds it as one token), any other word as it is."""
+    if not has_cjk(word):
+        return _quoted(word)
+    phrase = _quoted(" ".join(_pieces(normal(word))))
+    whole = _quoted(word)
+    return phrase if phrase == whole else f"({phrase} OR {whole})"
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
 
 
 def contains(text: str, word: str) -> bool:
