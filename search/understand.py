@@ -18,8 +18,9 @@ the text that is embedded and keyword-matched:
   unspaced text ("北京2019年夏天的照片"). Relative phrases ("last summer") are English only.
   Relative dates count from today's date on this computer (local time), weeks start on
   Monday, seasons (in every language) are the meteorological ones of the northern hemisphere
-  (spring = March-May, summer = June-August, autumn/fall = September-November, winter YEAR = December YEAR to February YEAR+1); "last summer" is the
-  latest summer that has ended, "this summer" the one of this year;
+  (spring = March-May, summer = June-August, autumn/fall = September-November, winter YEAR =
+  December YEAR to February YEAR+1); "last summer" is the latest summer that has ended, "this
+  summer" the one of this year;
 - places: city, region and country names of the photos' places ("paris" only if some photo
   was taken in a place called Paris; accents and case optional); a second name of the same
   place ("Paris France") narrows it. Place names that are everyday words ("nice", "reading")
