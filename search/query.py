@@ -659,6 +659,10 @@ def leftover_words(text: str | None, used: tuple[str, ...]) -> list[str]:
     for token in used:
         if token in left:
             left.remove(token)
+        elif cjk.has_cjk(token):  # read out of unspaced text ("北京2019年夏天")
+            hit = next((i for i, t in enumerate(left) if token in t), None)
+            if hit is not None:
+                left[hit] = left[hit].replace(token, " ", 1)
     return [w for w in query_words(" ".join(left)) if w not in FILLER_WORDS]
 
 

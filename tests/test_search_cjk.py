@@ -17,8 +17,9 @@ from search.cli.options import Services
 FAKE_CLIP = Services(encoder_loader=fake_loader())
 
 
-@pytest.fixture
-def library(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("cjk")
     root = tmp_path / "photos"
     photos = [
         Photo("trip/a.png", "a tall tower at night"),
@@ -37,35 +38,36 @@ def library(tmp_path, monkeypatch):
             store.db,
             [photo_tags.TagRow(str(root / p), tags, desc, 1, 1, "", []) for p, tags, desc in rows],
         )
-    monkeypatch.setenv("IMGCAP_DB", str(db))
-    return root
+    return db
 
 
-def _search(*args: str) -> list[dict]:
-    res = CliRunner().invoke(cli.app, ["search", *args, "--json"], obj=FAKE_CLIP)
+def _search(db, *args: str) -> list[dict]:
+    res = CliRunner().invoke(
+        cli.app, ["search", *args, "--json"], obj=FAKE_CLIP, env={"IMGCAP_DB": str(db)}
+    )
     assert res.exit_code == 0, res.output
     return [json.loads(line) for line in res.stdout.splitlines()]
 
 
 def test_a_cjk_tag_is_found_by_a_word_inside_it(library):
-    (row,) = _search("北京", "--mode", "keyword")
+    (row,) = _search(library, "北京", "--mode", "keyword")
     assert row["path"].endswith("trip/b.png")
     assert row["tags"] == ["北京旅行"] and row["matched_in"] == {"tag": ["北京"]}
-    (row,) = _search("東京", "--mode", "keyword")
+    (row,) = _search(library, "東京", "--mode", "keyword")
     assert row["path"].endswith("trip/a.png") and row["tags"] == ["東京タワー"]
-    (row,) = _search("家人", "--mode", "keyword")
+    (row,) = _search(library, "家人", "--mode", "keyword")
     assert row["matched_in"] == {"description": ["家人"]}
     # hybrid: the photo whose own words hold the word ranks first
-    first = _search("東京")[0]
+    first = _search(library, "東京")[0]
     assert first["path"].endswith("trip/a.png") and first["own_words_all"]
 
 
 def test_a_korean_folder_name_is_the_photos_own_word(library):
-    first = _search("서울")[0]
+    first = _search(library, "서울")[0]
     assert first["path"].endswith("c.png") and first["own_words_all"]
     assert first["matched_in"] == {"folder": ["서울"]}
 
 
 def test_latin_tags_are_found_as_before(library):
-    (row,) = _search("beach", "--mode", "keyword")
+    (row,) = _search(library, "beach", "--mode", "keyword")
     assert row["path"].endswith("trip/d.png") and row["tags"] == ["Beach"]
