@@ -647,7 +647,10 @@ def _folders_below_root(path: str, roots: list[str]) -> list[str]:
 # and the words that lead into a filter when the parser left them ("from 2019").
 FILLER_WORDS = frozenset(
     "photo photos picture pictures pic pics image images shot shots show me my all the a an"
-    " some any in from during at near on of to taken".split()
+    " some any in from during at near on of to taken"
+    # the same in the other languages query understanding reads ("Fotos aus Köln", "北京的照片")
+    " foto fotos bilder bild fotografie fotografien immagini fotografias fotografías aus im"
+    " en de du em uit van nel da di 照片 的照片 写真 の写真 사진".split()
 )
 _TOKEN = re.compile(r"\S+")
 

@@ -71,6 +71,11 @@ DATE_LEAD_WORDS = LEAD_WORDS | {
     "im", "am", "vom", "von", "aus", "wahrend", "en", "de", "du", "pendant", "durante", "em",
     "no", "na", "nel", "nella", "al", "dal", "tijdens", "van", "uit", "op",
 }  # fmt: skip
+# Before a place in the other languages ("Bilder aus Köln", "fotos en Madrid", "foto da Roma",
+# "foto's uit Amsterdam"); not "a", which would make "a nice view" a view of Nice.
+PLACE_LEAD_WORDS = LEAD_WORDS | {
+    "im", "aus", "bei", "nach", "en", "de", "du", "dans", "em", "uit", "van", "nel", "da", "di",
+}  # fmt: skip
 ARTICLES = {"the", "my", "our"}
 DATE_ARTICLES = ARTICLES | {
     "der",
@@ -354,12 +359,12 @@ def _places(toks, vocab: Vocabulary, found, lead, use, free) -> None:
             continue
         raw = " ".join(t.raw for t in toks[i : i + n])
         prev = toks[i - 1].word if i > 0 and not toks[i - 1].used else ""
-        if n == 1 and phrase in EVERYDAY and raw.islower() and prev not in LEAD_WORDS:
+        if n == 1 and phrase in EVERYDAY and raw.islower() and prev not in PLACE_LEAD_WORDS:
             continue  # "a nice view", "reading a book"
         if chosen and not vocab.places_together((*chosen, names[phrase])):
             continue  # "Paris London": one place is a filter, the other stays text
         chosen.append(names[phrase])
-        lead(i, LEAD_WORDS)
+        lead(i, PLACE_LEAD_WORDS)
         use(i, n)
     if chosen:
         found["place"] = chosen

@@ -58,6 +58,10 @@ def run(db, text: str, **flt) -> tuple[list[str], dict]:
         ("서울에서 교회", ["seoul.png"], ["Seoul"], "에서 교회"),
         ("Kirche Deutschland", ["koeln.png", "munich.png"], ["Germany"], "Kirche"),
         ("Kirche in Bayern", ["munich.png"], ["Bavaria"], "Kirche"),
+        ("Kirche aus München", ["munich.png"], ["Munich"], "Kirche"),  # lead words go too
+        ("iglesia en Colonia", ["koeln.png"], ["Köln"], "iglesia"),
+        ("chiesa da Monaco di Baviera", ["munich.png"], ["Munich"], "chiesa"),
+        ("kerk uit Keulen", ["koeln.png"], ["Köln"], "kerk"),
     ],
 )
 def test_other_names_are_read_as_the_place(db, query, found, place, text):
@@ -79,8 +83,16 @@ def test_other_names_belong_to_their_country():
     assert other_names([("Köln", "North Rhine-Westphalia", "Germany", "DE")])["cologne"] == "Köln"
 
 
-def test_unspaced_filters_alone_are_browsed(db):
-    # "北京2019年夏天": a place and a date with no word left, like "Paris 2019"
-    hits, got = hits_for(db, "北京2019年夏天")
-    assert got.place == ("Beijing",) and (got.after, got.before) == ("2019-06-01", "2019-09-01")
+@pytest.mark.parametrize(
+    ("query", "after"),
+    [
+        ("北京2019年夏天", "2019-06-01"),
+        ("北京2019年夏天的照片", "2019-06-01"),
+        ("Fotos aus Peking 2019", "2019-01-01"),
+    ],
+)
+def test_filters_alone_are_browsed(db, query, after):
+    # a place and a date with no word left but "photos", like "photos from Paris 2019"
+    hits, got = hits_for(db, query)
+    assert (got.place, got.after) == (("Beijing",), after)
     assert [Path(h.path).name for h in hits] == ["beijing.png"] and hits[0].signals == {}
