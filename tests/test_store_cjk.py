@@ -127,3 +127,25 @@ def test_a_cjk_word_still_finds_itself_as_a_whole_token():
     conn = _index(["北京旅行", "上海旅行"])
     assert _found(conn, "北京旅行") == {0}
     assert fts_query(["北京旅行", "dog"]) == '("北京 京旅 旅行" OR "北京旅行") OR "dog"'
+
+
+def test_tags_merged_from_an_older_database_get_their_bigrams(tmp_path):
+    from indexer.store.merge import merge
+    from indexer.store.records import FileRecord
+    from indexer.store.roots import add_roots
+
+    theirs = tmp_path / "theirs.db"
+    with Store.open(theirs) as store:
+        add_roots(store.db, ["/p"], theirs)
+        store.write_batch("m", [], [FileRecord("/p/a.jpg", 1, 1, "0" * 32)])
+        # as an imgcap before m013 wrote it
+        store.db.execute(
+            "INSERT INTO photo_tags (path, tags, folded, words, sidecars)"
+            " VALUES ('/p/a.jpg', '[\"서울여행\"]', '[\"서울여행\"]', '서울여행', '')"
+        )
+        store.db.conn.commit()
+    ours = tmp_path / "ours.db"
+    assert merge(ours, theirs).tags_added == 1
+    conn = sqlite3.connect(ours)
+    assert photo_tags.matching_paths(conn, fts_query(["서울"]), ["/p/a.jpg"]) == {"/p/a.jpg"}
+    conn.close()
