@@ -32,6 +32,7 @@ def library(tmp_path_factory):
         ("trip/a.png", ["東京タワー"], None),
         ("trip/b.png", ["北京旅行"], "和家人一起"),
         ("trip/d.png", ["Beach"], None),
+        ("서울여행/c.png", ["경복궁야경"], None),
     ]
     with Store.open(db) as store:
         photo_tags.save(
@@ -62,10 +63,12 @@ def test_a_cjk_tag_is_found_by_a_word_inside_it(library):
     assert first["path"].endswith("trip/a.png") and first["own_words_all"]
 
 
-def test_a_korean_folder_name_is_the_photos_own_word(library):
+def test_a_korean_folder_name_and_tag(library):
     first = _search(library, "서울")[0]
     assert first["path"].endswith("c.png") and first["own_words_all"]
     assert first["matched_in"] == {"folder": ["서울"]}
+    (row,) = _search(library, "경복궁", "--mode", "keyword")  # a Korean tag without spaces
+    assert row["path"].endswith("c.png") and row["tags"] == ["경복궁야경"]
 
 
 def test_latin_tags_are_found_as_before(library):

@@ -16,6 +16,7 @@ Guangzhou; 빈, Korean for Vienna, is also "empty"; タイ, Japanese for Thailan
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from indexer.store.places import fold
@@ -179,15 +180,27 @@ def other_names(
     """fold(other name) -> the name as the gazetteer spells it, for the given places (city,
     region, country, country code): "münchen" -> "Munich" when Munich, Germany is among them.
     Bound to the country, so Köln's "Cologne" is never Cologne in Lombardy."""
+    cities, regions, countries = _folded()
     out: dict[str, str] = {}
+    seen: set[tuple] = set()  # an index has thousands of places in a few dozen countries
     for city, region, country, code in places:
-        code = code or ""
-        for name, others in (
-            (city, CITIES.get((code, city or ""), ())),
-            (region, REGIONS.get((code, region or ""), ())),
-            (country, COUNTRIES.get(country or "", ())),
+        for kind, key, name, table in (
+            ("city", (code, city), city, cities),
+            ("region", (code, region), region, regions),
+            ("country", country, country, countries),
         ):
-            for other in others:
-                if name and (key := fold(other)):
-                    out.setdefault(key, name)
+            if name and (kind, key) not in seen:
+                seen.add((kind, key))
+                for other in table.get(key, ()):
+                    out.setdefault(other, name)
     return out
+
+
+@functools.cache
+def _folded() -> tuple[dict, dict, dict]:
+    """The tables with every other name folded (once per process)."""
+
+    def folded(table: dict) -> dict:
+        return {k: [f for f in map(fold, names) if f] for k, names in table.items()}
+
+    return folded(CITIES), folded(REGIONS), folded(COUNTRIES)
