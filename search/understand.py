@@ -91,7 +91,16 @@ DATE_ARTICLES = ARTICLES | {
     "het",
     "de",
 }
-OPEN_ENDED = {"since", "after", "before", "until", "till"}
+# A word before a date that opens its range, by what it keeps: the date's start as the lower
+# bound ("since 2019", "seit 2019"), its end ("after", "nach"), its start as the upper bound
+# ("before", "vor"), or its end ("until", "bis"). Spanish, Italian, Portuguese put "de"/"del"
+# between ("antes de 2020", "prima del 2020", "a partir de 2019").
+OPEN_ENDED = {
+    **dict.fromkeys(["since", "seit", "depuis", "desde", "sinds", "partir"], "since"),
+    **dict.fromkeys(["after", "nach", "apres", "despues", "dopo", "apos"], "after"),
+    **dict.fromkeys(["before", "vor", "avant", "antes", "prima", "voor"], "before"),
+    **dict.fromkeys(["until", "till", "bis", "jusqu en", "hasta", "ate", "tot"], "until"),
+}
 CAMERA_LEAD = {"with", "on", "by", "using"}
 # GeoNames places whose name is an everyday English word: lowercase and on their own they stay
 # text ("a nice view" with photos from Nice; "reading a book" with photos from Reading).
@@ -253,19 +262,21 @@ def understand(
             if got is None or not free(i, got[0]):
                 continue
             n, start, end = got
-            prev = toks[i - 1].word if i > 0 and not toks[i - 1].used else ""
-            if prev in ("since",):
+            opener = _opener(toks, i)
+            kind = OPEN_ENDED[toks[opener].word] if opener is not None else None
+            if kind == "since":
                 found["after"] = start.isoformat()
-            elif prev == "after":
+            elif kind == "after":
                 found["after"] = end.isoformat()
-            elif prev == "before":
+            elif kind == "before":
                 found["before"] = start.isoformat()
-            elif prev in ("until", "till"):
+            elif kind == "until":
                 found["before"] = end.isoformat()
             else:
                 found["after"], found["before"] = start.isoformat(), end.isoformat()
-            if prev in OPEN_ENDED:
-                toks[i - 1].used = True
+            if opener is not None:
+                for t in toks[opener:i]:
+                    t.used = True
             else:
                 lead(i, DATE_LEAD_WORDS, DATE_ARTICLES)
             use(i, n)
@@ -298,6 +309,17 @@ def understand(
         media=found.get("media"),
         words=used,
     )
+
+
+def _opener(toks: list[_Token], i: int) -> int | None:
+    """The position of the OPEN_ENDED word just before the date at i ("since 2019"), or with
+    "de"/"del"/"di" between ("antes de 2020"), if there is one."""
+    for j, between in ((i - 1, ()), (i - 2, ("de", "del", "di", "do", "da"))):
+        if j < 0 or any(t.used for t in toks[j:i]):
+            return None
+        if toks[j].word in OPEN_ENDED and all(t.word in between for t in toks[j + 1 : i]):
+            return j
+    return None
 
 
 def _ngrams(toks: list[_Token], free) -> list[tuple[int, int, str]]:

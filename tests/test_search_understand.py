@@ -252,6 +252,12 @@ LANGUAGE_CASES = [
     ("Hund 2019-2021", "Hund", _span("2019-01-01", "2022-01-01")),
     ("Strand 2018–2020", "Strand", _span("2018-01-01", "2021-01-01")),
     ("Strand 2018 bis 2020", "Strand", _span("2018-01-01", "2021-01-01")),
+    ("Hund seit 2020", "Hund", {"after": "2020-01-01"}),  # open-ended, as "since 2020"
+    ("Hund nach 2019", "Hund", {"after": "2020-01-01"}),
+    ("chien avant 2020", "chien", {"before": "2020-01-01"}),
+    ("perro antes de 2020", "perro", {"before": "2020-01-01"}),
+    ("cane prima del 2020", "cane", {"before": "2020-01-01"}),
+    ("hond tot 2019", "hond", {"before": "2020-01-01"}),
     ("Hund im Sommer 2019", "Hund", SUMMER_2019),  # German
     ("Schnee Dezember 2018", "Schnee", _span("2018-12-01", "2019-01-01")),
     ("Geburtstag März 2021", "Geburtstag", _span("2021-03-01", "2021-04-01")),
