@@ -9,9 +9,9 @@ the text that is embedded and keyword-matched:
   "2 years ago", "past 30 days", and a bare year ("2019"), decade ("1990s") or span of years
   ("2018 to 2020", "2018-2020") only when the index has photos taken then ("1984 poster"
   stays text when no photo is from 1984). "since", "after", "before" and "until" in front of
-  a date make it open-ended. A month name alone is
-  never a date ("may" the verb; "march" the walk). In German, French, Spanish, Italian,
-  Portuguese and Dutch: month and season names with a year ("Sommer 2019", "juillet 2021",
+  a date make it open-ended (so do "seit", "avant", "antes de" ...: OPEN_ENDED). A month
+  name alone is never a date ("may" the verb; "march" the walk). In German, French, Spanish,
+  Italian, Portuguese and Dutch: month and season names with a year ("Sommer 2019", "juillet 2021",
   "verano de 2020", accents optional), spans ("2018 bis 2020"), with their lead words ("im",
   "en el", "nell'"); in Chinese and Japanese: "2019年", "2019年夏天", "2019年の夏", "2019年7月",
   "7月" (its latest occurrence that has begun), "夏 2019", "2018年到2020年", also inside
