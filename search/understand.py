@@ -65,8 +65,8 @@ MAX_NGRAM = 4  # longest place / folder / camera name looked for, in words
 # Words that put a date, place or folder in context; eaten with it ("dogs in Paris").
 LEAD_WORDS = {"in", "from", "during", "at", "near", "on", "of", "to", "taken", "shot"}
 # The same in the other languages whose dates are read ("im Sommer 2019", "en el verano de
-# 2020", "nell'estate", "in de zomer van 2016"), eaten only before a date: "a", "de" and "no"
-# are words elsewhere.
+# 2020", "no verão de 2017", "in de zomer van 2016"), eaten only before a date: "no", "am" and
+# "op" are English words too.
 DATE_LEAD_WORDS = LEAD_WORDS | {
     "im", "am", "vom", "von", "aus", "wahrend", "en", "de", "du", "pendant", "durante", "em",
     "no", "na", "nel", "nella", "al", "dal", "tijdens", "van", "uit", "op",
@@ -77,20 +77,8 @@ PLACE_LEAD_WORDS = LEAD_WORDS | {
     "im", "aus", "bei", "nach", "en", "de", "du", "dans", "em", "uit", "van", "nel", "da", "di",
 }  # fmt: skip
 ARTICLES = {"the", "my", "our"}
-DATE_ARTICLES = ARTICLES | {
-    "der",
-    "die",
-    "das",
-    "dem",
-    "den",
-    "le",
-    "la",
-    "el",
-    "il",
-    "lo",
-    "het",
-    "de",
-}
+# Articles between a lead word and a date ("en el verano", "in de zomer", "im" needs none)
+DATE_ARTICLES = ARTICLES | set("der die das dem den le la el il lo het de".split())
 # A word before a date that opens its range, by what it keeps: the date's start as the lower
 # bound ("since 2019", "seit 2019"), its end ("after", "nach"), its start as the upper bound
 # ("before", "vor"), or its end ("until", "bis"). Spanish, Italian, Portuguese put "de"/"del"
