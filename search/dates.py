@@ -10,10 +10,12 @@ the rules): "last summer", "March 2021", "2019" -> a [start, end) range of days.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
 from indexer.errors import UsageError
+from indexer.store.cjk import has_cjk
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
 
@@ -59,6 +61,70 @@ MONTHS = {
     "sept": 9, "oct": 10, "nov": 11, "dec": 12,
 }  # fmt: skip
 SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}  # first month
+
+# Month and season names of other languages, folded as search/understand.py compares words
+# (accents optional: "fevrier", "marz", "verao"). They make a date only with a year ("juillet
+# 2021", "verano de 2020", "2019年夏天"); relative phrases ("last summer") are English only.
+FOREIGN_MONTHS = {
+    "de": {
+        "januar": 1, "janner": 1, "februar": 2, "marz": 3, "maerz": 3, "april": 4, "mai": 5,
+        "juni": 6, "juli": 7, "august": 8, "september": 9, "oktober": 10, "november": 11,
+        "dezember": 12,
+    },
+    "fr": {
+        "janvier": 1, "fevrier": 2, "mars": 3, "avril": 4, "mai": 5, "juin": 6, "juillet": 7,
+        "aout": 8, "septembre": 9, "octobre": 10, "novembre": 11, "decembre": 12,
+    },
+    "es": {
+        "enero": 1, "febrero": 2, "marzo": 3, "abril": 4, "mayo": 5, "junio": 6, "julio": 7,
+        "agosto": 8, "septiembre": 9, "setiembre": 9, "octubre": 10, "noviembre": 11,
+        "diciembre": 12,
+    },
+    "it": {
+        "gennaio": 1, "febbraio": 2, "marzo": 3, "aprile": 4, "maggio": 5, "giugno": 6,
+        "luglio": 7, "agosto": 8, "settembre": 9, "ottobre": 10, "novembre": 11, "dicembre": 12,
+    },
+    "pt": {
+        "janeiro": 1, "fevereiro": 2, "marco": 3, "abril": 4, "maio": 5, "junho": 6, "julho": 7,
+        "agosto": 8, "setembro": 9, "outubro": 10, "novembro": 11, "dezembro": 12,
+    },
+    "nl": {
+        "januari": 1, "februari": 2, "maart": 3, "april": 4, "mei": 5, "juni": 6, "juli": 7,
+        "augustus": 8, "september": 9, "oktober": 10, "november": 11, "december": 12,
+    },
+}  # fmt: skip
+FOREIGN_SEASONS = {
+    "de": {"fruhling": 3, "fruehling": 3, "fruhjahr": 3, "sommer": 6, "herbst": 9, "winter": 12},
+    "fr": {"printemps": 3, "ete": 6, "automne": 9, "hiver": 12},
+    "es": {"primavera": 3, "verano": 6, "otono": 9, "invierno": 12},
+    "it": {"primavera": 3, "estate": 6, "autunno": 9, "inverno": 12},
+    "pt": {"primavera": 3, "verao": 6, "outono": 9, "inverno": 12},
+    "nl": {"lente": 3, "voorjaar": 3, "zomer": 6, "herfst": 9, "najaar": 9, "winter": 12},
+    # Chinese and Japanese: 夏, 夏天 (zh), 夏季
+    "zh/ja": {
+        f"{c}{s}": m
+        for c, m in zip("春夏秋冬", (3, 6, 9, 12), strict=True)
+        for s in ("", "天", "季")
+    },
+}
+ANY_MONTHS = MONTHS | {k: v for names in FOREIGN_MONTHS.values() for k, v in names.items()}
+ANY_SEASONS = SEASONS | {k: v for names in FOREIGN_SEASONS.values() for k, v in names.items()}
+# "verano de 2020", "estate del 2018", "zomer van 2016"
+OF_YEAR = {"de", "del", "di", "van", "of"}
+# "2018 bis 2020", "2018 à 2020", "2018 al 2020", "2018 tot 2020", "2018 até 2020"
+YEAR_TO = {"to", "until", "through", "bis", "a", "au", "al", "hasta", "tot", "ate"}
+# An elided article folded into the word: "l'été" -> "l ete", "nell'estate" -> "nell estate"
+_ELIDED = re.compile(r"^(?:l|d|dell|nell|all|dall|sull) (\w+)$")
+
+# Chinese and Japanese dates, on the NFKC form of a token: "2019年", "2019年夏天", "2019年の夏",
+# "2019年7月", "2019年七月", "7月", "2018-2020年", "2018年到2020年", "2018年から2020年".
+_CJK_MONTH = r"(?:\d{1,2}|十[一二]?|[一二三四五六七八九])"
+CJK_DATE = re.compile(
+    r"(?P<y1>\d{4})年?\s*(?:[-–~〜～]|到|至|から)\s*(?P<y2>\d{4})年(?:まで)?"
+    r"|(?P<y>\d{4})年(?:[の的]?(?P<s>[春夏秋冬])[天季]?|(?P<m>" + _CJK_MONTH + r")月份?)?"
+    r"|(?P<mo>" + _CJK_MONTH + r")月份?"
+)
+_CJK_NUMBERS = {c: i for i, c in enumerate("一二三四五六七八九十", start=1)}
 
 
 def _month_start(year: int, month: int) -> date:
@@ -111,7 +177,10 @@ def date_phrase(
     """(words used, start, end: exclusive) of a date phrase at the start of `words` (folded,
     as search/understand.py compares them; `raw`: the first one as typed), or None.
     `has_photos(after, before)` says whether a bare year or decade is a date in this index."""
-    a, b, c = (list(words[:3]) + ["", "", ""])[:3]
+    a, b, c = [_plain(w) for w in (list(words[:3]) + ["", "", ""])[:3]]
+    cjk = _cjk_date(raw, today)
+    if cjk is not None:
+        return 1, *cjk
     if a == "yesterday":
         return 1, today - timedelta(days=1), today
     if a == "today":
@@ -151,18 +220,20 @@ def date_phrase(
         return 3, date(y, 1, 1), date(y + 1, 1, 1)
     years = _YEARS.match(raw.strip(".,;:!?()"))
     span = (1, years[1], years[2]) if years else None
-    if _is_year(a) and b in ("to", "until", "through") and _is_year(c):
+    if _is_year(a) and b in YEAR_TO and _is_year(c):
         span = (3, a, c)
     if span and _is_year(span[1]) and _is_year(span[2]) and span[1] < span[2]:
         start, end = date(int(span[1]), 1, 1), date(int(span[2]) + 1, 1, 1)
         if has_photos(start.isoformat(), end.isoformat()):
             return span[0], start, end
-    if a in SEASONS and _is_year(b):
-        start, end = _season(int(b), SEASONS[a])
-        return 2, start, end
-    if a in MONTHS and _is_year(b):
-        m = MONTHS[a]
-        return 2, date(int(b), m, 1), _month_start(int(b), m + 1)
+    # "Sommer 2019", "juillet 2021"; "verano de 2020", "luglio del 2018"
+    n, year = (2, b) if _is_year(b) else (3, c) if b in OF_YEAR and _is_year(c) else (0, "")
+    if n and a in ANY_SEASONS:
+        start, end = _season(int(year), ANY_SEASONS[a])
+        return n, start, end
+    if n and a in ANY_MONTHS:
+        m = ANY_MONTHS[a]
+        return n, date(int(year), m, 1), _month_start(int(year), m + 1)
     m = _ISO.match(raw.strip(".,;:!?()"))
     if m:
         year, month, day = int(m[1]), int(m[2]), m[3]
@@ -182,3 +253,61 @@ def date_phrase(
         end = date(start.year + 10, 1, 1)
         return (1, start, end) if has_photos(start.isoformat(), end.isoformat()) else None
     return None
+
+
+def _plain(word: str) -> str:
+    """A folded word without the article elided into it ("l ete" -> "ete")."""
+    m = _ELIDED.match(word)
+    return m[1] if m else word
+
+
+def _cjk_month(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    if len(text) == 1:
+        return _CJK_NUMBERS[text]
+    return 10 + (_CJK_NUMBERS[text[1]] if len(text) == 2 else 0)  # 十一, 十二; 十 is one char
+
+
+def _cjk_date(raw: str, today: date) -> tuple[date, date] | None:
+    """[start, end) of a Chinese or Japanese date token ("2019年夏天"), or None. Written with
+    年 or 月, a number is a date whether or not the index has photos from then; a month alone
+    ("7月") is its latest occurrence that has begun (this July from July on)."""
+    if not has_cjk(raw):
+        return None
+    m = CJK_DATE.fullmatch(unicodedata.normalize("NFKC", raw).strip())
+    if m is None:
+        return None
+    if m["y1"]:
+        y1, y2 = int(m["y1"]), int(m["y2"])
+        return (date(y1, 1, 1), date(y2 + 1, 1, 1)) if y1 < y2 else None
+    if m["mo"]:
+        month = _cjk_month(m["mo"])
+        if not 1 <= month <= 12:
+            return None
+        year = today.year if today.month >= month else today.year - 1
+        return date(year, month, 1), _month_start(year, month + 1)
+    year = int(m["y"])
+    if m["s"]:
+        return _season(year, ANY_SEASONS[m["s"]])
+    if m["m"]:
+        month = _cjk_month(m["m"])
+        return (date(year, month, 1), _month_start(year, month + 1)) if 1 <= month <= 12 else None
+    return date(year, 1, 1), date(year + 1, 1, 1)
+
+
+def cjk_date_pieces(token: str) -> list[str]:
+    """A token of unspaced Chinese or Japanese split around the dates in it, so they can be
+    read on their own: "北京2019年夏天的照片" -> 北京, 2019年夏天, 的照片."""
+    if not has_cjk(token):
+        return [token]
+    text = unicodedata.normalize("NFKC", token)
+    if len(text) != len(token):
+        return [token]  # offsets would not line up: read as it is
+    out: list[str] = []
+    pos = 0
+    for m in CJK_DATE.finditer(text):
+        out += [token[pos : m.start()], token[m.start() : m.end()]]
+        pos = m.end()
+    out.append(token[pos:])
+    return [p for p in out if p]

@@ -56,7 +56,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import photo_tags, places, similar_groups
+from indexer.store import cjk, photo_tags, places, similar_groups
 from indexer.store.connection import connect_readonly
 from indexer.store.places import fold
 from indexer.store.queries import (
@@ -218,12 +218,13 @@ def fts_query(words: list[str]) -> str | None:
     text, never syntax), any word may match; BM25 ranks captions with more of them higher."""
     if not words:
         return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+    # A CJK word is the phrase of its character bigrams (indexer/store/cjk.py)
+    return " OR ".join(cjk.fts_term(w) for w in words)
 
 
 def matched_words(caption: str, words: list[str]) -> list[str]:
     caption_words = {w.casefold() for w in _WORD.findall(caption)}
-    return [w for w in words if w in caption_words]
+    return [w for w in words if w in caption_words or (cjk.has_cjk(w) and cjk.contains(caption, w))]
 
 
 def _validate(req: SearchRequest) -> None:
@@ -277,6 +278,8 @@ def search_understood(
     conn = connect_readonly(db_path)
     try:
         got = None
+        if req.filters.place:
+            req = replace(req, filters=replace(req.filters, place=_place_names(conn, req)))
         if req.understand and (req.text or "").strip():
             from search import understand
 
@@ -301,6 +304,15 @@ def search_understood(
         return hits, got
     finally:
         conn.close()
+
+
+def _place_names(conn: sqlite3.Connection, req: SearchRequest) -> tuple[str, ...]:
+    """The --place names as the index spells them: another name of an indexed place
+    ("München", "Köln"'s "Cologne", "北京") becomes the gazetteer's (place_names.py)."""
+    from search import understand
+
+    known = understand.IndexVocabulary(conn).places()
+    return tuple(known.get(fold(name), name) for name in req.filters.place)
 
 
 def _search(
@@ -515,8 +527,10 @@ FUNCTION_WORDS = frozenset(
 
 
 def _wanted(words: list[str]) -> set[str]:
-    """The query words an own-words match needs, folded as places compare ("ile" finds "Île")."""
-    return {t for w in words for t in fold(w).split()} - FUNCTION_WORDS
+    """The query words an own-words match needs, folded as places compare ("ile" finds "Île");
+    a CJK word in cjk's form (folding would drop its voicing marks: ガ is not カ)."""
+    folded = {t for w in words if not cjk.has_cjk(w) for t in fold(w).split()}
+    return (folded | {cjk.normal(w) for w in words if cjk.has_cjk(w)}) - FUNCTION_WORDS
 
 
 def own_words_first(
@@ -545,7 +559,8 @@ def own_words_first(
     for rid, path, text in own_words(conn, order + extra, flt):
         if text.isascii() and not all(w in text.lower() for w in wanted):
             continue  # most candidates: their words need no folding to rule them out
-        if wanted <= set(fold(text).split()):
+        tokens = set(fold(text).split())
+        if all(w in tokens or (cjk.has_cjk(w) and cjk.contains(text, w)) for w in wanted):
             paths.add(path)
             ahead.add(rid)
     tiered = sorted(order, key=lambda rid: rid not in ahead)  # stable: fused order kept
@@ -614,7 +629,7 @@ def _with_tags(conn: sqlite3.Connection, hits: list[Hit], words: list[str]) -> l
 def _folded_matches(text: str, words: list[str]) -> list[str]:
     """Query words in `text`, accents optional (as --place compares: "ile" finds "Île")."""
     folded = {fold(w) for w in _WORD.findall(text)}
-    return [w for w in words if fold(w) in folded]
+    return [w for w in words if fold(w) in folded or (cjk.has_cjk(w) and cjk.contains(text, w))]
 
 
 def _folders_below_root(path: str, roots: list[str]) -> list[str]:
@@ -632,7 +647,10 @@ def _folders_below_root(path: str, roots: list[str]) -> list[str]:
 # and the words that lead into a filter when the parser left them ("from 2019").
 FILLER_WORDS = frozenset(
     "photo photos picture pictures pic pics image images shot shots show me my all the a an"
-    " some any in from during at near on of to taken".split()
+    " some any in from during at near on of to taken"
+    # the same in the other languages query understanding reads ("Fotos aus Köln", "北京的照片")
+    " foto fotos bilder bild fotografie fotografien immagini fotografias fotografías aus im"
+    " en de du em uit van nel da di 照片 的照片 写真 の写真 사진".split()
 )
 _TOKEN = re.compile(r"\S+")
 
@@ -644,6 +662,10 @@ def leftover_words(text: str | None, used: tuple[str, ...]) -> list[str]:
     for token in used:
         if token in left:
             left.remove(token)
+        elif cjk.has_cjk(token):  # read out of unspaced text ("北京2019年夏天")
+            hit = next((i for i, t in enumerate(left) if token in t), None)
+            if hit is not None:
+                left[hit] = left[hit].replace(token, " ", 1)
     return [w for w in query_words(" ".join(left)) if w not in FILLER_WORDS]
 
 

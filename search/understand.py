@@ -9,16 +9,24 @@ the text that is embedded and keyword-matched:
   "2 years ago", "past 30 days", and a bare year ("2019"), decade ("1990s") or span of years
   ("2018 to 2020", "2018-2020") only when the index has photos taken then ("1984 poster"
   stays text when no photo is from 1984). "since", "after", "before" and "until" in front of
-  a date make it open-ended. A month name alone is
-  never a date ("may" the verb; "march" the walk). Relative dates count from today's date on
-  this computer (local time), weeks start on Monday, seasons are the meteorological ones of the
-  northern hemisphere (spring = March-May, summer = June-August, autumn/fall =
-  September-November, winter YEAR = December YEAR to February YEAR+1); "last summer" is the
-  latest summer that has ended, "this summer" the one of this year;
+  a date make it open-ended (so do "seit", "avant", "antes de" ...: OPEN_ENDED). A month
+  name alone is never a date ("may" the verb; "march" the walk). In German, French, Spanish,
+  Italian, Portuguese and Dutch: month and season names with a year ("Sommer 2019", "juillet 2021",
+  "verano de 2020", accents optional), spans ("2018 bis 2020"), with their lead words ("im",
+  "en el", "nell'"); in Chinese and Japanese: "2019年", "2019年夏天", "2019年の夏", "2019年7月",
+  "7月" (its latest occurrence that has begun), "夏 2019", "2018年到2020年", also inside
+  unspaced text ("北京2019年夏天的照片"). Relative phrases ("last summer") are English only.
+  Relative dates count from today's date on this computer (local time), weeks start on
+  Monday, seasons (in every language) are the meteorological ones of the northern hemisphere
+  (spring = March-May, summer = June-August, autumn/fall = September-November, winter YEAR =
+  December YEAR to February YEAR+1); "last summer" is the latest summer that has ended, "this
+  summer" the one of this year;
 - places: city, region and country names of the photos' places ("paris" only if some photo
   was taken in a place called Paris; accents and case optional); a second name of the same
   place ("Paris France") narrows it. Place names that are everyday words ("nice", "reading")
-  count only capitalised or after "in"/"at"/"near"/"from";
+  count only capitalised or after "in"/"at"/"near"/"from". Other names of those places
+  (indexer/metadata/place_names.py: "München" for Munich, "北京" for Beijing, "Deutschland")
+  are read as them, also inside unspaced Chinese, Japanese or Korean;
 - folders: a folder name of the index after "in"/"from" written with a capital ("sunset in
   Holidays"; "kids in the garden" stays words), or with the word "folder" in any case
   ("whiteboard photos from the work folder"); a folder every photo is in says nothing and is
@@ -48,14 +56,39 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
+from indexer.store.cjk import has_cjk
 from indexer.store.places import fold
-from search.dates import date_phrase
+from search.dates import cjk_date_pieces, date_phrase
 
 MAX_NGRAM = 4  # longest place / folder / camera name looked for, in words
 
 # Words that put a date, place or folder in context; eaten with it ("dogs in Paris").
 LEAD_WORDS = {"in", "from", "during", "at", "near", "on", "of", "to", "taken", "shot"}
-OPEN_ENDED = {"since", "after", "before", "until", "till"}
+# The same in the other languages whose dates are read ("im Sommer 2019", "en el verano de
+# 2020", "no verão de 2017", "in de zomer van 2016"), eaten only before a date: "no", "am" and
+# "op" are English words too.
+DATE_LEAD_WORDS = LEAD_WORDS | {
+    "im", "am", "vom", "von", "aus", "wahrend", "en", "de", "du", "pendant", "durante", "em",
+    "no", "na", "nel", "nella", "al", "dal", "tijdens", "van", "uit", "op",
+}  # fmt: skip
+# Before a place in the other languages ("Bilder aus Köln", "fotos en Madrid", "foto da Roma",
+# "foto's uit Amsterdam"); not "a", which would make "a nice view" a view of Nice.
+PLACE_LEAD_WORDS = LEAD_WORDS | {
+    "im", "aus", "bei", "nach", "en", "de", "du", "dans", "em", "uit", "van", "nel", "da", "di",
+}  # fmt: skip
+ARTICLES = {"the", "my", "our"}
+# Articles between a lead word and a date ("en el verano", "in de zomer", "im" needs none)
+DATE_ARTICLES = ARTICLES | set("der die das dem den le la el il lo het de".split())
+# A word before a date that opens its range, by what it keeps: the date's start as the lower
+# bound ("since 2019", "seit 2019"), its end ("after", "nach"), its start as the upper bound
+# ("before", "vor"), or its end ("until", "bis"). Spanish, Italian, Portuguese put "de"/"del"
+# between ("antes de 2020", "prima del 2020", "a partir de 2019").
+OPEN_ENDED = {
+    **dict.fromkeys(["since", "seit", "depuis", "desde", "sinds", "partir"], "since"),
+    **dict.fromkeys(["after", "nach", "apres", "despues", "dopo", "apos"], "after"),
+    **dict.fromkeys(["before", "vor", "avant", "antes", "prima", "voor"], "before"),
+    **dict.fromkeys(["until", "till", "bis", "jusqu en", "hasta", "ate", "tot"], "until"),
+}
 CAMERA_LEAD = {"with", "on", "by", "using"}
 # GeoNames places whose name is an everyday English word: lowercase and on their own they stay
 # text ("a nice view" with photos from Nice; "reading a book" with photos from Reading).
@@ -81,7 +114,7 @@ class Vocabulary(Protocol):
     """What the index holds, as query parsing needs it (IndexVocabulary reads the store)."""
 
     def has_photos(self, after: str, before: str) -> bool: ...
-    def places(self) -> dict[str, str]: ...  # fold(name) -> name
+    def places(self) -> dict[str, str]: ...  # fold(name or other name) -> name as indexed
     def places_together(self, names: tuple[str, ...]) -> bool: ...
     def folders(self) -> dict[str, str]: ...  # fold(folder name) -> name as spelled
     def cameras(self) -> dict[str, str]: ...  # fold(phrase) -> camera filter value
@@ -146,15 +179,29 @@ class _Token:
 _TOKEN = re.compile(r"\S+")
 
 
-def _tokens(query: str) -> list[_Token]:
+def _tokens(query: str, cjk_names: frozenset[str] = frozenset()) -> list[_Token]:
+    """The query's words; in unspaced Chinese, Japanese or Korean, a date or one of
+    `cjk_names` (folded) inside a token is a token of its own ("北京2019年夏天的照片")."""
     out = []
-    for m in _TOKEN.finditer(query):
-        raw = m.group()
+    pieces = (p for m in _TOKEN.finditer(query) for p in cjk_date_pieces(m.group()))
+    for raw in (q for p in pieces for q in _split_at_names(p, cjk_names)):
         word = fold(raw)
         if raw.endswith("'s") or raw.endswith("’s"):  # "Paris's" -> paris
             word = fold(raw[:-2])
         out.append(_Token(raw, word))
     return out
+
+
+def _split_at_names(token: str, names: frozenset[str]) -> list[str]:
+    """`token` split around the longest of `names` (folded) found in it, left to right."""
+    if not names or not has_cjk(token):
+        return [token]
+    for start in range(len(token)):
+        for end in range(len(token), start, -1):
+            if fold(token[start:end]) in names:
+                rest = _split_at_names(token[end:], names)
+                return [p for p in (token[:start], token[start:end], *rest) if p]
+    return [token]
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -167,14 +214,19 @@ def understand(
     """Read a query against what the index holds. `skip`: kinds not to parse ("date", "place",
     "folder", "camera", "media"), because an explicit option already says them."""
     today = today or date.today()
-    toks = _tokens(query)
+    cjk_names = frozenset()
+    if "place" not in skip and has_cjk(query):
+        cjk_names = frozenset(name for name in vocab.places() if has_cjk(name))
+    toks = _tokens(query, cjk_names)
     found: dict[str, Any] = {}
 
-    def lead(i: int, words: set[str]) -> None:
+    def lead(i: int, words: set[str], articles: set[str] = ARTICLES) -> None:
         """Eat the context word just before position i ("in", "from the", ...)."""
         j = i - 1
-        if j >= 0 and not toks[j].used and toks[j].word in ("the", "my", "our"):
+        if j >= 0 and not toks[j].used and toks[j].word in articles:
             j -= 1
+            if not (j >= 0 and not toks[j].used and toks[j].word in words):
+                j += 1  # no context word before the article: the article itself may be one
         if j >= 0 and not toks[j].used and toks[j].word in words:
             if j > 0 and not toks[j - 1].used and toks[j - 1].word in ("taken", "shot"):
                 j -= 1  # "taken in", "shot on"
@@ -198,21 +250,23 @@ def understand(
             if got is None or not free(i, got[0]):
                 continue
             n, start, end = got
-            prev = toks[i - 1].word if i > 0 and not toks[i - 1].used else ""
-            if prev in ("since",):
+            opener = _opener(toks, i)
+            kind = OPEN_ENDED[toks[opener].word] if opener is not None else None
+            if kind == "since":
                 found["after"] = start.isoformat()
-            elif prev == "after":
+            elif kind == "after":
                 found["after"] = end.isoformat()
-            elif prev == "before":
+            elif kind == "before":
                 found["before"] = start.isoformat()
-            elif prev in ("until", "till"):
+            elif kind == "until":
                 found["before"] = end.isoformat()
             else:
                 found["after"], found["before"] = start.isoformat(), end.isoformat()
-            if prev in OPEN_ENDED:
-                toks[i - 1].used = True
+            if opener is not None:
+                for t in toks[opener:i]:
+                    t.used = True
             else:
-                lead(i, LEAD_WORDS)
+                lead(i, DATE_LEAD_WORDS, DATE_ARTICLES)
             use(i, n)
             break
 
@@ -243,6 +297,17 @@ def understand(
         media=found.get("media"),
         words=used,
     )
+
+
+def _opener(toks: list[_Token], i: int) -> int | None:
+    """The position of the OPEN_ENDED word just before the date at i ("since 2019"), or with
+    "de"/"del"/"di" between ("antes de 2020"), if there is one."""
+    for j, between in ((i - 1, ()), (i - 2, ("de", "del", "di", "do", "da"))):
+        if j < 0 or any(t.used for t in toks[j:i]):
+            return None
+        if toks[j].word in OPEN_ENDED and all(t.word in between for t in toks[j + 1 : i]):
+            return j
+    return None
 
 
 def _ngrams(toks: list[_Token], free) -> list[tuple[int, int, str]]:
@@ -304,12 +369,12 @@ def _places(toks, vocab: Vocabulary, found, lead, use, free) -> None:
             continue
         raw = " ".join(t.raw for t in toks[i : i + n])
         prev = toks[i - 1].word if i > 0 and not toks[i - 1].used else ""
-        if n == 1 and phrase in EVERYDAY and raw.islower() and prev not in LEAD_WORDS:
+        if n == 1 and phrase in EVERYDAY and raw.islower() and prev not in PLACE_LEAD_WORDS:
             continue  # "a nice view", "reading a book"
         if chosen and not vocab.places_together((*chosen, names[phrase])):
             continue  # "Paris London": one place is a filter, the other stays text
         chosen.append(names[phrase])
-        lead(i, LEAD_WORDS)
+        lead(i, PLACE_LEAD_WORDS)
         use(i, n)
     if chosen:
         found["place"] = chosen
@@ -385,9 +450,14 @@ class IndexVocabulary:
         return vocabulary.has_photos_between(self.conn, after, before)
 
     def places(self) -> dict[str, str]:
+        from indexer.metadata.place_names import other_names
         from indexer.store import places
 
-        return self._once("places", lambda: places.known_names(self.conn))
+        def read() -> dict[str, str]:
+            # A name the index holds wins over another place's other name
+            return other_names(places.named_places(self.conn)) | places.known_names(self.conn)
+
+        return self._once("places", read)
 
     def places_together(self, names: tuple[str, ...]) -> bool:
         from indexer.store import places

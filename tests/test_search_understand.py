@@ -238,3 +238,74 @@ def test_any_words_parse_without_error_and_the_text_keeps_their_order():
         assert all(w in it for w in left), (q, got)  # a subsequence of the query
         if got.after and got.before:
             assert got.after < got.before, (q, got)
+
+
+def _span(after: str, before: str) -> dict[str, str]:
+    return {"after": after, "before": before}
+
+
+SUMMER_2019 = _span("2019-06-01", "2019-09-01")
+JULY_2019 = _span("2019-07-01", "2019-08-01")
+# Dates in the other languages read (search/dates.py): (query, text left, filters)
+LANGUAGE_CASES = [
+    ("Hund 2019", "Hund", Y2019),  # a year in any language
+    ("Hund 2019-2021", "Hund", _span("2019-01-01", "2022-01-01")),
+    ("Strand 2018–2020", "Strand", _span("2018-01-01", "2021-01-01")),
+    ("Strand 2018 bis 2020", "Strand", _span("2018-01-01", "2021-01-01")),
+    ("Hund seit 2020", "Hund", {"after": "2020-01-01"}),  # open-ended, as "since 2020"
+    ("Hund nach 2019", "Hund", {"after": "2020-01-01"}),
+    ("chien avant 2020", "chien", {"before": "2020-01-01"}),
+    ("perro antes de 2020", "perro", {"before": "2020-01-01"}),
+    ("cane prima del 2020", "cane", {"before": "2020-01-01"}),
+    ("hond tot 2019", "hond", {"before": "2020-01-01"}),
+    ("Hund im Sommer 2019", "Hund", SUMMER_2019),  # German
+    ("Schnee Dezember 2018", "Schnee", _span("2018-12-01", "2019-01-01")),
+    ("Geburtstag März 2021", "Geburtstag", _span("2021-03-01", "2021-04-01")),
+    ("Geburtstag marz 2021", "Geburtstag", _span("2021-03-01", "2021-04-01")),
+    ("Blumen Frühling 2020", "Blumen", _span("2020-03-01", "2020-06-01")),
+    ("Sommer am See", None, {}),  # a season without a year is a word
+    ("plage juillet 2021", "plage", _span("2021-07-01", "2021-08-01")),  # French
+    ("neige en fevrier 2019", "neige", _span("2019-02-01", "2019-03-01")),
+    ("plage pendant l'été 2019", "plage", SUMMER_2019),
+    ("ski hiver 2018", "ski", _span("2018-12-01", "2019-03-01")),
+    ("playa verano 2020", "playa", _span("2020-06-01", "2020-09-01")),  # Spanish
+    ("nieve en el invierno de 2019", "nieve", _span("2019-12-01", "2020-03-01")),
+    ("fiesta julio de 2019", "fiesta", JULY_2019),
+    ("fiesta de cumpleaños 2019", "fiesta de cumpleaños", Y2019),
+    ("fotos de 2019", "fotos", Y2019),
+    ("hojas otono 2018", "hojas", _span("2018-09-01", "2018-12-01")),
+    ("mare estate 2018", "mare", _span("2018-06-01", "2018-09-01")),  # Italian
+    ("mare nell'estate 2018", "mare", _span("2018-06-01", "2018-09-01")),
+    ("festa luglio del 2019", "festa", JULY_2019),
+    ("praia verão 2017", "praia", _span("2017-06-01", "2017-09-01")),  # Portuguese
+    ("festa no verao de 2019", "festa", SUMMER_2019),
+    ("bolo março 2020", "bolo", _span("2020-03-01", "2020-04-01")),
+    ("strand zomer 2016", "strand", _span("2016-06-01", "2016-09-01")),  # Dutch
+    ("sneeuw in de winter van 2018", "sneeuw", _span("2018-12-01", "2019-03-01")),
+    ("taart maart 2019", "taart", _span("2019-03-01", "2019-04-01")),
+    ("2019年夏天", "2019年夏天", SUMMER_2019),  # Chinese
+    ("海滩2019年夏天", "海滩", SUMMER_2019),
+    ("北京2019年7月的照片", "北京 的照片", JULY_2019),
+    ("2019年七月 猫", "猫", JULY_2019),
+    ("7月 烟花", "烟花", _span("2026-07-01", "2026-08-01")),  # the latest July begun
+    ("12月 雪", "雪", _span("2026-12-01", "2027-01-01")),
+    ("夏 2019 海", "海", SUMMER_2019),
+    ("2018年到2020年 猫", "猫", _span("2018-01-01", "2021-01-01")),
+    ("2019年の夏 花火", "花火", SUMMER_2019),  # Japanese
+    ("東京 2019年7月", "東京", JULY_2019),
+    ("桜 2019年", "桜", Y2019),
+    ("夏休み", None, {}),
+    ("real estate agent", None, {}),
+    ("la playa de mayo", None, {}),  # a month without a year is a word
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "text", "filters"), LANGUAGE_CASES, ids=[c[0] for c in LANGUAGE_CASES]
+)
+def test_dates_in_other_languages(query, text, filters):
+    got = understand.understand(query, FakeVocabulary(), today=TODAY)
+    assert got.text == (query if text is None else text)
+    d = got.to_dict()
+    del d["text"]
+    assert d == filters

@@ -40,6 +40,7 @@ rest come:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import StoreError, UsageError
-from indexer.store import path_text, roots, schema
+from indexer.store import path_text, photo_tags, roots, schema
 from indexer.store.database import Store
 from indexer.store.errors import error_kind, store_error
 from indexer.store.lock import writer_lock
@@ -546,11 +547,29 @@ class _Merge:
                 if row[at] not in self.path_map:  # tags come only with a file that came
                     continue
                 row[at] = self.path_map[row[at]]
+                if "words" in cols:  # theirs may predate m013: their CJK without bigrams
+                    row[cols.index("words")] = _tag_words(row, cols)
                 batch.append((*row, row[at]))
             before = self.dst.execute("SELECT count(*) FROM photo_tags").fetchone()[0]
             self.dst.executemany(sql, batch)
             after = self.dst.execute("SELECT count(*) FROM photo_tags").fetchone()[0]
             self.report.tags_added += after - before
+
+
+def _tag_words(row: list, cols: list[str]) -> Any:
+    """A merged tag row's keyword text as this imgcap writes it (with CJK bigrams), from its
+    tags and description; their own text when those don't read as tags."""
+    words = row[cols.index("words")]
+    if "tags" not in cols:
+        return words
+    description = row[cols.index("description")] if "description" in cols else None
+    try:
+        tags = json.loads(row[cols.index("tags")])
+    except (TypeError, ValueError):
+        return words
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        return words
+    return photo_tags.words(tags, description if isinstance(description, str) else None)
 
 
 # ------------------------------------------------------------------------------ row checks

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from indexer.store import cjk
 from indexer.store.errors import conn_path, store_error, translated
 from indexer.store.fts import photo_matches
 from indexer.store.records import now_iso, rows_in
@@ -32,7 +33,7 @@ def create(db: Database) -> None:
             "tags": str,  # JSON list, spelled as the user wrote them
             "folded": str,  # JSON list, casefolded: what --tag compares
             "description": str,  # the user's description (dc:description), or NULL
-            "words": str,  # tags and description: what the keyword signal searches
+            "words": str,  # tags and description (+ CJK bigrams): what keywords search
             "size": int,  # the photo's size and mtime when read
             "mtime_ns": int,
             "sidecars": str,  # photo_tags.sidecar_signature() when read
@@ -47,6 +48,19 @@ def create(db: Database) -> None:
         "CREATE TRIGGER IF NOT EXISTS photo_tags_file_gone AFTER DELETE ON files"
         " BEGIN DELETE FROM photo_tags WHERE path = old.path; END"
     )
+
+
+def add_cjk_bigrams(db: Database) -> int:
+    """Rewrite `words` of the rows whose tags or description hold CJK text, so the FTS index
+    (kept in step by its triggers) gets their bigrams (migration m013); returns how many."""
+    rows = db.conn.execute("SELECT rowid, tags, description, words FROM photo_tags").fetchall()
+    changed = [
+        (new, rowid)
+        for rowid, tags, description, old in rows
+        if (new := words(json.loads(tags), description)) != old
+    ]
+    db.conn.executemany("UPDATE photo_tags SET words = ? WHERE rowid = ?", changed)
+    return len(changed)
 
 
 def exists(conn: sqlite3.Connection) -> bool:
@@ -105,7 +119,7 @@ def _save(db: Database, rows: Sequence[TagRow]) -> None:
                     json.dumps(r.tags, ensure_ascii=False),
                     json.dumps([t.casefold() for t in r.tags], ensure_ascii=False),
                     r.description,
-                    "\n".join([*r.tags, r.description or ""]).strip(),
+                    words(r.tags, r.description),
                     r.size,
                     r.mtime_ns,
                     r.sidecars,
@@ -116,6 +130,12 @@ def _save(db: Database, rows: Sequence[TagRow]) -> None:
                 for r in rows
             ],
         )
+
+
+def words(tags: Sequence[str], description: str | None) -> str:
+    """What the keyword signal searches for a photo: its tags and description, one a line,
+    with the bigrams of any CJK text (indexer/store/cjk.py)."""
+    return cjk.fts_text("\n".join([*tags, description or ""]).strip())
 
 
 def tag_condition(tags: Sequence[str], alias: str = "f") -> tuple[str, list[Any]]:

@@ -199,6 +199,15 @@ def known_names(conn: sqlite3.Connection) -> dict[str, str]:
 
 
 @translated
+def named_places(conn: sqlite3.Connection) -> list[tuple[str | None, ...]]:
+    """(city, region, country, country code) of every place some photo is in, as the gazetteer
+    spells them (query parsing adds their other names: indexer/metadata/place_names.py)."""
+    if not exists(conn):
+        return []
+    return conn.execute("SELECT city, region, country, country_code FROM places").fetchall()
+
+
+@translated
 def places_sharing(conn: sqlite3.Connection, names: Sequence[str]) -> bool:
     """Whether some place is called all of `names` ("Paris" and "France": yes)."""
     if not exists(conn):

@@ -185,6 +185,15 @@ def m010_similar_groups(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS similar_groups_key ON similar_groups (group_key)")
 
 
+def m013_cjk_fts(db: Database) -> None:
+    # Chinese, Japanese and Korean tags and descriptions are found by a word inside them: the
+    # keyword text gets their character bigrams (indexer/store/cjk.py). Rows written before
+    # are rewritten here, so an old library gets CJK search without re-indexing.
+    from indexer.store import photo_tags
+
+    photo_tags.add_cjk_bigrams(db)
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
 MIGRATIONS = (
     m001_initial,
@@ -197,6 +206,7 @@ MIGRATIONS = (
     m008_vector_log,
     m009_pixel_hash,
     m010_similar_groups,
+    m013_cjk_fts,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
