@@ -41,6 +41,7 @@ from indexer.store.queries import FileFilter
 from search import filters
 from search.dates import date_range_warning
 from search.display import shown_strings
+from search.language import check_lang
 from search.query import MODES, SearchRequest, filters_label
 from search.web import pages
 from search.web.library import Library
@@ -159,6 +160,7 @@ def search_request(params) -> SearchRequest | None:
         min_score=min_score,
         understand=params.get("literal") != "1",  # as the CLI: dates, places... read from q
         all_files=params.get("all") == "1",  # as --all: copies and look-alikes each a photo
+        lang=check_lang(params.get("lang")),  # as --lang: auto, en, de, ...
     )
 
 
