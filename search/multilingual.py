@@ -83,7 +83,10 @@ class MultilingualTextEncoder:
     def _encode_one(self, ids: list[int]) -> np.ndarray:
         w, c = self.w, self.cfg
         n, hd = len(ids), c.dim // c.n_heads
-        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:n]
+        )
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], _EPS)
         for i in range(c.n_layers):
             p = f"transformer.layer.{i}."
@@ -92,7 +95,8 @@ class MultilingualTextEncoder:
                 return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
             q, k, v = (
-                lin(x, f"attention.{n_}").reshape(n, c.n_heads, hd) for n_ in ("q_lin", "k_lin", "v_lin")
+                lin(x, f"attention.{n_}").reshape(n, c.n_heads, hd)
+                for n_ in ("q_lin", "k_lin", "v_lin")
             )
             att = np.einsum("qhd,khd->hqk", q / math.sqrt(hd), k)  # one query: no padding mask
             att = np.exp(att - att.max(-1, keepdims=True))

@@ -79,8 +79,8 @@ from search.query_encoder import (
     MULTILINGUAL_TOWER,
     EncoderLoader,
     load_encoder,
-    multilingual_encoder,
     model_source,
+    multilingual_encoder,
     query_vectors,
     resolve_model,
 )

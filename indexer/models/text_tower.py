@@ -62,7 +62,9 @@ def is_tower_dir(path: str | Path) -> bool:
 def _json(path: Path, required: bool = True) -> dict | None:
     if not path.is_file():
         if required:
-            raise ModelFormatError(f"{path}: missing (a text tower needs it; layout in docs/languages.md)")
+            raise ModelFormatError(
+                f"{path}: missing (a text tower needs it; layout in docs/languages.md)"
+            )
         return None
     if path.stat().st_size > 1_000_000:
         raise ModelFormatError(f"{path}: {path.stat().st_size:,} bytes is not a config file")
@@ -107,7 +109,9 @@ def read_tower(tower_dir: Path) -> TowerConfig:
     for key, (lo, hi) in _LIMITS.items():
         v = cfg.get(key)
         if not (_int(v) and lo <= v <= hi):
-            raise ModelFormatError(f"{cfg_path}: field {key!r} must be an integer in {lo}..{hi} (got {v!r})")
+            raise ModelFormatError(
+                f"{cfg_path}: field {key!r} must be an integer in {lo}..{hi} (got {v!r})"
+            )
     if cfg["dim"] % cfg["n_heads"]:
         raise ModelFormatError(f"{cfg_path}: field 'dim' must be a multiple of 'n_heads'")
     if cfg.get("activation", "gelu") != "gelu" or cfg.get("sinusoidal_pos_embds", False):
@@ -131,7 +135,9 @@ def read_tower(tower_dir: Path) -> TowerConfig:
         )
     out = dense.get("out_features")
     if not (_int(out) and 1 <= out <= 4096):
-        raise ModelFormatError(f"{dense_path}: field 'out_features' must be an integer in 1..4096 (got {out!r})")
+        raise ModelFormatError(
+            f"{dense_path}: field 'out_features' must be an integer in 1..4096 (got {out!r})"
+        )
     if not isinstance(dense.get("bias", True), bool):
         raise ModelFormatError(f"{dense_path}: field 'bias' must be true or false")
     if dense.get("activation_function") not in _IDENTITY:
@@ -226,7 +232,9 @@ def write_random_tower(
     tok.save(str(out / "tokenizer.json"))
 
     max_tokens = min(128, max_positions)
-    cfg = TowerConfig(dim, n_layers, n_heads, hidden_dim, n, max_positions, out_dim, False, max_tokens)
+    cfg = TowerConfig(
+        dim, n_layers, n_heads, hidden_dim, n, max_positions, out_dim, False, max_tokens
+    )
     config = {
         "architectures": ["DistilBertModel"],
         "model_type": "distilbert",
@@ -265,7 +273,9 @@ def write_random_tower(
         out / "1_Pooling" / "config.json",
         {"word_embedding_dimension": dim, "pooling_mode_mean_tokens": True},
     )
-    _write_json(out / "sentence_bert_config.json", {"max_seq_length": max_tokens, "do_lower_case": False})
+    _write_json(
+        out / "sentence_bert_config.json", {"max_seq_length": max_tokens, "do_lower_case": False}
+    )
     return out
 
 
