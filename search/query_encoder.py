@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -146,16 +147,25 @@ CLIP_TOWER = "clip"  # CLIP's own text tower (English queries)
 MULTILINGUAL_TOWER = "multilingual"  # the query-side multilingual tower (other languages)
 
 
+@lru_cache(maxsize=4)
+def _tower_dir(name: str, settings: Settings) -> Path:
+    """The checked tower directory, once per process (a registry tower is seven hub-cache
+    look-ups; the gallery asks on every query). A failure is not remembered: the next try
+    looks again."""
+    from indexer.models.loading import resolve_tower_dir
+
+    return resolve_tower_dir(name, settings)
+
+
 def multilingual_encoder(settings: Settings, dim: int, forced: bool):
     """The multilingual text encoder for an index of `dim`-d vectors, or None when it can't
     serve: not downloaded (and not downloadable now), or trained for another CLIP's space.
     Those are errors only when `forced` (--lang named the language): a detected language falls
     back to CLIP's own tower, which the output says."""
-    from indexer.models.loading import resolve_tower_dir
     from search.multilingual import load_multilingual_encoder
 
     try:
-        encoder = load_multilingual_encoder(resolve_tower_dir(settings.text_tower, settings))
+        encoder = load_multilingual_encoder(_tower_dir(settings.text_tower, settings))
     except ModelNotAvailableError:
         if forced:
             raise
