@@ -148,24 +148,26 @@ MULTILINGUAL_TOWER = "multilingual"  # the query-side multilingual tower (other 
 
 
 @lru_cache(maxsize=4)
-def _tower_dir(name: str, settings: Settings) -> Path:
+def _tower_dir(name: str, settings: Settings, download: bool) -> Path:
     """The checked tower directory, once per process (a registry tower is seven hub-cache
     look-ups; the gallery asks on every query). A failure is not remembered: the next try
     looks again."""
     from indexer.models.loading import resolve_tower_dir
 
-    return resolve_tower_dir(name, settings)
+    return resolve_tower_dir(name, settings, download)
 
 
 def multilingual_encoder(settings: Settings, dim: int, forced: bool):
     """The multilingual text encoder for an index of `dim`-d vectors, or None when it can't
-    serve: not downloaded (and not downloadable now), or trained for another CLIP's space.
+    serve: not downloaded (a forced language downloads it, as --model does a model), or
+    trained for another CLIP's space.
     Those are errors only when `forced` (--lang named the language): a detected language falls
     back to CLIP's own tower, which the output says."""
     from search.multilingual import load_multilingual_encoder
 
     try:
-        encoder = load_multilingual_encoder(_tower_dir(settings.text_tower, settings))
+        # Detected, not forced: only a tower already here (no 540 MB download unasked).
+        encoder = load_multilingual_encoder(_tower_dir(settings.text_tower, settings, forced))
     except ModelNotAvailableError:
         if forced:
             raise

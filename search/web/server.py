@@ -337,7 +337,14 @@ def api_search(request: Request) -> Response:
             )
         page = lib.search(req, page_no, per_page)
     return ApiJson(
-        {"page": page.page, "per_page": per_page, "has_more": page.has_more, "hits": page.hits}
+        {
+            "page": page.page,
+            "per_page": per_page,
+            "has_more": page.has_more,
+            "language": page.language,  # the query's language and text tower (None: --like)
+            "text_tower": page.text_tower,
+            "hits": page.hits,
+        }
     )
 
 
