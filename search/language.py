@@ -141,6 +141,28 @@ _WORDS = {
         paard vogel vogels lucht wolken regen oud oude nieuw nieuwe groot grote klein kleine
         twee drie man vrouw mensen meisje jongen toren kasteel museum markt diner ontbijt""",
 }
+# Words that name no subject, per language: a photo's own words need not hold them to rank first
+# ("die Großmutter" is Großmutter). English's are search/query.FUNCTION_WORDS.
+FUNCTION_WORDS = {
+    "de": "der die das den dem des ein eine einen einem einer und oder mit von vom zum zur im am"
+    " an auf in bei nach aus für mein meine unser unsere foto fotos bild bilder",
+    "fr": "le la les l un une des du de d au aux et ou avec sur sous dans chez pour mon ma mes"
+    " notre nos photo photos",
+    "es": "el la los las un una unos unas del de al y o con sobre en para mi mis nuestro"
+    " nuestra foto fotos",
+    "it": "il lo la i gli le l un uno una del della dei delle di da al alla e o con su in per"
+    " mio mia nostro nostra foto",
+    "pt": "o a os as um uma do da dos das de ao e ou com em no na nos nas para meu minha nosso"
+    " nossa foto fotos",
+    "nl": "de het een van en of met op in bij naar uit voor mijn onze foto fotos",
+}
+
+
+def function_words(lang: str | None) -> frozenset[str]:
+    """The words of `lang` that name no subject (empty for a language without a list)."""
+    return frozenset(FUNCTION_WORDS.get(lang or "", "").split())
+
+
 # Month names: "juillet 2021" is French before understanding reads it as a date.
 _MONTHS = {
     "de": "januar februar märz april mai juni juli august september oktober november dezember",

@@ -72,7 +72,7 @@ from indexer.store.queries import (
 )
 from indexer.store.roots import root_folders, under
 from search.fusion import fuse
-from search.language import AUTO, ENGLISH, check_lang, query_language
+from search.language import AUTO, ENGLISH, check_lang, function_words, query_language
 from search.photos import camera_name
 from search.query_encoder import (
     CLIP_TOWER,
@@ -373,7 +373,7 @@ def _search(
     neg_kw = fts_query(query_words(req.negative))
     # A person's own words first (`own_words_first`): its candidates are searched on their own.
     tiered = req.own_words_first and len(signals) > 1 and "keyword" in signals
-    own_kw = fts_query(sorted(_wanted(words))) if tiered else None
+    own_kw = fts_query(sorted(_wanted(words, language))) if tiered else None
 
     # More than the collection holds means "all of them": cap the candidate depth at the index
     # size (+1, so a full list still reads as exhausted), or -n 9223372036854775807 overflows.
@@ -412,7 +412,7 @@ def _search(
         if own and req.min_score is not None:
             cosines = indexes[gate].scores(q, np.array(own, dtype=np.int64))
             own = [i for i in own if cosines.get(i, -1.0) >= req.min_score]
-        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q, settings, own, foreign)
+        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q, settings, own, language)
         if len(hits) >= req.limit or exhausted:
             for hit in hits:
                 hit.language, hit.text_tower = language, text_tower
@@ -430,11 +430,12 @@ def _fuse_and_expand(
     q: np.ndarray | None,
     settings: Settings,
     own: list[int] | None = None,
-    foreign: bool = False,
+    language: str | None = None,
 ) -> list[Hit]:
     """Fuse the signals' lists, order (own words first when `own`, the results whose photo's own
     words match a query word, is given), and expand results into hits, one per group.
-    `foreign`: a query not in English, whose words never match a generated caption."""
+    `language`: the query's; in another than English its words never match a generated caption."""
+    foreign = language not in (None, ENGLISH)
     ranks = {s: {rid: r for r, (rid, _) in enumerate(lst, start=1)} for s, lst in lists.items()}
     raw = {s: dict(lst) for s, lst in lists.items()}
     if len(lists) == 1:
@@ -455,7 +456,7 @@ def _fuse_and_expand(
         order = sorted(fused, key=lambda rid: (-fused[rid], best_rank[rid], rid))
     first: set[str] = set()  # paths whose own words hold every query word
     if own is not None and "keyword" in counted and len(lists) > 1:
-        order, first = own_words_first(conn, order, own, words, req.filters)
+        order, first = own_words_first(conn, order, own, words, req.filters, language)
         for rid in order:
             fused.setdefault(rid, 0.0)  # in no signal's list: only its own words found it
 
@@ -539,13 +540,20 @@ FUNCTION_WORDS = frozenset(
 )
 
 
-def _wanted(words: list[str]) -> set[str]:
-    """The query words an own-words match needs, folded as places compare ("ile" finds "Île")."""
-    return {t for w in words for t in fold(w).split()} - FUNCTION_WORDS
+def _wanted(words: list[str], language: str | None = None) -> set[str]:
+    """The query words an own-words match needs, folded as places compare ("ile" finds "Île"),
+    without the function words of English and of the query's language ("die", "le")."""
+    skip = FUNCTION_WORDS | {fold(w) for w in function_words(language)}
+    return {t for w in words for t in fold(w).split()} - skip
 
 
 def own_words_first(
-    conn: sqlite3.Connection, order: list[int], extra: list[int], words: list[str], flt: FileFilter
+    conn: sqlite3.Connection,
+    order: list[int],
+    extra: list[int],
+    words: list[str],
+    flt: FileFilter,
+    language: str | None = None,
 ) -> tuple[list[int], set[str]]:
     """The fused `order` in two tiers: first the results with a photo whose own words (tags,
     description, a person's caption, place, folders below its root) hold every query word,
@@ -560,7 +568,7 @@ def own_words_first(
     confirm only part of the query, and the vectors judge the rest ("dog on the beach" must not
     put every photo tagged "beach" above a dog on a beach). Words compare folded, as places do
     ("ile" finds "Île")."""
-    wanted = _wanted(words)
+    wanted = _wanted(words, language)
     known = set(order)
     extra = [rid for rid in dict.fromkeys(extra) if rid not in known]
     if not wanted or not (order or extra):
