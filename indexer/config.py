@@ -14,6 +14,7 @@ from pathlib import Path
 from indexer.errors import UsageError
 
 DEFAULT_MODEL = "clipcap-coco"
+DEFAULT_TEXT_TOWER = "clip-multilingual"  # query text tower for non-English queries
 
 # RAW camera files: decoded through their embedded preview (indexer.media.raw; rawpy via the `raw`
 # extra, Pillow for TIFF-based previews).
@@ -90,6 +91,9 @@ def default_db_path() -> Path:
 class Settings:
     db_path: Path = field(default_factory=default_db_path)
     model: str = DEFAULT_MODEL  # registry name or a local model directory
+    # The query-side text tower for non-English queries: a registry name
+    # (indexer/models/registry.TEXT_TOWERS) or a local tower directory (docs/languages.md).
+    text_tower: str = DEFAULT_TEXT_TOWER
     # Whether --model or IMGCAP_MODEL named `model`; when neither did, `imgcap index` uses the
     # model its database already holds (indexer/run/run_model.py), as a search does.
     model_named: bool = False
@@ -159,6 +163,8 @@ class Settings:
             env["db_path"] = Path(os.environ["IMGCAP_DB"]).expanduser()
         if os.environ.get("IMGCAP_MODEL"):
             env["model"], env["model_named"] = os.environ["IMGCAP_MODEL"], True
+        if os.environ.get("IMGCAP_TEXT_TOWER"):
+            env["text_tower"] = os.environ["IMGCAP_TEXT_TOWER"]
         if os.environ.get("IMGCAP_DEVICE"):
             env["device"] = os.environ["IMGCAP_DEVICE"]
         if _truthy(os.environ.get("IMGCAP_OFFLINE")) or _truthy(os.environ.get("HF_HUB_OFFLINE")):

@@ -72,11 +72,15 @@ from indexer.store.queries import (
 )
 from indexer.store.roots import root_folders, under
 from search.fusion import fuse
+from search.language import AUTO, ENGLISH, check_lang, function_words, query_language
 from search.photos import camera_name
 from search.query_encoder import (
+    CLIP_TOWER,
+    MULTILINGUAL_TOWER,
     EncoderLoader,
     load_encoder,
     model_source,
+    multilingual_encoder,
     query_vectors,
     resolve_model,
 )
@@ -103,6 +107,11 @@ class SearchRequest:
     # Hybrid: photos whose own words hold every query word first (`own_words_first`); off only
     # to measure the fusion alone (benchmarks/bench_ranking.py)
     own_words_first: bool = True
+    # The query's language (search/language.py): "auto" = detected; "en" = CLIP's own text tower
+    # and keywords over everything; any other = the multilingual tower, and keywords over the
+    # photo's own words only (generated captions are English)
+    lang: str = "auto"
+    detected: str | None = None  # the language of the words as typed (before understanding)
 
 
 @dataclass
@@ -147,6 +156,8 @@ class Hit:
     matched_in: dict[str, list[str]] = field(default_factory=dict)
     # The group's other files, hidden behind this hit ("+N similar"); empty with --all
     similar: list[SimilarFile] = field(default_factory=list)
+    language: str | None = None  # the query's language ("de"); None without query words
+    text_tower: str | None = None  # "clip" or "multilingual"; None when no text was encoded
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; scores rounded to 4 places (float noise is not information)."""
@@ -160,7 +171,7 @@ class Hit:
             del d["tags"]  # only photos with matching tags say so
         if d["at_seconds"] is None:
             del d["at_seconds"]  # only videos have a moment
-        for key in ("place", "understood"):
+        for key in ("place", "understood", "language", "text_tower"):
             if d[key] is None:
                 del d[key]  # only photos with a place, only queries read as more than words
         if not d["similar"]:
@@ -274,6 +285,9 @@ def search_understood(
     `req.understand` is off). Every hit carries it too (`Hit.understood`) when it found more
     than words."""
     _validate(req)
+    if (req.text or "").strip():
+        # Read from the words as typed: understanding may take "Sommer 2019" out of them.
+        req = replace(req, detected=query_language(req.text, check_lang(req.lang)))
     encoder_loader = encoder_loader or load_encoder
     conn = connect_readonly(db_path)
     try:
@@ -324,6 +338,8 @@ def _search(
 ) -> list[Hit]:
     model = resolve_model(conn, req.model, settings)
     words = query_words(req.text)
+    language = (req.detected or query_language(req.text, check_lang(req.lang))) if words else None
+    foreign = language not in (None, ENGLISH)
     # --like alone: the visually nearest first. The caption signal (the photo's image vector
     # against caption text vectors) pushed the nearest out of the top 3, so it is left out.
     hybrid = ["image"] if req.like is not None else ["image", "caption"]
@@ -345,14 +361,19 @@ def _search(
 
     indexes: dict = {}
     q = searched = None
+    text_tower = None
     if vector_signals:
         from search.vectors import cache
 
         indexes = cache.load_model(db_path, conn, model, settings.vector_memory_gb)
         # Load by what the user named (a model directory's stored name is not a path).
         source = model_source(conn, model, req.model, settings)
-        q, searched = query_vectors(req, source, settings, encoder_loader)
         dim = indexes["image"].index.d
+        tower = None
+        if foreign:
+            tower = multilingual_encoder(settings, dim, forced=req.lang != AUTO)
+        text_tower = None if not words else (MULTILINGUAL_TOWER if tower else CLIP_TOWER)
+        q, searched = query_vectors(req, source, settings, encoder_loader, tower)
         if len(q) != dim:
             raise StoreError(
                 f"the index for {model!r} holds {dim}-d vectors but the model makes {len(q)}-d"
@@ -364,7 +385,7 @@ def _search(
     neg_kw = fts_query(query_words(req.negative))
     # A person's own words first (`own_words_first`): its candidates are searched on their own.
     tiered = req.own_words_first and len(signals) > 1 and "keyword" in signals
-    own_kw = fts_query(sorted(_wanted(words))) if tiered else None
+    own_kw = fts_query(sorted(_wanted(words, language))) if tiered else None
 
     # More than the collection holds means "all of them": cap the candidate depth at the index
     # size (+1, so a full list still reads as exhausted), or -n 9223372036854775807 overflows.
@@ -375,7 +396,7 @@ def _search(
         exhausted = True
         for s in signals:
             if s == "keyword":
-                found = keyword_matches(conn, model, kw, depth, req.filters)
+                found = keyword_matches(conn, model, kw, depth, req.filters, not foreign)
                 if neg_kw and found:
                     bad = keyword_subset(conn, neg_kw, [i for i, _ in found])
                     # Push down, not out: matches of --not go after every other keyword match.
@@ -403,8 +424,10 @@ def _search(
         if own and req.min_score is not None:
             cosines = indexes[gate].scores(q, np.array(own, dtype=np.int64))
             own = [i for i in own if cosines.get(i, -1.0) >= req.min_score]
-        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q, settings, own)
+        hits = _fuse_and_expand(conn, lists, req, model, words, indexes, q, settings, own, language)
         if len(hits) >= req.limit or exhausted:
+            for hit in hits:
+                hit.language, hit.text_tower = language, text_tower
             return hits[: req.limit]
         depth = min(depth * 4, max(cap, req.min_candidates))
 
@@ -419,9 +442,12 @@ def _fuse_and_expand(
     q: np.ndarray | None,
     settings: Settings,
     own: list[int] | None = None,
+    language: str | None = None,
 ) -> list[Hit]:
     """Fuse the signals' lists, order (own words first when `own`, the results whose photo's own
-    words match a query word, is given), and expand results into hits, one per group."""
+    words match a query word, is given), and expand results into hits, one per group.
+    `language`: the query's; in another than English its words never match a generated caption."""
+    foreign = language not in (None, ENGLISH)
     ranks = {s: {rid: r for r, (rid, _) in enumerate(lst, start=1)} for s, lst in lists.items()}
     raw = {s: dict(lst) for s, lst in lists.items()}
     if len(lists) == 1:
@@ -442,7 +468,7 @@ def _fuse_and_expand(
         order = sorted(fused, key=lambda rid: (-fused[rid], best_rank[rid], rid))
     first: set[str] = set()  # paths whose own words hold every query word
     if own is not None and "keyword" in counted and len(lists) > 1:
-        order, first = own_words_first(conn, order, own, words, req.filters)
+        order, first = own_words_first(conn, order, own, words, req.filters, language)
         for rid in order:
             fused.setdefault(rid, 0.0)  # in no signal's list: only its own words found it
 
@@ -506,7 +532,7 @@ def _fuse_and_expand(
             for s in lists:
                 score = exact.get(s, {}).get(rid, raw[s].get(rid))
                 sig[s] = Signal(score=score, rank=ranks[s].get(rid))
-            matched = matched_words(row["caption"], words)
+            matched = [] if foreign else matched_words(row["caption"], words)
             hits.append(hit_from_row(row, len(hits) + 1, float(fused[rid]), model, sig, matched))
             hits[-1].own_words_all = row["path"] in first
             if len(hits) >= req.limit:
@@ -526,15 +552,22 @@ FUNCTION_WORDS = frozenset(
 )
 
 
-def _wanted(words: list[str]) -> set[str]:
-    """The query words an own-words match needs, folded as places compare ("ile" finds "Île");
-    a CJK word in cjk's form (folding would drop its voicing marks: ガ is not カ)."""
+def _wanted(words: list[str], language: str | None = None) -> set[str]:
+    """The query words an own-words match needs, folded as places compare ("ile" finds "Île"),
+    without the function words of English and of the query's language ("die", "le"); a CJK word
+    in cjk's form (folding would drop its voicing marks: ガ is not カ)."""
+    skip = FUNCTION_WORDS | {fold(w) for w in function_words(language)}
     folded = {t for w in words if not cjk.has_cjk(w) for t in fold(w).split()}
-    return (folded | {cjk.normal(w) for w in words if cjk.has_cjk(w)}) - FUNCTION_WORDS
+    return (folded | {cjk.normal(w) for w in words if cjk.has_cjk(w)}) - skip
 
 
 def own_words_first(
-    conn: sqlite3.Connection, order: list[int], extra: list[int], words: list[str], flt: FileFilter
+    conn: sqlite3.Connection,
+    order: list[int],
+    extra: list[int],
+    words: list[str],
+    flt: FileFilter,
+    language: str | None = None,
 ) -> tuple[list[int], set[str]]:
     """The fused `order` in two tiers: first the results with a photo whose own words (tags,
     description, a person's caption, place, folders below its root) hold every query word,
@@ -549,7 +582,7 @@ def own_words_first(
     confirm only part of the query, and the vectors judge the rest ("dog on the beach" must not
     put every photo tagged "beach" above a dog on a beach). Words compare folded, as places do
     ("ile" finds "Île")."""
-    wanted = _wanted(words)
+    wanted = _wanted(words, language)
     known = set(order)
     extra = [rid for rid in dict.fromkeys(extra) if rid not in known]
     if not wanted or not (order or extra):

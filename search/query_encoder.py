@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -142,27 +143,70 @@ def model_source(
     return source
 
 
+CLIP_TOWER = "clip"  # CLIP's own text tower (English queries)
+MULTILINGUAL_TOWER = "multilingual"  # the query-side multilingual tower (other languages)
+
+
+@lru_cache(maxsize=4)
+def _tower_dir(name: str, settings: Settings, download: bool) -> Path:
+    """The checked tower directory, once per process (a registry tower is seven hub-cache
+    look-ups; the gallery asks on every query). A failure is not remembered: the next try
+    looks again."""
+    from indexer.models.loading import resolve_tower_dir
+
+    return resolve_tower_dir(name, settings, download)
+
+
+def multilingual_encoder(settings: Settings, dim: int, forced: bool):
+    """The multilingual text encoder for an index of `dim`-d vectors, or None when it can't
+    serve: not downloaded (a forced language downloads it, as --model does a model), or
+    trained for another CLIP's space.
+    Those are errors only when `forced` (--lang named the language): a detected language falls
+    back to CLIP's own tower, which the output says."""
+    from search.multilingual import load_multilingual_encoder
+
+    try:
+        # Detected, not forced: only a tower already here (no 540 MB download unasked).
+        encoder = load_multilingual_encoder(_tower_dir(settings.text_tower, settings, forced))
+    except ModelNotAvailableError:
+        if forced:
+            raise
+        return None
+    if encoder.embed_dim != dim:
+        if forced:
+            raise UsageError(
+                f"the text tower {settings.text_tower!r} makes {encoder.embed_dim}-d vectors but"
+                f" this index holds {dim}-d ones (another CLIP): search with --lang en"
+            )
+        return None
+    return encoder
+
+
 def query_vectors(
-    req, model: str, settings: Settings, loader: EncoderLoader
+    req, model: str, settings: Settings, loader: EncoderLoader, text_encoder=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(the query vector, the vector actually searched with): unit text and/or image vectors;
     --not subtracts its text vector from the searched one (inner product is linear, so that is
-    the same as ranking by cos(q) - w * cos(neg))."""
+    the same as ranking by cos(q) - w * cos(neg)). `text_encoder`: what encodes the text (the
+    multilingual tower); None = the model's CLIP, which is then loaded only if needed."""
     if req.like is not None:
         from indexer.media.decode import check_header
 
         # Refuse a FIFO, a non-image or an over-cap photo from its header, before the model loads.
         check_header(req.like, settings.max_pixels_for(1))
-    try:
-        encoder = loader(model, settings)
-    except UsageError:
-        raise UsageError(
-            f"this index was made by model {model!r}, which is not a registry name: pass"
-            " --model DIR (its model directory) to search by meaning, or use --mode keyword"
-        ) from None
+    encoder = None
+    if text_encoder is None or req.like is not None:
+        try:
+            encoder = loader(model, settings)
+        except UsageError:
+            raise UsageError(
+                f"this index was made by model {model!r}, which is not a registry name: pass"
+                " --model DIR (its model directory) to search by meaning, or use --mode keyword"
+            ) from None
+    texts = text_encoder or encoder
     parts = []
     if req.text and req.text.strip():
-        parts.append(unit_vector(np.asarray(encoder.encode_texts([req.text.strip()]))[0]))
+        parts.append(unit_vector(np.asarray(texts.encode_texts([req.text.strip()]))[0]))
     if req.like is not None:
         from indexer.media.preprocess import encoder_tensor, model_pixels
 
@@ -173,6 +217,6 @@ def query_vectors(
     q = unit_vector(np.sum(parts, axis=0))
     searched = q
     if req.negative and req.negative.strip():
-        neg = unit_vector(np.asarray(encoder.encode_texts([req.negative.strip()]))[0])
+        neg = unit_vector(np.asarray(texts.encode_texts([req.negative.strip()]))[0])
         searched = q - NEGATIVE_WEIGHT * neg
     return q, searched

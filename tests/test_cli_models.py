@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from cli import app
 from indexer.config import Settings
 from indexer.models.download import list_models
-from indexer.models.registry import REGISTRY
+from indexer.models.registry import REGISTRY, TEXT_TOWERS
 from search.cli.output import print_models
 
 runner = CliRunner()
@@ -21,7 +21,8 @@ def test_piped_models_are_tab_separated_lines(tmp_path):
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     rows = [line.split("\t") for line in lines]
-    assert [r[0] for r in rows] == list(REGISTRY)  # `cut -f1` gives names to pass to --model
+    # `cut -f1` gives names to pass to --model, then the text towers
+    assert [r[0] for r in rows] == list(REGISTRY) + list(TEXT_TOWERS)
     assert all(len(r) == 6 for r in rows), lines  # name, default, local, mapping, CLIP, source
     assert rows[0][1:3] == ["yes", "no"]  # clipcap-coco: the default, not downloaded
     assert any(DRIVE_ID in r[5] for r in rows)

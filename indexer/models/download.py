@@ -9,7 +9,7 @@ from pathlib import Path
 from indexer.config import DEFAULT_MODEL, Settings
 from indexer.errors import ModelFormatError, ModelNotAvailableError
 from indexer.models.model_dir import SPEC_FORMAT, write_spec
-from indexer.models.registry import REGISTRY, HubFile, RegistryEntry
+from indexer.models.registry import REGISTRY, TEXT_TOWERS, HubFile, RegistryEntry, TextTowerEntry
 
 
 def materialise(entry: RegistryEntry, settings: Settings, download: bool) -> Path:
@@ -44,6 +44,13 @@ def materialise(entry: RegistryEntry, settings: Settings, download: bool) -> Pat
     return out
 
 
+def materialise_tower(entry: TextTowerEntry, settings: Settings, download: bool) -> Path:
+    """Fetch (or find in the cache) every file of a registry text tower: they sit in one hub
+    snapshot folder, in the hub's own layout, which is the tower directory."""
+    paths = [hub_file(entry, f, settings, download) for f in entry.files]
+    return paths[0].parent
+
+
 def hub_download(repo: str, filename: str, revision: str, settings: Settings, cached: bool) -> Path:
     """One pinned file through huggingface_hub: from its cache only (`cached`), or downloaded into
     it, from `settings.hub_endpoint` (a mirror) when set. Raises what huggingface_hub raises."""
@@ -61,7 +68,9 @@ def hub_download(repo: str, filename: str, revision: str, settings: Settings, ca
     return Path(path)
 
 
-def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: bool) -> Path:
+def hub_file(
+    entry: RegistryEntry | TextTowerEntry, f: HubFile, settings: Settings, download: bool
+) -> Path:
     """Path of one pinned hub file: from the cache if there, else downloaded (unless offline)."""
     try:
         return check_size(f, hub_download(f.repo, f.filename, f.revision, settings, cached=True))
@@ -79,6 +88,12 @@ def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: boo
                 reason = short_reason(e)
             else:
                 return check_size(f, path)
+    local = "pass --model DIR with a local model directory (layout in docs/models-offline.md)"
+    if isinstance(entry, TextTowerEntry):
+        local = (
+            "set IMGCAP_TEXT_TOWER to a local tower directory (docs/languages.md), or search "
+            "with --lang en (CLIP's own English text tower)"
+        )
     what = (
         f"model {entry.name!r} needs {f.filename} from the Hugging Face Hub "
         f"({f.repo} @ {f.revision}), which is not in the local cache and could not be "
@@ -87,13 +102,11 @@ def hub_file(entry: RegistryEntry, f: HubFile, settings: Settings, download: boo
     raise ModelNotAvailableError(
         f"{what}\nFix: on a machine with internet run `imgcap models download {entry.name}` "
         "(files go to the Hugging Face cache, ~/.cache/huggingface/hub by default; copy that "
-        "folder over or point HF_HOME / IMGCAP_CACHE_DIR at it), or pass --model DIR with a local "
-        "model directory (layout in docs/models-offline.md).",
+        f"folder over or point HF_HOME / IMGCAP_CACHE_DIR at it), or {local}.",
         download_fix=f"{what}\nFix: run `imgcap models download {entry.name}` on a machine "
         "that reaches the hub (or set HF_ENDPOINT to a mirror this one reaches), then copy its "
         "Hugging Face cache (~/.cache/huggingface/hub) to this machine or point HF_HOME / "
-        "IMGCAP_CACHE_DIR at the copy; or use --model DIR with a local model directory "
-        "(docs/models-offline.md).",
+        f"IMGCAP_CACHE_DIR at the copy; or {local}.",
     )
 
 
@@ -171,7 +184,27 @@ def list_models(settings: Settings) -> list[dict]:
                 "description": e.description,
             }
         )
+    for t in TEXT_TOWERS.values():
+        rows.append(
+            {
+                "name": t.name,
+                "default": False,
+                "local": all(_cached(f, settings) for f in t.files),
+                "mapping": "text tower",
+                "clip": t.clip_repo.split("/")[-1],
+                "source": t.files[0].repo,
+                "description": t.description,
+            }
+        )
     return rows
+
+
+def _cached(f: HubFile, settings: Settings) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = str(settings.cache_dir) if settings.cache_dir else None
+    hit = try_to_load_from_cache(f.repo, f.filename, cache_dir=cache, revision=f.revision)
+    return isinstance(hit, str)
 
 
 def is_local(entry: RegistryEntry, settings: Settings) -> bool:

@@ -9,6 +9,7 @@ layout) and a GPT-2 BPE tokenizer. Beside this module in indexer/models/:
     model_dir.py       the local directory layout, spec validation, writing a directory
     random_weights.py  the tiny test model and full-size random-weight models
     checkpoint.py      safe weight reading, init-free building, safetensors twins
+    text_tower.py      a multilingual query text tower's directory (search/multilingual.py runs it)
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from typing import Any
 from indexer.atomic_file import atomic_file
 from indexer.config import Settings
 from indexer.errors import ModelFormatError, ModelNotAvailableError, UsageError
-from indexer.models.download import check_key_count, materialise
+from indexer.models.download import check_key_count, materialise, materialise_tower
 from indexer.models.model_dir import (
     SPEC_FILE,
     read_spec,
     rel,
 )
 from indexer.models.quiet import quiet_third_party
-from indexer.models.registry import REGISTRY
+from indexer.models.registry import REGISTRY, TEXT_TOWERS
+from indexer.models.text_tower import is_tower_dir, read_tower
 
 
 @dataclass
@@ -109,6 +111,26 @@ def resolve_model_dir(name_or_dir: str, settings: Settings, download: bool = Tru
     raise UsageError(
         f"unknown model {name_or_dir!r}; known: {', '.join(REGISTRY)} (or a model directory)"
     )
+
+
+def resolve_tower_dir(name_or_dir: str, settings: Settings, download: bool = True) -> Path:
+    """The directory of a text tower: a registry name (from the hub cache, downloading if needed
+    and allowed) or a local directory in the hub layout; checked (read_tower) either way."""
+    path = Path(name_or_dir).expanduser()
+    if name_or_dir in TEXT_TOWERS:
+        path = materialise_tower(TEXT_TOWERS[name_or_dir], settings, download)
+    elif not is_tower_dir(path):
+        if path.exists():
+            raise ModelFormatError(
+                f"{path}: not a text tower directory (config.json and 2_Dense/ expected;"
+                " layout in docs/languages.md)"
+            )
+        raise UsageError(
+            f"unknown text tower {name_or_dir!r}; known: {', '.join(TEXT_TOWERS)}"
+            " (or a tower directory)"
+        )
+    read_tower(path)
+    return path
 
 
 # ------------------------------------------------------------------------------ load progress
@@ -251,8 +273,16 @@ def load_tokenizer(tok_dir: Path):
 def download_model(name: str, settings: Settings, checkpoint_file: Path | None = None) -> Path:
     """Fetch every file a registry model needs now, so later runs work offline; then convert the
     checkpoint to safetensors once (the pickle is kept), so every later load is a fast mmap."""
+    if name in TEXT_TOWERS:
+        if checkpoint_file is not None:
+            raise UsageError(f"{name} is downloaded from the hub; --file is only for manual models")
+        try:
+            return resolve_tower_dir(name, settings)
+        except ModelNotAvailableError as e:
+            raise ModelNotAvailableError(e.download_fix) from None
     if name not in REGISTRY:
-        raise UsageError(f"unknown model {name!r}; known: {', '.join(REGISTRY)}")
+        known = ", ".join([*REGISTRY, *TEXT_TOWERS])
+        raise UsageError(f"unknown model {name!r}; known: {known}")
     entry = REGISTRY[name]
     if checkpoint_file is not None:
         if entry.checkpoint is not None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from indexer.config import DEFAULT_TEXT_TOWER
+
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 
@@ -135,6 +137,46 @@ REGISTRY: dict[str, RegistryEntry] = {
 }
 
 
+@dataclass(frozen=True)
+class TextTowerEntry:
+    """A query-side text tower (indexer/models/text_tower.py), trained into one CLIP's text space:
+    its vectors search the image and caption vectors that CLIP already put in the index."""
+
+    name: str
+    description: str
+    files: tuple[HubFile, ...]  # the first is config.json: its folder is the tower directory
+    clip_repo: str  # the CLIP whose space it shares (stored models with another CLIP can't use it)
+
+
+# sentence-transformers/clip-ViT-B-32-multilingual-v1 (Apache-2.0): multilingual DistilBERT, mean
+# pooling, Dense 768->512, distilled into OpenAI ViT-B/32's text space, 50+ languages. Commit
+# 238402c1 (hub tree page: model.safetensors and 2_Dense/model.safetensors present, PR #7).
+_ML_REPO = "sentence-transformers/clip-ViT-B-32-multilingual-v1"
+_ML_REV = "238402c12a26c6cb9d823b90bc8a4d32a27e434c"
+TEXT_TOWERS: dict[str, TextTowerEntry] = {
+    e.name: e
+    for e in (
+        TextTowerEntry(
+            name=DEFAULT_TEXT_TOWER,
+            description="multilingual query text tower for ViT-B/32 (DistilBERT, 50+ languages)",
+            files=tuple(
+                HubFile(_ML_REPO, f, _ML_REV)
+                for f in (
+                    "config.json",
+                    "model.safetensors",
+                    "tokenizer.json",
+                    "sentence_bert_config.json",
+                    "1_Pooling/config.json",
+                    "2_Dense/config.json",
+                    "2_Dense/model.safetensors",
+                )
+            ),
+            clip_repo=_VIT_B32,
+        ),
+    )
+}
+
+
 def unverified_pins() -> list[HubFile]:
     """Hub files pinned by something other than a full commit hash (docs/models-offline.md,
     "Model pins")."""
@@ -142,5 +184,9 @@ def unverified_pins() -> list[HubFile]:
     for e in REGISTRY.values():
         for f in (e.checkpoint, *e.clip_files, *e.tokenizer_files):
             if f is not None and not f.verified_pin:
+                seen.setdefault((f.repo, f.filename), f)
+    for t in TEXT_TOWERS.values():
+        for f in t.files:
+            if not f.verified_pin:
                 seen.setdefault((f.repo, f.filename), f)
     return list(seen.values())

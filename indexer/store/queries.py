@@ -139,13 +139,23 @@ def filtered_result_ids(conn: sqlite3.Connection, model: str, flt: FileFilter) -
 
 @translated
 def keyword_matches(
-    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
+    conn: sqlite3.Connection,
+    model: str,
+    fts_query: str,
+    limit: int,
+    flt: FileFilter,
+    generated: bool = True,
 ) -> list[tuple[int, float]]:
     """(result id, BM25) of results whose caption, or whose photo's own tags and description,
-    match an FTS5 query, best first (BM25 of both added; higher = better).
+    match an FTS5 query, best first (BM25 of both added; higher = better). `generated=False`:
+    only captions a person wrote, never generated ones (English: a query in another language
+    must not match them by accident, "die" or "art").
 
     `fts_query` must already be sanitised (search/query.py quotes every term)."""
-    found = _caption_matches(conn, model, fts_query, limit, flt)
+    if generated:
+        found = _caption_matches(conn, model, fts_query, limit, flt)
+    else:
+        found = _written_caption_matches(conn, model, fts_query, limit, flt)
     where, params = _file_where(flt)
     tagged = photo_tags.keyword_matches(
         conn, model, fts_query, limit, where, params, _join(conn, from_results=False)
@@ -187,6 +197,25 @@ def _caption_matches(
         [fts_query, model, *params, limit],
     ).fetchall()
     return [(int(i), -float(s)) for i, s in rows]  # FTS5's bm25() is negated: flip it back
+
+
+@translated
+def _written_caption_matches(
+    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
+) -> list[tuple[int, float]]:
+    """(result id, BM25) of captions a person wrote (not generated) matching the query."""
+    if "caption_edited_at" not in {row[1] for row in conn.execute("PRAGMA table_info(results)")}:
+        return []
+    hashes, params = _hashes_where(conn, *_file_where(flt))
+    restrict = f" AND r.content_hash IN ({hashes})" if flt.active else ""
+    rows = conn.execute(
+        "SELECT r.id, bm25(results_fts) AS rank FROM results_fts"
+        " JOIN results r ON r.id = results_fts.rowid"
+        " WHERE results_fts MATCH ? AND r.model = ? AND r.caption_edited_at IS NOT NULL"
+        f"{restrict} ORDER BY rank LIMIT ?",
+        [fts_query, model, *params, limit],
+    ).fetchall()
+    return [(int(i), -float(s)) for i, s in rows]
 
 
 def _only_model(conn: sqlite3.Connection) -> str | None:

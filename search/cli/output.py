@@ -198,6 +198,20 @@ def print_understood(label: str) -> None:
     typer.secho(shown, dim=True, err=True)
 
 
+def print_language(language: str, tower: str | None, tower_name: str) -> None:
+    """Which language a non-English query was read in and by which text tower, on stderr."""
+    if tower == "clip":
+        shown = (
+            f"language: {printable(language)}, read by CLIP's English text tower: the"
+            f" multilingual one ({printable(tower_name)}) is not available here (`imgcap models"
+            f" download {printable(tower_name)}`)"
+        )
+    else:
+        how = "multilingual text tower" if tower == "multilingual" else "keywords"
+        shown = f"language: {printable(language)} ({how}; --lang en: read as English)"
+    typer.secho(shown, dim=True, err=True)
+
+
 def print_index_summary(s) -> None:
     """The text form of IndexSummary: every number is one of its fields, named alike, so the
     text and `--json` always agree."""

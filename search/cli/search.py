@@ -121,6 +121,15 @@ def search(
         ),
     ] = False,
     resize: ResizeOpt = None,
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang",
+            metavar="CODE",
+            help="The query's language: auto (detected), en (CLIP's own text tower) or a code"
+            " such as de, fr, zh (the multilingual tower; docs/languages.md).",
+        ),
+    ] = "auto",
 ) -> None:
     """Search indexed photos by meaning; every hit says why it matched.
 
@@ -145,6 +154,7 @@ def search(
     # machine they tripled the cold search (3.2 s -> 1.1 s wall, bench_search.py cold). Must be
     # set before numpy loads; an explicit user setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from search.language import check_lang
     from search.query import SearchRequest, filters_label, search_understood
 
     if json_out and paths:
@@ -164,12 +174,15 @@ def search(
         model=model,
         understand=not literal,
         all_files=all_files,
+        lang=check_lang(lang),
     )
     hits, understood = search_understood(
         settings.db_path, req, settings, services(ctx).encoder_loader
     )
     if understood is not None and understood.any and not json_out:
         output.print_understood(understood.label())
+    if hits and hits[0].language not in (None, "en") and not json_out:
+        output.print_language(hits[0].language, hits[0].text_tower, settings.text_tower)
     if json_out:
         for hit in hits:
             output.print_json(hit.to_dict())

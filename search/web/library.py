@@ -60,6 +60,8 @@ class Page:
     has_more: bool
     model: str | None = None
     understood: str | None = None  # "after 2019-01-01, place Paris": what the query was read as
+    language: str | None = None  # the query's language ("de") and the text tower that read it
+    text_tower: str | None = None
 
 
 class Library:
@@ -116,7 +118,9 @@ class Library:
         model = hits[0].model if hits else None
         understood = got.label() if got is not None and got.any else None
         more = len(hits) > page * per_page
-        return Page(self._decorate(shown), page, per_page, more, model, understood)
+        language = hits[0].language if hits else None
+        tower = hits[0].text_tower if hits else None
+        return Page(self._decorate(shown), page, per_page, more, model, understood, language, tower)
 
     def similar(
         self, file_id: int, page: int = 1, per_page: int = 48, filters: FileFilter | None = None

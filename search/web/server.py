@@ -43,6 +43,7 @@ from indexer.store.queries import FileFilter
 from search import filters
 from search.dates import date_range_warning
 from search.display import shown_strings
+from search.language import check_lang
 from search.query import MODES, SearchRequest, filters_label
 from search.web import originals, pages
 from search.web.library import Library
@@ -161,6 +162,7 @@ def search_request(params) -> SearchRequest | None:
         min_score=min_score,
         understand=params.get("literal") != "1",  # as the CLI: dates, places... read from q
         all_files=params.get("all") == "1",  # as --all: copies and look-alikes each a photo
+        lang=check_lang(params.get("lang")),  # as --lang: auto, en, de, ...
     )
 
 
@@ -377,7 +379,14 @@ def api_search(request: Request) -> Response:
             )
         page = lib.search(req, page_no, per_page)
     return ApiJson(
-        {"page": page.page, "per_page": per_page, "has_more": page.has_more, "hits": page.hits}
+        {
+            "page": page.page,
+            "per_page": per_page,
+            "has_more": page.has_more,
+            "language": page.language,  # the query's language and text tower (None: --like)
+            "text_tower": page.text_tower,
+            "hits": page.hits,
+        }
     )
 
 
