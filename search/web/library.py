@@ -40,6 +40,7 @@ from indexer.store.roots import outside_roots, root_folders
 from search import captions, photos, query
 from search.query import Hit, SearchRequest, Signal, hit_from_row
 from search.query_encoder import load_encoder, resolve_model, unit_vector
+from search.web.facets import Facets, facets
 from search.web.thumbnails import ThumbnailCache
 
 log = logging.getLogger("imgcap.serve")
@@ -114,6 +115,32 @@ class Library:
         understood = got.label() if got is not None and got.any else None
         more = len(hits) > page * per_page
         return Page(self._decorate(shown), page, per_page, more, model, understood)
+
+    def timeline(self, page: int = 1, per_page: int = 48) -> tuple[Page, str | None]:
+        """One page of the whole library, newest taken first (a browse with no filter), and
+        when the photo before this page was taken ("" undated; None on page 1), so a page
+        continues its month instead of repeating its heading."""
+        page = _page_number(page)
+        conn = self._connect()
+        try:
+            req = SearchRequest(text=None, limit=page * per_page + 1, model=self.model)
+            hits = query.browse(conn, req, self.settings)
+        finally:
+            conn.close()
+        start = (page - 1) * per_page
+        before = (hits[start - 1].taken_at or "") if start else None
+        shown = hits[start : start + per_page]
+        model = hits[0].model if hits else None
+        more = len(hits) > page * per_page
+        return Page(self._decorate(shown), page, per_page, more, model), before
+
+    def facets(self) -> Facets:
+        """The ways into the library: its folders, places, tags, cameras and years."""
+        conn = self._connect()
+        try:
+            return facets(conn)
+        finally:
+            conn.close()
 
     def similar(
         self, file_id: int, page: int = 1, per_page: int = 48, filters: FileFilter | None = None
