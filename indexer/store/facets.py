@@ -47,7 +47,7 @@ def place_counts(conn: sqlite3.Connection) -> list[tuple[str, str | None, int]]:
 @translated
 def tag_counts(conn: sqlite3.Connection) -> list[tuple[str, int]]:
     """(tag, files carrying it) most files first; tags that differ only in case count as one,
-    under the spelling most files use."""
+    under the spelling most files use (capitals first in a tie: "Grandma", not "grandma")."""
     if not _has_table(conn, "photo_tags"):
         return []
     rows = conn.execute(
@@ -55,13 +55,13 @@ def tag_counts(conn: sqlite3.Connection) -> list[tuple[str, int]]:
         " json_each(t.tags) j GROUP BY j.value"
     )
     counts: dict[str, int] = {}
-    spelling: dict[str, tuple[int, str]] = {}
+    spelling: dict[str, tuple[int, str]] = {}  # (-files, tag): the least is the one shown
     for tag, n in rows:
         if not isinstance(tag, str) or not tag.strip():
             continue
         key = tag.casefold()
         counts[key] = counts.get(key, 0) + n
-        spelling[key] = max(spelling.get(key, (0, tag)), (n, tag))
+        spelling[key] = min(spelling.get(key, (-n, tag)), (-n, tag))
     return sorted(((spelling[k][1], n) for k, n in counts.items()), key=lambda x: (-x[1], x[0]))
 
 
