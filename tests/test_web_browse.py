@@ -98,7 +98,8 @@ def test_ways_in_count_folders_places_tags_cameras_and_years(tmp_path):
     from urllib.parse import quote_plus
 
     folder = str(root)
-    assert count(folder, f"in={quote_plus(folder)}") == 6
+    assert count("photos", f"in={quote_plus(folder)}") == 6
+    assert f'title="{folder}">photos</a>' in page  # a root: its full path in the tooltip
     assert count("trips", f"in={quote_plus(folder + '/trips')}") == 3
     assert count("home", f"in={quote_plus(folder + '/home')}") == 3
     assert count("Paris, Île-de-France, France", "place=Paris%2C+%C3%8Ele-de-France%2C+France") == 2
@@ -220,3 +221,14 @@ def test_favicon_is_served_and_linked(tmp_path):
     # an index-less server still has the icon (the page says how to index)
     assert client(tmp_path / "missing.db").get("/favicon.ico").status_code == 200
     assert "No index yet" in client(tmp_path / "missing.db").get("/browse").text
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path):
+    photos = [Photo("caf\udce9/\udcff.png", "a photo", taken_at="2020-01-01T00:00")]
+    _, db = make_gallery(tmp_path, photos)
+    c = client(db)
+    for html in (c.get("/").text, c.get("/browse").text):
+        assert "caf\\xe9" in html
+    assert ">caf\\xe9/\\xff.png</span>" in c.get("/").text
+    link = re.search(r'href="/\?(in=[^"]*caf%E9[^"]*)"', c.get("/browse").text).group(1)
+    assert c.get(f"/?{link}").status_code == 200  # (a URL cannot name it as text: no photo)

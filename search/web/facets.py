@@ -20,6 +20,7 @@ class Way:
     count: int
     params: tuple[tuple[str, str], ...]
     depth: int = 0  # a folder's depth below its root (0: the root)
+    title: str = ""  # what a tooltip says: a root's full path
 
 
 @dataclass
@@ -72,8 +73,8 @@ def _camera(make: str | None, model: str | None, n: int) -> Way:
 
 def folder_ways(direct: list[tuple[str, int]], roots: list[str]) -> list[Way]:
     """Every folder from a root down to each folder holding photos, with the photos anywhere
-    below it, in path order: a root is labelled by its full path, a folder below one by its own
-    name (its depth says where it is). Folders under no root are listed by full path."""
+    below it, in path order, each labelled by its own name (a root's full path in its title;
+    depth says where a folder is). Folders under no root are listed by full path."""
     below: dict[str, int] = {}
     top: dict[str, str] = {}  # folder -> its root
     for folder, n in direct:
@@ -92,7 +93,8 @@ def folder_ways(direct: list[tuple[str, int]], roots: list[str]) -> list[Way]:
     for folder in sorted(below, key=lambda f: f.split(os.sep)):
         root = top[folder]
         if folder == root:
-            ways.append(Way(folder, below[folder], (("in", folder),)))
+            name = os.path.basename(folder.rstrip(os.sep)) or folder
+            ways.append(Way(name, below[folder], (("in", folder),), title=folder))
         else:
             depth = len(os.path.relpath(folder, root).split(os.sep))
             ways.append(Way(os.path.basename(folder), below[folder], (("in", folder),), depth))

@@ -41,6 +41,7 @@ def environment():
     env.globals["card_name"] = card_name
     env.globals["month_of"] = month_of
     env.globals["month_range"] = month_range
+    env.filters["query"] = query_string
     env.filters["shortdate"] = short_date
     env.filters["filesize"] = file_size
     env.filters["timecode"] = timecode  # a video hit's moment, 01:23
@@ -84,13 +85,13 @@ class Chip:
     numbers behind it (a signal's score and rank) for a tooltip; `kind` is the legend's entry."""
 
     text: str
-    kind: str  # looks | caption | mentions | tag | description | folder | place
+    kind: str  # looks | meaning | mentions | tag | description | folder | place
     title: str = ""
 
 
 LEGEND = (
     ("looks", "looks like", "the picture itself resembles your words (image search)"),
-    ("caption", "caption reads like", "the photo's caption means something close to your words"),
+    ("meaning", "caption reads like", "the photo's caption means something close to your words"),
     ("mentions", "caption mentions", "the caption holds these words"),
     ("tag", "your tag", "a tag you gave the photo (in your photo app or a sidecar)"),
     ("description", "your description", "the description you wrote holds these words"),
@@ -123,7 +124,7 @@ def chips(hit: dict[str, Any], words: str | None = None, place: bool = False) ->
     quoted = _quoted(words)
     for name, kind, text in (
         ("image", "looks", f"looks like {quoted}" if quoted else "looks alike"),
-        ("caption", "caption", f"caption reads like {quoted}"),
+        ("caption", "meaning", f"caption reads like {quoted}"),
     ):
         s = signals.get(name)
         if s is None or s.get("rank") is None or (name == "caption" and not quoted):
@@ -195,6 +196,14 @@ def month_of(taken_at: str | None) -> tuple[str, str]:
     if not 1 <= month <= 12:
         return "", "No date"
     return taken_at[:7], f"{MONTHS[month - 1]} {taken_at[:4]}"
+
+
+def query_string(params: Any) -> str:
+    """A URL's query from (name, value) pairs; a folder whose name has bytes that are not UTF-8
+    keeps them (%E9), where Jinja's urlencode fails on them."""
+    from urllib.parse import urlencode
+
+    return urlencode(list(params), encoding="utf-8", errors="surrogateescape")
 
 
 def thumb_url(hit: dict[str, Any], kind: str = "thumb") -> str:
