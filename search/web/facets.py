@@ -76,28 +76,29 @@ def folder_ways(direct: list[tuple[str, int]], roots: list[str]) -> list[Way]:
     below it, in path order, each labelled by its own name (a root's full path in its title;
     depth says where a folder is). Folders under no root are listed by full path."""
     below: dict[str, int] = {}
-    top: dict[str, str] = {}  # folder -> its root
+    top: dict[str, str] = {}  # folder -> its root (itself when under none)
     for folder, n in direct:
         root = _root_of(folder, roots)
-        chain = [folder]
-        if root is not None:
-            while chain[-1] != root:
-                parent = os.path.dirname(chain[-1])
-                if parent == chain[-1]:
-                    break
-                chain.append(parent)
-        for f in chain:
+        f = folder
+        while True:
             below[f] = below.get(f, 0) + n
             top[f] = root if root is not None else folder
+            if root is None or f == root:
+                break
+            parent = os.path.dirname(f)
+            if parent == f:  # a root that is no prefix of its folder's path (cannot happen)
+                break
+            f = parent
     ways = []
     for folder in sorted(below, key=lambda f: f.split(os.sep)):
         root = top[folder]
+        n = below[folder]
         if folder == root:
             name = os.path.basename(folder.rstrip(os.sep)) or folder
-            ways.append(Way(name, below[folder], (("in", folder),), title=folder))
+            ways.append(Way(name, n, (("in", folder),), title=folder))
         else:
-            depth = len(os.path.relpath(folder, root).split(os.sep))
-            ways.append(Way(os.path.basename(folder), below[folder], (("in", folder),), depth))
+            depth = folder[len(root.rstrip(os.sep)) :].count(os.sep)
+            ways.append(Way(os.path.basename(folder), n, (("in", folder),), depth))
     return ways
 
 
