@@ -69,7 +69,8 @@ def test_the_library_opens_as_a_timeline_by_month_newest_first(tmp_path):
         "March 2021", "January 2020", "July 2019", "June 2019", "No date",
     ]  # fmt: skip
     assert month_of("2019-12-31T23:00") == ("2019-12", "December 2019")
-    assert month_of(None) == month_of("") == month_of("0000-00") == ("", "No date")
+    for odd in (None, "", "0000-00", "2019-13-01", "abcd-06-01", "2019-6-1", "٢٠١٩-06"):
+        assert month_of(odd) == ("", "No date"), odd
 
 
 def test_ways_in_count_folders_places_tags_cameras_and_years(tmp_path):
@@ -115,6 +116,10 @@ def test_ways_in_count_folders_places_tags_cameras_and_years(tmp_path):
                       ("camera=Canon+EOS+80D", 1), ("after=2019&before=2020", 3)):  # fmt: skip
         hits = c.get(f"/api/search?{params}").json()["hits"]
         assert len(hits) == n, params
+    # counted again when the database changes (a sidecar's new tag, read by an index run)
+    assert "Grandpa" not in page
+    _tag(root, db, "home/kitchen.png", "Grandpa")
+    assert '">Grandpa</a> <span class="count">1</span>' in c.get("/browse").text
     # the landing page shows the first few of each beside the timeline
     landing = c.get("/").text
     assert '<nav class="ways"' in landing and ">Grandma</a>" in landing and ">trips</a>" in landing

@@ -190,8 +190,8 @@ MONTHS = (
 def month_of(taken_at: str | None) -> tuple[str, str]:
     """(key, heading) of a photo's month in the timeline: ("2019-06", "June 2019"); ("", "No
     date") for a photo without one."""
-    if not taken_at or len(taken_at) < 7 or not taken_at[5:7].isdigit():
-        return "", "No date"
+    if not taken_at or not re.fullmatch(r"[0-9]{4}-[0-9]{2}", taken_at[:7]):
+        return "", "No date"  # (a hand-edited row: the timeline still shows the photo)
     month = int(taken_at[5:7])
     if not 1 <= month <= 12:
         return "", "No date"
