@@ -116,13 +116,10 @@ def test_ways_in_count_folders_places_tags_cameras_and_years(tmp_path):
                       ("camera=Canon+EOS+80D", 1), ("after=2019&before=2020", 3)):  # fmt: skip
         hits = c.get(f"/api/search?{params}").json()["hits"]
         assert len(hits) == n, params
-    # counted again when the database changes (a sidecar's new tag, read by an index run)
-    assert "Grandpa" not in page
-    _tag(root, db, "home/kitchen.png", "Grandpa")
-    assert '">Grandpa</a> <span class="count">1</span>' in c.get("/browse").text
     # the landing page shows the first few of each beside the timeline
     landing = c.get("/").text
     assert '<nav class="ways"' in landing and ">Grandma</a>" in landing and ">trips</a>" in landing
+    assert 'href="/browse#tags"' not in landing  # (two tags: both shown)
     # a place filter says where each photo was taken; a tag filter names the tag
     r = c.get("/", params={"place": "Paris"}).text
     assert (
@@ -131,6 +128,30 @@ def test_ways_in_count_folders_places_tags_cameras_and_years(tmp_path):
     )
     r = c.get("/", params={"tag": "grandma"}).text
     assert _names(r) == ["cat_sofa.png", "dog_beach.png"]
+    # counted again when the database changes (a sidecar's new tag, read by an index run)
+    assert "Grandpa" not in page
+    _tag(root, db, "home/kitchen.png", "Grandpa")
+    assert '">Grandpa</a> <span class="count">1</span>' in c.get("/browse").text
+
+
+def test_beside_the_timeline_the_first_few_ways_in_link_to_all_of_them(tmp_path):
+    photos = [
+        Photo(f"{y}/m{m}/p{m}.png", "a photo", taken_at=f"{y}-0{m}-01")
+        for y in (2018, 2019)
+        for m in range(1, 9)
+    ]
+    _, db = make_gallery(tmp_path, photos)
+    c = client(db)
+    landing = c.get("/").text
+    start = landing.index('<nav class="ways"')
+    ways = landing[start : landing.index("</nav>", start)]
+    folders = ways[
+        ways.index('id="folders"') : ways.index("</section>", ways.index('id="folders"'))
+    ]
+    assert re.findall(r">([^<]+)</a> <span", folders) == ["photos", "2018", "2019"]  # depth <= 1
+    assert 'href="/browse#folders">all 19 folders</a>' in folders
+    assert 'href="/browse#years">' not in ways  # two years: all shown
+    assert c.get("/browse").text.count('class="depth-2"') == 16
 
 
 def test_names_of_folders_and_tags_are_escaped(tmp_path):
