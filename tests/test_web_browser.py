@@ -250,11 +250,13 @@ def _timeline(page, url: str, shots: Path) -> None:
 
 
 def _ways_in(page, url: str) -> None:
-    """A folder and a tag from the ways in beside the timeline: their photos, newest first."""
+    """A folder from /browse, a tag from the ways in beside the timeline: their photos, newest
+    first."""
     from playwright.sync_api import expect
 
     page.goto(url)
-    page.locator("nav.ways a", has_text="Florida trip").click()
+    page.locator("header nav a", has_text="Browse").click()
+    page.locator("#folders a", has_text="Florida trip").click()
     expect(page.locator("h1")).to_contain_text("Florida trip")
     assert "in=" in page.url
     expect(page.locator("#results .card .name")).to_have_text(
