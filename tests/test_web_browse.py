@@ -63,6 +63,9 @@ def test_the_library_opens_as_a_timeline_by_month_newest_first(tmp_path):
     assert more.headers["X-Has-More"] == "0"
     assert _names(more.text) == ["dog_park2.png", "dog_beach.png", "kitchen.png"]
     assert _months(more.text) == ["June 2019", "No date"]
+    # the same page on its own (the "More photos" link, without scripts) names its first month
+    alone = c.get("/", params={"n": 3, "page": 2}).text
+    assert _months(alone) == ["July 2019", "June 2019", "No date"]
     assert 'id="more"' in html and "page=2" in html
     # the whole page (one page: every month once)
     assert _months(c.get("/").text) == [

@@ -213,7 +213,8 @@ def search_page(request: Request) -> Response:
                 ctx["facets"] = lib.facets()
             page, before = lib.timeline(page_no, per_page)
             ctx["timeline"] = True
-            ctx["previous_month"] = None if before is None else pages.month_of(before)[0]
+            if partial and before is not None:  # appended below the page before: its month
+                ctx["previous_month"] = pages.month_of(before)[0]  # goes on, no new heading
         else:
             page = lib.search(req, page_no, per_page)
             ctx["warning"] = date_range_warning(req.filters.after, req.filters.before)
