@@ -157,6 +157,14 @@ def test_beside_the_timeline_the_first_few_ways_in_link_to_all_of_them(tmp_path)
     assert c.get("/browse").text.count('class="depth-2"') == 16
 
 
+def test_a_date_that_is_no_date_is_in_no_month(tmp_path):
+    photos = [Photo("a.png", "a photo", taken_at="2019-06-01"), Photo("b.png", "b", taken_at="x")]
+    _, db = make_gallery(tmp_path, photos)
+    c = client(db)
+    assert sorted(_months(c.get("/").text)) == ["June 2019", "No date"]
+    assert re.findall(r"<li><a [^>]*>([^<]+)</a>", c.get("/browse").text)[-1] == "June 2019"
+
+
 def test_names_of_folders_and_tags_are_escaped(tmp_path):
     folder = "<script>alert(1)<"
     photos = [Photo(f"{folder}/x.png", "a photo", taken_at="2020-01-01T00:00")]

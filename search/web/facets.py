@@ -5,11 +5,14 @@ parameters, the CLI's --in, --place, --tag, --camera, --after/--before)."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from dataclasses import dataclass, field
 
 from indexer.store import facets as counts
 from indexer.store.roots import root_folders
+
+MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class Facets:
 
 def facets(conn: sqlite3.Connection) -> Facets:
     """Every way into the library the database at `conn` holds."""
-    months = counts.month_counts(conn)
+    # (a hand-edited or foreign row's taken_at that is no ISO date is in no month)
+    months = [(m, n) for m, n in counts.month_counts(conn) if MONTH.fullmatch(m)]
     years: dict[str, int] = {}
     for month, n in months:
         years[month[:4]] = years.get(month[:4], 0) + n
