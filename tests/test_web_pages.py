@@ -20,8 +20,11 @@ def test_search_page_shows_thumbnails_why_chips_and_highlights(tmp_path):
     assert html.index("dog_beach") if "dog_beach" in html else True
     assert 'src="/thumb/' in html and "?v=" in html
     assert "a <mark>dog</mark> running on the beach" in html
-    assert '<span class="chip">img 0.30 #1</span>' in html
-    assert '<span class="chip">kw ' in html
+    # why, in plain words; the numbers behind it in the tooltip
+    looks = 'title="picture similarity 0.30, #1 by the picture">looks like “dog”</span>'
+    assert '<span class="chip looks" ' + looks in html
+    assert '<span class="chip mentions">caption mentions dog</span>' in html
+    assert "img 0.30" not in html and 'class="legend"' in html
     assert 'value="dog"' in html  # the query stays in the box (the URL holds the search)
 
 
@@ -144,7 +147,7 @@ def test_empty_states(tmp_path):
     assert "No index yet" in c.get("/status").text
     _, db = make_gallery(tmp_path)
     c = client(db)
-    assert "Search your photos" in c.get("/").text  # no query yet
+    assert "Your photos" in c.get("/").text  # no query yet: the library, newest first
     r = c.get("/", params={"q": "zebra", "mode": "keyword"})
     assert "No photos matched" in r.text
 
@@ -338,10 +341,10 @@ def test_tags_and_descriptions_show_on_cards_and_the_photo_page(tmp_path):
     c = client(db)
     assert 'name="tag"' in c.get("/").text  # the filter panel has a Tag field
     r = c.get("/", params={"tag": "grandma"})
-    assert '<span class="chip own">tag Grandma</span>' in r.text
+    assert '<span class="chip tag">your tag Grandma</span>' in r.text
     assert "cat_sofa" not in r.text
     r = c.get("/", params={"q": "bob", "mode": "keyword"})
-    assert '<span class="chip own">description: bob</span>' in r.text
+    assert '<span class="chip description">your description mentions bob</span>' in r.text
     ids = ids_by_name(c)
     page = c.get(f"/photo/{ids['dog_beach.png']}").text
     assert 'id="tags"' in page and ">Grandma</a>" in page and "/?tag=Grandma" in page

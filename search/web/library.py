@@ -40,6 +40,7 @@ from indexer.store.roots import outside_roots, root_folders
 from search import captions, photos, query
 from search.query import Hit, SearchRequest, Signal, hit_from_row
 from search.query_encoder import load_encoder, resolve_model, unit_vector
+from search.web.facets import Facets, facets
 from search.web.thumbnails import ThumbnailCache
 
 log = logging.getLogger("imgcap.serve")
@@ -83,6 +84,7 @@ class Library:
         # requests would both apply the same update (or rebuild) to the stale cache. (Searches
         # are CPU bound; on a few cores running them one by one costs little.)
         self._searching = threading.Lock()
+        self._facets: tuple[tuple, Facets] | None = None  # (the database's state, its facets)
         self.thumbnails = ThumbnailCache(self.db_path, max_pixels=settings.max_pixels_for(1))
 
     # ------------------------------------------------------------------------------ encoders
@@ -121,6 +123,41 @@ class Library:
         language = hits[0].language if hits else None
         tower = hits[0].text_tower if hits else None
         return Page(self._decorate(shown), page, per_page, more, model, understood, language, tower)
+
+    def timeline(self, page: int = 1, per_page: int = 48) -> tuple[Page, str | None]:
+        """One page of the whole library, newest taken first (a browse with no filter), and
+        when the photo before this page was taken ("" undated; None on page 1), so a page
+        continues its month instead of repeating its heading."""
+        page = _page_number(page)
+        conn = self._connect()
+        try:
+            req = SearchRequest(text=None, limit=page * per_page + 1, model=self.model)
+            hits = query.browse(conn, req, self.settings)
+        finally:
+            conn.close()
+        start = (page - 1) * per_page
+        before = (hits[start - 1].taken_at or "") if start else None
+        shown = hits[start : start + per_page]
+        model = hits[0].model if hits else None
+        more = len(hits) > page * per_page
+        return Page(self._decorate(shown), page, per_page, more, model), before
+
+    def facets(self) -> Facets:
+        """The ways into the library: its folders, places, tags, cameras and years. Counted
+        again only when the database changed (its file or its write-ahead log): at 100,000
+        photos counting takes a few hundred ms, and every visit to `/` shows them."""
+        state = _file_state(self.db_path)
+        with self._lock:
+            if self._facets is not None and self._facets[0] == state:
+                return self._facets[1]
+        conn = self._connect()
+        try:
+            found = facets(conn)
+        finally:
+            conn.close()
+        with self._lock:
+            self._facets = (state, found)
+        return found
 
     def similar(
         self, file_id: int, page: int = 1, per_page: int = 48, filters: FileFilter | None = None
@@ -347,6 +384,18 @@ class _RememberedTexts:
 
     def __getattr__(self, name: str) -> Any:  # image_size, preprocess, encode_images
         return getattr(self._encoder, name)
+
+
+def _file_state(db_path: Path) -> tuple:
+    """What changes whenever the database does: the (size, mtime) of its file and its WAL."""
+    state = []
+    for path in (db_path, db_path.with_name(db_path.name + "-wal")):
+        try:
+            st = path.stat()
+            state.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            state.append(None)
+    return tuple(state)
 
 
 def _row_id(file_id: int) -> int:

@@ -210,15 +210,22 @@ def search_page(request: Request) -> Response:
         if like:
             ctx["like"] = lib.photo(_int(like, "like", 0))
             page = lib.similar(ctx["like"]["id"], page_no, per_page, query_filter(p))
+        elif (req := search_request(p)) is None:
+            # No words, no filter: the library itself, newest first, by month, with its ways in.
+            if not partial:
+                lib.check()  # the landing page says when there is nothing to show yet
+                ctx["facets"] = lib.facets()
+            page, before = lib.timeline(page_no, per_page)
+            ctx["timeline"] = True
+            if partial and before is not None:  # appended below the page before: its month
+                ctx["previous_month"] = pages.month_of(before)[0]  # goes on, no new heading
         else:
-            req = search_request(p)
-            page = lib.search(req, page_no, per_page) if req else None
-            if req is None and not partial:
-                lib.check()  # the landing page says when there is nothing to search yet
-            if req is not None:
-                ctx["warning"] = date_range_warning(req.filters.after, req.filters.before)
-                ctx["filters_label"] = filters_label(req.filters)
-                ctx["browsing"] = req.text is None
+            page = lib.search(req, page_no, per_page)
+            ctx["warning"] = date_range_warning(req.filters.after, req.filters.before)
+            ctx["filters_label"] = filters_label(req.filters)
+            ctx["browsing"] = req.text is None
+            ctx["place_filter"] = bool(req.filters.place)
+            ctx["words"] = _searched_words(page.hits, req.text)
         ctx["page"] = page
         ctx["hits"] = page.hits if page else []
         if page and page.understood:
@@ -237,8 +244,33 @@ def search_page(request: Request) -> Response:
         ctx["store_error"] = str(e)
     if partial:
         headers = {"X-Has-More": "1" if ctx["page"] and ctx["page"].has_more else "0"}
-        return HTMLResponse(pages.render("_cards.html", hits=ctx["hits"]), headers=headers)
+        fragment = {k: ctx[k] for k in CARD_CONTEXT if k in ctx}
+        return HTMLResponse(pages.render("_cards.html", **fragment), headers=headers)
     return HTMLResponse(pages.render("search.html", **ctx))
+
+
+# What a page of cards needs besides its hits (the next page's fragment gets the same).
+CARD_CONTEXT = ("hits", "timeline", "previous_month", "words", "place_filter")
+
+
+def _searched_words(hits: list[dict[str, Any]], text: str | None) -> str | None:
+    """The words the picture and caption were compared with: the query less what was read as
+    filters ("dog" of "dog in Paris 2019")."""
+    understood = hits[0].get("understood") if hits else None
+    return understood.get("text") if understood else text
+
+
+def browse_page(request: Request) -> Response:
+    try:
+        facets = _library(request).facets()
+    except StoreError as e:
+        return HTMLResponse(pages.render("browse.html", facets=None, store_error=str(e)))
+    return HTMLResponse(pages.render("browse.html", facets=facets, store_error=None))
+
+
+def favicon(request: Request) -> Response:
+    """The site's icon, for browsers that ask /favicon.ico without reading the page's link."""
+    return static_file_at(request, "favicon.svg")
 
 
 def photo_page(request: Request) -> Response:
@@ -352,7 +384,11 @@ def original(request: Request) -> Response:
 
 
 def static_file(request: Request) -> Response:
-    path = request.app.state.static.get(request.path_params["name"])
+    return static_file_at(request, request.path_params["name"])
+
+
+def static_file_at(request: Request, name: str) -> Response:
+    path = request.app.state.static.get(name)
     if path is None:
         raise HTTPException(404)
     return FileResponse(
@@ -434,6 +470,8 @@ ROUTES = [
     Route("/", search_page),
     Route("/photo/{id:int}", photo_page),
     Route("/status", status_page),
+    Route("/browse", browse_page),
+    Route("/favicon.ico", favicon),
     Route("/thumb/{id:int}", thumb),
     Route("/preview/{id:int}", preview),
     Route("/original/{id:int}", original),
