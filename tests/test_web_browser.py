@@ -5,9 +5,9 @@ shape), types a query, sees thumbnails load, opens a photo, edits its caption, s
 new words and finds it first; goes in by a folder and by a tag; then the phone layout (three
 photos a row, a compact header). No request of any page is a 404 (the favicon).
 
-Screenshots go to the test's tmp dir (printed on failure); with IMGCAP_SCREENSHOTS=DIR the
+Screenshots go to the test's tmp dir (printed on failure); with GALLERY_SCREENSHOTS=DIR the
 README's (the desktop timeline, the phone) are also written to DIR:
-`IMGCAP_SCREENSHOTS=docs/images pytest tests/test_web_browser.py`.
+`GALLERY_SCREENSHOTS=docs/images pytest tests/test_web_browser.py`.
 
 On a machine without the browser the test is skipped with the package to install; in CI
 (`CI` set, as .ci/run does) a missing browser is a failure, never a skip."""
@@ -197,7 +197,7 @@ def test_search_open_edit_and_find_in_a_real_browser(tmp_path, tiny_model_dir):
         proc.communicate(timeout=30)
     print(f"screenshots: {shots}")
     assert len(list(shots.glob("*.png"))) == 5
-    _publish(shots, os.environ.get("IMGCAP_SCREENSHOTS"))
+    _publish(shots, os.environ.get("GALLERY_SCREENSHOTS"))
 
 
 def _library(photos: Path) -> None:
