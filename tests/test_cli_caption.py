@@ -160,7 +160,12 @@ def test_models_list_json(tmp_path):
     res = runner.invoke(app, ["models", "--json"], env=_env(tmp_path))
     assert res.exit_code == 0
     rows = {r["name"]: r for r in map(json.loads, res.stdout.strip().splitlines())}
-    assert set(rows) == {"clipcap-coco", "clipcap-conceptual", "clipcap-coco-transformer"}
+    assert set(rows) == {
+        "clipcap-coco",
+        "clipcap-conceptual",
+        "clipcap-coco-transformer",
+        "clip-multilingual",  # the query-side text tower for other languages
+    }
     assert rows["clipcap-coco"]["default"] is True
     assert not any(r["local"] for r in rows.values())  # empty cache
     assert rows["clipcap-coco-transformer"]["mapping"] == "transformer"
