@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.store import frames, photo_tags, places
+from indexer.store import frames, photo_tags, photo_text, places
 from indexer.store.errors import conn_path, store_error, translated
 from indexer.store.records import rows_in
 
@@ -35,10 +35,11 @@ class FileFilter:
     tags: tuple[str, ...] = ()  # the photo carries every one of these tags (any case)
     place: tuple[str, ...] = ()  # its place is called all of these (city/region/country names)
     media: str | None = None  # "video" or "photo" (query understanding; needs schema 7)
+    text: str | None = None  # FTS5 query the text read in it must match (--text; schema 11)
 
     @property
     def active(self) -> bool:
-        values = (self.folder, self.folder_name, self.after, self.before, self.camera)
+        values = (self.folder, self.folder_name, self.after, self.before, self.camera, self.text)
         active = any(v is not None for v in values) or self.media is not None
         return active or bool(self.tags) or bool(self.place)
 
@@ -122,6 +123,10 @@ def _file_where(flt: FileFilter, alias: str = "f") -> tuple[str, list[Any]]:
     if flt.media is not None:  # a video is a file with keyframes (indexer/store/frames.py)
         video = f"EXISTS (SELECT 1 FROM video_frames v WHERE v.video_hash = {alias}.content_hash)"
         conds.append(video if flt.media == "video" else f"NOT {video}")
+    if flt.text is not None:
+        cond, text_params = photo_text.condition(flt.text, alias)
+        conds.append(cond)
+        params += text_params
     return (" AND ".join(conds) or "1"), params
 
 

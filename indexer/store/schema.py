@@ -185,6 +185,16 @@ def m010_similar_groups(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS similar_groups_key ON similar_groups (group_key)")
 
 
+def m011_ocr_text(db: Database) -> None:
+    # The text read in each picture (OCR), per content key like results: `text_reads` (one row
+    # per key read, '' when it shows none), `text_lines` (lines with confidence and box),
+    # `text_reads_fts`. Pictures indexed before are read by the next index run, without
+    # re-captioning; see indexer/store/photo_text.py.
+    from indexer.store import photo_text
+
+    photo_text.create(db)
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
 MIGRATIONS = (
     m001_initial,
@@ -197,6 +207,7 @@ MIGRATIONS = (
     m008_vector_log,
     m009_pixel_hash,
     m010_similar_groups,
+    m011_ocr_text,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

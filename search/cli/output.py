@@ -239,6 +239,9 @@ def print_index_summary(s) -> None:
     if getattr(s, "places_named", 0):
         n = s.places_named
         echo(f"  {n} photo{'' if n == 1 else 's'} placed from GPS (city, region, country)")
+    if getattr(s, "text_read", 0):
+        n = s.text_read
+        echo(f"  {n} photo{'' if n == 1 else 's'} read for text ({s.text_found} with text)")
     if getattr(s, "perceptual_hashed", 0):
         n = s.perceptual_hashed
         echo(f"  {n} photo{'' if n == 1 else 's'} indexed before hashed for `imgcap duplicates`")
