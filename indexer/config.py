@@ -47,7 +47,7 @@ MAX_AUTO_MEGAPIXELS = 120.0  # the historical cap: larger is a decompression bom
 
 # The signals search fuses (search/fusion.py), and their weights unless IMGCAP_FUSION_WEIGHTS
 # says otherwise: equal, as the fusion was measured (BENCHMARKS.md "Fusion").
-FUSION_SIGNALS = ("image", "caption", "keyword")
+FUSION_SIGNALS = ("image", "caption", "keyword", "text")
 DEFAULT_FUSION_WEIGHTS = tuple((signal, 1.0) for signal in FUSION_SIGNALS)
 
 

@@ -171,6 +171,26 @@ def texts_for_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, s
 
 
 @translated
+def has_text(conn: sqlite3.Connection) -> bool:
+    """Whether any picture was read with some text (else search leaves the text signal out)."""
+    if not exists(conn):
+        return False
+    return conn.execute("SELECT 1 FROM text_reads WHERE lines > 0 LIMIT 1").fetchone() is not None
+
+
+@translated
+def texts_for_results(conn: sqlite3.Connection, result_ids: Sequence[int]) -> dict[int, str]:
+    """result id -> the text read in its picture (results without text left out)."""
+    if not exists(conn):
+        return {}
+    sql = (
+        "SELECT r.id, t.text FROM results r JOIN text_reads t ON t.content_hash = r.content_hash"
+        " WHERE t.lines > 0 AND r.id IN ({marks})"
+    )
+    return dict(rows_in(conn, sql, [int(i) for i in result_ids]))
+
+
+@translated
 def lines_for_key(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
     """The lines of one content key, top to bottom: {"text", "confidence", "box"}."""
     if not exists(conn):

@@ -167,6 +167,18 @@ def keyword_matches(
 
 
 @translated
+def text_matches(
+    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
+) -> list[tuple[int, float]]:
+    """(result id, BM25; higher = better) of `model`'s results whose picture's text (OCR,
+    indexer/store/photo_text.py) matches the FTS5 query, best first; `flt` restricts the files."""
+    if not flt.active:
+        return photo_text.keyword_matches(conn, model, fts_query, limit)
+    hashes, params = _hashes_where(conn, *_file_where(flt))
+    return photo_text.keyword_matches(conn, model, fts_query, limit, hashes, params)
+
+
+@translated
 def _caption_matches(
     conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
 ) -> list[tuple[int, float]]:

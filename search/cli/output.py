@@ -51,7 +51,7 @@ def why(hit) -> str:
     if getattr(hit, "own_words_all", False):  # ranked first: its own words hold every word
         parts.append("own words")
     found = getattr(hit, "matched_in", None) or {}
-    for where in ("description", "folder"):  # the person's own words that matched
+    for where in ("description", "folder", "text"):  # own words, words read in the photo
         if found.get(where):
             parts.append(f"{where} " + ", ".join(printable(w) for w in found[where]))
     if getattr(hit, "place", None):  # where it was taken (GPS), for piped output too
