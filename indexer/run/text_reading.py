@@ -59,10 +59,11 @@ def read_new_text(
     max_pixels: int,
     reader: Any = None,
     on_batch: Callable[[int, int], None] | None = None,
+    batch_size: int = BATCH,
 ) -> TextOutcome:
     """Read every picture in the store that was never read. `reader`: a loaded TextReader
     (tests count its calls; None: loaded here, only if some picture needs it). `on_batch(done,
-    total)` after each committed batch."""
+    total)` after each committed batch of `batch_size` pictures."""
     out = TextOutcome()
     t0 = time.monotonic()
     todo = photo_text.unread(store.db.conn)
@@ -96,14 +97,14 @@ def read_new_text(
         if problem is not None:
             problems.append(f"{path}: {problem}")
         batch.append((key, lines, problem))
-        if len(batch) >= BATCH:
+        if len(batch) >= batch_size:
             flush()
     for path, frames in videos.items():
         for key, lines, problem in _read_video(reader, path, frames, settings, max_pixels):
             if problem is not None:
                 problems.append(f"{path}: {problem}")
             batch.append((key, lines, problem))
-            if len(batch) >= BATCH:
+            if len(batch) >= batch_size:
                 flush()
     if batch:
         flush()

@@ -32,7 +32,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import photo_tags
+from indexer.store import photo_tags, photo_text
 from indexer.store import photos as photo_rows
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, files_for_results, filtered_result_ids
@@ -213,7 +213,8 @@ class Library:
             tags, description = photo_tags.tags_and_descriptions(conn, [row["path"]]).get(
                 row["path"], ([], "")
             )
-            return row | {"tags": tags, "description": description}
+            text_lines = photo_text.lines_for_key(conn, row["content_hash"])  # (OCR)
+            return row | {"tags": tags, "description": description, "text_lines": text_lines}
         finally:
             conn.close()
 

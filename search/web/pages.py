@@ -76,14 +76,18 @@ def why_chips(signals: dict[str, dict[str, Any]] | None) -> list[str]:
     """["img 0.31 #2", "cap 0.44 #1", "kw 1.2 #1"]: each signal's score and rank, as the CLI's
     --why shows them (a dash where the photo was not in that signal's list)."""
     chips = []
-    for name in ("image", "caption", "keyword"):
+    for name in ("image", "caption", "keyword", "text"):
         s = (signals or {}).get(name)
         if s is None:
             continue
         if s.get("score") is None and s.get("rank") is None:
             chips.append(f"{SIGNAL_LABEL[name]} –")
             continue
-        score = "–" if s.get("score") is None else f"{s['score']:.{1 if name == 'keyword' else 2}f}"
+        score = (
+            "–"
+            if s.get("score") is None
+            else f"{s['score']:.{1 if name in ('keyword', 'text') else 2}f}"
+        )
         rank = "" if s.get("rank") is None else f" #{s['rank']}"
         chips.append(f"{SIGNAL_LABEL[name]} {score}{rank}")
     return chips
@@ -98,6 +102,8 @@ def own_word_chips(hit: dict[str, Any]) -> list[str]:
     for key, label in (("description", "description"), ("folder", "folder")):
         if found.get(key):
             chips.append(f"{label}: {', '.join(found[key])}")
+    if found.get("text"):  # words read in the photo (OCR)
+        chips.append(f"reads: {', '.join(found['text'])}")
     return chips
 
 
