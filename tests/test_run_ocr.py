@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 
 import pytest
-from text_photos import CountingReader, make_text_photos
+from text_photos import CountingReader
 
 from indexer.config import Settings
 from indexer.errors import UsageError
