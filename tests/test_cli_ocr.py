@@ -83,3 +83,4 @@ def test_photo_page_shows_the_text_escaped_with_its_boxes(tmp_path):
     assert '<polygon points="0.1000,0.2000 0.5000,0.2000 0.5000,0.3000 0.1000,0.3000 ">' in page
     results = c.get("/", params={"q": "quokka"}).text
     assert '<span class="chip own">reads: quokka</span>' in results
+    assert '<span class="chip">txt ' in results  # the signal's score and rank

@@ -10,12 +10,15 @@ from dataclasses import replace
 
 import pytest
 from text_photos import CountingReader
+from typer.testing import CliRunner
 
+import cli
 from indexer.config import Settings
 from indexer.errors import UsageError
 from indexer.run.pipeline import index_paths
 from indexer.run.text_reading import read_new_text, wants_text
 from indexer.store.database import Store
+from search.cli.output import print_index_summary
 
 
 def _texts(db) -> dict[str, tuple[str, int]]:
@@ -30,7 +33,7 @@ def _texts(db) -> dict[str, tuple[str, int]]:
     return {p.rsplit("/", 1)[-1]: (text, n) for p, text, n in rows}
 
 
-def test_each_photo_is_read_once_and_its_words_stored(text_library):
+def test_each_photo_is_read_once_and_its_words_stored(text_library, capsys):
     lib = text_library
     texts = _texts(lib["db"])
     assert set(texts) == set(lib["words"])  # every photo read, the one without text too
@@ -43,6 +46,9 @@ def test_each_photo_is_read_once_and_its_words_stored(text_library):
     assert lib["reads"] == len(lib["words"])
     assert lib["summary"].text_read == len(lib["words"])
     assert lib["summary"].text_found == len(lib["words"]) - 1
+    print_index_summary(lib["summary"])
+    n = len(lib["words"])
+    assert f"{n} photos read for text ({n - 1} with text)" in capsys.readouterr().out
 
 
 def test_copies_moves_and_reruns_never_read_again(text_library, tiny_model, text_reader, tmp_path):
@@ -130,6 +136,15 @@ def test_models_that_cannot_load_warn_and_a_missing_extra_asked_for_is_an_error(
     with pytest.raises(UsageError, match=r"pip install 'imgcap\[ocr\]'"):
         wants_text(Settings(ocr=True))
     assert wants_text(Settings()) is False  # off by default: no extra needed
+    # Asked for on the command line or in the environment: refused before any work.
+    monkeypatch.setenv("IMGCAP_OCR", "1")
+    assert Settings.from_env().ocr is True and Settings.from_env(ocr=False).ocr is False
+    r = CliRunner().invoke(cli.app, ["index", str(tmp_path), "--db", str(tmp_path / "x.db")])
+    assert r.exit_code == 2 and "pip install 'imgcap[ocr]'" in r.output
+    assert not (tmp_path / "x.db").exists()
+    args = ["index", str(tmp_path), "--db", str(tmp_path / "x.db"), "--dry-run", "--no-ocr"]
+    r = CliRunner().invoke(cli.app, args)
+    assert r.exit_code == 0, r.output  # --no-ocr wins over the environment
     store = Store.open(db)
     out = read_new_text(store, Settings(db_path=db), 10**8)  # loads its own reader: fails
     store.close()
