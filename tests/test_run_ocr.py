@@ -149,3 +149,37 @@ def test_models_that_cannot_load_warn_and_a_missing_extra_asked_for_is_an_error(
     out = read_new_text(store, Settings(db_path=db), 10**8)  # loads its own reader: fails
     store.close()
     assert out.read == 0 and "pip install 'imgcap[ocr]'" in out.warnings[0]
+
+
+def test_video_keyframes_are_read_and_found_by_their_text(tiny_model, text_reader, tmp_path):
+    import av
+    import numpy as np
+    from PIL import Image
+    from text_photos import sign
+
+    from indexer.store.queries import FileFilter, filtered_result_ids
+    from search.query import phrase_query
+
+    plain = np.full((240, 320, 3), (40, 90, 160), np.uint8)
+    titled = Image.fromarray(plain.copy())
+    titled.paste(sign("GIRAFFE", 40), (40, 80))
+    path = tmp_path / "clips" / "zoo.mp4"
+    path.parent.mkdir()
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(20):  # 2 s of sky, then 2 s of the sign
+            img = plain if i < 10 else np.asarray(titled)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    settings = Settings(db_path=tmp_path / "v.db", workers=1, device="cpu", ocr=True, video_gap=1.0)
+    reader = CountingReader(text_reader)
+    s = index_paths([path.parent], settings, model=tiny_model, text_reader=reader)
+    assert s.captioned >= 2 and reader.calls == s.text_read == s.captioned  # each keyframe
+    assert s.text_found >= 1 and not s.warnings
+    conn = sqlite3.connect(settings.db_path)
+    flt = FileFilter(text=phrase_query("giraffe"))
+    assert len(filtered_result_ids(conn, tiny_model.name, flt)) == s.captioned  # the video
+    conn.close()
