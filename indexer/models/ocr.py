@@ -33,7 +33,8 @@ DETECT_SIDE = 736  # short side the detector sees (RapidOCR's limit_side_len, li
 MIN_CONFIDENCE = 0.5  # recognised lines below this are dropped (RapidOCR's own text_score)
 MAX_LINE_CHARS = 200  # one line longer than this is cut: a line of a page is ~100
 MAX_LINES = 400  # a dense scanned page has ~60; more is noise (a texture read as text)
-MAX_SIDE = 2000  # the sharper picture's long side for recognition (RapidOCR's max_side_len)
+MAX_SIDE = 2000  # the longest side detection and recognition see (RapidOCR's max_side_len)
+MAX_UPSCALE = 4.0  # a picture smaller than the detector's size is enlarged at most this much
 
 # Format characters that reorder or hide text (bidi embeddings, overrides, isolates, marks),
 # plus zero-width ones: shown, they make a line read differently from what is stored.
@@ -98,6 +99,9 @@ class TextReader:
             reason = f"the OCR models could not be loaded: {type(e).__name__}: {e}"
             raise ImgcapError(reason) from None
         self.detector = engine.text_det
+        # `read` sizes the detector's input itself: RapidOCR's own rule ("min" 736) would blow a
+        # 40×12 picture or a panorama's reduced decode up to thousands of pixels wide.
+        self.detector.limit_type, self.detector.limit_side_len = "max", MAX_SIDE
         self.classifier = engine.text_cls
         self.recogniser = engine.text_rec
         self._engine = engine
@@ -112,7 +116,10 @@ class TextReader:
         w, h = image.size
         if min(w, h) < 8:
             return []  # nothing a detector with 32-pixel strides could see
-        small = _bgr(_resized(image, DETECT_SIDE / min(w, h)))  # (h', w', 3)
+        # The detector's size, but a tiny picture at most MAX_UPSCALE times larger (there is
+        # no more detail to find) and a panorama at most MAX_SIDE long.
+        factor = min(DETECT_SIDE / min(w, h), MAX_UPSCALE, MAX_SIDE / max(w, h))
+        small = _bgr(_resized(image, factor))  # (h', w', 3)
         boxes, _ = self.detector(small)
         if boxes is None or len(boxes) == 0:
             return []  # the cheap rejection: most photos end here
