@@ -91,6 +91,12 @@ def test_a_library_indexed_before_is_read_without_recaptioning(
     assert s.captioned == 0 and s.unchanged == len(names)
     assert reader.calls == len(names) - 1 == s.text_read
     assert set(_texts(settings.db_path)) == set(names)
+    (root / "plain.jpg").unlink()  # its read goes with the last file of its content
+    index_paths([root], replace(settings, ocr=True), model=tiny_model, text_reader=reader)
+    conn = sqlite3.connect(settings.db_path)
+    (reads,) = conn.execute("SELECT count(*) FROM text_reads").fetchone()
+    conn.close()
+    assert reads == len(names) - 1
 
 
 def test_a_picture_the_reader_fails_on_gets_a_reason_not_a_stopped_run(

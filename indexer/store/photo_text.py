@@ -75,20 +75,6 @@ def unread(conn: sqlite3.Connection) -> list[tuple[str, str, int | None]]:
     return out
 
 
-@translated
-def count_unread(conn: sqlite3.Connection) -> int:
-    """Content keys an indexed file or keyframe has that were never read for text."""
-    if not exists(conn):
-        return 0
-    (n,) = conn.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT content_hash FROM results) k"
-        " WHERE k.content_hash NOT IN (SELECT content_hash FROM text_reads)"
-        " AND (k.content_hash IN (SELECT content_hash FROM files)"
-        " OR k.content_hash IN (SELECT frame_key FROM video_frames))"
-    ).fetchone()
-    return int(n)
-
-
 def save(
     db: Database,
     reads: Sequence[tuple[str, Sequence[Line], str | None]],
@@ -162,15 +148,6 @@ def keyword_matches(
 
 
 @translated
-def texts_for_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, str]:
-    """content key -> its text (keys read with no text, or never read, left out)."""
-    if not exists(conn):
-        return {}
-    sql = "SELECT content_hash, text FROM text_reads WHERE text != '' AND content_hash IN ({marks})"
-    return dict(rows_in(conn, sql, list(keys)))
-
-
-@translated
 def has_text(conn: sqlite3.Connection) -> bool:
     """Whether any picture was read with some text (else search leaves the text signal out)."""
     if not exists(conn):
@@ -214,15 +191,3 @@ def condition(fts_query: str, alias: str = "f") -> tuple[str, list[Any]]:
         f" (SELECT v.video_hash FROM video_frames v WHERE v.frame_key IN ({matches})))"
     )
     return sql, [fts_query, fts_query]
-
-
-@translated
-def problems(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, str]:
-    """content key -> why its text could not be read (keys read fine left out)."""
-    if not exists(conn):
-        return {}
-    sql = (
-        "SELECT content_hash, problem FROM text_reads WHERE problem IS NOT NULL"
-        " AND content_hash IN ({marks})"
-    )
-    return dict(rows_in(conn, sql, list(keys)))
