@@ -1,5 +1,5 @@
 """CJK keyword search at 100,000 tagged photos: character bigrams (indexer/store/cjk.py) against
-FTS5's trigram tokenizer and a LIKE scan, and what m013 costs on an old library.
+FTS5's trigram tokenizer and a LIKE scan, and what m011 costs on an old library.
 
     .venv/bin/python benchmarks/bench_cjk_fts.py --rows 100000 --runs 15
 
@@ -97,7 +97,7 @@ def _queries(word: str) -> dict[str, tuple[str, list]]:
 
 
 def _migration(texts: list[str], folder: Path) -> tuple[float, int]:
-    """Seconds m013 takes to rewrite the tag rows of an old library of len(texts) photos."""
+    """Seconds m011 takes to rewrite the tag rows of an old library of len(texts) photos."""
     db = Database(folder / "old.db")
     db["files"].create({"id": int, "path": str}, pk="id")
     photo_tags.create(db)
@@ -152,7 +152,7 @@ def main() -> None:
                 print(f"| {word} | {name} | {found[name]:,} | {med:.2f} |")
         conn.close()
         took, changed = _migration(texts, Path(tmp))
-        print(f"m013 on {args.rows:,} tag rows: {took:.2f} s, {changed:,} rows rewritten")
+        print(f"m011 on {args.rows:,} tag rows: {took:.2f} s, {changed:,} rows rewritten")
 
 
 if __name__ == "__main__":

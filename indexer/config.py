@@ -48,7 +48,7 @@ MAX_AUTO_MEGAPIXELS = 120.0  # the historical cap: larger is a decompression bom
 
 # The signals search fuses (search/fusion.py), and their weights unless IMGCAP_FUSION_WEIGHTS
 # says otherwise: equal, as the fusion was measured (BENCHMARKS.md "Fusion").
-FUSION_SIGNALS = ("image", "caption", "keyword")
+FUSION_SIGNALS = ("image", "caption", "keyword", "text")
 DEFAULT_FUSION_WEIGHTS = tuple((signal, 1.0) for signal in FUSION_SIGNALS)
 
 
@@ -122,6 +122,9 @@ class Settings:
     # `video_max_frames` per video (past it the gap doubles, so long films stay spread out).
     video_gap: float = 5.0
     video_max_frames: int = 60
+    # Read the text in photos and keyframes (indexer/run/text_reading.py; needs the `ocr` extra).
+    # Off by default: it costs more than captioning on a CPU (BENCHMARKS.md, "Text in photos").
+    ocr: bool = False
     # RAM the FAISS cache may take (GB, both vector kinds together): past it, vectors are
     # compressed (IVF-PQ in memory, full vectors memory-mapped from disk for exact re-ranking).
     vector_memory_gb: float = 8.0
@@ -181,6 +184,8 @@ class Settings:
             env["fusion_k"] = parse_fusion_k(os.environ["IMGCAP_FUSION_K"])
         if os.environ.get("IMGCAP_FUSION_WEIGHTS", "").strip():
             env["fusion_weights"] = parse_fusion_weights(os.environ["IMGCAP_FUSION_WEIGHTS"])
+        if os.environ.get("IMGCAP_OCR", "").strip():
+            env["ocr"] = _truthy(os.environ["IMGCAP_OCR"])
         given = {k: v for k, v in overrides.items() if v is not None}
         if "model" in given:
             given.setdefault("model_named", True)

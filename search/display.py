@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-SIGNAL_LABEL = {"image": "img", "caption": "cap", "keyword": "kw"}
+SIGNAL_LABEL = {"image": "img", "caption": "cap", "keyword": "kw", "text": "txt"}
 
 
 def timecode(seconds: float) -> str:

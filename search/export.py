@@ -42,12 +42,14 @@ from search.photos import camera_name
 # source: "user" when a person wrote the caption (imgcap serve, caption-set), else "generated".
 COLUMNS = (
     "path", "caption", "model", "width", "height", "taken_at", "camera", "indexed_at", "source",
-    "tags", "place", "path_escaped", "missing",
+    "tags", "place", "text", "path_escaped", "missing",
 )  # fmt: skip
 # tags: the photo's own tags (read at index time; per path, copies can differ), in one cell
 # place: "city, region, country" named from the photo's GPS at index time (empty without GPS)
 # path_escaped: true when `path` shows bytes of the name that are not UTF-8 as \xNN
 # missing: true when the file is not on disk now (deleted, moved, its drive not mounted)
+# text: the text read in the photo (imgcap index --ocr), one line per line; a video's keyframes'
+# distinct texts in time order; empty when none was read (untrusted: neutralised like the rest)
 TAG_SEPARATOR = "; "  # not ",": commas occur inside tags ("Berlin, Germany")
 # A video is one row whose caption joins its keyframes' distinct captions in time order; with
 # `keyframes=True` (export --keyframes) each keyframe is a row, its time in this extra column.
@@ -180,11 +182,11 @@ def iter_export(
         edited = photos.edited_result_ids(conn, name)
         batch: list[dict[str, Any]] = []
         for row in _per_video(export_rows(conn, name, flt), edited, keyframes):
-            batch.append(export_row(row))
+            batch.append(row)
             if len(batch) >= 500:
-                yield from _tagged(conn, batch)
+                yield from _tagged(conn, _with_text(conn, batch))
                 batch = []
-        yield from _tagged(conn, batch)
+        yield from _tagged(conn, _with_text(conn, batch))
     finally:
         conn.close()
 
@@ -197,6 +199,7 @@ def _per_video(
     video: dict[str, Any] | None = None
     for row in rows:
         row["source"] = "user" if row["result_id"] in edited else "generated"
+        row["result_ids"] = [row["result_id"]]  # a video's: all its keyframes' (the text)
         at = row.get("at_s")
         if keyframes or at is None:
             if keyframes:
@@ -211,12 +214,27 @@ def _per_video(
                 video["caption"] += KEYFRAME_SEPARATOR + row["caption"]
             if row["source"] == "user":
                 video["source"] = "user"
+            video["result_ids"].append(row["result_id"])
             continue
         if video is not None:
             yield video
         video = dict(row)
     if video is not None:
         yield video
+
+
+def _with_text(conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store rows -> exported rows, each with the text read in its picture (a video: the
+    distinct texts of its keyframes, in time order)."""
+    from indexer.store import photo_text
+
+    read = photo_text.texts_for_results(conn, [i for r in rows for i in r["result_ids"]])
+    out = []
+    for row in rows:
+        texts = list(dict.fromkeys(read[i] for i in row["result_ids"] if i in read))
+        row["text"] = "\n".join(texts) or None
+        out.append(export_row(row))
+    return out
 
 
 def _tagged(conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

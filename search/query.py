@@ -56,7 +56,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import cjk, photo_tags, places, similar_groups
+from indexer.store import cjk, photo_tags, photo_text, places, similar_groups
 from indexer.store.connection import connect_readonly
 from indexer.store.places import fold
 from indexer.store.queries import (
@@ -69,6 +69,7 @@ from indexer.store.queries import (
     own_word_matches,
     own_words,
     paths_with_hashes,
+    text_matches,
 )
 from indexer.store.roots import root_folders, under
 from search.fusion import fuse
@@ -233,6 +234,13 @@ def fts_query(words: list[str]) -> str | None:
     return " OR ".join(cjk.fts_term(w) for w in words)
 
 
+def phrase_query(text: str | None) -> str | None:
+    """The FTS5 phrase for `imgcap search --text`: its words in order, next to each other (case,
+    punctuation and line breaks between them don't count). None: no words."""
+    words = [w.casefold() for w in _WORD.findall(text or "")]
+    return '"' + " ".join(words) + '"' if words else None
+
+
 def matched_words(caption: str, words: list[str]) -> list[str]:
     caption_words = {w.casefold() for w in _WORD.findall(caption)}
     return [w for w in words if w in caption_words or (cjk.has_cjk(w) and cjk.contains(caption, w))]
@@ -349,12 +357,16 @@ def _search(
         "caption": ["caption"],
         "keyword": ["keyword"],
     }[req.mode]
-    vector_signals = [s for s in signals if s != "keyword"]
+    if req.mode == "hybrid" and words and photo_text.has_text(conn):
+        signals = [*signals, "text"]  # the words read in the photos (OCR): a signal of its own
+    vector_signals = [s for s in signals if s not in ("keyword", "text")]
 
     if req.filters.tags and not photo_tags.exists(conn):
         return []  # indexed before tags were read: no photo has any yet
     if req.filters.place and not places.exists(conn):
         return []  # indexed before places were named: no photo has one yet
+    if req.filters.text and not photo_text.exists(conn):
+        return []  # indexed before text was read: no photo has any yet
     allowed = filtered_result_ids(conn, model, req.filters) if req.filters.active else None
     if allowed is not None and len(allowed) == 0:
         return []
@@ -401,6 +413,8 @@ def _search(
                     bad = keyword_subset(conn, neg_kw, [i for i, _ in found])
                     # Push down, not out: matches of --not go after every other keyword match.
                     found = sorted(found, key=lambda x: x[0] in bad)  # stable sort
+            elif s == "text":
+                found = text_matches(conn, model, kw, depth, req.filters) if kw else []
             else:
                 ids, sims = indexes[s].search(searched, depth, allowed)
                 found = list(zip(ids.tolist(), sims.tolist(), strict=True))
@@ -499,6 +513,8 @@ def _fuse_and_expand(
             conn, sorted({r["content_hash"] for rows in by_result.values() for r in rows})
         )
     hits: list[Hit] = []
+    texts: dict[str, str] = {}  # hit path -> the text read in its picture (the `text` marker)
+    read = photo_text.texts_for_results(conn, order) if words else {}
     shown: dict[str, dict[str, Any]] = {}  # group key -> the row shown for the group
     shown_videos: set[str] = set()  # a video is shown once, at its best keyframe (first in order)
     for rid in order:
@@ -535,13 +551,15 @@ def _fuse_and_expand(
             matched = [] if foreign else matched_words(row["caption"], words)
             hits.append(hit_from_row(row, len(hits) + 1, float(fused[rid]), model, sig, matched))
             hits[-1].own_words_all = row["path"] in first
+            if rid in read:
+                texts[row["path"]] = read[rid]
             if len(hits) >= req.limit:
                 break
         if len(hits) >= req.limit:
             break
     if not req.all_files:
         _with_similar(conn, hits, list(shown.values()), by_result, groups, req.filters)
-    return _with_tags(conn, hits, words)
+    return _with_tags(conn, hits, words, texts)
 
 
 # Words that name no subject: an own-words match needs every other query word ("photos of uncle
@@ -635,9 +653,13 @@ def _with_similar(
         ]
 
 
-def _with_tags(conn: sqlite3.Connection, hits: list[Hit], words: list[str]) -> list[Hit]:
+def _with_tags(
+    conn: sqlite3.Connection, hits: list[Hit], words: list[str], texts: dict[str, str] | None = None
+) -> list[Hit]:
     """Mark each hit with its own tags that the query words occur in (the `tag` marker of
-    "why it matched"), and with the query words its own words hold (`matched`, `matched_in`)."""
+    "why it matched"), and with the query words its own words hold (`matched`, `matched_in`).
+    `texts`: hit path -> the text read in its picture, whose matching words are `matched_in`'s
+    "text" (the `text` marker)."""
     if not words:
         return hits
     own = photo_tags.tags_and_descriptions(conn, [h.path for h in hits])
@@ -651,6 +673,7 @@ def _with_tags(conn: sqlite3.Connection, hits: list[Hit], words: list[str]) -> l
             "description": matched_words(description, words),
             "place": _folded_matches(hit.place or "", words),
             "folder": matched_words(" ".join(_folders_below_root(hit.path, roots)), words),
+            "text": matched_words((texts or {}).get(hit.path, ""), words),
         }
         found = {k: v for k, v in where.items() if v}
         if set(found) - {"caption"}:  # only then is there more to say than the caption
@@ -719,6 +742,8 @@ def browse(conn: sqlite3.Connection, req: SearchRequest, settings: Settings) -> 
     flt = req.filters
     if (flt.tags and not photo_tags.exists(conn)) or (flt.place and not places.exists(conn)):
         return []  # indexed before tags / places were read: no photo has any yet
+    if flt.text and not photo_text.exists(conn):
+        return []  # indexed before text was read
     grouped = not req.all_files and similar_groups.exists(conn)
     groups: dict[str, str] = {}
     shown: dict[str, dict[str, Any]] = {}  # group key -> the row shown for the group
@@ -794,4 +819,6 @@ def filters_label(flt: FileFilter) -> str:
         parts.append(f"before {flt.before}")
     if flt.media:
         parts.append(f"media {flt.media}")
+    if flt.text:
+        parts.append(f"text {flt.text}")
     return ", ".join(parts)

@@ -57,3 +57,31 @@ def synthetic_world(tmp_path_factory) -> dict:
     from synthetic_world import build_world
 
     return build_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="session")
+def text_reader():
+    """The real OCR models (indexer/models/ocr.py), loaded once; shared, so tests that count
+    its reads wrap it (text_photos.CountingReader) rather than reading `calls`."""
+    from indexer.models.ocr import TextReader
+
+    return TextReader()
+
+
+@pytest.fixture(scope="session")
+def text_library(tmp_path_factory, tiny_model, text_reader) -> dict:
+    """Photos that show text (tests/text_photos.py) indexed by the tiny model with OCR, once:
+    {"root", "db", "words": {relative path: its unique word or None}, "summary"}. Tests that
+    change it work on a copy."""
+    from text_photos import CountingReader, make_text_photos
+
+    from indexer.config import Settings
+    from indexer.run.pipeline import index_paths
+
+    base = tmp_path_factory.mktemp("text_library")
+    words = make_text_photos(base / "photos")
+    settings = Settings(db_path=base / "lib.db", workers=1, device="cpu", ocr=True)
+    reader = CountingReader(text_reader)
+    summary = index_paths([base / "photos"], settings, model=tiny_model, text_reader=reader)
+    return {"root": base / "photos", "db": base / "lib.db", "words": words, "summary": summary,
+            "reads": reader.calls}  # fmt: skip

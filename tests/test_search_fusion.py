@@ -42,7 +42,7 @@ def db(tmp_path_factory):
 
 
 def weights(**given: float) -> tuple[tuple[str, float], ...]:
-    return tuple((s, given.get(s, 1.0)) for s in ("image", "caption", "keyword"))
+    return tuple((s, given.get(s, 1.0)) for s in ("image", "caption", "keyword", "text"))
 
 
 def run(db, settings=None, text="red kite", **kw):
@@ -163,7 +163,7 @@ def test_settings_from_the_environment(monkeypatch):
         ("IMGCAP_FUSION_WEIGHTS", "keyword", "keyword's weight must be a number >= 0"),
         ("IMGCAP_FUSION_WEIGHTS", "image=nan", "image's weight must be a number >= 0"),
         ("IMGCAP_FUSION_WEIGHTS", "image=1,image=2", "image is given twice"),
-        ("IMGCAP_FUSION_WEIGHTS", "image=0,caption=0,keyword=0", "at least one weight"),
+        ("IMGCAP_FUSION_WEIGHTS", "image=0,caption=0,keyword=0,text=0", "at least one weight"),
     ],
 )
 def test_bad_environment_values_are_usage_errors(monkeypatch, var, value, message):

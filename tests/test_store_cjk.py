@@ -1,6 +1,6 @@
 """Chinese, Japanese and Korean text in the full-text index (indexer/store/cjk.py): a CJK tag
 is found by a word inside it, Latin text is indexed exactly as before, and a database written
-before m013 gets its CJK tags' bigrams when it is opened."""
+before m011 gets its CJK tags' bigrams when it is opened."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from sqlite_utils import Database
 
-from indexer.store import cjk, photo_tags, schema
+from indexer.store import cjk, photo_tags, photo_text, schema
 from indexer.store.database import Store
 from search.query import fts_query
 
@@ -53,7 +53,7 @@ def test_a_cjk_word_finds_the_texts_that_hold_it(word, rows):
 
 
 def test_without_bigrams_a_cjk_tag_is_one_token():
-    conn = _index(TEXTS)  # what the FTS table held before m013
+    conn = _index(TEXTS)  # what the FTS table held before m011
     assert _found(conn, "北京") == {5} and _found(conn, "東京") == set()
 
 
@@ -95,10 +95,10 @@ def test_tags_and_descriptions_are_found_by_a_word_inside(tmp_path):
         assert photo_tags.tags_for_paths(conn, ["/p/a.jpg"]) == {"/p/a.jpg": ["北京旅行", "Family"]}
 
 
-def test_a_database_from_before_m013_gets_cjk_search_when_opened(tmp_path):
+def test_a_database_from_before_m011_gets_cjk_search_when_opened(tmp_path):
     path = tmp_path / "old.db"
     db = Database(path)
-    before = schema.MIGRATIONS.index(schema.m013_cjk_fts)  # the version it had
+    before = schema.MIGRATIONS.index(schema.m011_cjk_fts)  # the version it had
     schema.migrations.apply(db)
     for version in range(2, before + 1):
         with db.atomic():
@@ -138,7 +138,7 @@ def test_tags_merged_from_an_older_database_get_their_bigrams(tmp_path):
     with Store.open(theirs) as store:
         add_roots(store.db, ["/p"], theirs)
         store.write_batch("m", [], [FileRecord("/p/a.jpg", 1, 1, "0" * 32)])
-        # as an imgcap before m013 wrote it
+        # as an imgcap before m011 wrote it
         store.db.execute(
             "INSERT INTO photo_tags (path, tags, folded, words, sidecars)"
             " VALUES ('/p/a.jpg', '[\"서울여행\"]', '[\"서울여행\"]', '서울여행', '')"
@@ -149,3 +149,23 @@ def test_tags_merged_from_an_older_database_get_their_bigrams(tmp_path):
     conn = sqlite3.connect(ours)
     assert photo_tags.matching_paths(conn, fts_query(["서울"]), ["/p/a.jpg"]) == {"/p/a.jpg"}
     conn.close()
+
+
+def test_text_read_in_a_photo_is_found_by_a_cjk_word_inside_a_line(tmp_path):
+    """OCR reads Chinese signs as lines with no spaces; the text index holds their bigrams."""
+    box = [0.0] * 8
+    with Store.open(tmp_path / "t.db") as store:
+        conn = store.db.conn
+        conn.executemany(
+            "INSERT INTO results (content_hash, model, caption, image_vec, caption_vec, dim)"
+            " VALUES (?, 'm', '', x'', x'', 0)",
+            [("sign",), ("menu",)],
+        )
+        reads = [("sign", [("北京站出口", 0.9, box)], None), ("menu", [("coffee", 0.9, box)], None)]
+        photo_text.save(store.db, reads, "r")
+        ids = {k: i for i, k in conn.execute("SELECT id, content_hash FROM results")}
+        found = photo_text.keyword_matches(conn, "m", fts_query(["北京"]), 10)
+        assert [i for i, _ in found] == [ids["sign"]]
+        assert [i for i, _ in photo_text.keyword_matches(conn, "m", fts_query(["coffee"]), 10)] == [
+            ids["menu"]
+        ]

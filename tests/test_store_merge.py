@@ -489,3 +489,29 @@ def test_a_damaged_database_is_refused_whole(pair, tmp_path):
     with pytest.raises(StoreError, match=r"torn.db is damaged .*nothing was merged"):
         merge(ours, torn)
     assert ours.read_bytes() == before
+
+
+def test_text_read_in_their_pictures_comes_with_their_content(pair):
+    from indexer.store import photo_text
+
+    ours, theirs = pair
+    box = (0.1, 0.1, 0.9, 0.1, 0.9, 0.2, 0.1, 0.2)
+    with Store.open(theirs) as s:
+        found = [("BIRD SEED", 0.97, box), ("evil", 0.9, box)]
+        photo_text.save(s.db, [(h("h3"), found, None)], "test")
+        photo_text.save(s.db, [(h("h5"), [("boat", 0.9, box)], None)], "test")
+        hostile = "UPDATE text_lines SET box = '[2, 0, 0, 0, 0, 0, 0, 0]' WHERE text = 'evil'"
+        s.db.execute(hostile)
+        s.db.conn.commit()
+    with Store.open(ours) as s:  # h5 read here already: ours is kept
+        photo_text.save(s.db, [(h("h5"), [], None)], "ours")
+    merge(ours, theirs)
+    conn = sqlite3.connect(ours)
+    reads = conn.execute("SELECT content_hash, text, reader FROM text_reads ORDER BY 1").fetchall()
+    assert sorted(reads) == sorted([(h("h3"), "BIRD SEED\nevil", "test"), (h("h5"), "", "ours")])
+    lines = conn.execute("SELECT content_hash, text, box FROM text_lines").fetchall()  # no evil
+    assert lines == [(h("h3"), "BIRD SEED", "[0.1, 0.1, 0.9, 0.1, 0.9, 0.2, 0.1, 0.2]")]
+    hits = photo_text.keyword_matches(conn, "m", '"seed"', 10)
+    sql = "SELECT id FROM results WHERE content_hash = ? AND model = 'm'"
+    assert [r for (r,) in conn.execute(sql, [h("h3")])] == [i for i, _ in hits]  # searchable
+    conn.close()

@@ -97,12 +97,15 @@ def index_paths(
     on_progress: Callable[[Progress], None] | None = None,
     model: Any = None,
     engine: Engine | None = None,
+    text_reader: Any = None,
 ) -> IndexSummary:
     """Index every image under `roots` into the database at `settings.db_path`.
 
     `model`: an already loaded Model (tests, benchmarks); by default `load_model(settings.model)`
     is called, and only when some image needs model work. `engine`: what decodes and captions
-    (tests, benchmarks); by default the one `settings.engine` names. Raises StoreError when
+    (tests, benchmarks); by default the one `settings.engine` names. `text_reader`: a loaded
+    indexer/models/ocr.py TextReader (tests, benchmarks); by default one is loaded when some
+    picture needs reading and the run reads text (text_reading.wants_text). Raises StoreError when
     another run holds the database; per-file problems end up in the summary and the `failures`
     table.
     """
@@ -120,6 +123,9 @@ def index_paths(
         raise UsageError(f"unknown engine {settings.engine!r} (local or ray)")
     if engine is None and not dry_run:
         engine = _engine_for(settings)
+    from indexer.run.text_reading import wants_text
+
+    read_text = wants_text(settings)  # before any work: a missing extra asked for is an error
     sweep_mp_temp_dirs()  # what killed runs left in the temp folder
     with sigterm_as_ctrl_c():
         if dry_run:
@@ -134,6 +140,7 @@ def index_paths(
             add_roots(store.db, folders_of(top), settings.db_path)
             run = Run(top, settings, store, engine, retry_failed, on_progress, model)
             run.root_moves = moves
+            run.read_text, run.text_reader = read_text, text_reader
             return run.execute()
 
 
@@ -193,6 +200,8 @@ class Run:
         self.last_report = 0.0
         # Unchanged photos decoded only for their perceptual hash (indexed before it existed).
         self.backfill: set[str] = set()
+        self.read_text = False  # set by index_paths (text_reading.wants_text)
+        self.text_reader: Any = None  # a loaded TextReader handed to index_paths, or None
         self.workers = settings.workers or os.cpu_count() or 1
         self.max_pixels = settings.max_pixels_for(self.workers)  # --max-megapixels or memory
 
@@ -322,6 +331,7 @@ class Run:
         if not summary.interrupted:
             self._read_tags()
             self._name_places()
+            self._read_texts()
             self._group_similar()
             # The gallery's thumbnails of content no file has any more (deleted, edited).
             prune_thumbnails(self.store)
@@ -361,6 +371,27 @@ class Run:
         self.summary.places_named = found.geocoded
         if found.problem:
             self.summary.warnings.append(f"places not named: {found.problem}")
+
+    def _read_texts(self) -> None:
+        """The text in every picture with a result and no read yet (indexer/run/text_reading.py):
+        this run's new content, and a library indexed before the step existed; never re-captions."""
+        if not self.read_text:
+            return
+        from indexer.run.text_reading import read_new_text
+
+        self.progress.phase = "reading text"
+        self._report(force=True)
+
+        def on_batch(done: int, total: int) -> None:
+            self.progress.phase = f"reading text {done}/{total}"
+            self._report()
+
+        found = read_new_text(
+            self.store, self.settings, self.max_pixels, self.text_reader, on_batch
+        )
+        self.summary.text_read, self.summary.text_found = found.read, found.with_text
+        self.summary.warnings.extend(found.warnings)
+        self.timings["read_text"] += found.seconds
 
     def _group_similar(self) -> None:
         """Rebuild the near-duplicate groups search collapses (indexer/run/similar.py): seconds

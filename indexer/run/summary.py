@@ -48,6 +48,10 @@ class IndexSummary:
     captioned: int = 0  # images that went through the model (unique content, so <= files)
     reused: int = 0  # files that got stored results by content hash, with no model work
     places_named: int = 0  # photos whose place was named from their GPS (metadata/places.py)
+    # Pictures (photos, keyframes) read for text in this run (indexer/run/text_reading.py), and
+    # how many of them show some.
+    text_read: int = 0
+    text_found: int = 0
     # Unchanged photos indexed before perceptual hashes existed, decoded for one (no model work).
     perceptual_hashed: int = 0
     similar_groups: int = 0  # groups of near-duplicates after the run (indexer/run/similar.py)

@@ -41,7 +41,7 @@ Modules, one noun each:
 - `vector_log` (schema 8): the change log's table and triggers, what changed since a position,
   pruning (by `collect_garbage`).
 - `cjk`: Chinese, Japanese and Korean text as the keyword index sees it (character bigrams;
-  `photo_tags.words` holds them since m013), and CJK query words as FTS5 phrases.
+  `photo_tags.words` holds them since m011), and CJK query words as FTS5 phrases.
 
 Writers hold an OS file lock beside the database, so a second `imgcap index` on the same database
 is refused with a clear message; readers never take it and keep working (WAL mode).

@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from indexer.errors import StoreError
-from indexer.store import frames, path_text, roots, schema
+from indexer.store import frames, path_text, photo_text, roots, schema
 from indexer.store.connection import BUSY_TIMEOUT_MS, connect_readonly
 from indexer.store.errors import store_error
 from indexer.store.records import (
@@ -305,9 +305,11 @@ class Store:
                 )
             }
             if not models:
+                photo_text.collect(self.db.conn)
                 return 0
             cur = self.db.execute(f"DELETE FROM results WHERE {unreferenced}", purged)
             self._bump(models)
+            photo_text.collect(self.db.conn)  # text read in content no result has any more
         return cur.rowcount
 
     @_sql

@@ -13,7 +13,8 @@ Everything is keyed the way the index keys it, so nothing is computed again:
   captions are a conflict: ours kept;
 - models: where each model loads from (ours kept on a difference); a model whose vectors have
   another size here is a conflict and none of its results come;
-- photo tags, video keyframes and place names come with the files that carry them.
+- photo tags, video keyframes and place names come with the files that carry them; the text
+  read in a picture (OCR) comes for content with a result here that was never read here.
 
 Failures and runs stay behind (they describe the other machine's runs; the next `imgcap index`
 here tries those files itself). The whole merge is one transaction under the writer lock, so
@@ -53,6 +54,7 @@ from typing import Any
 
 from indexer.errors import StoreError, UsageError
 from indexer.store import path_text, photo_tags, roots, schema
+from indexer.store.cjk import fts_text
 from indexer.store.database import Store
 from indexer.store.errors import error_kind, store_error
 from indexer.store.lock import writer_lock
@@ -243,6 +245,7 @@ class _Merge:
         self.frames()
         self.results(skip)
         self.tags()
+        self.text()
         self.store._bump(self.models)  # the FAISS cache sees new generations
 
     # ------------------------------------------------------------------------------- roots
@@ -547,13 +550,68 @@ class _Merge:
                 if row[at] not in self.path_map:  # tags come only with a file that came
                     continue
                 row[at] = self.path_map[row[at]]
-                if "words" in cols:  # theirs may predate m013: their CJK without bigrams
+                if "words" in cols:  # theirs may predate m011: their CJK without bigrams
                     row[cols.index("words")] = _tag_words(row, cols)
                 batch.append((*row, row[at]))
             before = self.dst.execute("SELECT count(*) FROM photo_tags").fetchone()[0]
             self.dst.executemany(sql, batch)
             after = self.dst.execute("SELECT count(*) FROM photo_tags").fetchone()[0]
             self.report.tags_added += after - before
+
+    def text(self) -> None:
+        """The text read in their pictures (OCR), for content keys that have a result here and
+        were never read here; only well-formed rows (their database is untrusted input)."""
+        if not (_has(self.src, "text_reads") and _has(self.dst, "text_reads")):
+            return
+        wanted = {k for (k,) in self.dst.execute("SELECT DISTINCT content_hash FROM results")}
+        wanted -= {k for (k,) in self.dst.execute("SELECT content_hash FROM text_reads")}
+        if not wanted:
+            return
+        reads = self.src.execute(
+            "SELECT content_hash, text, lines, reader, problem, read_at FROM text_reads"
+        )
+        for rows in _batches(reads):
+            keep = [r for r in rows if r[0] in wanted and _text_read_ok(r)]
+            self.dst.executemany(
+                "INSERT OR IGNORE INTO text_reads (content_hash, text, words, lines, reader,"
+                " problem, read_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(k, text, fts_text(text), *rest) for k, text, *rest in keep],
+            )
+        lines = self.src.execute("SELECT content_hash, line, text, confidence, box FROM text_lines")
+        for rows in _batches(lines):
+            keep = [r for r in rows if r[0] in wanted and _text_line_ok(r)]
+            self.dst.executemany(
+                "INSERT OR IGNORE INTO text_lines (content_hash, line, text, confidence, box)"
+                " VALUES (?, ?, ?, ?, ?)",
+                keep,
+            )
+
+
+def _text_read_ok(row: tuple) -> bool:
+    _, text, lines, *notes = row
+    return (
+        isinstance(text, str)
+        and isinstance(lines, int)
+        and lines >= 0
+        and all(n is None or isinstance(n, str) for n in notes)
+    )
+
+
+def _text_line_ok(row: tuple) -> bool:
+    _, line, text, confidence, box = row
+    if not (isinstance(line, int) and isinstance(text, str) and isinstance(box, str)):
+        return False
+    if not isinstance(confidence, int | float):
+        return False
+    try:
+        corners = json.loads(box)
+    except ValueError:
+        return False
+    return (
+        isinstance(corners, list)
+        and len(corners) == 8
+        and all(isinstance(v, int | float) and 0 <= v <= 1 for v in corners)
+    )
 
 
 def _tag_words(row: list, cols: list[str]) -> Any:

@@ -52,7 +52,7 @@ def create(db: Database) -> None:
 
 def add_cjk_bigrams(db: Database) -> int:
     """Rewrite `words` of the rows whose tags or description hold CJK text, so the FTS index
-    (kept in step by its triggers) gets their bigrams (migration m013); returns how many."""
+    (kept in step by its triggers) gets their bigrams (migration m011); returns how many."""
     rows = db.conn.execute("SELECT rowid, tags, description, words FROM photo_tags").fetchall()
     changed = [
         (new, rowid)

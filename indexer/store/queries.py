@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.store import frames, photo_tags, places
+from indexer.store import frames, photo_tags, photo_text, places
 from indexer.store.errors import conn_path, store_error, translated
 from indexer.store.records import rows_in
 
@@ -35,10 +35,11 @@ class FileFilter:
     tags: tuple[str, ...] = ()  # the photo carries every one of these tags (any case)
     place: tuple[str, ...] = ()  # its place is called all of these (city/region/country names)
     media: str | None = None  # "video" or "photo" (query understanding; needs schema 7)
+    text: str | None = None  # FTS5 query the text read in it must match (--text; schema 12)
 
     @property
     def active(self) -> bool:
-        values = (self.folder, self.folder_name, self.after, self.before, self.camera)
+        values = (self.folder, self.folder_name, self.after, self.before, self.camera, self.text)
         active = any(v is not None for v in values) or self.media is not None
         return active or bool(self.tags) or bool(self.place)
 
@@ -122,6 +123,10 @@ def _file_where(flt: FileFilter, alias: str = "f") -> tuple[str, list[Any]]:
     if flt.media is not None:  # a video is a file with keyframes (indexer/store/frames.py)
         video = f"EXISTS (SELECT 1 FROM video_frames v WHERE v.video_hash = {alias}.content_hash)"
         conds.append(video if flt.media == "video" else f"NOT {video}")
+    if flt.text is not None:
+        cond, text_params = photo_text.condition(flt.text, alias)
+        conds.append(cond)
+        params += text_params
     return (" AND ".join(conds) or "1"), params
 
 
@@ -169,6 +174,18 @@ def keyword_matches(
     for rid, score in tagged + placed:
         scores[rid] = scores.get(rid, 0.0) + score
     return sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:limit]
+
+
+@translated
+def text_matches(
+    conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
+) -> list[tuple[int, float]]:
+    """(result id, BM25; higher = better) of `model`'s results whose picture's text (OCR,
+    indexer/store/photo_text.py) matches the FTS5 query, best first; `flt` restricts the files."""
+    if not flt.active:
+        return photo_text.keyword_matches(conn, model, fts_query, limit)
+    hashes, params = _hashes_where(conn, *_file_where(flt))
+    return photo_text.keyword_matches(conn, model, fts_query, limit, hashes, params)
 
 
 @translated

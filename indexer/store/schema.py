@@ -185,13 +185,23 @@ def m010_similar_groups(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS similar_groups_key ON similar_groups (group_key)")
 
 
-def m013_cjk_fts(db: Database) -> None:
+def m011_cjk_fts(db: Database) -> None:
     # Chinese, Japanese and Korean tags and descriptions are found by a word inside them: the
     # keyword text gets their character bigrams (indexer/store/cjk.py). Rows written before
     # are rewritten here, so an old library gets CJK search without re-indexing.
     from indexer.store import photo_tags
 
     photo_tags.add_cjk_bigrams(db)
+
+
+def m012_ocr_text(db: Database) -> None:
+    # The text read in each picture (OCR), per content key like results: `text_reads` (one row
+    # per key read, '' when it shows none), `text_lines` (lines with confidence and box),
+    # `text_reads_fts`. Pictures indexed before are read by the next index run, without
+    # re-captioning; see indexer/store/photo_text.py.
+    from indexer.store import photo_text
+
+    photo_text.create(db)
 
 
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
@@ -206,7 +216,8 @@ MIGRATIONS = (
     m008_vector_log,
     m009_pixel_hash,
     m010_similar_groups,
-    m013_cjk_fts,
+    m011_cjk_fts,
+    m012_ocr_text,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -120,6 +120,16 @@ def index(
             show_default=False,
         ),
     ] = None,
+    ocr: Annotated[
+        bool | None,
+        typer.Option(
+            "--ocr/--no-ocr",
+            help="Read the text in photos and video keyframes, so search finds them by it"
+            " (pip install 'imgcap[ocr]'; off by default, or IMGCAP_OCR=1). Each picture is"
+            " read once; a library indexed before is read on the next run with --ocr.",
+            show_default=False,
+        ),
+    ] = None,
     db_here: Annotated[
         bool,
         typer.Option(
@@ -166,6 +176,7 @@ def index(
         gpus_per_worker=gpus_per_worker or None,
         video_gap=video_gap,
         video_max_frames=video_max_frames,
+        ocr=ocr,
     )
     chosen = model_for_run(settings)  # no --model: the model this database already holds
     if chosen.model != settings.model:

@@ -51,7 +51,7 @@ def why(hit) -> str:
     if getattr(hit, "own_words_all", False):  # ranked first: its own words hold every word
         parts.append("own words")
     found = getattr(hit, "matched_in", None) or {}
-    for where in ("description", "folder"):  # the person's own words that matched
+    for where in ("description", "folder", "text"):  # own words, words read in the photo
         if found.get(where):
             parts.append(f"{where} " + ", ".join(printable(w) for w in found[where]))
     if getattr(hit, "place", None):  # where it was taken (GPS), for piped output too
@@ -253,6 +253,9 @@ def print_index_summary(s) -> None:
     if getattr(s, "places_named", 0):
         n = s.places_named
         echo(f"  {n} photo{'' if n == 1 else 's'} placed from GPS (city, region, country)")
+    if getattr(s, "text_read", 0):
+        n = s.text_read
+        echo(f"  {n} photo{'' if n == 1 else 's'} read for text ({s.text_found} with text)")
     if getattr(s, "perceptual_hashed", 0):
         n = s.perceptual_hashed
         echo(f"  {n} photo{'' if n == 1 else 's'} indexed before hashed for `imgcap duplicates`")

@@ -69,6 +69,15 @@ def search(
             " accents optional; 'Paris, France' for both).",
         ),
     ] = None,
+    text_phrase: Annotated[
+        str | None,
+        typer.Option(
+            "--text",
+            metavar="PHRASE",
+            help="Only photos whose text (read by `imgcap index --ocr`) holds PHRASE, its words"
+            " in order (any case).",
+        ),
+    ] = None,
     literal: Annotated[
         bool,
         typer.Option(
@@ -154,8 +163,10 @@ def search(
     # machine they tripled the cold search (3.2 s -> 1.1 s wall, bench_search.py cold). Must be
     # set before numpy loads; an explicit user setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from dataclasses import replace
+
     from search.language import check_lang
-    from search.query import SearchRequest, filters_label, search_understood
+    from search.query import SearchRequest, filters_label, phrase_query, search_understood
 
     if json_out and paths:
         raise UsageError("--json and --paths cannot be combined")
@@ -163,13 +174,19 @@ def search(
         raise UsageError("-0/--null goes with --paths")
     text = " ".join(query_text(w) for w in query) if query else None
     settings = Settings.from_env(db_path=db, device=device, offline=offline or None, resize=resize)
+    filters = file_filter(in_dir, after, before, query_text(camera), tag, query_text(place))
+    if text_phrase is not None:
+        phrase = phrase_query(query_text(text_phrase))
+        if phrase is None:
+            raise UsageError("--text needs a word or more to look for")
+        filters = replace(filters, text=phrase)
     req = SearchRequest(
         text=text,
         like=like,
         negative=query_text(not_),
         limit=limit,
         mode=mode,
-        filters=file_filter(in_dir, after, before, query_text(camera), tag, query_text(place)),
+        filters=filters,
         min_score=min_score,
         model=model,
         understand=not literal,

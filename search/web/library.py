@@ -32,7 +32,7 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
-from indexer.store import frames, photo_tags
+from indexer.store import frames, photo_tags, photo_text
 from indexer.store import photos as photo_rows
 from indexer.store.connection import connect_readonly
 from indexer.store.queries import FileFilter, files_for_results, filtered_result_ids
@@ -277,6 +277,7 @@ class Library:
                 row["path"], ([], "")
             )
             row |= {"tags": tags, "description": description}
+            row["text_lines"] = photo_text.lines_for_key(conn, row["content_hash"])  # (OCR)
             keyframes = photo_rows.keyframes(conn, row["content_hash"], row["model"])
             if keyframes:  # a video: each moment's own caption (the model's), in time order
                 row["frames"] = [

@@ -85,7 +85,7 @@ class Chip:
     numbers behind it (a signal's score and rank) for a tooltip; `kind` is the legend's entry."""
 
     text: str
-    kind: str  # looks | meaning | mentions | tag | description | folder | place
+    kind: str  # looks | meaning | mentions | tag | description | folder | place | reads
     title: str = ""
 
 
@@ -97,6 +97,7 @@ LEGEND = (
     ("description", "your description", "the description you wrote holds these words"),
     ("folder", "in folder", "a folder the photo is in is named with these words"),
     ("place", "taken in", "where the photo was taken (from its GPS)"),
+    ("reads", "reads", "words the photo itself shows (text read in photos, imgcap index --ocr)"),
 )
 QUOTED_CHARS = 32  # a long query is cut in a chip (the tooltip and the search box have it all)
 
@@ -117,6 +118,11 @@ def chips(hit: dict[str, Any], words: str | None = None, place: bool = False) ->
         out.append(Chip(f"in folder {', '.join(found['folder'])}", "folder"))
     if hit.get("place") and (place or found.get("place")):
         out.append(Chip(f"taken in {hit['place'].split(',')[0]}", "place", hit["place"]))
+    if found.get("text"):  # words read in the photo (OCR)
+        t = (hit.get("signals") or {}).get("text") or {}
+        score = "" if t.get("score") is None else f"{t['score']:.1f}, "
+        rank = "" if t.get("rank") is None else f"#{t['rank']} by the text read"
+        out.append(Chip(f"reads: {', '.join(found['text'])}", "reads", f"text match {score}{rank}"))
     mentioned = found.get("caption") if found else hit.get("matched")
     if mentioned:
         out.append(Chip(f"caption mentions {', '.join(mentioned)}", "mentions"))
