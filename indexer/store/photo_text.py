@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from indexer.store.errors import conn_path, store_error, translated
 from indexer.store.cjk import fts_text
+from indexer.store.errors import conn_path, store_error, translated
 from indexer.store.records import now_iso, rows_in
 
 # One line as the run hands it over: (text, confidence, box of 8 floats).
