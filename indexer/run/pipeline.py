@@ -32,6 +32,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +46,7 @@ from indexer.media.pixel_hash import pixel_hash
 from indexer.run import scan
 from indexer.run.batch_rows import batch_rows, file_record, result_key
 from indexer.run.local_engine import LocalEngine
+from indexer.run.pending_captions import caption_mode, caption_stored, count_pending, needs_grid
 from indexer.run.scan import (
     Item,
     Plan,
@@ -118,6 +120,12 @@ def index_paths(
         raise UsageError(f"not found: {', '.join(missing)}")
     if settings.engine not in ("local", "ray"):
         raise UsageError(f"unknown engine {settings.engine!r} (local or ray)")
+    if settings.engine == "ray":
+        # Ray's actors caption in one pass (its rows carry no pending mark): a cluster's GPUs
+        # keep up with decoding anyway.
+        if settings.captions in ("after", "later"):
+            raise UsageError("--captions after|later works with --engine local only")
+        settings = replace(settings, captions="now")
     if engine is None and not dry_run:
         engine = _engine_for(settings)
     sweep_mp_temp_dirs()  # what killed runs left in the temp folder
@@ -193,6 +201,7 @@ class Run:
         self.last_report = 0.0
         # Unchanged photos decoded only for their perceptual hash (indexed before it existed).
         self.backfill: set[str] = set()
+        self.loaded: Any = None  # the model `load_model` loaded for this run's settings
         self.workers = settings.workers or os.cpu_count() or 1
         self.max_pixels = settings.max_pixels_for(self.workers)  # --max-megapixels or memory
 
@@ -230,6 +239,16 @@ class Run:
             stopped = summary.interrupted or isinstance(e, KeyboardInterrupt)
             self._stopped(run_id, "interrupted" if stopped else "failed", e)
             raise
+        try:
+            if not summary.interrupted:
+                self._caption_stored()
+        except KeyboardInterrupt:  # captions committed so far are kept; the next run resumes
+            summary.interrupted = True
+            status = "interrupted"
+        except BaseException as e:
+            self._stopped(run_id, "failed", e)
+            raise
+        summary.captions_pending = count_pending(self.store, summary.model)
         summary.seconds = round(time.monotonic() - t0, 3)
         self.store.finish_run(run_id, status, summary.to_dict())
         self._report(force=True)
@@ -336,6 +355,34 @@ class Run:
         summary.batch_size = self.engine.batch_size
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
 
+    def _caption_stored(self) -> None:
+        """Searchable already: caption the results stored without one (this run's, with
+        --captions after, or an earlier run's), from their stored image vectors."""
+        if caption_mode(self.settings, self.loaded) == "later":
+            return
+        todo = count_pending(self.store, self.summary.model)
+        if not todo:
+            return
+        model = self.loaded or self.load_model(self.settings)
+        if needs_grid(model):
+            return  # none of its results can be pending: it captions in one pass
+        p = self.progress
+        p.phase, p.todo, p.done = "captioning", todo, 0
+        self._report(force=True)
+
+        def counted(n: int) -> None:
+            p.done += n
+            self.summary.captioned_from_vectors += n
+            self._report(force=True)  # once a batch: a few a second at most
+
+        t = time.monotonic()
+        try:
+            caption_stored(self.store, model, self.settings, counted)
+        finally:
+            p.phase = "finishing"  # the run's last report, as after any run
+            self.timings["caption_stored"] += time.monotonic() - t
+            self.summary.timings["caption_stored"] = round(self.timings["caption_stored"], 3)
+
     def _read_tags(self) -> None:
         """The user's own tags of new, changed and re-tagged photos (a sidecar edited since
         the last run counts); never re-captions. Unreadable sources become warnings."""
@@ -398,6 +445,8 @@ class Run:
             self.timings["load_model"] += time.monotonic() - t
         if model.name != self.summary.model:
             raise ImgcapError(f"model name changed while loading: {model.name}")
+        if settings is self.settings:
+            self.loaded = model  # the captioning phase runs it again, not a second copy
         return model
 
     def needs_model(self, item: Item, d: DecodedItem) -> bool:

@@ -185,6 +185,19 @@ def m010_similar_groups(db: Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS similar_groups_key ON similar_groups (group_key)")
 
 
+def m012_caption_later(db: Database) -> None:
+    # results.caption_pending: 1 while a result has its image vector but no caption yet (`imgcap
+    # index --captions after|later`: searchable first, captioned from the stored vector next);
+    # NULL once captioned. Its caption is "" and its caption_vec all zeros until then (cosine 0:
+    # never a caption hit). See indexer/store/pending_captions.py.
+    if "caption_pending" not in db["results"].columns_dict:
+        db["results"].add_column("caption_pending", int)
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS results_caption_pending ON results (model, id)"
+        " WHERE caption_pending IS NOT NULL"
+    )
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
 MIGRATIONS = (
     m001_initial,
@@ -197,6 +210,7 @@ MIGRATIONS = (
     m008_vector_log,
     m009_pixel_hash,
     m010_similar_groups,
+    m012_caption_later,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
