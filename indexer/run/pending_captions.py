@@ -27,38 +27,11 @@ from typing import Any
 
 from indexer.config import Settings
 from indexer.errors import UsageError
+from indexer.run.caption_mode import needs_grid
+from indexer.run.runner import _is_oom
 from indexer.run.signals import sigterm_as_ctrl_c
 from indexer.store.database import Store
 from indexer.store.pending_captions import fill_captions, pending_batch, pending_counts
-
-CAPTION_MODES = ("auto", "now", "after", "later")
-
-
-def needs_grid(model: Any) -> bool:
-    """Whether `model`'s captioner needs CLIP's grid, which the store does not keep."""
-    return bool(getattr(model.captioner, "needs_grid", False))
-
-
-def caption_mode(settings: Settings, model: Any = None) -> str:
-    """now | after | later for a run with `settings` (and its loaded `model`, if any).
-
-    auto: now on a CUDA GPU, where the captioner keeps up with decoding (BENCHMARKS.md: 20-token
-    greedy captions at hundreds of images/s on an H100, against ~10/s of decoding per core), and
-    after elsewhere, where captions are most of the time and searching can start much sooner. A
-    captioner that needs CLIP's grid always captions now."""
-    if settings.captions not in CAPTION_MODES:
-        raise UsageError(f"unknown --captions {settings.captions!r} ({', '.join(CAPTION_MODES)})")
-    if model is not None and needs_grid(model):
-        return "now"
-    if settings.captions != "auto":
-        return settings.captions
-    if model is not None:
-        device = getattr(getattr(model, "device", None), "type", "cpu")
-    else:
-        from indexer.models.loading import resolve_device
-
-        device = resolve_device(settings.device).type
-    return "now" if device == "cuda" else "after"
 
 
 def count_pending(store: Store, model: str) -> int:
@@ -90,13 +63,21 @@ def caption_stored(
         batch = pending_batch(store.db.conn, model.name, size, after)
         if not batch.ids:
             return done
+        try:
+            with torch.inference_mode():
+                feats = torch.from_numpy(batch.image_vecs.copy())  # the stored float32, as is
+                caps = model.captioner.caption(
+                    feats, beams=settings.beams, max_tokens=settings.max_tokens
+                )
+                txt = model.encoder.encode_texts(list(caps)).float().numpy()
+        except Exception as e:  # out of memory: half the batch, as the one-pass runner does
+            if not _is_oom(e) or size == 1:
+                raise
+            size = max(1, size // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
         after = batch.ids[-1]
-        with torch.inference_mode():
-            feats = torch.from_numpy(batch.image_vecs.copy())  # the stored float32, as is
-            caps = model.captioner.caption(
-                feats, beams=settings.beams, max_tokens=settings.max_tokens
-            )
-            txt = model.encoder.encode_texts(list(caps)).float().numpy()
         done += fill_captions(store, model.name, batch.ids, list(caps), txt)
         on_batch(len(batch.ids))
 

@@ -45,8 +45,9 @@ from indexer.media.exif import file_metadata
 from indexer.media.pixel_hash import pixel_hash
 from indexer.run import scan
 from indexer.run.batch_rows import batch_rows, file_record, result_key
+from indexer.run.caption_mode import caption_mode, needs_grid
 from indexer.run.local_engine import LocalEngine
-from indexer.run.pending_captions import caption_mode, caption_stored, count_pending, needs_grid
+from indexer.run.pending_captions import caption_stored, count_pending
 from indexer.run.scan import (
     Item,
     Plan,

@@ -106,7 +106,7 @@ def process_tensor(model, x, settings: Settings) -> BatchOutput:
 
 
 def _process_tensor(model, x, settings: Settings) -> BatchOutput:
-    from indexer.run.pending_captions import caption_mode
+    from indexer.run.caption_mode import caption_mode
 
     if caption_mode(settings, model) != "now":
         # Searchable first: the image vectors alone, the captions made later from them.
