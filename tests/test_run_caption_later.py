@@ -230,3 +230,14 @@ def test_out_of_memory_halves_the_captioning_batch(folder, tmp_path, tiny_model,
     with Store.open(db) as store:
         assert caption_stored(store, model, _settings(db, "now")) == N
     assert model.captioner.sizes == [1] * N and _same(_rows(db), one_pass)
+
+
+def test_write_back_skips_photos_still_waiting_for_a_caption(folder, tmp_path, tiny_model):
+    from indexer.store.writeback import captions_to_write
+
+    db = tmp_path / "w.db"
+    _index(folder, db, "later", tiny_model)
+    set_user_caption(db, str(folder / "p1.png"), tiny_model.name, "my cat", torch.ones(32).numpy())
+    with Store.open(db, create=False) as s:
+        rows = captions_to_write(s.db.conn, tiny_model.name, [])
+    assert [(r["path"], r["caption"]) for r in rows] == [(str(folder / "p1.png"), "my cat")]
