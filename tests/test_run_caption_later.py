@@ -241,3 +241,24 @@ def test_write_back_skips_photos_still_waiting_for_a_caption(folder, tmp_path, t
     with Store.open(db, create=False) as s:
         rows = captions_to_write(s.db.conn, tiny_model.name, [])
     assert [(r["path"], r["caption"]) for r in rows] == [(str(folder / "p1.png"), "my cat")]
+
+
+def test_the_captioner_gets_the_same_tensor_in_both_paths(folder, tmp_path, tiny_model):
+    """Bit for bit, float32: a lossy stored form (float16, a normalised vector) would change
+    captions of real weights even where the tiny model's few tokens don't move."""
+
+    class Recording:
+        def __init__(self, inner):
+            self.inner, self.seen = inner, []
+
+        def caption(self, feats, **kw):
+            assert feats.dtype == torch.float32
+            self.seen += [row.numpy().tobytes() for row in feats]
+            return self.inner.caption(feats, **kw)
+
+    seen = {}
+    for mode in ("now", "after"):
+        model = replace(tiny_model, captioner=Recording(tiny_model.captioner))
+        _index(folder, tmp_path / f"{mode}.db", mode, model)
+        seen[mode] = sorted(model.captioner.seen)
+    assert len(seen["now"]) == N and seen["now"] == seen["after"]
