@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--extrapolate", type=int, default=1000, help="photos to extrapolate to")
     ap.add_argument("--work", type=Path, default=Path("/tmp/imgcap-bench-searchable"))
     ap.add_argument("--model-dir", type=Path, default=None, help="bench_index.py's random model")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     args = ap.parse_args()
 
     import torch
@@ -81,7 +82,7 @@ def main() -> None:
         write_random_model(str(model_dir), "clipcap-coco")
     folder = work / "phone"
     make_phone_photos(folder, args.images)
-    settings = Settings(device="cpu", precision="fp32")
+    settings = Settings(device=args.device, precision="fp32" if args.device == "cpu" else "auto")
     model = load_random(model_dir, settings, args.tokens)
     runs = []
     for i in range(args.repeats):
