@@ -35,6 +35,14 @@ def test_index_later_then_caption_pending(tmp_path, tiny_model_dir):
     page = client(db).get("/status")
     assert page.status_code == 200 and "0 of 3 captioned" in page.text
 
+    # A search while captions wait: every photo found by its image vector, none by an empty
+    # caption (an all-zero caption vector scores 0, never NaN).
+    r = runner.invoke(cli.app, ["search", "a photo", *common, "--json"])
+    assert r.exit_code == 0, r.output
+    hits = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(hits) == 3 and all(h["caption"] == "" for h in hits)
+    assert all(h["score"] == h["score"] for h in hits)  # no NaN
+
     r = runner.invoke(cli.app, ["caption-pending", *common, "--json"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
