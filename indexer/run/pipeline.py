@@ -16,7 +16,10 @@ Stages, all driven from `index_paths` in the main process:
    tasks and actors on a cluster (indexer/run/ray_engine.py);
 4. per batch (indexer/run/runner.py): normalise → `encode_images` ONCE → the same features go to
    the captioner and are stored as the image vector → `encode_texts(captions)` → one store
-   transaction (`Run.commit`, the same for every engine).
+   transaction (`Run.commit`, the same for every engine). With `--captions after|later`
+   (indexer/run/caption_mode.py) a batch stores the image vectors alone, and the captioning
+   phase (indexer/run/pending_captions.py) captions them from the stored vectors once
+   everything else is done: searchable first, captioned after.
 
 Failures of single files are recorded (store `failures`) and reported, never fatal. Garbage
 (results no file references) is collected once at the end, so reuse routed earlier in a run can
