@@ -70,6 +70,9 @@ app.command("status", short_help="Show the database: size, photos per model, fai
     index.status
 )
 app.command("failures")(index.failures)
+app.command("caption-pending", short_help="Caption photos indexed with --captions later.")(
+    index.caption_pending
+)
 app.command("duplicates", short_help="List copies and near-duplicates, original first.")(
     duplicates.duplicates
 )

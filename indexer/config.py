@@ -128,6 +128,11 @@ class Settings:
     # RAM the FAISS cache may take (GB, both vector kinds together): past it, vectors are
     # compressed (IVF-PQ in memory, full vectors memory-mapped from disk for exact re-ranking).
     vector_memory_gb: float = 8.0
+    # When `imgcap index` captions (indexer/run/pending_captions.py): now (one pass: image vector
+    # and caption together), after (every photo's image vector first, searchable, then captions
+    # from the stored vectors in the same run), later (image vectors only; `imgcap
+    # caption-pending` or a later run captions them), auto (now on a CUDA GPU, after elsewhere).
+    captions: str = "auto"
     engine: str = "local"  # index runner: local (worker processes) | ray (Ray Data, `ray` extra)
     # --engine ray: None = a Ray instance started for the run on this machine; "auto" or
     # host:port = an existing cluster (Ray's own address rules).

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.store.connection import connect_readonly
+from indexer.store.pending_captions import pending_counts
 from indexer.store.queries import model_sources, status_counts
 from indexer.store.roots import list_roots, paths_by_root
 from indexer.store.user_captions import captions_to_review, kept_caption_count
@@ -35,6 +36,7 @@ def status(db_path: Path) -> dict[str, Any]:
         roots, loose = list_roots(conn)
         kept = kept_caption_count(conn)
         to_review, review_paths = captions_to_review(conn, REVIEW_SHOWN)
+        pending = pending_counts(conn)
     finally:
         conn.close()
     size = sum(
@@ -46,7 +48,13 @@ def status(db_path: Path) -> dict[str, Any]:
     cache_size = sum(p.stat().st_size for p in cache_dir.glob("*") if p.is_file())
     models = {
         # source: the model directory (or registry name) a search loads; None before schema 2
-        name: {**info, "index": cache.get(name, {"state": "missing"}), "source": sources.get(name)}
+        name: {
+            **info,
+            # results with a caption; the rest have their image vector only (--captions later)
+            "captioned": info["results"] - pending.get(name, 0),
+            "index": cache.get(name, {"state": "missing"}),
+            "source": sources.get(name),
+        }
         for name, info in counts["models"].items()
     }
     return {

@@ -288,7 +288,9 @@ def test_failed_files_are_skipped_until_changed_or_retried(photos, tmp_path, tin
 
 def test_ctrl_c_keeps_committed_batches_and_resumes(photos, tmp_path, tiny_model):
     root, expected = photos
-    settings = settings_for(tmp_path, "unused", batch_size=4)
+    # One pass: the captioner runs inside each batch (test_run_caption_later.py stops the
+    # captioning phase of --captions after).
+    settings = settings_for(tmp_path, "unused", batch_size=4, captions="now")
     interrupted = counting(tiny_model, fail_on_call=3)  # Ctrl-C while batch 3 is in the model
     s = index_paths([root], settings, model=interrupted)
     assert s.interrupted and s.captioned == 8 and s.removed == 0
@@ -306,7 +308,7 @@ def test_ctrl_c_keeps_committed_batches_and_resumes(photos, tmp_path, tiny_model
 
 def test_out_of_memory_halves_the_batch(photos, tmp_path, tiny_model):
     root, expected = photos
-    settings = settings_for(tmp_path, "unused", batch_size=8)
+    settings = settings_for(tmp_path, "unused", batch_size=8, captions="now")
     model = counting(tiny_model, oom_above=2)
     s = index_paths([root], settings, model=model)
     assert s.batch_size == 2 and set(model.captioner.sizes) == {2}
@@ -357,7 +359,7 @@ SLOW_INDEX = str(Path(__file__).parent / "slow_index.py")
 def test_sigkill_mid_run_then_resume_equals_a_clean_run(photos, tmp_path, tiny_model_dir):
     root, _ = photos
     args = ["index", str(root), "--model", str(tiny_model_dir), "--device", "cpu"]
-    args += ["--batch-size", "2", "--workers", "1"]
+    args += ["--batch-size", "2", "--workers", "1", "--captions", "now"]  # one pass
     killed_db = tmp_path / "killed.db"
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
@@ -385,7 +387,7 @@ def test_sigkill_mid_run_then_resume_equals_a_clean_run(photos, tmp_path, tiny_m
 
     settings = Settings(
         db_path=killed_db, model=str(tiny_model_dir), device="cpu", workers=1, batch_size=2,
-        max_tokens=6,
+        max_tokens=6, captions="now",
     )  # fmt: skip
     from indexer.models.loading import load_model
 

@@ -87,7 +87,7 @@ def test_video_indexed_by_keyframe(tmp_path, library, tiny_model, tiny_model_dir
 def test_killed_run_resumes_without_model_rework(tmp_path, tiny_model, tiny_model_dir):
     lib = tmp_path / "lib"
     make_video(lib / "long.mp4", seconds=10, cuts=(2.0, 4.0, 6.0, 8.0))  # 5 keyframes
-    s = settings(tmp_path, tiny_model_dir)
+    s = settings(tmp_path, tiny_model_dir, captions="now")  # one pass: Ctrl-C inside batch 2
     first = counting(tiny_model, stop_on_call=2)  # batch 1 (2 keyframes) commits, then Ctrl-C
     summary = index_paths([lib], s, model=first)
     assert summary.interrupted

@@ -10,7 +10,7 @@ from indexer.config import Settings
 from indexer.run.runner import ModelRunner
 from indexer.run.work import DecodedItem, DecodeFailure, decode, items_from_task, process_batch
 
-SETTINGS = Settings(device="cpu", max_tokens=6)
+SETTINGS = Settings(device="cpu", max_tokens=6, captions="now")  # process_batch: one pass
 
 
 def _photos(tmp_path, n=5):
@@ -95,3 +95,15 @@ def test_decode_follows_the_runs_resize_mode(tmp_path, mode):
     Image.fromarray(rng.integers(0, 255, (900, 1300, 3), dtype=np.uint8)).save(p, quality=90)
     items, _ = decode([str(p)], 64, Settings(resize=mode))
     np.testing.assert_array_equal(items[0].pixels, decode_for_model(str(p), 64, mode)[2])
+
+
+def test_process_batch_leaves_captions_for_later_with_the_same_vectors(tmp_path, tiny_model):
+    from dataclasses import replace
+
+    items, _ = decode(_photos(tmp_path), tiny_model.encoder.image_size)
+    pixels = [d.pixels for d in items]
+    now = process_batch(tiny_model, pixels, SETTINGS)
+    later = process_batch(tiny_model, pixels, replace(SETTINGS, captions="later"))
+    assert later.pending and not now.pending
+    np.testing.assert_array_equal(later.image_vecs, now.image_vecs)
+    assert later.captions == [""] * len(pixels) and not later.caption_vecs.any()

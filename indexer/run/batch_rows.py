@@ -60,7 +60,13 @@ def batch_rows(
         raise ImgcapError(f"internal: {len(work)} pictures need the model, output differs")
     rows = BatchRows(
         results=[
-            ResultRecord(result_key(it, d), out.captions[i], out.image_vecs[i], out.caption_vecs[i])
+            ResultRecord(
+                result_key(it, d),
+                out.captions[i],
+                out.image_vecs[i],
+                out.caption_vecs[i],
+                pending=out.pending,
+            )
             for i, (it, d) in enumerate(work)
         ]
     )

@@ -16,7 +16,10 @@ Stages, all driven from `index_paths` in the main process:
    tasks and actors on a cluster (indexer/run/ray_engine.py);
 4. per batch (indexer/run/runner.py): normalise → `encode_images` ONCE → the same features go to
    the captioner and are stored as the image vector → `encode_texts(captions)` → one store
-   transaction (`Run.commit`, the same for every engine).
+   transaction (`Run.commit`, the same for every engine). With `--captions after|later`
+   (indexer/run/caption_mode.py) a batch stores the image vectors alone, and the captioning
+   phase (indexer/run/pending_captions.py) captions them from the stored vectors once
+   everything else is done: searchable first, captioned after.
 
 Failures of single files are recorded (store `failures`) and reported, never fatal. Garbage
 (results no file references) is collected once at the end, so reuse routed earlier in a run can
@@ -32,6 +35,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,7 +48,9 @@ from indexer.media.exif import file_metadata
 from indexer.media.pixel_hash import pixel_hash
 from indexer.run import scan
 from indexer.run.batch_rows import batch_rows, file_record, result_key
+from indexer.run.caption_mode import caption_mode, needs_grid
 from indexer.run.local_engine import LocalEngine
+from indexer.run.pending_captions import caption_stored, count_pending
 from indexer.run.scan import (
     Item,
     Plan,
@@ -121,6 +127,12 @@ def index_paths(
         raise UsageError(f"not found: {', '.join(missing)}")
     if settings.engine not in ("local", "ray"):
         raise UsageError(f"unknown engine {settings.engine!r} (local or ray)")
+    if settings.engine == "ray":
+        # Ray's actors caption in one pass (its rows carry no pending mark): a cluster's GPUs
+        # keep up with decoding anyway.
+        if settings.captions in ("after", "later"):
+            raise UsageError("--captions after|later works with --engine local only")
+        settings = replace(settings, captions="now")
     if engine is None and not dry_run:
         engine = _engine_for(settings)
     from indexer.run.text_reading import wants_text
@@ -202,6 +214,7 @@ class Run:
         self.backfill: set[str] = set()
         self.read_text = False  # set by index_paths (text_reading.wants_text)
         self.text_reader: Any = None  # a loaded TextReader handed to index_paths, or None
+        self.loaded: Any = None  # the model `load_model` loaded for this run's settings
         self.workers = settings.workers or os.cpu_count() or 1
         self.max_pixels = settings.max_pixels_for(self.workers)  # --max-megapixels or memory
 
@@ -239,6 +252,16 @@ class Run:
             stopped = summary.interrupted or isinstance(e, KeyboardInterrupt)
             self._stopped(run_id, "interrupted" if stopped else "failed", e)
             raise
+        try:
+            if not summary.interrupted:
+                self._caption_stored()
+        except KeyboardInterrupt:  # captions committed so far are kept; the next run resumes
+            summary.interrupted = True
+            status = "interrupted"
+        except BaseException as e:
+            self._stopped(run_id, "failed", e)
+            raise
+        summary.captions_pending = count_pending(self.store, summary.model)
         summary.seconds = round(time.monotonic() - t0, 3)
         self.store.finish_run(run_id, status, summary.to_dict())
         self._report(force=True)
@@ -346,6 +369,34 @@ class Run:
         summary.batch_size = self.engine.batch_size
         summary.timings = {k: round(v, 3) for k, v in self.timings.items()}
 
+    def _caption_stored(self) -> None:
+        """Searchable already: caption the results stored without one (this run's, with
+        --captions after, or an earlier run's), from their stored image vectors."""
+        if caption_mode(self.settings, self.loaded) == "later":
+            return
+        todo = count_pending(self.store, self.summary.model)
+        if not todo:
+            return
+        model = self.loaded or self.load_model(self.settings)
+        if needs_grid(model):
+            return  # none of its results can be pending: it captions in one pass
+        p = self.progress
+        p.phase, p.todo, p.done = "captioning", todo, 0
+        self._report(force=True)
+
+        def counted(n: int) -> None:
+            p.done += n
+            self.summary.captioned_from_vectors += n
+            self._report(force=True)  # once a batch: a few a second at most
+
+        t = time.monotonic()
+        try:
+            caption_stored(self.store, model, self.settings, counted)
+        finally:
+            p.phase = "finishing"  # the run's last report, as after any run
+            self.timings["caption_stored"] += time.monotonic() - t
+            self.summary.timings["caption_stored"] = round(self.timings["caption_stored"], 3)
+
     def _read_tags(self) -> None:
         """The user's own tags of new, changed and re-tagged photos (a sidecar edited since
         the last run counts); never re-captions. Unreadable sources become warnings."""
@@ -429,6 +480,8 @@ class Run:
             self.timings["load_model"] += time.monotonic() - t
         if model.name != self.summary.model:
             raise ImgcapError(f"model name changed while loading: {model.name}")
+        if settings is self.settings:
+            self.loaded = model  # the captioning phase runs it again, not a second copy
         return model
 
     def needs_model(self, item: Item, d: DecodedItem) -> bool:

@@ -54,4 +54,5 @@ class ModelRunner:
             np.concatenate([p.image_vecs for p in parts]),
             [c for p in parts for c in p.captions],
             np.concatenate([p.caption_vecs for p in parts]),
+            pending=any(p.pending for p in parts),
         )

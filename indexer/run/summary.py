@@ -20,7 +20,7 @@ class Progress:
     captioned: int = 0  # images that went through the model
     started: float = field(default_factory=time.monotonic)
     model_started: float | None = None  # first model batch began (for images/s)
-    phase: str = "scanning"  # scanning | indexing | finishing
+    phase: str = "scanning"  # scanning | indexing | finishing | captioning
 
     def images_per_s(self) -> float:
         if self.model_started is None or not self.captioned:
@@ -46,6 +46,10 @@ class IndexSummary:
     failures_standing: int = 0  # failed before and unchanged since: not tried again
     failed: int = 0  # failed_this_run + failures_standing: files not indexed because they fail
     captioned: int = 0  # images that went through the model (unique content, so <= files)
+    # --captions after|later (indexer/run/pending_captions.py): results captioned in this run
+    # from their stored image vectors, and results still waiting for a caption after it.
+    captioned_from_vectors: int = 0
+    captions_pending: int = 0
     reused: int = 0  # files that got stored results by content hash, with no model work
     places_named: int = 0  # photos whose place was named from their GPS (metadata/places.py)
     # Pictures (photos, keyframes) read for text in this run (indexer/run/text_reading.py), and

@@ -43,6 +43,9 @@ class BatchOutput:
     image_vecs: np.ndarray  # (B, D) float32, raw CLIP image features
     captions: list[str]
     caption_vecs: np.ndarray  # (B, D) float32, raw CLIP text features of the captions
+    # Captions left for later (--captions after|later): captions "" and caption_vecs all zeros;
+    # indexer/run/pending_captions.py captions the stored image_vecs.
+    pending: bool = False
 
 
 def items_from_task(path: str, res: tuple) -> list[DecodedItem] | DecodeFailure:
@@ -103,6 +106,13 @@ def process_tensor(model, x, settings: Settings) -> BatchOutput:
 
 
 def _process_tensor(model, x, settings: Settings) -> BatchOutput:
+    from indexer.run.caption_mode import caption_mode
+
+    if caption_mode(settings, model) != "now":
+        # Searchable first: the image vectors alone, the captions made later from them.
+        feats = model.encoder.encode_images(x)
+        vecs = feats.float().numpy()
+        return BatchOutput(vecs, [""] * len(vecs), np.zeros_like(vecs), pending=True)
     if getattr(model.captioner, "needs_grid", False):
         # show-attend-tell attends over CLIP's grid: the same pass gives it (lstm_captioner.py)
         feats, grid = model.encoder.encode_images_grid(x)  # (B, D), (B, N, C)

@@ -172,7 +172,7 @@ class Store:
         with self.db.atomic():
             self.db.conn.executemany(
                 "INSERT INTO results (content_hash, model, caption, image_vec, caption_vec, dim,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " created_at, caption_pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (content_hash, model) DO NOTHING",
                 [
                     (
@@ -183,6 +183,7 @@ class Store:
                         vec_to_blob(r.caption_vec),
                         int(r.image_vec.shape[-1]),
                         stamp,
+                        1 if r.pending else None,
                     )
                     for r in results
                 ],

@@ -10,7 +10,8 @@ Everything is keyed the way the index keys it, so nothing is computed again:
   keyframes through `video_frames`). Absent here: copied with its vectors. Present: the
   generated captions are compared (a difference is a conflict: ours kept); a user caption the
   other side has and we lack comes along (a person's work is never dropped); two different user
-  captions are a conflict: ours kept;
+  captions are a conflict: ours kept; a result of ours still waiting for its caption (`imgcap
+  index --captions later`) takes theirs, and one of theirs still waiting brings nothing;
 - models: where each model loads from (ours kept on a difference); a model whose vectors have
   another size here is a conflict and none of its results come;
 - photo tags, video keyframes and place names come with the files that carry them; the text
@@ -83,6 +84,7 @@ class MergeReport:
     results_added: int = 0
     results_same: int = 0
     user_captions_added: int = 0
+    captions_filled: int = 0  # ours waited for a caption (pending_captions.py); theirs had it
     tags_added: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     conflict_count: int = 0
@@ -110,6 +112,7 @@ class MergeReport:
             or self.files_added
             or self.results_added
             or self.user_captions_added
+            or self.captions_filled
             or self.tags_added
         )
 
@@ -467,6 +470,12 @@ class _Merge:
                 "SELECT content_hash, model, caption, generated_caption FROM results"
             )
         }
+        waiting = {  # ours still without a caption (pending_captions.py): theirs may have one
+            (h, m)
+            for h, m in self.dst.execute(
+                "SELECT content_hash, model FROM results WHERE caption_pending IS NOT NULL"
+            )
+        }
         cur = self.src.execute(f"SELECT {', '.join(cols)} FROM results")
         insert = f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         for rows in _batches(cur):
@@ -484,6 +493,12 @@ class _Merge:
                     new.append(row)
                     ours[(h, model)] = (r["caption"], r.get("generated_caption"))
                     self.models.add(model)
+                    continue
+                if r.get("caption_pending") is not None:
+                    continue  # theirs waits for a caption: nothing to take, nothing to compare
+                if (h, model) in waiting:
+                    self.fill_caption(r, ours[(h, model)][1] is not None)
+                    waiting.discard((h, model))
                     continue
                 self.compare(r, *ours[(h, model)], edited)
             if new:
@@ -521,6 +536,40 @@ class _Merge:
             [their_user, theirs["caption_vec"], theirs.get("caption_edited_at"), h, model],
         )
         self.report.user_captions_added += 1
+        self.models.add(model)
+
+    def fill_caption(self, theirs: dict, ours_edited: bool) -> None:
+        """Ours waits for a caption that theirs has (captioned on another machine): take it,
+        generated caption, vector and their person's caption alike. A caption a person wrote
+        here while ours waited stays, their generated one beneath it."""
+        h, model = theirs["content_hash"], theirs["model"]
+        gen = theirs.get("generated_caption")
+        gen_vec = theirs.get("generated_caption_vec")
+        if gen is None:
+            gen, gen_vec = theirs["caption"], theirs["caption_vec"]
+        if ours_edited:
+            self.dst.execute(
+                "UPDATE results SET generated_caption = ?, generated_caption_vec = ?,"
+                " caption_pending = NULL WHERE content_hash = ? AND model = ?",
+                [gen, gen_vec, h, model],
+            )
+        else:
+            edited = theirs.get("generated_caption") is not None
+            self.dst.execute(
+                "UPDATE results SET caption = ?, caption_vec = ?, generated_caption = ?,"
+                " generated_caption_vec = ?, caption_edited_at = ?, caption_pending = NULL"
+                " WHERE content_hash = ? AND model = ?",
+                [
+                    theirs["caption"],
+                    theirs["caption_vec"],
+                    gen if edited else None,
+                    gen_vec if edited else None,
+                    theirs.get("caption_edited_at") if edited else None,
+                    h,
+                    model,
+                ],
+            )
+        self.report.captions_filled += 1
         self.models.add(model)
 
     def a_path(self, content_hash: str) -> str | None:

@@ -66,6 +66,8 @@ class ResultRecord:
     caption: str
     image_vec: np.ndarray  # (D,) float32
     caption_vec: np.ndarray  # (D,) float32
+    # No caption yet (indexer/store/pending_captions.py): caption "" and caption_vec all zeros.
+    pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,19 @@ def m012_ocr_text(db: Database) -> None:
     photo_text.create(db)
 
 
+def m013_caption_later(db: Database) -> None:
+    # results.caption_pending: 1 while a result has its image vector but no caption yet (`imgcap
+    # index --captions after|later`: searchable first, captioned from the stored vector next);
+    # NULL once captioned. Its caption is "" and its caption_vec all zeros until then (cosine 0:
+    # never a caption hit). See indexer/store/pending_captions.py.
+    if "caption_pending" not in db["results"].columns_dict:
+        db["results"].add_column("caption_pending", int)
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS results_caption_pending ON results (model, id)"
+        " WHERE caption_pending IS NOT NULL"
+    )
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
 MIGRATIONS = (
     m001_initial,
@@ -218,6 +231,7 @@ MIGRATIONS = (
     m010_similar_groups,
     m011_cjk_fts,
     m012_ocr_text,
+    m013_caption_later,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -44,11 +44,15 @@ def captions_to_write(
     has_edits = _has_column(conn, "results", "generated_caption")
     edited = "r.generated_caption IS NOT NULL" if has_edits else "0"
     date = "coalesce(r.caption_edited_at, r.created_at)" if has_edits else "r.created_at"
+    # A result still waiting for its caption (pending_captions.py) has none to write yet.
+    captioned = "1"
+    if _has_column(conn, "results", "caption_pending"):
+        captioned = f"(r.caption_pending IS NULL OR {edited})"
     rows = conn.execute(
         f"SELECT f.path, f.content_hash, f.size, f.mtime_ns, r.caption, {edited}, {date}"
         " FROM files f"
         " JOIN results r ON r.content_hash = f.content_hash AND r.model = ?"
-        f" WHERE {where} ORDER BY f.path",
+        f" WHERE {where} AND {captioned} ORDER BY f.path",
         [model, *params],
     ).fetchall()
     keys = ("path", "content_hash", "size", "mtime_ns", "caption", "user", "date")

@@ -130,6 +130,17 @@ def index(
             show_default=False,
         ),
     ] = None,
+    captions: Annotated[
+        Literal["auto", "now", "after", "later"],
+        typer.Option(
+            "--captions",
+            help="When photos are captioned. now: with their image vectors, in one pass. after:"
+            " every photo searchable by its image vector first, then captioned from the stored"
+            " vectors in the same run (no photo decoded again). later: image vectors only;"
+            " `imgcap caption-pending` (here or on another machine) or the next run captions"
+            " them. auto: now on a CUDA GPU, after elsewhere.",
+        ),
+    ] = "auto",
     db_here: Annotated[
         bool,
         typer.Option(
@@ -177,6 +188,7 @@ def index(
         video_gap=video_gap,
         video_max_frames=video_max_frames,
         ocr=ocr,
+        captions=captions,
     )
     chosen = model_for_run(settings)  # no --model: the model this database already holds
     if chosen.model != settings.model:
@@ -208,6 +220,59 @@ def index(
         raise stopped  # after the summary, with its own message and exit code
     if summary.interrupted:
         err("Interrupted: committed batches are kept; run the same command again to resume.")
+        raise typer.Exit(130)
+
+
+def caption_pending(
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    beams: BeamsOpt = 1,
+    batch_size: BatchOpt = 0,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonDocOpt = False,
+) -> None:
+    """Caption the photos indexed with --captions later (or stopped while captioning), from
+    their stored image vectors: no photo is opened, so the database may have been made on
+    another machine (copy it back, or `imgcap merge` it into the original).
+
+    Exit status: 0 when every waiting photo of the model is captioned, 130 when interrupted
+    (captions committed so far stay; run again to resume), 4 when a run holds the database.
+    """
+    from indexer.models.loading import loading_steps
+    from indexer.run.pending_captions import caption_database
+    from indexer.run.run_model import model_for_run
+
+    settings = Settings.from_env(
+        db_path=db,
+        model=model,
+        beams=beams,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        offline=offline or None,
+    )
+    settings = model_for_run(settings)  # no --model: the model this database holds
+    with IndexProgress(enabled=True) as show, loading_steps(show.loading):
+        report = caption_database(settings, on_progress=show.captioning)
+    if report.captioned:
+        from search.vectors.cache import sync_indexes
+
+        sync_indexes(settings.db_path)
+    if json_out:
+        output.print_json(report.to_dict())
+    elif report.model is None:
+        typer.echo("Nothing to caption: every photo has its caption.")
+    else:
+        typer.echo(
+            f"{output.printable(report.model)}: {report.captioned} captioned from their stored"
+            f" image vectors, {report.pending} still waiting ({report.seconds:.1f} s)"
+        )
+        for name, n in report.other_models.items():
+            typer.echo(f"  {n} results of model {output.printable(name)} wait too (--model NAME)")
+    if report.interrupted:
+        err("Interrupted: captions made so far are kept; run the same command again to resume.")
         raise typer.Exit(130)
 
 

@@ -250,6 +250,13 @@ def print_index_summary(s) -> None:
             "(unchanged since they failed), see "
             "`imgcap failures`; `--retry-failed` tries them again"
         )
+    if getattr(s, "captioned_from_vectors", 0):
+        echo(f"  {s.captioned_from_vectors} captioned from their stored image vectors")
+    if getattr(s, "captions_pending", 0):
+        echo(
+            f"  {s.captions_pending} still without a caption, searchable by their image vectors"
+            " (`imgcap caption-pending` captions them)"
+        )
     if getattr(s, "places_named", 0):
         n = s.places_named
         echo(f"  {n} photo{'' if n == 1 else 's'} placed from GPS (city, region, country)")
@@ -364,6 +371,15 @@ def print_status(info: dict) -> None:
         state = idx["state"] + (f" ({idx['type']}, {idx['vectors']})" if idx.get("type") else "")
         table.add_row(name, str(m["photos"]), str(m["results"]), state)
     console.print(table)
+    for name, m in info["models"].items():
+        if m.get("captioned", m["results"]) < m["results"]:
+            console.print(
+                f"captions  {m['captioned']:,} of {m['results']:,} captioned ({printable(name)};"
+                " the rest are searchable by their image vectors until `imgcap caption-pending`"
+                " or the next `imgcap index` captions them)",
+                markup=False,
+                highlight=False,
+            )
     if any(m["photos"] != m["results"] for m in info["models"].values()):
         # "photos 373, results 360" reads as 13 photos left out: say what a result is
         console.print(

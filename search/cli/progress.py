@@ -48,12 +48,21 @@ class IndexProgress:
     def __call__(self, p) -> None:
         if self.bar is None:
             return
+        if p.phase == "captioning":  # from stored image vectors: nothing found or skipped
+            self.captioning(p.done, p.todo)
+            return
         text = (
             f"{p.phase}: found {p.found}  skipped {p.skipped}  failed {p.failed}"
             f"  {p.images_per_s():.1f} img/s"
         )
         total = p.todo if p.phase != "scanning" else None
         self.bar.update(self.task, description=text, total=total, completed=p.done)
+
+    def captioning(self, done: int, total: int) -> None:
+        """Captions from stored image vectors: "captioning: 12,400 of 50,000 captioned"."""
+        if self.bar is not None:
+            text = f"captioning: {done:,} of {total:,} captioned"
+            self.bar.update(self.task, description=text, total=total, completed=done)
 
     def loading(self, step: str) -> None:
         """A load_model step (`indexer.models.loading.loading_steps`): the bar says what it

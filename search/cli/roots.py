@@ -141,6 +141,7 @@ def merge(
         f" ({r.files_same} already here), {r.results_added} captions added"
         f" ({r.results_same} already here), {r.user_captions_added} of your captions,"
         f" {r.tags_added} tagged photos"
+        + (f", {r.captions_filled} captions for photos that had none" if r.captions_filled else "")
     )
     for what, items in (("roots", r.roots_added), ("models", r.models_added)):
         if items:
