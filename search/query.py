@@ -86,7 +86,7 @@ from search.query_encoder import (
     resolve_model,
 )
 
-MODES = ("hybrid", "image", "caption", "keyword")
+MODES = ("hybrid", "image", "caption", "keyword", "text")  # text: the words read in photos (OCR)
 MIN_CANDIDATES = 100  # first candidate depth per signal; grows x4 while hits are missing
 MAX_KEYWORD_DEPTH = 1 << 40  # SQLite LIMIT is a signed 64-bit integer; far above any library
 
@@ -260,13 +260,13 @@ def _validate(req: SearchRequest) -> None:
             )
         _validate_browse(req)
         return
-    if req.mode == "keyword":
+    if req.mode in ("keyword", "text"):
         if req.like is not None:
-            raise UsageError("--like needs an image or caption search, not --mode keyword")
+            raise UsageError(f"--like needs an image or caption search, not --mode {req.mode}")
         if not query_words(text):
             raise UsageError(f"no words to search for in {text!r}")
         if req.min_score is not None:
-            raise UsageError("--min-score is a CLIP similarity; --mode keyword has none")
+            raise UsageError(f"--min-score is a CLIP similarity; --mode {req.mode} has none")
 
 
 # ------------------------------------------------------------------------------------ search
@@ -356,6 +356,7 @@ def _search(
         "image": ["image"],
         "caption": ["caption"],
         "keyword": ["keyword"],
+        "text": ["text"],
     }[req.mode]
     if req.mode == "hybrid" and words and photo_text.has_text(conn):
         signals = [*signals, "text"]  # the words read in the photos (OCR): a signal of its own

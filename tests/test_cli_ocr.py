@@ -8,6 +8,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+from PIL import Image
 from search_fixtures import Photo, make_db
 from serve_fixtures import client, ids_by_name, make_gallery
 from typer.testing import CliRunner
@@ -41,6 +42,18 @@ def test_search_finds_each_photo_by_a_word_only_its_text_shows(text_library, tin
         ["search", "parking", "--db", str(text_library["db"]), "--model", str(tiny_model_dir)],
     )
     assert "text parking" in r.stdout.splitlines()[0]  # piped: why it matched, in words
+
+
+def test_mode_text_ranks_by_the_text_read_alone(text_library, tiny_model_dir, tmp_path):
+    word = next(w for w in text_library["words"].values() if w)
+    hits = _search(text_library, tiny_model_dir, word, "--mode", "text")
+    assert hits and all(set(h["signals"]) == {"text"} for h in hits)
+    assert [h["matched_in"]["text"] for h in hits] == [[word]] * len(hits)
+    like = tmp_path / "like.png"
+    Image.new("RGB", (8, 8)).save(like)
+    argv = ["search", "x", "--mode", "text", "--like", str(like), "--db", str(text_library["db"])]
+    r = CliRunner().invoke(cli.app, argv)
+    assert r.exit_code == 2 and "--mode text" in r.output
 
 
 def test_text_filter_is_a_phrase(text_library, tiny_model_dir):

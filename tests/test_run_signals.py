@@ -59,7 +59,9 @@ def slow_run(tmp_path, tiny_model_dir):
         Image.new("RGB", (64, 48), (10 * i, 200 - 5 * i, 40)).save(root / f"p{i:02}.png")
     db = tmp_path / "imgcap.db"
     args = ["index", str(root), "--model", str(tiny_model_dir), "--device", "cpu", "--db", str(db)]
-    args += ["--batch-size", "2", "--workers", "2"]
+    # One pass: the captioner is busy while the decode workers are alive (with the CPU's
+    # default, `after`, the workers are gone before the first caption).
+    args += ["--batch-size", "2", "--workers", "2", "--captions", "now"]
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, SLOW_INDEX, "0.5", "4", *args],

@@ -225,11 +225,12 @@ PrecisionOpt = Annotated[
 
 
 ModeOpt = Annotated[
-    Literal["hybrid", "image", "caption", "keyword"],
+    Literal["hybrid", "image", "caption", "keyword", "text"],
     typer.Option(
         "--mode",
         help="hybrid: how the photo looks, its caption and your own words (tags, descriptions,"
-        " file and folder names) together; or image, caption or keyword alone.",
+        " file and folder names) together, and the text read in photos (index --ocr); or image,"
+        " caption, keyword or text alone.",
     ),
 ]
 
