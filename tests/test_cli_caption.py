@@ -44,7 +44,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def _expected_caption(model_dir: Path, path: Path) -> str:
     """The caption computed directly through the library, one image, no CLI."""
-    model = load_model(str(model_dir), Settings(device="cpu"))
+    model = load_model(str(model_dir), Settings(device="cpu", precision="fp32"))
     img = decode_image(path, min_side=model.encoder.image_size).image
     feats = model.encoder.encode_images(model.encoder.preprocess(img)[None])
     return model.captioner.caption(feats)[0]
@@ -177,7 +177,7 @@ def test_models_tiny_writes_a_loadable_model(tmp_path):
     out = tmp_path / "tiny"
     res = runner.invoke(app, ["models", "tiny", str(out), "--seed", "3"], env=_env(tmp_path))
     assert res.exit_code == 0, res.output
-    model = load_model(str(out), Settings(device="cpu"))
+    model = load_model(str(out), Settings(device="cpu", precision="fp32"))
     assert model.name == "tiny-3"
     feats = model.encoder.encode_images(torch.zeros(2, 3, 64, 64))
     assert feats.shape == (2, 32)
@@ -193,3 +193,22 @@ def test_help_does_not_import_torch():
     )
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def test_caption_of_only_bad_files_fails_before_importing_torch(tiny_model_dir, tmp_path):
+    bad, folder = tmp_path / "notes.jpg", tmp_path / "folder"
+    bad.write_text("not a photo")
+    folder.mkdir()
+    code = (
+        "import sys; from typer.testing import CliRunner; from cli import app;"
+        f"r = CliRunner().invoke(app, ['caption', {str(bad)!r}, {str(folder)!r}, '--model', "
+        f"{str(tiny_model_dir)!r}, '--offline']);"
+        "print(r.exit_code); print(r.stderr);"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    exit_code, *errors = r.stdout.strip().splitlines()
+    assert exit_code == "1"
+    assert f"{bad}: not an image" in errors[0] and f"{folder}: is a directory" in errors[1]
