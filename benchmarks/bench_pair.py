@@ -20,6 +20,7 @@ within each repeat, so a shared machine's load falls on all of them alike.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -106,6 +107,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=20)
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--work", type=Path, default=Path("/tmp/imgcap-bench"))
+    ap.add_argument("--base", type=Path, help="also time this tree (a commit's git archive)")
     args = ap.parse_args()
 
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
@@ -126,13 +128,14 @@ def main() -> None:
     ref_parts: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
-            for prec in args.precisions.split(","):
-                db = Path(tmp) / f"{prec}-{rep}.db"
-                cmd = [py, "-c", IMGCAP_CHILD, str(ROOT), str(folder), str(db), str(model_dir)]
+            trees = [("imgcap", ROOT)] + ([("base", args.base)] if args.base else [])
+            for (label, tree), prec in itertools.product(trees, args.precisions.split(",")):
+                db = Path(tmp) / f"{label}-{prec}-{rep}.db"
+                cmd = [py, "-c", IMGCAP_CHILD, str(tree), str(folder), str(db), str(model_dir)]
                 cmd += [str(args.tokens), prec, str(args.images)]
-                wall, cpu, out = timed(cmd, env)
-                rows.setdefault(f"imgcap {prec}", []).append((wall, cpu))
-                print(f"rep {rep} imgcap {prec}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+                wall, cpu, out = timed(cmd, dict(env, PYTHONPATH=str(tree)))
+                rows.setdefault(f"{label} {prec}", []).append((wall, cpu))
+                print(f"rep {rep} {label} {prec}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
                 print("   ", out.strip().splitlines()[-1], flush=True)
             cmd = [py, "-c", REFERENCE_CHILD, str(ROOT), str(model_dir), str(folder), str(ref_n)]
             wall, cpu, out = timed([*cmd, str(args.tokens)], env)

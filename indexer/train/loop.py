@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from indexer.config import Settings
@@ -161,6 +161,9 @@ class _Run:
 
         cfg = self.cfg
         self.device = device = resolve_device(self.settings.device)
+        if self.settings.precision == "auto" and device.type == "cpu":
+            # bf16 on a CPU was measured for captioning, not for training: train in fp32 there.
+            self.settings = replace(self.settings, precision="fp32")
         self.dtype = dtype = resolve_dtype(self.settings.precision, device)
         self.folder.claim(cfg.base, cfg.force)
         self.out.mkdir(parents=True, exist_ok=True)
