@@ -94,8 +94,7 @@ class Settings:
     # model its database already holds (indexer/run/run_model.py), as a search does.
     model_named: bool = False
     device: str = "auto"  # auto | cpu | cuda | mps
-    # "auto" = bf16/fp16 autocast on CUDA, bf16 on CPUs with native bf16, else fp32
-    # (models/loading.py resolve_dtype); "fp32" = the reference's arithmetic.
+    # "auto" = bf16/fp16 autocast on CUDA, fp32 on CPU; "bf16" also allowed on CPUs that have it.
     precision: str = "auto"
     batch_size: int = 0  # 0 = choose from the device (see pipeline/captioner)
     beams: int = 1  # 1 = greedy (the published default); >1 = beam search of that width

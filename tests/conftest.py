@@ -43,12 +43,11 @@ def tiny_model_dir_b(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
-    """The tiny model loaded on the CPU in fp32, the reference's arithmetic, on every machine
-    (shared: don't mutate its weights)."""
+    """The tiny model loaded on the CPU (shared: don't mutate its weights)."""
     from indexer.config import Settings
     from indexer.models.loading import load_model
 
-    return load_model(str(tiny_model_dir), Settings(device="cpu", precision="fp32"))
+    return load_model(str(tiny_model_dir), Settings(device="cpu"))
 
 
 @pytest.fixture(scope="session")

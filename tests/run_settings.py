@@ -12,7 +12,6 @@ def run_settings(tmp_path: Path, model_dir, **overrides) -> Settings:
         db_path=tmp_path / "db" / "imgcap.db",
         model=str(model_dir),
         device="cpu",
-        precision="fp32",  # the same arithmetic on every machine (auto is bf16 on some CPUs)
         workers=1,
         batch_size=4,
         max_tokens=4,

@@ -48,6 +48,6 @@ def build_world(root: Path) -> dict:
         warmup=0,
         seed=0,
     )
-    result = train(cfg, Settings(device="cpu", precision="fp32"))
+    result = train(cfg, Settings(device="cpu"))
     return {"root": root, "tiny": tiny, "trained": result.out, "held_out": held_out,
             "result": result, "seen": seen}  # fmt: skip

@@ -44,7 +44,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def _expected_caption(model_dir: Path, path: Path) -> str:
     """The caption computed directly through the library, one image, no CLI."""
-    model = load_model(str(model_dir), Settings(device="cpu", precision="fp32"))
+    model = load_model(str(model_dir), Settings(device="cpu"))
     img = decode_image(path, min_side=model.encoder.image_size).image
     feats = model.encoder.encode_images(model.encoder.preprocess(img)[None])
     return model.captioner.caption(feats)[0]
@@ -177,7 +177,7 @@ def test_models_tiny_writes_a_loadable_model(tmp_path):
     out = tmp_path / "tiny"
     res = runner.invoke(app, ["models", "tiny", str(out), "--seed", "3"], env=_env(tmp_path))
     assert res.exit_code == 0, res.output
-    model = load_model(str(out), Settings(device="cpu", precision="fp32"))
+    model = load_model(str(out), Settings(device="cpu"))
     assert model.name == "tiny-3"
     feats = model.encoder.encode_images(torch.zeros(2, 3, 64, 64))
     assert feats.shape == (2, 32)

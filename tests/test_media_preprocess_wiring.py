@@ -154,7 +154,6 @@ def test_index_cli_stores_open_clip_s_vector_with_resize_exact(
     (folder / "big.jpg").write_bytes(big.read_bytes())
     db = tmp_path / "x.db"
     args = ["index", str(folder), "--db", str(db), "--model", str(tiny_model_dir)]
-    args += ["--precision", "fp32"]  # tiny_model's arithmetic
     r = CliRunner().invoke(
         cli.app, [*args, "--device", "cpu", "--workers", "1", "--resize", "exact"]
     )

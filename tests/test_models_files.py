@@ -19,7 +19,7 @@ from indexer.models.loading import load_model
 from indexer.models.model_dir import SPEC_FILE, read_spec
 
 runner = CliRunner()
-CPU = Settings(device="cpu", precision="fp32")
+CPU = Settings(device="cpu")
 
 
 class Evil:  # a pickle global that weights_only must refuse to build

@@ -18,7 +18,7 @@ from indexer.models.clipcap import ClipCapConfig, ClipCapModel, greedy_decode
 from indexer.models.loading import load_model, loading_steps, prepare_checkpoint
 from indexer.models.model_dir import read_spec
 
-CPU = Settings(device="cpu", precision="fp32")
+CPU = Settings(device="cpu")
 
 
 @pytest.fixture()

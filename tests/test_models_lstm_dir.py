@@ -45,7 +45,7 @@ def _direct_caption(model_dir: Path, path: Path) -> str:
     """The caption computed straight through the library (no CLI, no batching)."""
     from indexer.media.decode import decode_image
 
-    model = load_model(str(model_dir), Settings(device="cpu", precision="fp32"))
+    model = load_model(str(model_dir), Settings(device="cpu"))
     enc = model.encoder
     pixels = enc.preprocess(decode_image(path, min_side=enc.image_size).image)[None]
     feats, grid = enc.encode_images_grid(pixels)
@@ -59,7 +59,7 @@ def test_spec_names_the_architecture_and_loads(model_dirs, arch):
 
     spec = read_spec(model_dirs[arch])
     assert spec["arch"] == arch and "clipcap" not in spec
-    model = load_model(str(model_dirs[arch]), Settings(device="cpu", precision="fp32"))
+    model = load_model(str(model_dirs[arch]), Settings(device="cpu"))
     assert isinstance(model.captioner, LstmCaptioner)
     assert model.captioner.needs_grid == (arch == "show-attend-tell")
     assert model.name == spec["name"]
@@ -95,13 +95,12 @@ def test_checkpoint_that_does_not_match_the_spec_is_refused(model_dirs, tmp_path
     spec["lstm"]["hidden_dim"] = 32
     (bad / "imgcap-model.json").write_text(json.dumps(spec))
     with pytest.raises(ModelFormatError, match="does not match a show-and-tell model"):
-        load_model(str(bad), Settings(device="cpu", precision="fp32"))
+        load_model(str(bad), Settings(device="cpu"))
 
 
 # ---------------------------------------------------------------------------------- encoder
 def test_vit_grid_comes_from_the_same_pass_as_the_pooled_feature(model_dirs):
-    settings = Settings(device="cpu", precision="fp32")
-    model = load_model(str(model_dirs["show-attend-tell"]), settings)
+    model = load_model(str(model_dirs["show-attend-tell"]), Settings(device="cpu"))
     enc = model.encoder
     x = torch.randn(2, 3, enc.image_size, enc.image_size)
     feats, grid = enc.encode_images_grid(x)
@@ -149,7 +148,7 @@ def test_resnet_grid_is_the_last_spatial_map():
 def test_caption_command(model_dirs, photos, arch):
     photo = photos / "p1.png"
     r = runner.invoke(cli.app, ["caption", str(photo), "--model", str(model_dirs[arch]),
-                                "--device", "cpu", "--precision", "fp32", "--json"])  # fmt: skip
+                                "--device", "cpu", "--json"])  # fmt: skip
     assert r.exit_code == 0, r.output
     line = json.loads(r.stdout.strip().splitlines()[-1])
     assert line["caption"] == _direct_caption(model_dirs[arch], photo)

@@ -1,5 +1,5 @@
-"""Precision: `auto` is bf16 autocast on CPUs with native bf16 (and on GPUs), fp32 elsewhere;
-`fp32` is the reference's arithmetic, bit for bit."""
+"""Precision on the CPU: `auto` is fp32, the reference's arithmetic bit for bit; bf16 autocast
+only when asked for (BENCHMARKS.md issue 23: it is slower for one photo on this CPU)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,13 @@ import torch
 from naive_clipcap import naive_greedy
 
 from indexer.config import Settings
-from indexer.models.loading import cpu_has_bf16, load_model, resolve_dtype
-
-CPU = torch.device("cpu")
+from indexer.models.loading import load_model, resolve_dtype
 
 
-def test_auto_is_bf16_only_on_cpus_with_native_bf16():
-    assert resolve_dtype("auto", CPU, native_bf16=True) == torch.bfloat16
-    assert resolve_dtype("auto", CPU, native_bf16=False) == torch.float32
-    assert resolve_dtype("fp32", CPU, native_bf16=True) == torch.float32
-    assert resolve_dtype("bf16", CPU, native_bf16=False) == torch.bfloat16
-    assert resolve_dtype("auto", CPU) == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
+def test_auto_on_a_cpu_is_fp32_and_bf16_is_opt_in():
+    cpu = torch.device("cpu")
+    assert resolve_dtype("auto", cpu) == resolve_dtype("fp32", cpu) == torch.float32
+    assert resolve_dtype("bf16", cpu) == torch.bfloat16
 
 
 def test_fp32_is_the_reference_arithmetic_bit_for_bit(tiny_model_dir):

@@ -34,7 +34,7 @@ def test_loading_leaves_the_process_warning_filters_alone(tiny_model_dir):
     from indexer.models.loading import load_model
 
     before = list(warnings.filters)
-    load_model(str(tiny_model_dir), Settings(device="cpu", precision="fp32"))
+    load_model(str(tiny_model_dir), Settings(device="cpu"))
     assert warnings.filters == before
 
 

@@ -23,9 +23,7 @@ def test_video_caption_is_its_keyframes_captions(tmp_path, tiny_model, tiny_mode
     photo = tmp_path / "red.png"
     Image.new("RGB", (64, 48), (220, 20, 20)).save(photo)
     broken = break_video(make_video(tmp_path / "broken.mkv"))
-    s = Settings(
-        model=str(tiny_model_dir), device="cpu", precision="fp32", max_tokens=4, video_gap=1.0
-    )
+    s = Settings(model=str(tiny_model_dir), device="cpu", max_tokens=4, video_gap=1.0)
     got = []
     caption_files([photo, clip, broken], s, lambda p, c, e: got.append((p.name, c, e)))
     assert [g[0] for g in got] == ["red.png", "clip.mp4", "broken.mkv"]  # input order

@@ -252,7 +252,7 @@ def test_model_switch_adds_results_side_by_side(photos, tmp_path, tiny_model, ti
     root, expected = photos
     settings = settings_for(tmp_path, "unused")
     index_paths([root], settings, model=tiny_model)
-    other = counting(load_model(str(tiny_model_dir_b), Settings(device="cpu", precision="fp32")))
+    other = counting(load_model(str(tiny_model_dir_b), Settings(device="cpu")))
     s = index_paths([root], settings, model=other)
     assert s.updated == len(expected["good"]) and s.captioned == UNIQUE_GOOD
     with Store.open(settings.db_path) as store:

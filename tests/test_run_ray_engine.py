@@ -173,8 +173,8 @@ import sys
 from indexer.config import Settings
 from indexer.run.pipeline import index_paths
 from indexer.run.ray_engine import RayEngine
-settings = Settings(db_path=sys.argv[1], model=sys.argv[2], device="cpu", precision="fp32",
-                    workers=2, batch_size=2, max_tokens=6, engine="ray", ray_address=sys.argv[4])
+settings = Settings(db_path=sys.argv[1], model=sys.argv[2], device="cpu", workers=2,
+                    batch_size=2, max_tokens=6, engine="ray", ray_address=sys.argv[4])
 # Many small blocks: the kill lands between commits.
 index_paths([sys.argv[3]], settings, engine=RayEngine(files_per_task=2))
 """

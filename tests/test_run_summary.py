@@ -90,7 +90,7 @@ def test_second_model_counts_model_added_not_changed(
 ):
     settings = _settings(tmp_path, tiny_model_dir_b)
     index_paths([folder], settings, model=tiny_model)
-    other = load_model(str(tiny_model_dir_b), Settings(device="cpu", precision="fp32"))
+    other = load_model(str(tiny_model_dir_b), Settings(device="cpu"))
     dry, real = _dry_then_real([folder], settings, other)
     assert _counts(dry) == _counts(real)
     assert (real.model_added, real.changed, real.new, real.unchanged) == (4, 0, 0, 0)

@@ -24,7 +24,7 @@ from indexer.train.recipe import (
     warmup_steps,
 )
 
-CPU = Settings(device="cpu", precision="fp32")
+CPU = Settings(device="cpu")
 
 
 @pytest.fixture(scope="module")

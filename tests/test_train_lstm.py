@@ -70,7 +70,7 @@ def _held_out_accuracy(model_dir: Path, beams: int = 1) -> tuple[float, list]:
     from indexer.train.synthetic import generate_scenes
 
     scenes = generate_scenes(N_HELD_OUT, seed=1, size=SIZE, layout=LAYOUT)
-    model = load_model(str(model_dir), Settings(device="cpu", precision="fp32"))
+    model = load_model(str(model_dir), Settings(device="cpu"))
     pixels = torch.stack([model.encoder.preprocess(s.image) for s in scenes])
     feats, grid = model.encoder.encode_images_grid(pixels)
     captions = model.captioner.caption(feats, beams=beams, grid=grid)
@@ -136,7 +136,7 @@ def test_same_command_again_resumes_nothing_left(world, tmp_path):
     cfg = TrainConfig(data=world["data"], out=out, base=str(world["seeing"]),
                       arch="show-attend-tell", epochs=EPOCHS["show-attend-tell"], lr=LR,
                       warmup=0, seed=0)  # fmt: skip
-    result = train(cfg, Settings(device="cpu", precision="fp32"))
+    result = train(cfg, Settings(device="cpu"))
     assert result.resumed_from == (EPOCHS["show-attend-tell"], 0)
     assert result.features_computed == 0
 
@@ -152,7 +152,7 @@ def test_scst_fine_tunes_an_lstm_captioner(world, tmp_path, arch):
     start = _train(world, arch)
     cfg = TrainConfig(data=world["data"], out=tmp_path / "scst", base=str(start), scst=True,
                       epochs=1, lr=1e-4, batch_size=50, warmup=0, samples=3, seed=0)  # fmt: skip
-    result = train(cfg, Settings(device="cpu", precision="fp32"))
+    result = train(cfg, Settings(device="cpu"))
     assert result.scst and result.history[0].reward is not None
     assert read_spec(tmp_path / "scst")["arch"] == arch
     accuracy, wrong = _held_out_accuracy(tmp_path / "scst")
@@ -181,5 +181,5 @@ def test_lstm_from_scratch_needs_no_gpt2_weights(tiny_model_dir, tmp_path, monke
     monkeypatch.setattr(indexer.train.base, "load_hub_gpt2", no_gpt2)
     data = write_dataset(tmp_path / "data", 8, seed=0, fmt="csv", size=SIZE, layout=LAYOUT)
     cfg = TrainConfig(data=data, out=tmp_path / "st", arch="show-and-tell", epochs=1, lr=LR)
-    result = train(cfg, Settings(device="cpu", precision="fp32"))
+    result = train(cfg, Settings(device="cpu"))
     assert result.history and read_spec(tmp_path / "st")["arch"] == "show-and-tell"

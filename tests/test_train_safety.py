@@ -15,7 +15,7 @@ from indexer.errors import UsageError
 from indexer.train.loop import train
 from indexer.train.recipe import TrainConfig
 
-CPU = Settings(device="cpu", precision="fp32")
+CPU = Settings(device="cpu")
 
 
 @pytest.fixture(scope="module")

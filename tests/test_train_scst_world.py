@@ -51,7 +51,7 @@ def _score(model_dir, scenes) -> dict:
     from indexer.train.metrics import cider_d
     from indexer.train.ptb import tokenize
 
-    model = load_model(str(model_dir), Settings(device="cpu", precision="fp32"))
+    model = load_model(str(model_dir), Settings(device="cpu"))
     pixels = torch.stack([model.encoder.preprocess(s.image) for s in scenes])
     captions = model.captioner.caption(model.encoder.encode_images(pixels))
     refs = [[tokenize(r) for r in s.captions] for s in scenes]
@@ -72,7 +72,7 @@ def runs(tmp_path_factory):
     from indexer.train.recipe import TrainConfig
     from indexer.train.synthetic import teach_clip, write_dataset
 
-    cpu = Settings(device="cpu", precision="fp32")
+    cpu = Settings(device="cpu")
     root = tmp_path_factory.mktemp("scst_world")
     data = write_dataset(
         root / "train", N_TRAIN, seed=0, fmt="csv", size=SIZE, layout="centred", wording="varied"

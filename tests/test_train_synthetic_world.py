@@ -30,7 +30,7 @@ def _caption_scenes(model_dir: Path, scenes) -> list[str]:
     from indexer.config import Settings
     from indexer.models.loading import load_model
 
-    model = load_model(str(model_dir), Settings(device="cpu", precision="fp32"))
+    model = load_model(str(model_dir), Settings(device="cpu"))
     pixels = torch.stack([model.encoder.preprocess(s.image) for s in scenes])
     return model.captioner.caption(model.encoder.encode_images(pixels))
 

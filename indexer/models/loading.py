@@ -75,22 +75,14 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_dtype(precision: str, device, native_bf16: bool | None = None):
-    """auto: bf16 (fp16 without bf16) autocast on CUDA; on a CPU, bf16 autocast when it has
-    native bf16 instructions (native_bf16; None = cpu_has_bf16()), else fp32. `fp32` is the
-    reference's arithmetic, bit for bit.
-
-    bf16 on a CPU with avx512_bf16: greedy captions ~2x, CLIP ~1.4x faster; of 360 synthetic-
-    world captions (a trained tiny model) none changed against fp32, of 48 full-size random-weight
-    20-token captions 7 changed after a near-tie (BENCHMARKS.md, issue 23)."""
+def resolve_dtype(precision: str, device):
+    """auto: bf16 (fp16 without bf16) autocast on CUDA, fp32 elsewhere."""
     import torch
 
     table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and (cpu_has_bf16() if native_bf16 is None else native_bf16):
-            return torch.bfloat16
         return torch.float32
     if precision not in table:
         raise UsageError(f"unknown precision {precision!r} (auto, fp32, bf16 or fp16)")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from indexer.config import Settings
@@ -161,7 +161,6 @@ class _Run:
 
         cfg = self.cfg
         self.device = device = resolve_device(self.settings.device)
-        self.settings = training_settings(self.settings, device.type)
         self.dtype = dtype = resolve_dtype(self.settings.precision, device)
         self.folder.claim(cfg.base, cfg.force)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -449,11 +448,3 @@ class _Run:
                     )
                 )
         return total / max(1, count)
-
-
-def training_settings(settings: Settings, device_type: str) -> Settings:
-    """`settings` for training on `device_type`: `--precision auto` trains in fp32 on a CPU,
-    where bf16 (auto's choice on CPUs with native bf16) was measured for captioning only."""
-    if settings.precision == "auto" and device_type == "cpu":
-        return replace(settings, precision="fp32")
-    return settings

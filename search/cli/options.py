@@ -219,8 +219,7 @@ PrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         metavar="[auto|fp32|bf16|fp16]",
-        help="auto = bf16 on a GPU and on CPUs with native bf16 (AVX-512 BF16, AMX), else "
-        "fp32; fp32 = the reference's arithmetic.",
+        help="auto = bf16 on a GPU, fp32 on a CPU.",
     ),
 ]
 
