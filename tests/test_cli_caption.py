@@ -198,3 +198,22 @@ def test_help_does_not_import_torch():
     )
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def test_caption_of_only_bad_files_fails_before_importing_torch(tiny_model_dir, tmp_path):
+    bad, folder = tmp_path / "notes.jpg", tmp_path / "folder"
+    bad.write_text("not a photo")
+    folder.mkdir()
+    code = (
+        "import sys; from typer.testing import CliRunner; from cli import app;"
+        f"r = CliRunner().invoke(app, ['caption', {str(bad)!r}, {str(folder)!r}, '--model', "
+        f"{str(tiny_model_dir)!r}, '--offline']);"
+        "print(r.exit_code); print(r.stderr);"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    exit_code, *errors = r.stdout.strip().splitlines()
+    assert exit_code == "1"
+    assert f"{bad}: not an image" in errors[0] and f"{folder}: is a directory" in errors[1]

@@ -24,7 +24,7 @@ from typing import Any
 
 from indexer.atomic_file import atomic_file
 from indexer.config import Settings
-from indexer.errors import ModelFormatError, ModelNotAvailableError, UsageError
+from indexer.errors import ImgcapError, ModelFormatError, ModelNotAvailableError, UsageError
 from indexer.models.download import check_key_count, materialise, materialise_tower
 from indexer.models.model_dir import (
     SPEC_FILE,
@@ -131,6 +131,24 @@ def resolve_tower_dir(name_or_dir: str, settings: Settings, download: bool = Tru
         )
     read_tower(path)
     return path
+
+
+def expected_input_size(name_or_dir: str, settings: Settings) -> int | None:
+    """The CLIP input side the model will have, read from its files without importing torch:
+    an index run starts decoding photos at this size while the model loads. None when the files
+    aren't here yet or don't say (load_model then finds or reports the problem)."""
+    import json
+
+    try:
+        model_dir = resolve_model_dir(name_or_dir, settings, download=False)
+        spec = read_spec(model_dir)
+        cfg_file = rel(model_dir, spec["clip"]["dir"]) / "open_clip_config.json"
+        size = json.loads(cfg_file.read_text(encoding="utf-8"))["model_cfg"]["vision_cfg"]
+        size = size["image_size"]
+    except (ImgcapError, OSError, ValueError, KeyError, TypeError):
+        return None
+    size = size[0] if isinstance(size, list) and size else size
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 # ------------------------------------------------------------------------------ load progress

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from indexer.config import Settings
-from indexer.errors import BadImageError
+from indexer.errors import BadImageError, ModelNotAvailableError
 
 Emit = Callable[[Path, str | None, str | None], None]  # (path, caption, error)
 
@@ -17,9 +17,19 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
     can't be read gets emit(path, None, reason) and never stops the others."""
     from indexer.media.kinds import is_video
     from indexer.media.preprocess import encoder_tensor, model_pixels
-    from indexer.models.loading import load_model
+    from indexer.models.loading import load_model, resolve_model_dir
 
     paths = list(paths)
+    max_pixels = settings.max_pixels_for(workers=1)  # one decode at a time, in this process
+    refused = _refused(paths, max_pixels)
+    if len(refused) == len(paths):  # nothing to caption: no model, no torch import (seconds)
+        try:  # but a mistyped --model is still refused as one
+            resolve_model_dir(settings.model, settings, download=False)
+        except ModelNotAvailableError:
+            pass  # a registry model not downloaded yet: nothing here needs it
+        for path, reason in refused:
+            emit(path, None, reason)
+        return
     # load_model checks the name or directory before it imports torch (~1-2 s): a mistyped
     # --model is refused at once.
     model = load_model(settings.model, settings)
@@ -27,7 +37,6 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
 
     enc = model.encoder
     batch_size = settings.batch_size_for(model.device.type)
-    max_pixels = settings.max_pixels_for(workers=1)  # one decode at a time, in this process
     pending: list[tuple[Path, torch.Tensor]] = []
 
     def captions_of(pixels: torch.Tensor) -> list[str]:
@@ -83,3 +92,19 @@ def caption_files(paths: Iterable[Path], settings: Settings, emit: Emit) -> None
         if len(pending) >= batch_size:
             flush()
     flush()
+
+
+def _refused(paths: list[Path], max_pixels: int) -> list[tuple[Path, str]]:
+    """(path, reason) of each file its header alone refuses (a folder, not an image or video,
+    over the pixel cap), read without decoding; the caption loop finds the same reasons."""
+    from indexer.media.decode import check_header
+
+    refused = []
+    for path in paths:
+        try:
+            if path.is_dir():
+                raise BadImageError(str(path), "is a directory")
+            check_header(path, max_pixels)
+        except BadImageError as e:
+            refused.append((path, e.reason))
+    return refused

@@ -62,19 +62,31 @@ class LocalEngine:
         first = next(routed, None)
         if first is None:
             return
-        model = run.load_model(run.settings)
-        device_type = getattr(getattr(model, "device", None), "type", "cpu")
-        self.runner = ModelRunner(model, run.settings, run.settings.batch_size_for(device_type))
-        size = model.encoder.image_size
-        batch_size = self.runner.batch_size
-        # Enough decoded images queued that workers keep going while a batch is in the model.
-        prefetch = 2 * batch_size + 2 * run.workers
         settings = run.settings
         video = (settings.video_gap, settings.video_max_frames)
         self.pool = DecodePool(
             run.workers, self.decode_task, run.max_pixels, video, resize=settings.resize
         )
-        pending.append((first, self.pool.submit(first.path, size)))
+        # Loading the model (imports, weights: seconds, one core) and decoding the first photos
+        # overlap when the model's files say its input size; a wrong guess is decoded again.
+        size = _input_size_hint(run)
+        if size:
+            pending.append((first, self.pool.submit(first.path, size)))
+            prefetch = 2 * settings.batch_size_for("cpu") + 2 * run.workers
+            fill()
+        model = run.load_model(settings)
+        device_type = getattr(getattr(model, "device", None), "type", "cpu")
+        self.runner = ModelRunner(model, settings, settings.batch_size_for(device_type))
+        batch_size = self.runner.batch_size
+        # Enough decoded images queued that workers keep going while a batch is in the model.
+        prefetch = 2 * batch_size + 2 * run.workers
+        if size != model.encoder.image_size:
+            size = model.encoder.image_size
+            queued = [first] if not pending else [it for it, _ in pending]
+            for _, fut in pending:
+                fut.cancel()
+            pending.clear()
+            pending.extend((it, self.pool.submit(it.path, size)) for it in queued)
         fill()
         while pending:
             item, fut = pending.popleft()
@@ -121,3 +133,13 @@ class LocalEngine:
             out = self.runner.process([d.pixels for d in work])
             run.timings["model"] += time.monotonic() - t
         run.commit(batch, out)
+
+
+def _input_size_hint(run) -> int | None:
+    """The model input side before the model is loaded: the given model's, or what its files
+    say (None: unknown, decoding waits for the load)."""
+    from indexer.models.loading import expected_input_size
+
+    if run.model is not None:
+        return run.model.encoder.image_size
+    return expected_input_size(run.settings.model, run.settings)
