@@ -73,7 +73,7 @@ def test_help_has_no_type_placeholders_and_lists_choices():
         # typer's <bool>, <str>, <list[Path]>, <int range> and {paths} are noise, not help.
         assert not re.search(r"<(bool|str|int|float|file|dir|path|list)[^>]*>", text), (name, text)
         assert "{" + "paths}" not in text, name
-    assert "--mode [hybrid|image|caption|keyword]" in texts["search"]
+    assert "--mode [hybrid|image|caption|keyword|text]" in texts["search"]
     assert "--device [auto|cpu|cuda|mps]" in texts["index"]
     assert "--precision [auto|fp32|bf16|fp16]" in texts["caption"]
     assert "-0, --null" in texts["search"]

@@ -332,6 +332,27 @@ def test_a_crashing_decoder_fails_only_its_file(photos, tmp_path, tiny_model):
     assert s.new == len(expected["good"]) - 1
 
 
+def test_a_pool_broken_before_anyone_waited_still_takes_work(tmp_path):
+    """Photos are decoded while the model loads: a worker may die before any result is read,
+    and the next submit must not raise out of the run but hand the crash to its reader."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from indexer.run.workers import DecodePool
+
+    bad = tmp_path / "x.bmp"
+    bad.write_bytes(b"BM")
+    pool = DecodePool(1, crash_on_bmp)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(str(bad), 32).result(timeout=60)
+        later = pool.submit(str(tmp_path / "y.png"), 32)  # the pool is broken now
+        with pytest.raises(BrokenProcessPool):
+            later.result(timeout=60)
+        assert pool.isolated(str(bad), 32) == ("bad", "the decoder crashed on this file")
+    finally:
+        pool.shutdown()
+
+
 def test_second_writer_is_refused(photos, tmp_path, tiny_model):
     root, _ = photos
     settings = settings_for(tmp_path, "unused")

@@ -146,7 +146,16 @@ class DecodePool:
         )
 
     def submit(self, path: str, size: int) -> Future:
-        return self.pool.submit(self.task, path, size, **self.options)
+        """`path` decoded at `size`, in a worker. A pool a worker already broke (photos are
+        decoded while the model loads, so nobody may have waited on the culprit yet) refuses
+        new work: the future then carries BrokenProcessPool, and its reader isolates the file
+        and renews the pool as for any crash."""
+        try:
+            return self.pool.submit(self.task, path, size, **self.options)
+        except BrokenProcessPool as e:
+            broken: Future = Future()
+            broken.set_exception(e)
+            return broken
 
     def isolated(self, path: str, size: int) -> tuple:
         """Decode `path` alone in a fresh pool, after the pool broke with it in flight: if the
