@@ -268,4 +268,6 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path):
         assert "caf\\xe9" in html
     assert ">caf\\xe9/\\xff.png</span>" in c.get("/").text
     link = re.search(r'href="/\?(in=[^"]*caf%E9[^"]*)"', c.get("/browse").text).group(1)
-    assert c.get(f"/?{link}").status_code == 200  # (a URL cannot name it as text: no photo)
+    page = c.get(f"/?{link}")  # the folder's own bytes, not U+FFFD: its photo is found
+    assert page.status_code == 200 and ">caf\\xe9/\\xff.png</span>" in page.text
+    assert len(c.get(f"/api/search?{link}").json()["hits"]) == 1

@@ -142,6 +142,7 @@ def test_a_database_from_before_user_captions_is_read_then_migrated(tmp_path):
 
     _, db = make_gallery(tmp_path)
     conn = sqlite3.connect(db)  # make it a version-2 database, as the previous release wrote
+    conn.execute("DROP INDEX results_written")  # (schema 14's, on a column version 2 lacks)
     for col in ("generated_caption", "generated_caption_vec", "caption_edited_at"):
         conn.execute(f"ALTER TABLE results DROP COLUMN {col}")
     conn.execute("PRAGMA user_version = 2")

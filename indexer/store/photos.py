@@ -45,7 +45,7 @@ def photo(conn: sqlite3.Connection, file_id: int, model: str) -> dict[str, Any] 
     if res is None and frames.exists(conn):
         # A video: its first keyframe stands for it (a person's caption is on every keyframe).
         res = conn.execute(
-            f"SELECT r.id, r.caption{extra} FROM video_frames vf JOIN results r"
+            f"SELECT r.id, r.caption{extra} FROM video_frames vf CROSS JOIN results r"
             " ON r.content_hash = vf.frame_key WHERE vf.video_hash = ? AND r.model = ?"
             " ORDER BY vf.at_ms LIMIT 1",
             [out["content_hash"], model],
@@ -69,7 +69,7 @@ def keyframes(conn: sqlite3.Connection, content_hash: str, model: str) -> list[d
         return []
     generated = "r.generated_caption" if user_caption_columns(conn) else "NULL"
     rows = conn.execute(
-        f"SELECT vf.at_ms, r.id, r.caption, {generated} FROM video_frames vf JOIN results r"
+        f"SELECT vf.at_ms, r.id, r.caption, {generated} FROM video_frames vf CROSS JOIN results r"
         " ON r.content_hash = vf.frame_key WHERE vf.video_hash = ? AND r.model = ?"
         " ORDER BY vf.at_ms",
         [content_hash, model],
@@ -101,7 +101,7 @@ def caption_sources(conn: sqlite3.Connection, hashes: Sequence[str], model: str)
     if frames.exists(conn):  # a video's caption is the person's when its keyframes' are
         sql = (
             "SELECT vf.video_hash, max(r.generated_caption IS NOT NULL) FROM video_frames vf"
-            " JOIN results r ON r.content_hash = vf.frame_key AND r.model = ?"
+            " CROSS JOIN results r ON r.content_hash = vf.frame_key AND r.model = ?"
             " WHERE vf.video_hash IN ({marks}) GROUP BY vf.video_hash"
         )
         rows += rows_in(conn, sql, hashes, before=[model])

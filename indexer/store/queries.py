@@ -47,10 +47,21 @@ class FileFilter:
 @translated
 def models_with_results(conn: sqlite3.Connection) -> list[str]:
     """Models with at least one result, most results first."""
-    rows = conn.execute(
-        "SELECT model FROM results GROUP BY model ORDER BY count(*) DESC, model"
-    ).fetchall()
-    return [m for (m,) in rows]
+    # Each distinct name by one probe of the model index (a skip scan), not a count of every
+    # result: every search asks, and most libraries hold one model (~8 ms at 100,000 photos).
+    names = [
+        m
+        for (m,) in conn.execute(
+            "WITH RECURSIVE m(model) AS (SELECT min(model) FROM results UNION ALL"
+            " SELECT (SELECT min(model) FROM results WHERE model > m.model) FROM m"
+            " WHERE m.model IS NOT NULL) SELECT model FROM m WHERE model IS NOT NULL"
+        )
+    ]
+    if len(names) < 2:
+        return names
+    count = "SELECT count(*) FROM results WHERE model = ?"
+    counts = {m: conn.execute(count, [m]).fetchone()[0] for m in names}
+    return sorted(names, key=lambda m: (-counts[m], m))
 
 
 @translated
@@ -221,7 +232,7 @@ def _written_caption_matches(
     conn: sqlite3.Connection, model: str, fts_query: str, limit: int, flt: FileFilter
 ) -> list[tuple[int, float]]:
     """(result id, BM25) of captions a person wrote (not generated) matching the query."""
-    if "caption_edited_at" not in {row[1] for row in conn.execute("PRAGMA table_info(results)")}:
+    if not _has_written_captions(conn, model):
         return []
     hashes, params = _hashes_where(conn, *_file_where(flt))
     restrict = f" AND r.content_hash IN ({hashes})" if flt.active else ""
@@ -233,6 +244,16 @@ def _written_caption_matches(
         [fts_query, model, *params, limit],
     ).fetchall()
     return [(int(i), -float(s)) for i, s in rows]
+
+
+def _has_written_captions(conn: sqlite3.Connection, model: str) -> bool:
+    """Whether a person wrote a caption for any of `model`'s results: one probe of the partial
+    index m014 makes. Without it (no caption ever written) the match over every caption is
+    skipped, ~25 ms a query at 100,000 photos when common words match most captions."""
+    if "caption_edited_at" not in {row[1] for row in conn.execute("PRAGMA table_info(results)")}:
+        return False
+    sql = "SELECT 1 FROM results WHERE model = ? AND caption_edited_at IS NOT NULL LIMIT 1"
+    return conn.execute(sql, [model]).fetchone() is not None
 
 
 def _only_model(conn: sqlite3.Connection) -> str | None:
@@ -314,7 +335,7 @@ def own_word_matches(
     join = _join(conn, from_results=False)
     found = photo_tags.keyword_matches(conn, model, fts_query, limit, where, params, join)
     found += places.keyword_matches(conn, model, fts_query, limit, where, params, join)
-    if "caption_edited_at" in {row[1] for row in conn.execute("PRAGMA table_info(results)")}:
+    if _has_written_captions(conn, model):
         hashes, hash_params = _hashes_where(conn, where, params)
         restrict = f" AND r.content_hash IN ({hashes})" if flt.active else ""
         rows = conn.execute(

@@ -217,6 +217,15 @@ def m013_caption_later(db: Database) -> None:
     )
 
 
+def m014_written_captions(db: Database) -> None:
+    # The captions a person wrote, found without reading every result row (each holds its
+    # vectors): a search asks for them on every query, and most libraries have few or none.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS results_written ON results (model, id)"
+        " WHERE caption_edited_at IS NOT NULL"
+    )
+
+
 # Append only: a migration that shipped is never edited (databases in the wild ran it).
 MIGRATIONS = (
     m001_initial,
@@ -232,6 +241,7 @@ MIGRATIONS = (
     m011_cjk_fts,
     m012_ocr_text,
     m013_caption_later,
+    m014_written_captions,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

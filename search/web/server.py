@@ -28,10 +28,11 @@ import signal
 import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -134,6 +135,20 @@ def _int(value: str | None, name: str, default: int) -> int:
         raise UsageError(f"{name} must be a whole number") from None
 
 
+def search_params(request: Request) -> QueryParams:
+    """A search URL's parameters. A folder whose name is not UTF-8 (`caf%E9`, as /browse and
+    the cards link it) keeps its bytes as surrogate escapes, the form the index and the CLI
+    give such names; every other value reads as Starlette reads it (U+FFFD for bad bytes)."""
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    pairs = parse_qsl(raw, keep_blank_values=True, encoding="utf-8", errors="surrogateescape")
+    return QueryParams(
+        [
+            (k, v if k == "in" else v.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+            for k, v in pairs
+        ]
+    )
+
+
 def _text(params, name: str) -> str | None:
     """A query parameter's text; an empty field counts as not given."""
     return (params.get(name) or "").strip() or None
@@ -197,7 +212,7 @@ def _library(request: Request) -> Library:
 
 def search_page(request: Request) -> Response:
     lib = _library(request)
-    p = request.query_params
+    p = search_params(request)
     partial = p.get("partial") == "1"
     ctx: dict[str, Any] = {"params": p, "modes": MODES, "hits": [], "page": None}
     ctx["indexing_since"] = lib.indexing_since()
@@ -401,7 +416,7 @@ def static_file_at(request: Request, name: str) -> Response:
 # -------------------------------------------------------------------------------- JSON API
 def api_search(request: Request) -> Response:
     lib = _library(request)
-    p = request.query_params
+    p = search_params(request)
     page_no = _int(p.get("page"), "page", 1)
     per_page = _per_page(p, PER_PAGE, 500)
     if p.get("like"):
