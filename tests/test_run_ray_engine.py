@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -31,8 +33,6 @@ def ray_instance():
 
 
 def _ray(settings: Settings) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, engine="ray")
 
 
@@ -231,3 +231,30 @@ def test_driver_killed_mid_run_resumes_without_duplicates_or_losses(
     assert not s.interrupted and s.captioned < total  # committed (and staged) work kept
     _same(local.db_path, db, root)
     assert_faiss_agrees(db)
+
+
+def test_ray_engine_reads_the_text_in_photos_as_the_local_one(
+    tmp_path, tiny_model, text_reader, text_library, ray_instance
+):
+    """`--engine ray --ocr`: the same reading step after the model work, the same rows."""
+    from text_photos import CountingReader, make_text_photos
+
+    root = tmp_path / "photos"
+    words = make_text_photos(root)
+    viaray = replace(_ray(settings_for(tmp_path, "unused")), ocr=True)
+    reader = CountingReader(text_reader)
+    s = index_paths([root], viaray, model=tiny_model, text_reader=reader)
+    assert reader.calls == s.text_read == len(words)
+
+    def texts(db) -> dict[str, str]:
+        conn = sqlite3.connect(db)
+        rows = conn.execute(
+            "SELECT f.path, t.text FROM files f JOIN text_reads t USING (content_hash)"
+        ).fetchall()
+        conn.close()
+        return {os.path.basename(p): text for p, text in rows}
+
+    assert texts(viaray.db_path) == texts(text_library["db"])  # the local engine's reads
+    again = CountingReader(text_reader)
+    index_paths([root], viaray, model=tiny_model, text_reader=again)
+    assert again.calls == 0  # a rerun reads nothing twice
