@@ -1,5 +1,6 @@
-"""`imgcap index` without --model adds to the model its database already holds (as a search reads
-it), loaded from where the database remembers; --model and IMGCAP_MODEL always win."""
+"""`imgcap index` (and `imgcap caption`) without --model use the model its database already holds
+(as a search reads it), loaded from where the database remembers; --model and IMGCAP_MODEL always
+win."""
 
 from __future__ import annotations
 
@@ -69,3 +70,13 @@ def test_the_databases_model_folder_gone_is_a_clear_error(tiny_model_dir, tmp_pa
     res = _index(tmp_path, folder)
     assert res.exit_code == 3 and "Traceback" not in res.output
     assert str(moved.resolve()) in res.stderr and "--model" in res.stderr
+
+
+def test_caption_without_model_uses_the_databases_model(tiny_model_dir, tmp_path):
+    folder = _photos(tmp_path)
+    assert _index(tmp_path, folder, "--model", str(tiny_model_dir)).exit_code == 0
+    argv = ["caption", str(folder / "red.png"), "--device", "cpu", "--json"]
+    res = runner.invoke(app, argv, env=_env(tmp_path))  # not clipcap-coco: not downloaded
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["caption"]
+    assert "model " + str(tiny_model_dir.resolve()) in res.stderr
