@@ -25,6 +25,7 @@ from search.cli.options import (
     OfflineOpt,
     PrecisionOpt,
     ResizeOpt,
+    database_model,
     services,
 )
 from search.cli.output import err
@@ -61,7 +62,6 @@ def caption(
     """
     from indexer.models.loading import loading_steps
     from indexer.run.caption_files import caption_files
-    from indexer.run.run_model import model_for_run
 
     if attention is not None and len(images) != 1:
         raise UsageError("--attention draws the maps of one photo; give exactly one image.")
@@ -75,10 +75,7 @@ def caption(
         max_megapixels=max_megapixels or None,
         resize=resize,
     )
-    chosen = model_for_run(settings)  # no --model: the model the database holds, as `index`
-    if chosen.model != settings.model:
-        err(f"model {chosen.model} (the one the database holds; --model picks another)")
-    settings = chosen
+    settings = database_model(settings)
     failed = 0
 
     def emit(path: Path, text: str | None, error: str | None) -> None:

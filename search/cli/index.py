@@ -23,6 +23,7 @@ from search.cli.options import (
     OfflineOpt,
     PrecisionOpt,
     ResizeOpt,
+    database_model,
     db_path,
 )
 from search.cli.output import err
@@ -165,7 +166,6 @@ def index(
     from indexer.models.loading import loading_steps
     from indexer.run.pipeline import index_paths
     from indexer.run.roots import db_here as db_in_folder
-    from indexer.run.run_model import model_for_run
 
     if db_here:
         db = db_in_folder(paths, db)
@@ -190,12 +190,7 @@ def index(
         ocr=ocr,
         captions=captions,
     )
-    chosen = model_for_run(settings)  # no --model: the model this database already holds
-    if chosen.model != settings.model:
-        output.echo(
-            f"model {chosen.model} (the one this database holds; --model picks another)", err=True
-        )
-    settings = chosen
+    settings = database_model(settings)
     stopped = None  # a run stopped by a full disk (say) still reports the work it committed
     with IndexProgress(enabled=not dry_run) as show, loading_steps(show.loading):
         try:

@@ -239,6 +239,18 @@ def db_path(db: Path | None) -> Path:
     return Settings.from_env(db_path=db).db_path
 
 
+def database_model(settings: Settings) -> Settings:
+    """`settings` for a command that runs a model: without --model or IMGCAP_MODEL, the model the
+    database already holds (as a search reads it), said on stderr."""
+    from indexer.run.run_model import model_for_run
+
+    chosen = model_for_run(settings)
+    if chosen.model != settings.model:
+        message = f"model {chosen.model} (the one this database holds; --model picks another)"
+        typer.echo(message, err=True)
+    return chosen
+
+
 def file_filter(
     in_dir: Path | None,
     after: str | None,
