@@ -19,6 +19,7 @@ import numpy as np
 
 from indexer.store import frames, photo_tags, photo_text, places
 from indexer.store.errors import conn_path, store_error, translated
+from indexer.store.photos import user_caption_columns
 from indexer.store.records import rows_in
 
 
@@ -250,7 +251,7 @@ def _has_written_captions(conn: sqlite3.Connection, model: str) -> bool:
     """Whether a person wrote a caption for any of `model`'s results: one probe of the partial
     index m014 makes. Without it (no caption ever written) the match over every caption is
     skipped, ~25 ms a query at 100,000 photos when common words match most captions."""
-    if "caption_edited_at" not in {row[1] for row in conn.execute("PRAGMA table_info(results)")}:
+    if not user_caption_columns(conn):
         return False
     sql = "SELECT 1 FROM results WHERE model = ? AND caption_edited_at IS NOT NULL LIMIT 1"
     return conn.execute(sql, [model]).fetchone() is not None
