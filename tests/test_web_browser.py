@@ -68,6 +68,18 @@ BOXES = """() => [...document.querySelectorAll('#results .card')].map(c => {
 })"""
 
 
+def launch(playwright, tmp_path):
+    """Debian's chromium, headless, with a new empty profile (Playwright passes it as
+    --user-data-dir) and a desktop-sized window."""
+    return playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=FLAGS,
+        viewport={"width": 1200, "height": 800},
+    )
+
+
 def _browser_or_skip():
     missing = []
     if not os.path.exists(CHROMIUM):
@@ -119,14 +131,7 @@ def test_search_open_edit_and_find_in_a_real_browser(tmp_path, tiny_model_dir):
             assert _post_caption(url, ids[name], caption)["caption_source"] == "user"
 
         with sync_playwright() as p:
-            # A new empty profile (Playwright passes it as --user-data-dir).
-            browser = p.chromium.launch_persistent_context(
-                str(tmp_path / "profile"),
-                executable_path=CHROMIUM,
-                headless=True,
-                args=FLAGS,
-                viewport={"width": 1200, "height": 800},
-            )
+            browser = launch(p, tmp_path)
             page = browser.new_page()
             page.set_default_timeout(30_000)
             missing = []

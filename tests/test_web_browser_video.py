@@ -9,7 +9,7 @@ import json
 import urllib.request
 
 from test_cli_serve import start
-from test_web_browser import CHROMIUM, FLAGS, _browser_or_skip
+from test_web_browser import _browser_or_skip, launch
 from video_gallery import make_video_gallery
 
 # Functions, not bare expressions: the page's CSP forbids eval (see test_web_browser.py).
@@ -29,13 +29,7 @@ def test_video_page_plays_from_the_matched_moment(tmp_path):
         with urllib.request.urlopen(f"{url}api/search?q=video&mode=image&n=50", timeout=60) as r:
             ids = {h["path"].rsplit("/", 1)[1]: h["id"] for h in json.loads(r.read())["hits"]}
         with sync_playwright() as p:
-            browser = p.chromium.launch_persistent_context(
-                str(tmp_path / "profile"),
-                executable_path=CHROMIUM,
-                headless=True,
-                args=FLAGS,
-                viewport={"width": 1200, "height": 800},
-            )
+            browser = launch(p, tmp_path)
             page = browser.new_page()
             page.set_default_timeout(30_000)
             failed = []  # every request the pages make succeeds (the favicon aside)
