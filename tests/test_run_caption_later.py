@@ -262,3 +262,60 @@ def test_the_captioner_gets_the_same_tensor_in_both_paths(folder, tmp_path, tiny
         _index(folder, tmp_path / f"{mode}.db", mode, model)
         seen[mode] = sorted(model.captioner.seen)
     assert len(seen["now"]) == N and seen["now"] == seen["after"]
+
+
+def test_sigkill_in_the_captioning_phase_resumes_without_rework(
+    folder, tmp_path, tiny_model_dir, tiny_model, one_pass
+):
+    """A real kill -9 (no handler runs) while captions are made from stored vectors: what was
+    committed stays, and the next run captions only what was left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    db = tmp_path / "killed.db"
+    args = ["index", str(folder), "--model", str(tiny_model_dir), "--device", "cpu"]
+    args += ["--batch-size", "2", "--workers", "1", "--captions", "after", "--db", str(db)]
+    slow = str(Path(__file__).parent / "slow_index.py")
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, slow, "0.3", "6", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    seen, deadline = 0, time.monotonic() + 60
+    while seen < 2 and time.monotonic() < deadline:  # the 2nd batch starts after the 1st commit
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line.strip() == "batch"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert seen == 2, "the run never got to its second captioning batch"
+    killed = _rows(db)
+    assert len(killed) == N  # every photo searchable by its image vector before any caption
+    done = {p: r[0] for p, r in killed.items() if r[3] != 1}
+    assert len(done) == 2  # the first batch of 2 was committed, the rest still waits
+    assert done == {p: one_pass[p][0] for p in done}
+
+    calls = []
+    with Store.open(db) as store:
+        n = caption_stored(store, tiny_model, _settings(db, "after"), calls.append)
+    assert n == N - 2 and sum(calls) == N - 2  # the committed captions are not made again
+    rows = _rows(db)
+    assert {p: (r[0], r[3], r[4]) for p, r in rows.items()} == {
+        p: (r[0], r[3], r[4]) for p, r in one_pass.items()
+    }
+    for p, r in rows.items():  # another process, another thread count: equal to float rounding
+        for a, b in ((r[1], one_pass[p][1]), (r[2], one_pass[p][2])):
+            np.testing.assert_allclose(
+                np.frombuffer(a, "<f4"), np.frombuffer(b, "<f4"), rtol=1e-5, atol=1e-6
+            )
