@@ -82,20 +82,23 @@ class ClipEncoder:
         return feats.float().cpu()
 
     def _encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """open_clip's CLIP.encode_text over only the first L positions, L = the longest text.
+        """CLIP's encode_text over only the first L positions, L = the longest text.
 
         Attention is causal and the output is read at the end-of-text token, so the padding after
-        it can't change the result; captions are ~20 of the 77 positions, so this is ~4x less
-        work, with the same vectors bit for bit. Any text tower we don't know to be like that goes
-        through open_clip unchanged."""
+        it can't change the result; captions are ~20 of the 77 positions, so this is 2-4x less
+        work (L rounded up to 16s), with the same vectors bit for bit. Any other text tower runs
+        its own encode_text unchanged."""
         m = self.model
         if getattr(m, "text_pool_type", None) != "argmax" or getattr(m, "attn_mask", None) is None:
             return m.encode_text(tokens)
-        # End-of-text has the highest token id. Below 16 keys torch's CPU attention sums in
-        # another order and the vectors differ in the last bits (measured: identical from 16 to
-        # 77 positions with AVX-512, AVX2 and no SIMD); from 16 on they are bit for bit the same.
+        # End-of-text has the highest token id. torch's CPU attention sums over the keys in SIMD
+        # blocks plus a scalar tail, so cutting the masked keys off changes the order of the sums
+        # (the last bits of the vectors) unless the cut falls on a block boundary. Measured with
+        # no SIMD, AVX2 and AVX-512: every length rounded up to a multiple of 16, or the whole
+        # context, gives the full-context vectors bit for bit; the exact length does not.
+        step = _TEXT_POSITION_STEP
         length = int(tokens.argmax(dim=-1).max()) + 1
-        length = max(length, min(_MIN_TEXT_POSITIONS, tokens.shape[1]))
+        length = min(-(-length // step) * step, tokens.shape[1])
         tokens = tokens[:, :length]
         cast = m.transformer.get_cast_dtype()
         x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:length].to(cast)
@@ -112,8 +115,8 @@ class ClipEncoder:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
 
-# The fewest positions the text tower runs over (see ClipEncoder._encode_tokens).
-_MIN_TEXT_POSITIONS = 16
+# The text tower runs over a multiple of this many positions (see ClipEncoder._encode_tokens).
+_TEXT_POSITION_STEP = 16
 
 
 def visual_with_grid(visual, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
