@@ -25,7 +25,9 @@ from indexer.models.checkpoint import (
 
 
 class ClipEncoder:
-    def __init__(self, model, preprocess_cfg: dict, tokenizer, device: torch.device, dtype):
+    def __init__(
+        self, model, preprocess_cfg: dict, tokenizer, device: torch.device, dtype: torch.dtype
+    ):
         """model: a ClipNet or an open_clip CLIP; preprocess_cfg: open_clip's preprocessing dict
         for it (size, mean, std, interpolation, resize_mode, ...); tokenizer: texts ->
         (B, context_length) int64 ids."""
