@@ -2,11 +2,12 @@
 
 Importing torch and open_clip and building the full CLIP model takes seconds on a small CPU, more
 than the whole cold-search budget; one query needs only the text tower. This module reads just
-the text weights from the model's safetensors file (memory-mapped), tokenizes with open_clip's
-BPE vocabulary (the same file, read without importing open_clip), and runs the forward pass of
-open_clip's `CLIP.encode_text` in float32. tests/test_search_text_encoder.py checks it against the
-torch encoder. Anything it does not reproduce exactly (a Hugging Face text tower, another tokenizer,
-pooling or projection) makes `load_text_encoder` return None and the caller uses torch.
+the text weights from the model's safetensors file (memory-mapped), tokenizes with
+indexer.models.clip_tokenizer (open_clip's BPE without importing open_clip), and runs the
+forward pass of open_clip's `CLIP.encode_text` in float32. tests/test_search_text_encoder.py
+checks it against the torch encoder. Anything it does not reproduce exactly (a Hugging Face text
+tower, another tokenizer, pooling or projection) makes `load_text_encoder` return None and the
+caller uses torch.
 
 Because attention is causal and the output is read at the end-of-text token, positions after
 that token cannot change the result: only the real tokens are computed, not all 77.
@@ -14,9 +15,6 @@ that token cannot change the result: only the real tokens are computed, not all 
 
 from __future__ import annotations
 
-import gzip
-import html
-import importlib.util
 import json
 import math
 from functools import lru_cache
@@ -24,101 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.models.clip_tokenizer import ClipTokenizer, bpe_vocab_path
+
 # Text-config keys whose default values we implement; any other key means "not ours".
 _TEXT_KEYS = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio"}
 _MODEL_KEYS = {"embed_dim", "vision_cfg", "text_cfg", "quick_gelu", "custom_text"}
-
-
-def _bpe_path() -> Path | None:
-    spec = importlib.util.find_spec("open_clip")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
-    return path if path.is_file() else None
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable character table."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
-
-
-class ClipTokenizer:
-    """open_clip's SimpleTokenizer (clean='lower'), returning plain token-id lists."""
-
-    def __init__(self, bpe_path: Path, context_length: int = 77):
-        import regex
-
-        merges = gzip.open(bpe_path).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
-        pairs = [tuple(m.split()) for m in merges]
-        self.byte_encoder = _bytes_to_unicode()
-        vocab = list(self.byte_encoder.values())
-        vocab += [v + "</w>" for v in vocab]
-        vocab += ["".join(p) for p in pairs]
-        vocab += ["<start_of_text>", "<end_of_text>"]
-        self.encoder = {t: i for i, t in enumerate(vocab)}
-        self.ranks = {p: i for i, p in enumerate(pairs)}
-        self.sot, self.eot = self.encoder["<start_of_text>"], self.encoder["<end_of_text>"]
-        self.context_length = context_length
-        self.pat = regex.compile(
-            r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]"
-            r"|[^\s\p{L}\p{N}]+",
-            regex.IGNORECASE,
-        )
-        self.cache: dict[str, str] = {}
-
-    def _bpe(self, token: str) -> str:
-        if token in self.cache:
-            return self.cache[token]
-        word = tuple(token[:-1]) + (token[-1] + "</w>",)
-        while len(word) > 1:
-            pairs = {(a, b) for a, b in zip(word, word[1:], strict=False)}
-            best = min(pairs, key=lambda p: self.ranks.get(p, math.inf))
-            if best not in self.ranks:
-                break
-            first, second = best
-            merged: list[str] = []
-            i = 0
-            while i < len(word):
-                if i < len(word) - 1 and word[i] == first and word[i + 1] == second:
-                    merged.append(first + second)
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            word = tuple(merged)
-        out = " ".join(word)
-        self.cache[token] = out
-        return out
-
-    def encode(self, text: str) -> list[int]:
-        import ftfy
-
-        text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
-        text = " ".join(text.split()).lower()
-        ids: list[int] = []
-        for token in self.pat.findall(text):
-            token = "".join(self.byte_encoder[b] for b in token.encode("utf-8"))
-            ids += [self.encoder[t] for t in self._bpe(token).split(" ")]
-        return ids
-
-    def __call__(self, text: str) -> list[int]:
-        ids = [self.sot, *self.encode(text), self.eot]
-        if len(ids) > self.context_length:
-            ids = ids[: self.context_length]
-            ids[-1] = self.eot
-        return ids
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-5) -> np.ndarray:
@@ -176,7 +84,7 @@ class NumpyTextEncoder:
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.embed_dim), np.float32)
-        return np.stack([self._encode_one(self.tokenizer(t)) for t in texts])
+        return np.stack([self._encode_one(self.tokenizer.ids(t)) for t in texts])
 
 
 @lru_cache(maxsize=4)
@@ -184,7 +92,7 @@ def load_text_encoder(clip_dir: Path, quick_gelu: bool) -> NumpyTextEncoder | No
     """The NumPy text tower for an open_clip directory, or None when it cannot be exact."""
     clip_dir = Path(clip_dir)
     weights_file = clip_dir / "open_clip_model.safetensors"
-    bpe = _bpe_path()
+    bpe = bpe_vocab_path()
     try:
         cfg = json.loads((clip_dir / "open_clip_config.json").read_text())["model_cfg"]
     except (OSError, ValueError, KeyError):

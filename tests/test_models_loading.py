@@ -14,6 +14,7 @@ import torch
 
 from indexer.config import Settings
 from indexer.models.checkpoint import read_state_dict
+from indexer.models.clip_net import ClipNet
 from indexer.models.clipcap import ClipCapConfig, ClipCapModel, greedy_decode
 from indexer.models.loading import load_model, loading_steps, prepare_checkpoint
 from indexer.models.model_dir import read_spec
@@ -32,7 +33,7 @@ def model_copy(tiny_model_dir, tmp_path) -> Path:
 def test_models_are_built_without_random_init(model_copy, monkeypatch):
     """Both networks are constructed with meta parameters (nothing allocated or initialised)."""
     seen: dict[str, str] = {}
-    real_clip_init, real_cap_init = open_clip.model.CLIP.__init__, ClipCapModel.__init__
+    real_clip_init, real_cap_init = ClipNet.__init__, ClipCapModel.__init__
 
     def clip_init(self, *a, **kw):
         real_clip_init(self, *a, **kw)
@@ -42,7 +43,7 @@ def test_models_are_built_without_random_init(model_copy, monkeypatch):
         real_cap_init(self, *a, **kw)
         seen["gpt2"] = next(self.gpt.parameters()).device.type
 
-    monkeypatch.setattr(open_clip.model.CLIP, "__init__", clip_init)
+    monkeypatch.setattr(ClipNet, "__init__", clip_init)
     monkeypatch.setattr(ClipCapModel, "__init__", cap_init)
     model = load_model(str(model_copy), CPU)
     assert seen == {"clip": "meta", "gpt2": "meta"}

@@ -111,14 +111,17 @@ def test_vit_grid_comes_from_the_same_pass_as_the_pooled_feature(model_dirs):
         (enc.image_size // visual.patch_size[0]) ** 2,
         visual.ln_post.weight.shape[0],
     )
-    # the patch tokens open_clip itself returns with output_tokens
-    visual.output_tokens = True
-    try:
-        with torch.no_grad():
-            _, tokens = visual(x)
-    finally:
-        visual.output_tokens = False
-    assert torch.allclose(grid, tokens)
+    # the patch tokens open_clip itself returns with output_tokens, from the same weights
+    import open_clip
+
+    clip_dir = (
+        model_dirs["show-attend-tell"] / read_spec(model_dirs["show-attend-tell"])["clip"]["dir"]
+    )
+    ref = open_clip.create_model(f"local-dir:{clip_dir}", force_quick_gelu=True).eval()
+    ref.visual.output_tokens = True
+    with torch.no_grad():
+        pooled, tokens = ref.visual(x)
+    assert torch.equal(grid, tokens) and torch.equal(feats, pooled)
 
 
 def test_resnet_grid_is_the_last_spatial_map():

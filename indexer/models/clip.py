@@ -1,5 +1,6 @@
-"""CLIP through open_clip: the image tower feeds both search and the caption prefix; the text
-tower embeds captions and queries.
+"""CLIP: the image tower feeds both search and the caption prefix; the text tower embeds captions
+and queries. open_clip's ViT models are built from indexer.models.clip_net (plain torch, the same
+arithmetic) so the caption path never imports open_clip; other towers go through open_clip.
 
 The published ClipCap MLP checkpoints were trained on OpenAI ViT-B/32, which uses QuickGELU.
 open_clip >= 2.29 builds a standard-GELU model for the plain `ViT-B-32` name and only warns, so
@@ -24,21 +25,33 @@ from indexer.models.checkpoint import (
 
 
 class ClipEncoder:
-    def __init__(self, model, preprocess, tokenizer, device: torch.device, dtype: torch.dtype):
+    def __init__(
+        self, model, preprocess_cfg: dict, tokenizer, device: torch.device, dtype: torch.dtype
+    ):
+        """model: a ClipNet or an open_clip CLIP; preprocess_cfg: open_clip's preprocessing dict
+        for it (size, mean, std, interpolation, resize_mode, ...); tokenizer: texts ->
+        (B, context_length) int64 ids."""
         self.model = model
-        self._preprocess = preprocess  # open_clip's EVAL transform (never the train one)
+        self.preprocess_cfg = dict(preprocess_cfg)
+        self._preprocess = None  # open_clip's EVAL transform (never the train one), made on use
         self.tokenizer = tokenizer
         self.device = device
         self.dtype = dtype
-        size = model.visual.image_size
+        size = preprocess_cfg["size"]
         self.image_size: int = int(size[0] if isinstance(size, tuple | list) else size)
-        self.embed_dim: int = int(model.text_projection.shape[1]) if _has_text(model) else 0
-        cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
-        self.mean = tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
-        self.std = tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
+        self.embed_dim: int = int(_text_dim(model)) if _has_text(model) else 0
+        self.mean = tuple(preprocess_cfg["mean"])
+        self.std = tuple(preprocess_cfg["std"])
 
     def preprocess(self, image) -> torch.Tensor:
-        """PIL RGB image -> (3, S, S) float32: bicubic short-side resize, centre crop, normalise."""
+        """PIL RGB image -> (3, S, S) float32: bicubic short-side resize, centre crop, normalise.
+
+        open_clip's own transform, built on first use: only training on synthetic scenes calls
+        this (indexing decodes and resizes in indexer.media), so captioning never imports it."""
+        if self._preprocess is None:
+            from open_clip.transform import PreprocessCfg, image_transform_v2
+
+            self._preprocess = image_transform_v2(PreprocessCfg(**self.preprocess_cfg), False)
         return self._preprocess(image)
 
     @torch.inference_mode()
@@ -71,20 +84,23 @@ class ClipEncoder:
         return feats.float().cpu()
 
     def _encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """open_clip's CLIP.encode_text over only the first L positions, L = the longest text.
+        """CLIP's encode_text over only the first L positions, L = the longest text.
 
         Attention is causal and the output is read at the end-of-text token, so the padding after
-        it can't change the result; captions are ~20 of the 77 positions, so this is ~4x less
-        work, with the same vectors bit for bit. Any text tower we don't know to be like that goes
-        through open_clip unchanged."""
+        it can't change the result; captions are ~20 of the 77 positions, so this is 2-4x less
+        work (L rounded up to 16s), with the same vectors bit for bit. Any other text tower runs
+        its own encode_text unchanged."""
         m = self.model
         if getattr(m, "text_pool_type", None) != "argmax" or getattr(m, "attn_mask", None) is None:
             return m.encode_text(tokens)
-        # End-of-text has the highest token id. Below 16 keys torch's CPU attention sums in
-        # another order and the vectors differ in the last bits (measured: identical from 16 to
-        # 77 positions with AVX-512, AVX2 and no SIMD); from 16 on they are bit for bit the same.
+        # End-of-text has the highest token id. torch's CPU attention sums over the keys in SIMD
+        # blocks plus a scalar tail, so cutting the masked keys off changes the order of the sums
+        # (the last bits of the vectors) unless the cut falls on a block boundary. Measured with
+        # no SIMD, AVX2 and AVX-512: every length rounded up to a multiple of 16, or the whole
+        # context, gives the full-context vectors bit for bit; the exact length does not.
+        step = _TEXT_POSITION_STEP
         length = int(tokens.argmax(dim=-1).max()) + 1
-        length = max(length, min(_MIN_TEXT_POSITIONS, tokens.shape[1]))
+        length = min(-(-length // step) * step, tokens.shape[1])
         tokens = tokens[:, :length]
         cast = m.transformer.get_cast_dtype()
         x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:length].to(cast)
@@ -101,13 +117,18 @@ class ClipEncoder:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
 
-# The fewest positions the text tower runs over (see ClipEncoder._encode_tokens).
-_MIN_TEXT_POSITIONS = 16
+# The text tower runs over a multiple of this many positions (see ClipEncoder._encode_tokens).
+_TEXT_POSITION_STEP = 16
 
 
 def visual_with_grid(visual, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """open_clip's image tower forward, also returning the grid it pools: the same operations
-    as VisionTransformer.forward / ModifiedResNet.forward, so the pooled output is identical."""
+    """The image tower's forward, also returning the grid it pools: the same operations as
+    its forward (clip_net's, or open_clip's VisionTransformer / ModifiedResNet), so the pooled
+    output is identical."""
+    from indexer.models.clip_net import VisionTransformer
+
+    if isinstance(visual, VisionTransformer):
+        return visual.forward_with_grid(x)
     if hasattr(visual, "_embeds") and hasattr(visual, "_pool") and hasattr(visual, "transformer"):
         tokens = visual.transformer(visual._embeds(x))  # (B, 1 + N, width)
         pooled, grid = visual._pool(tokens)  # grid: (B, N, width), after ln_post
@@ -126,6 +147,11 @@ def visual_with_grid(visual, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 def _has_text(model) -> bool:
     return getattr(model, "text_projection", None) is not None
+
+
+def _text_dim(model) -> int:
+    proj = model.text_projection
+    return proj.out_features if isinstance(proj, torch.nn.Linear) else proj.shape[1]
 
 
 # open_clip's preference when a folder holds several weight files.
@@ -153,12 +179,10 @@ def _weights_file(clip_dir: Path) -> Path | None:
 def load_clip(
     clip_dir: Path, quick_gelu: bool, device: torch.device, dtype: torch.dtype, on_step=None
 ) -> ClipEncoder:
-    """Load open_clip from a directory in the hub layout: open_clip_config.json + weights file
+    """Load CLIP from a directory in open_clip's hub layout: open_clip_config.json + weights file
     (open_clip_model.safetensors, or open_clip_pytorch_model.bin read with weights_only; a pickle
     that would run code is refused). on_step(text) is told when building and loading start."""
     import json
-
-    import open_clip
 
     step = on_step or (lambda _text: None)
     clip_dir = Path(clip_dir)
@@ -178,26 +202,46 @@ def load_clip(
         raise ModelFormatError(f"{config}: {problem}")
     step("read CLIP weights")
     sd = read_state_dict(weights)  # safe for any file: safetensors, or tensors-only pickles
-    model = preprocess = None
+    model = pp = None
     if _plain_clip(cfg):
         step("build CLIP")
-        model, preprocess = _build_plain_clip(cfg, quick_gelu, sd, step)
+        model, pp = _build_plain_clip(cfg, quick_gelu, sd, step)
     if model is None:  # a layout open_clip converts on load (or another tower): its own loader
+        import open_clip
+
         step("build CLIP (open_clip loader)")
         ref = f"local-dir:{clip_dir}"
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                ref, force_quick_gelu=quick_gelu, weights_only=True
-            )
+            model = open_clip.create_model(ref, force_quick_gelu=quick_gelu, weights_only=True)
         except Exception as e:  # unreadable weights, config open_clip rejects, ...
             why = describe_load_error(e)
             raise ModelFormatError(f"{clip_dir}: cannot load CLIP ({why})") from None
+        pp = model.visual.preprocess_cfg
+    text_cfg = cfg["model_cfg"].get("text_cfg")
+    tokenizer = _tokenizer(clip_dir, text_cfg if isinstance(text_cfg, dict) else {})
+    model = model.to(device).eval()
+    return ClipEncoder(model, pp, tokenizer, device, dtype)
+
+
+def _tokenizer(clip_dir: Path, text_cfg: dict):
+    """texts -> (B, context_length) ids: open_clip's default tokenizer without open_clip, or
+    open_clip's get_tokenizer for the configs that pick another (a Hugging Face tokenizer or
+    other cleaning)."""
+    from indexer.models.clip_tokenizer import ClipTokenizer, bpe_vocab_path
+
+    bpe = bpe_vocab_path()
+    if (
+        bpe is not None
+        and not text_cfg.get("hf_tokenizer_name")
+        and not text_cfg.get("tokenizer_kwargs")
+    ):
+        return ClipTokenizer(bpe, int(text_cfg.get("context_length", 77)))
+    import open_clip
+
     try:
-        tokenizer = open_clip.get_tokenizer(f"local-dir:{clip_dir}")
+        return open_clip.get_tokenizer(f"local-dir:{clip_dir}")
     except Exception as e:
         raise ModelFormatError(f"{clip_dir}: cannot load the CLIP tokenizer ({e})") from None
-    model = model.to(device).eval()
-    return ClipEncoder(model, preprocess, tokenizer, device, dtype)
 
 
 # Bounds on the sizes a CLIP config may ask for, checked before anything is built: some buffers
@@ -251,30 +295,55 @@ def _plain_clip(cfg) -> bool:
 
 
 def _build_plain_clip(cfg: dict, quick_gelu: bool, sd: dict, step):
-    """(model, eval transform), built without random init and loaded by assignment, or
+    """(model, preprocessing config), built without random init and loaded by assignment, or
     (None, None) when sd needs open_clip's conversions (then its loader handles the file).
 
-    Mirrors open_clip's create_model_and_transforms for a local directory: same config overrides,
-    same preprocessing config (defaults <- file <- the model's image size)."""
-    from dataclasses import asdict
-
-    from open_clip.model import CLIP, set_model_preprocess_cfg
-    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+    A ViT config clip_net computes is built from it, anything else from open_clip's CLIP; both
+    mirror open_clip's create_model for a local directory: same config overrides, same
+    preprocessing config (defaults <- file <- the model's image size)."""
+    from indexer.models.clip_net import ClipNet, clip_net_config
 
     model_cfg = dict(cfg["model_cfg"])
-    model_cfg.pop("custom_text", None)  # open_clip pops it too (False here: _plain_clip)
-    if quick_gelu:
-        model_cfg["quick_gelu"] = True
-    try:
+    net_cfg = clip_net_config(model_cfg, quick_gelu)
+    if net_cfg is not None:
         with empty_parameters():
-            model = CLIP(**model_cfg)
-    except (TypeError, ValueError, KeyError):  # a config only open_clip's factory understands
-        return None, None
+            model = ClipNet(net_cfg)
+    else:
+        from open_clip.model import CLIP
+
+        model_cfg.pop("custom_text", None)  # open_clip pops it too (False here: _plain_clip)
+        if quick_gelu:
+            model_cfg["quick_gelu"] = True
+        try:
+            with empty_parameters():
+                model = CLIP(**model_cfg)
+        except (TypeError, ValueError, KeyError):  # a config only open_clip's factory understands
+            return None, None
     if key_problems(model, sd):
         return None, None
     step("assign CLIP weights")
     assign_state_dict(model, sd)
-    pp = merge_preprocess_dict(asdict(PreprocessCfg()), cfg.get("preprocess_cfg") or {})
+    pp = preprocess_cfg(cfg.get("preprocess_cfg"))
     pp["size"] = model.visual.image_size
-    set_model_preprocess_cfg(model, pp)
-    return model, image_transform_v2(PreprocessCfg(**pp), is_train=False)
+    return model, pp
+
+
+# open_clip's PreprocessCfg defaults (open_clip/transform.py; OpenAI's dataset mean and std).
+_PREPROCESS_DEFAULTS = {
+    "size": 224,
+    "mode": "RGB",
+    "mean": (0.48145466, 0.4578275, 0.40821073),
+    "std": (0.26862954, 0.26130258, 0.27577711),
+    "interpolation": "bicubic",
+    "resize_mode": "shortest",
+    "fill_color": 0,
+}
+
+
+def preprocess_cfg(overlay) -> dict:
+    """open_clip's merge_preprocess_dict(asdict(PreprocessCfg()), overlay): the defaults, then
+    the overlay's known keys whose values are not None."""
+    pp = dict(_PREPROCESS_DEFAULTS)
+    if isinstance(overlay, dict):
+        pp.update({k: v for k, v in overlay.items() if k in pp and v is not None})
+    return pp
