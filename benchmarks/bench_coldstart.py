@@ -34,7 +34,8 @@ marks = [("imports", 0.0)]  # (step, seconds since start when it began)
 def mark(step):
     marks.append((step, time.perf_counter() - t0))
 import torch
-from transformers import GPT2LMHeadModel
+import indexer.models.gpt2
+import indexer.models.gpt2_tokenizer
 import open_clip
 from indexer.config import Settings
 from indexer.media.decode import decode_image
