@@ -146,7 +146,7 @@ def scst_steps(net, tokenizer, device, dtype, args) -> float:
             gen = torch.Generator(device=device).manual_seed(i)
             with ctx():
                 batch = policy.sample(feats, args.samples, args.tokens, 13, 0, gen)
-            texts = tokenizer.batch_decode(batch.tokens.tolist())  # the reward's own work
+            texts = [tokenizer.decode(t) for t in batch.tokens.tolist()]  # the reward's own work
             rewards = torch.tensor(
                 [reward(tokenize(t).split(), r // args.samples, True)
                  for r, t in enumerate(texts)]

@@ -16,7 +16,7 @@ def naive_greedy(model, prefix: torch.Tensor, max_tokens: int = 67, stop_token: 
     generated = prefix
     tokens: list[int] = []
     for _ in range(max_tokens):
-        logits = model.gpt(inputs_embeds=generated).logits[:, -1, :]  # full recompute
+        logits = model.gpt(inputs_embeds=generated)[:, -1, :]  # full recompute
         tok = int(torch.argmax(logits, -1))
         tokens.append(tok)
         embed = model.gpt.transformer.wte(torch.tensor([[tok]], device=prefix.device))
@@ -38,7 +38,7 @@ def naive_beam(
     seq_lengths = torch.ones(beams, device=device)
     is_stopped = torch.zeros(beams, device=device, dtype=torch.bool)
     for _ in range(max_tokens):
-        logits = model.gpt(inputs_embeds=generated).logits[:, -1, :]
+        logits = model.gpt(inputs_embeds=generated)[:, -1, :]
         logits = logits.float().softmax(-1).log()
         if scores is None:
             scores, next_tokens = logits.topk(beams, -1)

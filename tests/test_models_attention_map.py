@@ -78,7 +78,7 @@ class _Pieces:
     def __init__(self, pieces):
         self.pieces = pieces
 
-    def decode(self, ids, clean_up_tokenization_spaces=False):
+    def decode(self, ids):
         return "".join(self.pieces[i] for i in ids)
 
 

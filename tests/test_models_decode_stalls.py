@@ -9,10 +9,9 @@ import copy
 import pytest
 import torch
 from naive_clipcap import naive_beam, naive_greedy
-from transformers.cache_utils import DynamicLayer
 
-from indexer.models.clipcap import Captioner, _cache_keyword, beam_decode, greedy_decode
-from indexer.models.kv_cache import BufferLayer, decoding_cache
+from indexer.models.clipcap import Captioner, beam_decode, greedy_decode
+from indexer.models.kv_cache import KVCache, LayerCache
 
 STOP = 13
 
@@ -93,9 +92,36 @@ def test_beam_reads_the_host_once_per_check_not_per_step(stoppy, monkeypatch):
     assert long - short <= 4 * 3, (short, long)
 
 
-def test_buffer_layer_matches_dynamic_layer_and_reorders_in_place():
+class _CatLayer:
+    """The naive cache: concatenate every step, gather into fresh tensors."""
+
+    def __init__(self):
+        self.keys = self.values = None
+
+    def update(self, k, v):
+        if self.keys is None:
+            self.keys, self.values = k, v
+        else:
+            self.keys = torch.cat((self.keys, k), dim=-2)
+            self.values = torch.cat((self.values, v), dim=-2)
+        return self.keys, self.values
+
+    def reorder_cache(self, idx):
+        self.keys, self.values = self.keys[idx], self.values[idx]
+
+    batch_select_indices = reorder_cache
+
+    def batch_repeat_interleave(self, n):
+        self.keys = self.keys.repeat_interleave(n, dim=0)
+        self.values = self.values.repeat_interleave(n, dim=0)
+
+    def seq_length(self):
+        return self.keys.shape[-2]
+
+
+def test_layer_cache_matches_concatenation_and_reorders_in_place():
     g = torch.Generator().manual_seed(0)
-    ref, buf = DynamicLayer(), BufferLayer(capacity=12)
+    ref, buf = _CatLayer(), LayerCache(capacity=12)
 
     def kv(b, n):
         return torch.randn(b, 2, n, 4, generator=g), torch.randn(b, 2, n, 4, generator=g)
@@ -119,14 +145,17 @@ def test_buffer_layer_matches_dynamic_layer_and_reorders_in_place():
     keep = torch.tensor([0, 2, 5])
     ref.batch_select_indices(keep)
     buf.batch_select_indices(keep)
-    assert torch.equal(ref.keys, buf.keys) and buf.get_seq_length() == ref.get_seq_length() == 11
+    assert torch.equal(ref.keys, buf.keys) and buf.seq_length() == ref.seq_length() == 11
     k, v = kv(3, 4)  # past the capacity of 12: the buffer grows
     assert torch.equal(ref.update(k, v)[0], buf.update(k, v)[0])
 
 
-def test_decoding_cache_is_what_gpt2_uses(stoppy):
-    cache = decoding_cache(16)
+def test_gpt2_fills_the_cache_in_place(stoppy):
+    cache = KVCache(stoppy.model.gpt.config.n_layer, 16)
     prefix = _prefix(stoppy, n=2)
-    stoppy.model.gpt(inputs_embeds=prefix, **{_cache_keyword(): cache}, use_cache=True)
-    assert cache.layers and all(isinstance(layer, BufferLayer) for layer in cache.layers)
-    assert cache.get_seq_length() == prefix.shape[1]
+    stoppy.model.gpt(inputs_embeds=prefix, cache=cache)
+    assert cache.seq_length() == prefix.shape[1]
+    buffers = [layer._k.data_ptr() for layer in cache.layers]
+    stoppy.model.gpt(input_ids=torch.tensor([[1], [2]]), cache=cache)
+    assert cache.seq_length() == prefix.shape[1] + 1
+    assert [layer._k.data_ptr() for layer in cache.layers] == buffers

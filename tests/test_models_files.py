@@ -108,6 +108,7 @@ def _edit_spec(model_dir: Path, **changes) -> Path:
         ({"clipcap__mapping": ["mlp"]}, "clipcap.mapping"),
         ({"clipcap__gpt2__n_head": 3}, "clipcap.gpt2.n_embd"),  # 64 is not a multiple of 3
         ({"clipcap__gpt2__eval": "os.system"}, "clipcap.gpt2.eval"),
+        ({"clipcap__gpt2__activation_function": "relu"}, "clipcap.gpt2.activation_function"),
         ({"format": "1"}, "'format'"),
         ({"format": 1.0}, "'format'"),
         ({"name": 42}, "'name'"),

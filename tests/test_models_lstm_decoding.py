@@ -150,7 +150,7 @@ class _FakeTokenizer:
     def encode(self, text):
         return [STOP] if text == "." else [1]
 
-    def decode(self, ids, clean_up_tokenization_spaces=False):
+    def decode(self, ids):
         return " ".join(f"w{i}" for i in ids)
 
     def __len__(self):

@@ -1,5 +1,5 @@
-"""Decoding uses transformers' current cache API (no deprecation warnings), and third-party warnings
-stay off the user's terminal without being filtered process-wide."""
+"""Decoding raises no warnings, and third-party warnings stay off the user's terminal without being
+filtered process-wide."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_decoders_raise_no_warning_even_as_errors(tiny_model):
-    """Called directly (outside any filter): a FutureWarning such as transformers' "past_key_values
-    is deprecated" becomes an error here."""
+    """Called directly (outside any filter): any warning, such as a library's deprecation notice,
+    becomes an error here."""
     net = tiny_model.captioner.model
     prefix = net.prefix_embeddings(torch.randn(3, tiny_model.encoder.embed_dim))
     with warnings.catch_warnings():

@@ -70,7 +70,7 @@ def _words(cap, ids: list[int], alphas: np.ndarray) -> tuple[list[str], list[np.
     words: list[str] = []
     groups: list[list[int]] = []
     for i, tok in enumerate(ids):
-        piece = cap.tokenizer.decode([tok], clean_up_tokenization_spaces=False)
+        piece = cap.tokenizer.decode([tok])
         starts = not groups or piece[:1].isspace() or piece.strip() in {".", ","}
         if starts:
             words.append(piece.strip())

@@ -1,7 +1,7 @@
 """ClipCap: CLIP image features -> mapping network -> prefix embeddings -> GPT-2 -> caption.
 
 Weight-compatible with the published checkpoints of rmokady/CLIP_prefix_caption (see
-../shared/clipcap-reference.md): module names are `gpt` (a transformers GPT2LMHeadModel) and
+../shared/clipcap-reference.md): module names are `gpt` (GPT-2, indexer/models/gpt2.py) and
 `clip_project` (the mapper), so a published state dict loads key for key.
 
 Decoding follows the reference semantics exactly (§5 of the reference sheet):
@@ -17,7 +17,6 @@ needs no padding or mask and cannot change the result.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,12 +171,10 @@ class TransformerMapper(nn.Module):
 class ClipCapModel(nn.Module):
     def __init__(self, cfg: ClipCapConfig):
         super().__init__()
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from indexer.models.gpt2 import GPT2, GPT2Config
 
         self.cfg = cfg
-        # ClipCap uses no BOS/EOS; GPT-2's default id 50256 is out of range for small vocabularies.
-        gcfg = GPT2Config(**{"bos_token_id": None, "eos_token_id": None, **cfg.gpt2})
-        self.gpt = GPT2LMHeadModel(gcfg)
+        self.gpt = GPT2(GPT2Config.from_spec(cfg.gpt2))
         self.clip_project = MLPMapper(cfg) if cfg.mapping == "mlp" else TransformerMapper(cfg)
 
     def prefix_embeddings(self, features: torch.Tensor) -> torch.Tensor:
@@ -194,12 +191,12 @@ class ClipCapModel(nn.Module):
         """Training forward: logits (B, prefix_length + T, V) for prefix + caption tokens."""
         text = self.gpt.transformer.wte(tokens)  # (B, T, n_embd)
         embeds = torch.cat((self.prefix_embeddings(prefix), text), dim=1)
-        return self.gpt(inputs_embeds=embeds, attention_mask=mask).logits
+        return self.gpt(inputs_embeds=embeds, attention_mask=mask)
 
 
 # ------------------------------------------------------------------------------ checkpoint load
 # Causal-mask buffers that transformers <= 4.29 saved into every GPT-2 state dict (24 keys for
-# GPT-2 small); current transformers has no such buffers, so a strict load would reject them.
+# GPT-2 small); our GPT-2 computes its mask, so a strict load would reject them.
 _LEGACY_BUFFER = re.compile(r"^gpt\.transformer\.h\.\d+\.attn\.(bias|masked_bias)$")
 
 
@@ -246,7 +243,7 @@ def load_clipcap(
     except ModelFormatError as e:
         raise ModelFormatError(f"{path}: {e}") from None
     # Assigning gives wte and lm_head two Parameter objects; tie them again so training updates
-    # one tensor, as GPT-2's own tie_weights does.
+    # one tensor, as GPT2.__init__ ties them.
     model.gpt.lm_head.weight = model.gpt.transformer.wte.weight
     return model.eval()
 
@@ -291,7 +288,7 @@ def greedy_decode(
     tokens are cut. Finished rows leave the batch when they are at least `shrink_share` of it
     (or all of it), so later steps only pay for live ones. Rows never see each other, so the
     result does not depend on either setting."""
-    from indexer.models.kv_cache import decoding_cache
+    from indexer.models.kv_cache import KVCache
 
     every, share = _sync_policy(prefix.device)
     every, share = check_every or every, share if shrink_share is None else shrink_share
@@ -301,8 +298,8 @@ def greedy_decode(
     if max_tokens <= 0 or b == 0:
         return results
     rows = torch.arange(b)  # original row index of each live batch row (host)
-    cache = decoding_cache(prefix.shape[1] + max_tokens)
-    out = _run(gpt, cache, inputs_embeds=prefix)
+    cache = KVCache(gpt.config.n_layer, prefix.shape[1] + max_tokens)
+    logits = gpt(inputs_embeds=prefix, cache=cache, last_only=True)  # (b, 1, V)
     tokens = torch.empty(b, max_tokens, dtype=torch.long, device=dev)  # (b, T), filled by step
     # Length of each row's caption once it has produced the stop token; max_tokens = not yet.
     ends = torch.full((b,), max_tokens, dtype=torch.long, device=dev)
@@ -313,7 +310,7 @@ def greedy_decode(
             results[int(rows[i])] = got[j, : min(int(ends_cpu[i]), upto)].tolist()
 
     for step in range(max_tokens):
-        next_tok = out.logits[:, -1, :].argmax(dim=-1)  # (b,)
+        next_tok = logits[:, -1, :].argmax(dim=-1)  # (b,)
         tokens[:, step] = next_tok
         if stop_token is not None:
             ends = torch.where((next_tok == stop_token) & (ends == max_tokens), step + 1, ends)
@@ -334,7 +331,7 @@ def greedy_decode(
                 rows, tokens, ends = rows[keep], tokens[keep_dev], ends[keep_dev]
                 next_tok = next_tok[keep_dev]
                 cache.batch_select_indices(keep_dev)
-        out = _run(gpt, cache, input_ids=next_tok[:, None])
+        logits = gpt(input_ids=next_tok[:, None], cache=cache, last_only=True)
     return results
 
 
@@ -353,7 +350,7 @@ def beam_decode(
     As in greedy_decode, the host checks for images whose beams have all stopped only every
     `check_every` steps: until then a stopped beam continues with token 0 at no cost, which
     changes neither its score nor its length, so the best beam is the same."""
-    from indexer.models.kv_cache import decoding_cache
+    from indexer.models.kv_cache import KVCache
 
     every = check_every or _sync_policy(prefix.device)[0]
     gpt = model.gpt
@@ -363,9 +360,9 @@ def beam_decode(
     if max_tokens <= 0 or b == 0:
         return results
     images = torch.arange(b)  # original image index of each live image (host)
-    cache = decoding_cache(prefix.shape[1] + max_tokens)
-    out = _run(gpt, cache, inputs_embeds=prefix)
-    logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (b, V)
+    cache = KVCache(gpt.config.n_layer, prefix.shape[1] + max_tokens)
+    logits = gpt(inputs_embeds=prefix, cache=cache, last_only=True)  # (b, 1, V)
+    logp = torch.log_softmax(logits[:, -1, :].float(), dim=-1)  # (b, V)
     vocab = logp.shape[-1]
     scores, first = logp.topk(w, dim=-1)  # (b, w): the w best first tokens start the beams
     cache.batch_repeat_interleave(w)  # row i*w + j = beam j of image i
@@ -405,30 +402,13 @@ def beam_decode(
                     stopped[keep],
                 )
                 cache.batch_select_indices(keep)
-        out = _run(gpt, cache, input_ids=tokens[:, -1:])
-        logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (nb*w, V)
+        logits = gpt(input_ids=tokens[:, -1:], cache=cache, last_only=True)
+        logp = torch.log_softmax(logits[:, -1, :].float(), dim=-1)  # (nb*w, V)
         tokens, scores, lengths, stopped, src = beam_step(
             logp, tokens, scores, lengths, stopped, w, stop_token, stop
         )
         cache.reorder_cache(src)
     return results
-
-
-@functools.cache
-def _cache_keyword() -> str:
-    """The GPT-2 forward argument that takes the KV cache: `cache` in transformers >= 5.x (where
-    `past_key_values` warns on every call and goes away in 5.40), `past_key_values` before."""
-    import inspect
-
-    from transformers import GPT2LMHeadModel
-
-    params = inspect.signature(GPT2LMHeadModel.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def _run(gpt, cache, **inputs):
-    """One cached GPT-2 step; logits for the last position only, (B, 1, V)."""
-    return gpt(**inputs, **{_cache_keyword(): cache}, use_cache=True, logits_to_keep=1)
 
 
 class Captioner:
@@ -462,7 +442,7 @@ class Captioner:
         return [self.detokenize(t) for t in self.decode_tokens(features, beams, max_tokens)]
 
     def detokenize(self, ids: list[int]) -> str:
-        text = self.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+        text = self.tokenizer.decode(ids)
         # Trained models never emit control characters; an untrained or broken one can, and they
         # would garble terminals and CSV cells. Everything printable is kept as decoded.
         text = "".join(ch if ch.isprintable() else " " for ch in text)

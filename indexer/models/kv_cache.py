@@ -1,32 +1,31 @@
 """The KV cache of batched caption decoding: preallocated, written in place.
 
-transformers' DynamicCache grows by `torch.cat` at every step (a copy of the whole cache per
-generated token) and reorders beams with `index_select` into a fresh tensor (a second copy and
-an allocation per step). On a GPU these copies move as many bytes as the attention reads, and
-every allocation goes through the caching allocator. Here each layer owns a buffer of
-(B, heads, capacity, head_dim) sized for prefix + max_tokens up front: a new token is one slice
-write, the layer's keys/values are views of the first `length` positions, and a beam reorder
-gathers into a second buffer of the same size (index_select with out=) and swaps the two, so
-steady-state decoding allocates nothing. Batch shrinking (finished captions leave) copies only
-the filled positions of the kept rows.
+A cache that grows by `torch.cat` at every step copies the whole cache per generated token, and
+reordering beams with `index_select` into a fresh tensor is a second copy and an allocation per
+step. On a GPU these copies move as many bytes as the attention reads, and every allocation goes
+through the caching allocator. Here each layer owns a buffer of (B, heads, capacity, head_dim)
+sized for prefix + max_tokens up front: a new token is one slice write, the layer's keys/values
+are views of the first `length` positions, and a beam reorder gathers into a second buffer of the
+same size (index_select with out=) and swaps the two, so steady-state decoding allocates nothing.
+Batch shrinking (finished captions leave) copies only the filled positions of the kept rows.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
-class BufferLayer(DynamicLayer):
+class LayerCache:
     """One layer's keys and values in a preallocated buffer (see module docstring)."""
 
-    def __init__(self, capacity: int = 0, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, capacity: int = 0):
         self.capacity = capacity  # positions to allocate (grows by doubling if exceeded)
         self._k: torch.Tensor | None = None  # (B, H, capacity, d)
         self._v: torch.Tensor | None = None
         self._spare: tuple[torch.Tensor, torch.Tensor] | None = None  # reorder target
         self._len = 0
+        self.keys: torch.Tensor | None = None  # (B, H, length, d): views of the buffers
+        self.values: torch.Tensor | None = None
 
     def _views(self) -> None:
         self.keys = self._k[:, :, : self._len]
@@ -42,24 +41,24 @@ class BufferLayer(DynamicLayer):
             self._k[:, :, : self._len] = kb[:, :, : self._len]
             self._v[:, :, : self._len] = vb[:, :, : self._len]
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        n = key_states.shape[-2]
+    def update(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append (B, H, n, d) keys and values; returns all cached ones, (B, H, length, d)."""
+        n = keys.shape[-2]
         if self._k is None:
-            self.is_initialized = True
-            self.device, self.dtype = key_states.device, key_states.dtype
-            self._alloc(key_states, value_states, key_states.shape[0], max(self.capacity, n))
+            self._alloc(keys, values, keys.shape[0], max(self.capacity, n))
         elif self._len + n > self._k.shape[-2]:
             self._alloc(self._k, self._v, self._k.shape[0], 2 * (self._len + n))
-        self._k[:, :, self._len : self._len + n] = key_states
-        self._v[:, :, self._len : self._len + n] = value_states
+        self._k[:, :, self._len : self._len + n] = keys
+        self._v[:, :, self._len : self._len + n] = values
         self._len += n
         self._views()
         return self.keys, self.values
 
-    def get_seq_length(self) -> int:
+    def seq_length(self) -> int:
         return self._len
 
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        """Row i becomes old row beam_idx[i] (same batch size), gathered into the spare buffer."""
         if not self._len:
             return
         if self._spare is None:
@@ -82,11 +81,13 @@ class BufferLayer(DynamicLayer):
         self._views()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep only the rows `indices` (finished captions leave the batch)."""
         if self._len:
             idx = indices.to(self._k.device)
             self._rebuild(self.keys.index_select(0, idx), self.values.index_select(0, idx))
 
     def batch_repeat_interleave(self, repeats: int) -> None:
+        """Row i becomes rows i*repeats ... i*repeats + repeats - 1 (one per beam)."""
         if self._len:
             self._rebuild(
                 self.keys.repeat_interleave(repeats, dim=0),
@@ -94,10 +95,24 @@ class BufferLayer(DynamicLayer):
             )
 
 
-def decoding_cache(capacity: int) -> DynamicCache:
-    """A DynamicCache (what GPT-2 expects) whose layers are BufferLayers of `capacity`
-    positions: the prefix length + the tokens to generate."""
-    cache = DynamicCache()
-    cache.layers = []
-    cache.layer_class_to_replicate = lambda: BufferLayer(capacity)
-    return cache
+class KVCache:
+    """Every layer's LayerCache, changed together (GPT-2's forward takes one of these)."""
+
+    def __init__(self, n_layers: int, capacity: int):
+        """capacity: the prefix length + the tokens to generate."""
+        self.layers = [LayerCache(capacity) for _ in range(n_layers)]
+
+    def seq_length(self) -> int:
+        return self.layers[0].seq_length()
+
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        for layer in self.layers:
+            layer.reorder_cache(beam_idx)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        for layer in self.layers:
+            layer.batch_select_indices(indices)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        for layer in self.layers:
+            layer.batch_repeat_interleave(repeats)

@@ -26,6 +26,7 @@ from indexer.atomic_file import atomic_file
 from indexer.config import Settings
 from indexer.errors import ImgcapError, ModelFormatError, ModelNotAvailableError, UsageError
 from indexer.models.download import check_key_count, materialise, materialise_tower
+from indexer.models.gpt2_tokenizer import GPT2Tokenizer
 from indexer.models.model_dir import (
     SPEC_FILE,
     read_spec,
@@ -206,7 +207,7 @@ def load_model(
                 )
             net = _load_clipcap(model_dir, spec, cfg, step).to(device)
             step("load tokenizer")
-            tok = load_tokenizer(rel(model_dir, spec["tokenizer"]))
+            tok = GPT2Tokenizer(rel(model_dir, spec["tokenizer"]))
             if len(tok) > cfg.gpt2.get("vocab_size", 50257):
                 raise ModelFormatError(f"{model_dir}: tokenizer is larger than GPT-2's vocabulary")
             cap = Captioner(net, tok, device, dtype)
@@ -227,7 +228,7 @@ def _load_lstm_captioner(model_dir: Path, spec: dict, encoder, device, dtype, st
     step(f"load {cfg.arch} weights")
     net = load_lstm(rel(model_dir, spec["checkpoint"]), cfg).to(device)
     step("load tokenizer")
-    tok = load_tokenizer(rel(model_dir, spec["tokenizer"]))
+    tok = GPT2Tokenizer(rel(model_dir, spec["tokenizer"]))
     if len(tok) > cfg.vocab_size:
         raise ModelFormatError(f"{model_dir}: tokenizer is larger than the model's vocabulary")
     return LstmCaptioner(net, tok, device, dtype)
@@ -275,16 +276,6 @@ def prepare_checkpoint(model_dir: Path) -> None:
     spec = read_spec(model_dir)
     with quiet_third_party():
         _load_clipcap(Path(model_dir), spec, ClipCapConfig(**spec["clipcap"]), lambda _t: None)
-
-
-def load_tokenizer(tok_dir: Path):
-    from transformers import GPT2TokenizerFast
-
-    vocab, merges = tok_dir / "vocab.json", tok_dir / "merges.txt"
-    if not (vocab.is_file() and merges.is_file()):
-        raise ModelFormatError(f"{tok_dir}: tokenizer needs vocab.json and merges.txt")
-    # from_pretrained on a directory reads only local files (the constructor changed in 5.x).
-    return GPT2TokenizerFast.from_pretrained(str(tok_dir))
 
 
 # ------------------------------------------------------------------------------- download

@@ -185,6 +185,9 @@ def clipcap_problem(cfg) -> str | None:
         elif key in _GPT2_STRINGS:
             if not isinstance(value, str):
                 return f"field 'clipcap.gpt2.{key}' must be a string (got {value!r})"
+            if key == "activation_function" and value != "gelu_new":
+                # indexer/models/gpt2.py has GPT-2's own activation only.
+                return f"field 'clipcap.gpt2.{key}' must be \"gelu_new\" (got {value!r})"
         elif key in ("bos_token_id", "eos_token_id"):
             if value is not None and not _is_int(value):
                 return f"field 'clipcap.gpt2.{key}' must be an integer or null"

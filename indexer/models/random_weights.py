@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from indexer.models.gpt2_tokenizer import GPT2Tokenizer
 from indexer.models.model_dir import write_model_dir
 from indexer.models.registry import REGISTRY
 
@@ -47,9 +48,7 @@ def write_tiny_model(out: Path, seed: int = 0, name: str | None = None) -> Path:
     net = ClipCapModel(cfg)
     # Random weights love the 256 single-byte tokens, most of which decode to control characters
     # or broken UTF-8; damp them (lm_head is tied to wte) so smoke runs print word-piece nonsense.
-    from transformers import GPT2TokenizerFast
-
-    tok = GPT2TokenizerFast.from_pretrained(str(tok_dir))
+    tok = GPT2Tokenizer(tok_dir)
     with torch.no_grad():
         for i in range(len(tok)):
             piece = tok.decode([i])

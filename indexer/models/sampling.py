@@ -37,9 +37,7 @@ def sample_tokens(
     prefix: (R, K, n_embd). Returns tokens (R, T) long (0 after a row's stop token) and lengths
     (R,). A row stops after its stop token or at max_tokens. Finished rows leave the batch, as in
     `greedy_decode`, so later steps only pay for live ones."""
-    from transformers import DynamicCache
-
-    from indexer.models.clipcap import _run
+    from indexer.models.kv_cache import KVCache
 
     r = prefix.shape[0]
     dev = prefix.device
@@ -47,10 +45,10 @@ def sample_tokens(
     lengths = torch.full((r,), max_tokens, dtype=torch.long, device=dev)
     rows = torch.arange(r, device=dev)  # original row of each live batch row
     with torch.no_grad():
-        cache = DynamicCache()
-        out = _run(gpt, cache, inputs_embeds=prefix)
+        cache = KVCache(gpt.config.n_layer, prefix.shape[1] + max_tokens)
+        logits = gpt(inputs_embeds=prefix, cache=cache, last_only=True)
         for step in range(max_tokens):
-            logits = out.logits[:, -1, :].float()  # (live, V)
+            logits = logits[:, -1, :].float()  # (live, V)
             if 0 < top_k < logits.shape[-1]:
                 kth = logits.topk(top_k, dim=-1).values[:, -1:]
                 logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -66,7 +64,7 @@ def sample_tokens(
                 rows, nxt = rows[keep], nxt[keep]
                 cache.batch_select_indices(keep)
             if step + 1 < max_tokens:
-                out = _run(gpt, cache, input_ids=nxt[:, None])
+                logits = gpt(input_ids=nxt[:, None], cache=cache, last_only=True)
     t = int(lengths.max()) if r else 0
     return tokens[:, :t], lengths
 

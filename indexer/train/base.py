@@ -53,7 +53,8 @@ def mapper_config(mapping: str, base_cfg):
 
 def load_base(cfg: TrainConfig, settings: Settings, device, dtype) -> BaseModel:
     from indexer.models.clip import load_clip
-    from indexer.models.loading import load_model, load_tokenizer, resolve_model_dir
+    from indexer.models.gpt2_tokenizer import GPT2Tokenizer
+    from indexer.models.loading import load_model, resolve_model_dir
     from indexer.models.model_dir import read_spec, rel
 
     if cfg.base is not None:
@@ -85,7 +86,7 @@ def load_base(cfg: TrainConfig, settings: Settings, device, dtype) -> BaseModel:
         net = ClipCapModel(ClipCapConfig(**entry.clipcap))
         load_hub_gpt2(net, settings)
     return BaseModel(
-        "gpt2", net, encoder, load_tokenizer(tok_dir), clip_dir, tok_dir, entry.quick_gelu
+        "gpt2", net, encoder, GPT2Tokenizer(tok_dir), clip_dir, tok_dir, entry.quick_gelu
     )
 
 
@@ -134,5 +135,5 @@ def load_hub_gpt2(net, settings: Settings) -> None:
     if set(sd) != expected:
         raise ModelNotAvailableError(f"{path}: unexpected GPT-2 weight names")
     with torch.no_grad():
+        # Copied in place, so lm_head (the same tensor as wte) gets wte's weights too.
         net.load_state_dict(sd, strict=False)  # clip_project stays freshly initialised
-        net.gpt.tie_weights()

@@ -91,7 +91,7 @@ class _Run:
                 for c in ex.captions:
                     rows.append(features[ex.image_path])
                     texts.append(c)
-        ids = tokenizer(texts)["input_ids"] if texts else []
+        ids = tokenizer.encode_batch(texts)
         if cap is None:
             cap = caption_token_cap([len(t) for t in ids])
         return rows, [list(t[:cap]) for t in ids], cap

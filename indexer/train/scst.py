@@ -145,7 +145,7 @@ class _Scst:
         self.images_per_step = max(1, cfg.batch_size // cfg.samples)  # batch = captions/step
 
     def text(self, ids: list[int]) -> str:
-        return " ".join(self.tokenizer.decode(ids, clean_up_tokenization_spaces=False).split())
+        return " ".join(self.tokenizer.decode(ids).split())
 
     def execute(self) -> TrainResult:
         import torch
