@@ -74,8 +74,16 @@ def empty_parameters() -> Iterator[None]:
 
     Buffers stay real (causal masks and the like are computed, not loaded), so after a strict
     `assign_state_dict` the module is complete. Not thread-safe: it patches
-    nn.Module.register_parameter for the duration (construction only)."""
+    nn.Module.register_parameter for the duration (construction only), and Tensor.normal_, whose
+    meta kernel is the one init that imports torch._dynamo (~2 s of a cold start) to draw
+    nothing."""
     original = nn.Module.register_parameter
+    original_normal = torch.Tensor.normal_
+
+    def normal(tensor: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if tensor.is_meta:
+            return tensor
+        return original_normal(tensor, *args, **kwargs)
 
     def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
         original(module, name, param)
@@ -85,10 +93,12 @@ def empty_parameters() -> Iterator[None]:
             )
 
     nn.Module.register_parameter = register  # type: ignore[method-assign]
+    torch.Tensor.normal_ = normal  # type: ignore[method-assign]
     try:
         yield
     finally:
         nn.Module.register_parameter = original  # type: ignore[method-assign]
+        torch.Tensor.normal_ = original_normal  # type: ignore[method-assign]
 
 
 def key_problems(model: nn.Module, sd: dict[str, torch.Tensor]) -> list[str]:

@@ -316,11 +316,7 @@ class ClipNet(nn.Module):
         width = cfg.text_width
         self.context_length = cfg.context_length
         self.vocab_size = cfg.vocab_size
-        # Given a weight, nn.Embedding skips its normal_() init: on the meta device (see
-        # checkpoint.empty_parameters) that init alone imports torch._dynamo, ~2 s cold.
-        self.token_embedding = nn.Embedding(
-            cfg.vocab_size, width, _weight=torch.empty(cfg.vocab_size, width)
-        )
+        self.token_embedding = nn.Embedding(cfg.vocab_size, width)
         self.positional_embedding = nn.Parameter(torch.empty(cfg.context_length, width))
         self.transformer = Transformer(
             width, cfg.text_layers, cfg.text_heads, cfg.text_mlp_ratio, cfg.quick_gelu
