@@ -54,14 +54,14 @@ class ClipEncoder:
             self._preprocess = image_transform_v2(PreprocessCfg(**self.preprocess_cfg), False)
         return self._preprocess(image)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, D) raw (not normalised) float32 features on the CPU."""
         with self._autocast():
             feats = self.model.encode_image(pixels.to(self.device, non_blocking=True))
         return feats.float().cpu()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode_images_grid(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, S, S) -> (features (B, D) as `encode_images`, grid (B, N, C)), one pass.
 
@@ -73,7 +73,7 @@ class ClipEncoder:
             feats, grid = visual_with_grid(self.model.visual, pixels.to(self.device))
         return feats.float().cpu(), grid.float().cpu()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Texts -> (B, D) raw float32 features on the CPU (truncated at the context length)."""
         if not texts:

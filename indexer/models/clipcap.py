@@ -270,7 +270,7 @@ def _sync_policy(device: torch.device) -> tuple[int, float]:
     return 8, 0.25
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def greedy_decode(
     model: ClipCapModel,
     prefix: torch.Tensor,
@@ -335,7 +335,7 @@ def greedy_decode(
     return results
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def beam_decode(
     model: ClipCapModel,
     prefix: torch.Tensor,
@@ -449,6 +449,9 @@ class Captioner:
         return " ".join(clean_up_spaces(text).split())
 
     def _autocast(self):
+        # The decoders run under no_grad, not inference_mode: autocast caches its bf16 copy of
+        # each weight only outside inference mode, so a whole batch's decoding casts GPT-2 once
+        # instead of at every step.
         if self.dtype == torch.float32:
             import contextlib
 

@@ -16,7 +16,7 @@ def _select(state: dict, idx: torch.Tensor) -> dict:
     return {k: v[idx] for k, v in state.items()}
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def greedy_decode(net, features, grid, max_tokens: int = 67, stop_token: int | None = 13):
     """Batched arg-max decoding. Returns (token ids per row, alphas per row as (T, N) tensors
     or None per row for show-and-tell); rows end with the stop token when it was produced."""
@@ -54,7 +54,7 @@ def greedy_decode(net, features, grid, max_tokens: int = 67, stop_token: int | N
     return [r if r is not None else [] for r in results], maps
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def beam_decode(net, features, grid, beams: int = 5, max_tokens: int = 67, stop_token=13):
     """Batched beam search with ClipCap's ranking (captioner.beam_decode); returns the best beam's
     ids per image and its attention (T, N) (None for show-and-tell)."""

@@ -64,7 +64,7 @@ def caption_stored(
         if not batch.ids:
             return done
         try:
-            with torch.inference_mode():
+            with torch.no_grad():
                 feats = torch.from_numpy(batch.image_vecs.copy())  # the stored float32, as is
                 caps = model.captioner.caption(
                     feats, beams=settings.beams, max_tokens=settings.max_tokens
