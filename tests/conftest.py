@@ -51,6 +51,16 @@ def tiny_model(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_model_fp32(tiny_model_dir):
+    """The tiny model in fp32 whatever `auto` picks here (bf16 on CPUs with native bf16): for
+    comparisons with open_clip's and the reference's fp32 arithmetic."""
+    from indexer.config import Settings
+    from indexer.models.loading import load_model
+
+    return load_model(str(tiny_model_dir), Settings(device="cpu", precision="fp32"))
+
+
+@pytest.fixture(scope="session")
 def synthetic_world(tmp_path_factory) -> dict:
     """The shapes world and its trained tiny model (tests/synthetic_world.py): about a minute, so
     one per session, shared by the tests that train, caption, index and search it."""

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 
-def test_text_features_equal_open_clip_encode_text(tiny_model):
-    enc = tiny_model.encoder
+def test_text_features_equal_open_clip_encode_text(tiny_model_fp32):
+    enc = tiny_model_fp32.encoder
     texts = ["a dog.", "two red circles on a blue background.", "", "café crème " * 30]
     ours = enc.encode_texts(texts)
     with torch.inference_mode():
@@ -38,8 +38,8 @@ def test_text_vectors_are_the_full_context_ones_at_every_length(tiny_model):
     assert differing == []
 
 
-def test_image_features_are_raw_and_on_cpu(tiny_model):
-    enc = tiny_model.encoder
+def test_image_features_are_raw_and_on_cpu(tiny_model_fp32):
+    enc = tiny_model_fp32.encoder
     pixels = torch.randn(3, 3, enc.image_size, enc.image_size)
     feats = enc.encode_images(pixels)
     with torch.inference_mode():

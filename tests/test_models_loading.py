@@ -19,7 +19,7 @@ from indexer.models.clipcap import ClipCapConfig, ClipCapModel, greedy_decode
 from indexer.models.loading import load_model, loading_steps, prepare_checkpoint
 from indexer.models.model_dir import read_spec
 
-CPU = Settings(device="cpu")
+CPU = Settings(device="cpu", precision="fp32")  # compared with open_clip's fp32
 
 
 @pytest.fixture()

@@ -100,7 +100,9 @@ def test_checkpoint_that_does_not_match_the_spec_is_refused(model_dirs, tmp_path
 
 # ---------------------------------------------------------------------------------- encoder
 def test_vit_grid_comes_from_the_same_pass_as_the_pooled_feature(model_dirs):
-    model = load_model(str(model_dirs["show-attend-tell"]), Settings(device="cpu"))
+    model = load_model(
+        str(model_dirs["show-attend-tell"]), Settings(device="cpu", precision="fp32")
+    )
     enc = model.encoder
     x = torch.randn(2, 3, enc.image_size, enc.image_size)
     feats, grid = enc.encode_images_grid(x)

@@ -51,7 +51,8 @@ def _score(model_dir, scenes) -> dict:
     from indexer.train.metrics import cider_d
     from indexer.train.ptb import tokenize
 
-    model = load_model(str(model_dir), Settings(device="cpu"))
+    # fp32: the runs are compared, not precisions (bf16 changed 2 of 100 captions of one run).
+    model = load_model(str(model_dir), Settings(device="cpu", precision="fp32"))
     pixels = torch.stack([model.encoder.preprocess(s.image) for s in scenes])
     captions = model.captioner.caption(model.encoder.encode_images(pixels))
     refs = [[tokenize(r) for r in s.captions] for s in scenes]

@@ -54,7 +54,8 @@ def attention_caption(path: Path, settings: Settings) -> AttentionCaption:
     _, pixels = model_pixels(path, enc.image_size, settings.resize, max_pixels)
     feats, grid = enc.encode_images_grid(encoder_tensor(enc, pixels)[None])
     ids, maps = cap.decode_with_attention(feats, settings.beams, settings.max_tokens, grid=grid)
-    ids, alphas = ids[0], maps[0].numpy()  # (T,), (T, N)
+    ids, alphas = ids[0], maps[0].float().numpy()  # (T,), (T, N)
+    alphas = alphas / alphas.sum(axis=1, keepdims=True)  # bf16 softmax rows sum to 1 ± 1e-3
     side = int(round(alphas.shape[1] ** 0.5))
     words, word_maps = _words(cap, ids, alphas)
     return AttentionCaption(

@@ -6,7 +6,7 @@ for training from scratch (checked key by key, as `load_clipcap` does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ def mapper_config(mapping: str, base_cfg):
 
 
 def load_base(cfg: TrainConfig, settings: Settings, device, dtype) -> BaseModel:
+    import torch
+
     from indexer.models.clip import load_clip
     from indexer.models.gpt2_tokenizer import GPT2Tokenizer
     from indexer.models.loading import load_model, resolve_model_dir
@@ -60,7 +62,10 @@ def load_base(cfg: TrainConfig, settings: Settings, device, dtype) -> BaseModel:
     if cfg.base is not None:
         model_dir = resolve_model_dir(cfg.base, settings)
         spec = read_spec(model_dir)
-        model = load_model(str(model_dir), settings)
+        # The trainer's precision, not load_model's own `auto` (bf16 on bf16 CPUs): the base
+        # model's CLIP features are training inputs.
+        precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        model = load_model(str(model_dir), replace(settings, precision=precision))
         net = model.captioner.model.float()
         return BaseModel(
             spec["name"],

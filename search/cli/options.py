@@ -196,8 +196,8 @@ ResizeOpt = Annotated[
         "--resize",
         metavar="[fast|exact]",
         help="How a photo is shrunk for the model: fast (read at a reduced size; looks the same"
-        " as exact) or exact (the whole photo, resized as CLIP does; slower, scores that other"
-        " CLIP tools reproduce exactly).",
+        " as exact) or exact (the whole photo, resized as CLIP does; slower; with --precision"
+        " fp32, scores that other CLIP tools reproduce exactly).",
         show_default=False,
     ),
 ]
@@ -219,7 +219,8 @@ PrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         metavar="[auto|fp32|bf16|fp16]",
-        help="auto = bf16 on a GPU, fp32 on a CPU.",
+        help="auto = bf16 on a GPU and on CPUs with native bf16 (AVX-512 BF16, AMX), else"
+        " fp32. fp32 computes as the reference ClipCap does, bit for bit.",
     ),
 ]
 
