@@ -50,7 +50,7 @@ mark("load_model (imports the model code)")
 from indexer.config import Settings
 from indexer.media.preprocess import encoder_tensor, model_pixels
 from indexer.models.loading import load_model
-settings = Settings(device="cpu", precision="fp32", offline=True)
+settings = Settings(device="cpu", precision=sys.argv[4], offline=True)
 model = load_model(sys.argv[1], settings, on_step=mark)
 mark("decode photo")
 enc = model.encoder
@@ -62,7 +62,9 @@ ids = model.captioner.decode_tokens(feats, 1, int(sys.argv[3]), stop_token=None)
 text = model.captioner.detokenize(ids)
 mark("end")
 heavy = sorted(m for m in ("transformers", "open_clip", "torchvision", "timm") if m in sys.modules)
-print("CAPTION " + json.dumps({"marks": marks, "tokens": len(ids), "heavy": heavy}), flush=True)
+dtype = str(model.captioner.dtype).removeprefix("torch.")
+print("CAPTION " + json.dumps({"marks": marks, "tokens": len(ids), "heavy": heavy, "dtype": dtype}),
+      flush=True)
 """
 
 
@@ -72,10 +74,10 @@ def _env(tree: Path, threads: int) -> dict:
     return env
 
 
-def breakdown_once(tree: Path, model_dir: Path, tokens: int, threads: int) -> dict:
+def breakdown_once(tree: Path, model_dir: Path, tokens: int, threads: int, precision: str) -> dict:
     t = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(model_dir), str(PHOTO), str(tokens)],
+        [sys.executable, "-c", CHILD, str(model_dir), str(PHOTO), str(tokens), precision],
         stdout=subprocess.PIPE,
         env=_env(tree, threads),
         cwd=tree,  # `python -c` puts the working directory first on sys.path
@@ -96,13 +98,14 @@ def breakdown_once(tree: Path, model_dir: Path, tokens: int, threads: int) -> di
     for (name, start), (_, end) in zip(marks, marks[1:], strict=False):
         out[name] = out.get(name, 0.0) + end - start
     out["spawn to first caption"] = wall
-    return {"stages": out, "heavy": data["heavy"]}
+    return {"stages": out, "heavy": data["heavy"], "dtype": data["dtype"]}
 
 
-def command_once(tree: Path, model_dir: Path, threads: int) -> tuple[float, str]:
+def command_once(tree: Path, model_dir: Path, threads: int, precision: str) -> tuple[float, str]:
     t = time.perf_counter()
+    args = ["caption", "--model", str(model_dir), "--precision", precision, str(PHOTO)]
     proc = subprocess.run(
-        [sys.executable, "-m", "cli", "caption", "--model", str(model_dir), str(PHOTO)],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True,
         env=_env(tree, threads),
         cwd=tree,
@@ -121,6 +124,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=20)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--precision", default="auto", help="auto (as imgcap caption), fp32, bf16")
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -132,18 +136,18 @@ def main() -> None:
 
             model_dir = write_random_model(Path(tmp) / "random-coco")
         for tree in trees:  # warm-up: page cache, the one-time safetensors conversion
-            breakdown_once(tree, model_dir, args.tokens, args.threads)
+            breakdown_once(tree, model_dir, args.tokens, args.threads, args.precision)
         stages: dict[Path, dict[str, list[float]]] = {t: {} for t in trees}
         commands: dict[Path, list[float]] = {t: [] for t in trees}
-        heavy: dict[Path, list[str]] = {}
+        heavy: dict[Path, str] = {}
         captions: dict[Path, str] = {}
         for _ in range(args.repeats):
             for tree in trees:  # alternate, so a shared machine's load falls on all alike
-                got = breakdown_once(tree, model_dir, args.tokens, args.threads)
-                heavy[tree] = got["heavy"]
+                got = breakdown_once(tree, model_dir, args.tokens, args.threads, args.precision)
+                heavy[tree] = f"{got['dtype']}; imported " + (", ".join(got["heavy"]) or "none")
                 for k, v in got["stages"].items():
                     stages[tree].setdefault(k, []).append(v)
-                wall, captions[tree] = command_once(tree, model_dir, args.threads)
+                wall, captions[tree] = command_once(tree, model_dir, args.threads, args.precision)
                 commands[tree].append(wall)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -153,7 +157,7 @@ def main() -> None:
         f"tokens in the breakdown; load average at the end {load:.1f}"
     )
     for tree in trees:
-        print(f"{tree}: imported {', '.join(heavy[tree]) or 'none of transformers/open_clip'}")
+        print(f"{tree}: {heavy[tree]} (of transformers, open_clip, torchvision, timm)")
     names = list(dict.fromkeys(k for t in trees for k in stages[t]))
     print("| stage | " + " | ".join(t.name for t in trees) + " |")
     print("|---|" + "---:|" * len(trees))

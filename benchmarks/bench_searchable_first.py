@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/imgcap-bench-searchable"))
     ap.add_argument("--model-dir", type=Path, default=None, help="bench_index.py's random model")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    ap.add_argument("--precision", default="auto", help="auto (imgcap's default), fp32, bf16")
+    ap.add_argument("--start-with", choices=("now", "after"), default="now")
     args = ap.parse_args()
 
     import torch
@@ -82,16 +84,18 @@ def main() -> None:
         write_random_model(str(model_dir), "clipcap-coco")
     folder = work / "phone"
     make_phone_photos(folder, args.images)
-    settings = Settings(device=args.device, precision="fp32" if args.device == "cpu" else "auto")
+    settings = Settings(device=args.device, precision=args.precision)
     model = load_random(model_dir, settings, args.tokens)
     runs = []
     for i in range(args.repeats):
-        order = ("now", "after") if i % 2 == 0 else ("after", "now")
+        first = ("now", "after") if args.start_with == "now" else ("after", "now")
+        order = first if i % 2 == 0 else first[::-1]
         for mode in order:
             r = one_run(folder, work / f"{mode}.db", model, settings, mode)
             print(json.dumps(r), flush=True)
             runs.append(r)
-    out: dict = {"images": args.images, "cores": os.cpu_count(), "threads": torch.get_num_threads()}
+    out: dict = {"images": args.images, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+                 "dtype": str(model.captioner.inner.dtype)}  # fmt: skip
     for mode in ("now", "after"):
         mine = [r for r in runs if r["mode"] == mode]
         med = {k: statistics.median(r[k] for r in mine) for k in ("searchable_s", "total_s")}
