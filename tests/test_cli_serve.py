@@ -119,6 +119,30 @@ def test_startup_is_quick(tmp_path):
     assert took < 10  # no model is loaded at startup (the first query loads the text tower)
 
 
+def test_ctrl_c_stops_from_the_startup_line_on_even_if_sigint_was_ignored(tmp_path, monkeypatch):
+    """Between the startup line and uvicorn's own handlers, a Ctrl-C must raise (and stop the
+    server), not be lost: a process started with SIGINT ignored inherits SIG_IGN."""
+    import uvicorn
+
+    from indexer.config import Settings
+    from search.web import server
+
+    _, db = make_gallery(tmp_path)
+    seen = []
+    monkeypatch.setattr(
+        uvicorn.Server,
+        "run",
+        lambda self, sockets=None: seen.append(signal.getsignal(signal.SIGINT)),
+    )
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        server.serve(Settings(db_path=db), port=0, say=lambda _t: None)
+        assert seen == [signal.default_int_handler]
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # put back as it was
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_open_model_check_and_startup_line(tmp_path, monkeypatch):
     import uvicorn
 

@@ -662,6 +662,10 @@ def serve(
     # the handler that was there before it: Ctrl-C is how a server is stopped, so both end in a
     # clean exit 0 here instead of "Interrupted." (130) or a death by signal.
     previous = signal.signal(signal.SIGTERM, _stop)
+    # uvicorn installs its handlers only once its loop runs: a Ctrl-C right after the startup
+    # line must stop the server too, also when this process began with SIGINT ignored (a
+    # script's background job inherits that), where it would otherwise be lost and run on.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         say(f"Serving {settings.db_path} at {url} (Ctrl-C to stop)")
         if open_browser:
@@ -673,6 +677,7 @@ def serve(
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         sock.close()
     say("Stopped.")
 
