@@ -269,36 +269,13 @@ def test_sigkill_in_the_captioning_phase_resumes_without_rework(
 ):
     """A real kill -9 (no handler runs) while captions are made from stored vectors: what was
     committed stays, and the next run captions only what was left."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     import numpy as np
+    from slow_index import kill_at_batch
 
     db = tmp_path / "killed.db"
     args = ["index", str(folder), "--model", str(tiny_model_dir), "--device", "cpu"]
     args += ["--batch-size", "2", "--workers", "1", "--captions", "after", "--db", str(db)]
-    slow = str(Path(__file__).parent / "slow_index.py")
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, slow, "0.3", "6", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    seen, deadline = 0, time.monotonic() + 60
-    while seen < 2 and time.monotonic() < deadline:  # the 2nd batch starts after the 1st commit
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen += line.strip() == "batch"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    seen = kill_at_batch(args, 2)  # the 2nd batch starts after the 1st commit
     assert seen == 2, "the run never got to its second captioning batch"
     killed = _rows(db)
     assert len(killed) == N  # every photo searchable by its image vector before any caption

@@ -5,10 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +12,7 @@ import pytest
 from photo_factory import BIG_JPEG, PHONE_EXIF, make_photo_folder
 from PIL import Image
 from run_settings import run_settings
+from slow_index import kill_at_batch
 
 from indexer.config import Settings
 from indexer.errors import StoreError, UsageError
@@ -374,32 +371,12 @@ def test_dry_run_reads_nothing_and_writes_nothing(photos, tmp_path, tiny_model_d
     assert not settings.db_path.exists()
 
 
-SLOW_INDEX = str(Path(__file__).parent / "slow_index.py")
-
-
 def test_sigkill_mid_run_then_resume_equals_a_clean_run(photos, tmp_path, tiny_model_dir):
     root, _ = photos
     args = ["index", str(root), "--model", str(tiny_model_dir), "--device", "cpu"]
     args += ["--batch-size", "2", "--workers", "1", "--captions", "now"]  # one pass
     killed_db = tmp_path / "killed.db"
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, SLOW_INDEX, "0.3", "6", *args, "--db", str(killed_db)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        start_new_session=True,  # so the kill takes its decode workers too
-    )
-    seen = 0
-    deadline = time.monotonic() + 60
-    while seen < 4 and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen += line.strip() == "batch"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    seen = kill_at_batch([*args, "--db", str(killed_db)], 4)
     assert seen == 4, "the run never got to its 4th batch"
     with Store.open(killed_db) as store:
         committed = store.counts()["results"]
