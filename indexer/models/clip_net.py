@@ -46,15 +46,9 @@ class ClipNetConfig:
 # only matter to towers or modes that the defaults rule out (timm, Hugging Face, pooling by an
 # eos id, the attentional pooler). A key in none of them is unknown: not ours.
 _VISION_SIZES = {"layers", "width", "head_width", "mlp_ratio", "patch_size", "image_size"}
-_VISION_DEFAULTS = {
+# The transformer block's options, the same in both towers' configs.
+_BLOCK_DEFAULTS = {
     "ls_init_value": None,
-    "patch_dropout": 0.0,
-    "attentional_pool": False,
-    "no_ln_pre": False,
-    "pos_embed_type": "learnable",
-    "final_ln_after_pool": False,
-    "pool_type": "tok",
-    "output_tokens": False,
     "act_kwargs": None,
     "norm_kwargs": None,
     "block_type": None,
@@ -64,6 +58,16 @@ _VISION_DEFAULTS = {
     "scale_attn_inner": False,
     "scale_attn": False,
     "scale_fc": False,
+}
+_VISION_DEFAULTS = {
+    **_BLOCK_DEFAULTS,
+    "patch_dropout": 0.0,
+    "attentional_pool": False,
+    "no_ln_pre": False,
+    "pos_embed_type": "learnable",
+    "final_ln_after_pool": False,
+    "pool_type": "tok",
+    "output_tokens": False,
     "timm_model_name": None,
 }
 _VISION_IGNORED = {
@@ -78,25 +82,16 @@ _VISION_IGNORED = {
 }
 _TEXT_SIZES = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "proj_bias"}
 _TEXT_DEFAULTS = {
+    **_BLOCK_DEFAULTS,
     "hf_tokenizer_name": None,
     "tokenizer_mode": None,
     "tokenizer_kwargs": None,
-    "ls_init_value": None,
     "embed_cls": False,
     "no_causal_mask": False,
     "final_ln_after_pool": False,
     "pool_type": "argmax",
     "proj_type": "linear",
     "output_tokens": False,
-    "act_kwargs": None,
-    "norm_kwargs": None,
-    "block_type": None,
-    "qk_norm": False,
-    "scaled_cosine_attn": False,
-    "scale_heads": False,
-    "scale_attn_inner": False,
-    "scale_attn": False,
-    "scale_fc": False,
     "hf_model_name": None,
 }
 _TEXT_IGNORED = {"pad_id", "eos_id", "hf_model_pretrained", "hf_proj_type", "hf_pooler_type"}
